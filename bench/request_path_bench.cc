@@ -1,0 +1,140 @@
+// Micro-benchmarks of the request path's pieces, each measured alone:
+// parsing, decoding, subject checks, the store, encoding, and the cross-shard
+// queue. Figures are per operation; compare runs on the same machine.
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gophermq/request_decoder.h"
+#include "gophermq/request_parser.h"
+#include "gophermq/response_encoder.h"
+#include "gophermq/spsc_queue.h"
+#include "gophermq/subject.h"
+#include "gophermq/subject_store.h"
+
+namespace gophermq {
+namespace {
+
+const std::string kPublishBody =
+    R"({"subject":"load.test","data":"hello, this is a small message"})";
+
+std::string padded(const std::string& text) {
+  std::string copy = text;
+  copy.reserve(text.size() + ByteBuffer::kPadding);
+  return copy;
+}
+
+void BM_DecodePublishBody(benchmark::State& state) {
+  RequestDecoder decoder;
+  std::string body = padded(kPublishBody);
+  DecodedRequest request;
+  for (auto _ : state) {
+    bool ok = decoder.decode(body.data(), body.size(), body.capacity(), request);
+    benchmark::DoNotOptimize(ok);
+    benchmark::DoNotOptimize(request.data.data());
+  }
+}
+BENCHMARK(BM_DecodePublishBody);
+
+class CountingSink final : public RequestSink {
+ public:
+  void on_request(const HttpRequest& request) override { bytes += request.body_size; }
+  void on_continue_expected() override {}
+  std::size_t bytes = 0;
+};
+
+void BM_ParsePublishRequest(benchmark::State& state) {
+  CountingSink sink;
+  RequestParser parser({16 << 10, 1 << 20}, sink);
+  std::string request =
+      "POST /api/publish HTTP/1.1\r\nHost: localhost:8082\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(kPublishBody.size()) + "\r\n\r\n" + kPublishBody;
+  request = padded(request);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(parser.feed(request.data(), request.size(), request.capacity()));
+  }
+  benchmark::DoNotOptimize(sink.bytes);
+}
+BENCHMARK(BM_ParsePublishRequest);
+
+void BM_ValidateAndRouteSubject(benchmark::State& state) {
+  std::string subject = "orders.eu.west.created";
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(is_valid_subject(subject));
+    benchmark::DoNotOptimize(owner_shard(subject, 16));
+  }
+}
+BENCHMARK(BM_ValidateAndRouteSubject);
+
+// Publish to `fan_out` subscribers, then fetch (encode and drain) each one.
+void BM_StorePublishFetch(benchmark::State& state) {
+  const auto fan_out = static_cast<int>(state.range(0));
+  PendingBudget budget(1 << 30);
+  SubscriberIdSource ids;
+  SubjectStore store(budget, ids);
+  std::vector<SubscriberId> subscribers;
+  for (int i = 0; i < fan_out; ++i) subscribers.push_back(store.subscribe("load.test"));
+  ByteBuffer out;
+  for (auto _ : state) {
+    store.publish("load.test", "hello, this is a small message");
+    for (const SubscriberId& id : subscribers) {
+      Subscriber* subscriber = store.find("load.test", id);
+      out.clear();
+      append_fetch_body(out, subscriber->queue, id, "load.test");
+      store.drain(*subscriber);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * fan_out);
+}
+BENCHMARK(BM_StorePublishFetch)->Arg(1)->Arg(10)->Arg(100);
+
+void BM_EncodeJsonString(benchmark::State& state) {
+  std::string text(static_cast<std::size_t>(state.range(0)), 'x');
+  text[text.size() / 2] = '"';
+  ByteBuffer out;
+  for (auto _ : state) {
+    out.clear();
+    append_json_string(out, text);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_EncodeJsonString)->Arg(16)->Arg(1024);
+
+// One item across two threads and back: the cross-shard round trip's queue
+// cost, without the ring wake-up.
+void BM_SpscRoundTrip(benchmark::State& state) {
+  SpscQueue<std::uint64_t> to_owner(1024);
+  SpscQueue<std::uint64_t> back(1024);
+  std::atomic<bool> done{false};
+  std::thread owner([&] {
+    while (!done.load(std::memory_order_relaxed)) {
+      to_owner.consume([&](std::uint64_t&& value) {
+        while (!back.try_stage(std::move(value))) {
+        }
+        back.publish();
+      });
+    }
+  });
+  std::uint64_t next = 0;
+  for (auto _ : state) {
+    while (!to_owner.try_stage(std::uint64_t{next})) {
+    }
+    to_owner.publish();
+    std::size_t got = 0;
+    while (got == 0) got = back.consume([](std::uint64_t&&) {});
+    ++next;
+  }
+  done.store(true);
+  owner.join();
+}
+BENCHMARK(BM_SpscRoundTrip)->UseRealTime();
+
+}  // namespace
+}  // namespace gophermq
+
+BENCHMARK_MAIN();

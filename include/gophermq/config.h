@@ -1,0 +1,74 @@
+// Broker configuration: the original GopherMQ's keys and layering, plus ours.
+//
+// Layers, later ones win: built-in defaults, then `config.yaml` in the working
+// directory (or the file named by --config), then GOPHERMQ_* environment
+// variables, then command-line flags. The environment mapping is the original's
+// and deployments rely on it: strip the prefix, lower-case the rest, turn `__`
+// into `-`, then `_` into `.`; so GOPHERMQ_BROKER_MAX__PENDING sets
+// broker.max-pending.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gophermq {
+
+enum class LogLevel : std::uint8_t { debug, info, warn, error };
+
+// Which io_uring features the broker may use. `basic` keeps to what every
+// io_uring kernel has (single-shot accept and receive, eventfd wake-ups, no
+// SINGLE_ISSUER/DEFER_TASKRUN): a way around a kernel whose newer features
+// misbehave, and how the tests exercise the fallback paths.
+enum class IoUringMode : std::uint8_t { automatic, basic };
+
+// Where a listener binds: `host` empty means every interface.
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;  // 0 asks the kernel for an ephemeral port (tests)
+};
+
+struct Config {
+  LogLevel log_level = LogLevel::info;            // logger.level
+  ListenAddress api{"", 8082};                    // broker.port (and broker.host)
+  std::uint64_t max_pending = 1'000'000;          // broker.max-pending
+  unsigned shards = 0;                            // broker.cores; 0 = one per CPU we may run on
+  std::size_t max_body_bytes = 1 << 20;           // broker.max-body
+  std::size_t max_header_bytes = 16 << 10;        // broker.max-header-bytes
+  IoUringMode io_uring = IoUringMode::automatic;  // broker.io-uring: auto | basic
+  bool monitoring_enabled = true;                 // monitoring.enable
+  ListenAddress monitoring{"", 9001};  // monitoring.port (":9001", "9001", "127.0.0.1:9001")
+};
+
+// What the command line asked for, beside the configuration itself.
+enum class Command : std::uint8_t { broker, help, version };
+
+struct ConfigLoad {
+  Config config;
+  Command command = Command::broker;
+  std::string error;  // non-empty: one line for the operator, exit non-zero
+  bool ok() const { return error.empty(); }
+};
+
+// Builds the configuration from all layers. `args` excludes argv[0]; `environ`
+// is a null-terminated array like ::environ; `working_directory_yaml` is the
+// config file tried when no --config flag names one (a missing default file is
+// not an error, a missing named one is).
+ConfigLoad load_config(const std::vector<std::string_view>& args, const char* const* environ,
+                       std::string_view working_directory_yaml = "config.yaml");
+
+// Applies one `key=value` setting (the dotted key of config.yaml). Returns an
+// error line, or empty on success. Shared by every layer so they agree on
+// parsing and validation.
+std::string apply_setting(Config& config, std::string_view key, std::string_view value);
+
+// Maps a GOPHERMQ_* variable name to its dotted key exactly as the original
+// does; empty when the name lacks the prefix.
+std::string environment_key(std::string_view variable_name);
+
+// The --help text.
+std::string usage_text();
+
+}  // namespace gophermq

@@ -1,0 +1,42 @@
+// Decoding a request body: the JSON object {"subject":..., "data":..., "id":...}
+// read in place from the receive buffer with simdjson On-Demand.
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstddef>
+#include <string_view>
+
+#include "gophermq/byte_buffer.h"
+
+namespace gophermq {
+
+// Views into the decoder's own string buffer: valid until its next decode.
+struct DecodedRequest {
+  std::string_view subject;
+  std::string_view data;
+  std::string_view id;
+};
+
+// Mirrors Go's encoding/json into a struct, which is what the original used:
+// keys match case-insensitively, the last duplicate wins, null leaves a field
+// unset, unknown fields are ignored (but must be valid JSON), and a body that
+// is empty decodes to an empty request. Anything that is not one JSON object
+// (with nothing but whitespace after it) is invalid, as is a non-string
+// subject, data or id.
+class RequestDecoder {
+ public:
+  // `padded_capacity` counts the readable bytes from `body` on, which must be
+  // at least size + simdjson::SIMDJSON_PADDING.
+  bool decode(const char* body, std::size_t size, std::size_t padded_capacity,
+              DecodedRequest& request);
+
+ private:
+  simdjson::error_code decode_document(const char* body, std::size_t size,
+                                       std::size_t padded_capacity, DecodedRequest& request);
+
+  simdjson::ondemand::parser parser_;
+  ByteBuffer repaired_;  // a body rewritten the way Go reads invalid UTF-8
+};
+
+}  // namespace gophermq

@@ -1,0 +1,48 @@
+// Encoding response bodies by hand, byte for byte as the original's Go
+// encoder writes them: keys in sorted order, HTML-safe string escaping, and a
+// trailing newline.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include "gophermq/byte_buffer.h"
+#include "gophermq/subject_store.h"
+#include "gophermq/subscriber_id.h"
+
+namespace gophermq {
+
+namespace body {
+inline constexpr std::string_view kOk = "{\"status\":\"ok\"}\n";
+inline constexpr std::string_view kInvalidSubject = "{\"message\":\"invalid subject\"}\n";
+inline constexpr std::string_view kInvalidBody = "{\"message\":\"request's body is invalid\"}\n";
+inline constexpr std::string_view kSubscriberNotFound = "{\"message\":\"subscriber not found\"}\n";
+inline constexpr std::string_view kBrokerOverflow = "{\"message\":\"broker overflow\"}\n";
+inline constexpr std::string_view kBadId = "{\"message\":\"bad id\"}\n";
+inline constexpr std::string_view kNotFound = "{\"message\":\"Not Found\"}\n";
+inline constexpr std::string_view kMethodNotAllowed = "{\"message\":\"Method Not Allowed\"}\n";
+inline constexpr std::string_view kServerError = "{\"message\":\"server error\"}\n";
+inline constexpr std::string_view kMalformedRequest = "{\"message\":\"malformed request\"}\n";
+inline constexpr std::string_view kBodyTooLarge = "{\"message\":\"request body too large\"}\n";
+inline constexpr std::string_view kHeadersTooLarge =
+    "{\"message\":\"request headers too large\"}\n";
+}  // namespace body
+
+// A JSON string literal (quotes included) as Go's encoding/json writes it:
+// `"` and `\` backslash-escaped; \n, \r, \t short; other control characters,
+// `<`, `>`, `&`, U+2028 and U+2029 as \u00XX / \u20XX. Input is valid UTF-8
+// (simdjson validated it on the way in).
+std::size_t json_string_size(std::string_view text);
+char* write_json_string(char* out, std::string_view text);
+void append_json_string(ByteBuffer& out, std::string_view text);
+
+// {"id":"<uuid>","subject":<subject>}\n
+std::size_t subscribe_body_size(std::string_view subject);
+void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject);
+
+// {"data":[<message>,...],"id":"<uuid>","subject":<subject>}\n
+std::size_t fetch_body_size(const MessageQueue& messages, std::string_view subject);
+void append_fetch_body(ByteBuffer& out, const MessageQueue& messages, const SubscriberId& id,
+                       std::string_view subject);
+
+}  // namespace gophermq

@@ -1,0 +1,28 @@
+// Routing: which endpoint a method and path name.
+#pragma once
+
+#include <llhttp.h>
+
+#include <cstdint>
+#include <string_view>
+
+namespace gophermq {
+
+enum class Endpoint : std::uint8_t {
+  publish,        // POST /api/publish
+  publish_async,  // POST /api/publish/async
+  subscribe,      // POST /api/subscribe
+  fetch,          // POST /api/fetch
+  ready,          // GET /ready
+  not_found,      // 404 {"message":"Not Found"}
+  wrong_method,   // 405 {"message":"Method Not Allowed"}
+};
+
+struct Route {
+  Endpoint endpoint;
+  std::string_view allow;  // for 405: the Allow header line
+};
+
+Route route(llhttp_method_t method, std::string_view path);
+
+}  // namespace gophermq

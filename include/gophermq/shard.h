@@ -1,0 +1,112 @@
+// A shard: one pinned thread, one io_uring, one listening socket, the
+// connections it accepted and the subjects it owns. Nothing here is shared
+// with other shards except the cross-shard queues and the pending budget.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <latch>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gophermq/config.h"
+#include "gophermq/connection.h"
+#include "gophermq/cross_shard.h"
+#include "gophermq/event_loop.h"
+#include "gophermq/pending_budget.h"
+#include "gophermq/request_decoder.h"
+#include "gophermq/router.h"
+#include "gophermq/subject_store.h"
+
+namespace gophermq {
+
+// What every shard shares; owned by the broker.
+struct ShardEnvironment {
+  const Config& config;
+  PendingBudget& budget;
+  CrossShardMatrix& matrix;
+  std::atomic<bool>& stop_requested;
+  // Start-up handshake: each shard counts down once its ring exists (or it
+  // failed), then waits for `go` before serving, so no shard wakes a ring
+  // that does not exist yet.
+  std::latch& rings_ready;
+  std::latch& go;
+};
+
+class Shard final : public RequestHandler {
+ public:
+  Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment);
+  ~Shard();
+
+  // The thread body: pins itself, sets up its ring, serves until stopped.
+  void run();
+
+  // Set when start-up failed: one line for the operator.
+  const std::string& start_error() const { return start_error_; }
+  const EventLoop::Features& features() const { return loop_.features(); }
+
+ private:
+  void handle(Connection& connection, const HttpRequest& request) override;
+
+  std::string start();
+  void serve();
+
+  // Completions.
+  void dispatch(const Completion& completion);
+  void on_accept(const Completion& completion);
+  void on_receive(const Completion& completion);
+  void on_send(const Completion& completion);
+  void on_close(const Completion& completion);
+
+  // Connection I/O.
+  void arm_accept();
+  void arm_receive(Connection& connection);
+  void arm_stop_signal();
+  void feed(Connection& connection, const char* data, std::size_t size, std::size_t padded);
+  void mark_for_send(Connection& connection);
+  void flush_sends();
+  void start_send(Connection& connection);
+  void close_when_done(Connection& connection);
+  // The connection a completion is about, or null when it is stale.
+  Connection* connection_for(const Completion& completion);
+  static std::uint64_t connection_tag(Operation operation, const Connection& connection) {
+    return make_tag(operation, connection.index(), connection.generation());
+  }
+
+  // Requests.
+  void serve_locally(Connection& connection, Endpoint endpoint, const DecodedRequest& request,
+                     const SubscriberId& id, const ResponseStyle& style);
+  void send_call(unsigned owner, ShardCall&& call);
+  void serve_call(ShardCall&& call);
+  void complete_call(ShardCall& call);
+  void drain_incoming_calls();
+  bool flush_outgoing_calls();
+
+  const unsigned id_;
+  const int cpu_;
+  const int listen_fd_;
+  ShardEnvironment& env_;
+  const unsigned shard_count_;
+  std::string start_error_;
+
+  EventLoop loop_;
+  bool multishot_receive_ = false;
+  SubscriberIdSource ids_;
+  SubjectStore store_;
+  RequestDecoder decoder_;
+  RequestLimits limits_;
+
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<std::uint32_t> free_connections_;
+  std::vector<std::uint32_t> send_queue_;  // connections with output to flush this turn
+
+  // Calls that found their queue full wait here, in order (back-pressure,
+  // never a drop); one list per destination shard.
+  std::vector<std::deque<ShardCall>> waiting_calls_;
+  std::vector<bool> published_to_;
+  std::uint64_t stop_signal_value_ = 0;  // eventfd read target
+};
+
+}  // namespace gophermq

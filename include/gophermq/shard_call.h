@@ -1,0 +1,74 @@
+// What travels between shards: a request for a subject owned by another
+// shard, and, on the way back, its answer. One value type does both trips.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string_view>
+
+#include "gophermq/byte_buffer.h"
+#include "gophermq/message.h"
+#include "gophermq/subscriber_id.h"
+
+namespace gophermq {
+
+// A subject copied out of a receive buffer. Most subjects are short, so they
+// live inline; longer ones take one allocation.
+class SubjectCopy {
+ public:
+  SubjectCopy() = default;
+  explicit SubjectCopy(std::string_view subject)
+      : size_(static_cast<std::uint32_t>(subject.size())) {
+    char* target = inline_;
+    if (subject.size() > sizeof(inline_)) {
+      heap_.reset(new char[subject.size()]);
+      target = heap_.get();
+    }
+    std::memcpy(target, subject.data(), subject.size());
+  }
+  std::string_view view() const { return {heap_ ? heap_.get() : inline_, size_}; }
+
+ private:
+  std::unique_ptr<char[]> heap_;
+  std::uint32_t size_ = 0;
+  char inline_[36];
+};
+
+enum class CallKind : std::uint8_t { publish, publish_async, subscribe, fetch };
+
+// The owner's answer, turned into an HTTP response by the origin shard.
+enum class CallOutcome : std::uint8_t {
+  pending,        // not served yet
+  published,      // 200 {"status":"ok"}
+  no_subscriber,  // 404 subscriber not found
+  overflow,       // 429 broker overflow
+  subscribed,     // 200 with `id`
+  fetched,        // 200 with `fetch_body`
+  bad_id,         // 404 bad id
+};
+
+// How the origin will frame the response (decided when the request was read).
+struct ResponseStyle {
+  bool keep_alive = true;
+  bool http_1_0 = false;
+  bool head = false;  // HEAD: headers only
+};
+
+struct ShardCall {
+  CallKind kind;
+  CallOutcome outcome = CallOutcome::pending;
+  std::uint16_t origin_shard;
+  ResponseStyle style;
+  // The connection and response slot the answer belongs to (unused for
+  // publish_async, whose answer was already sent).
+  std::uint32_t connection_index;
+  std::uint32_t connection_generation;
+  std::uint64_t response_sequence;
+  SubjectCopy subject;
+  MessagePtr message;     // publish: owned by the call until the store takes it
+  SubscriberId id;        // fetch: whose queue; subscribe: the new id
+  ByteBuffer fetch_body;  // fetch: the encoded body
+};
+
+}  // namespace gophermq

@@ -1,0 +1,106 @@
+// A bounded single-producer single-consumer queue: the cross-shard channel,
+// one per ordered pair of shards.
+//
+// The producer stages items and publishes them in a batch (one release store
+// per loop turn, not one per item), as Seastar does: the consumer's cache line
+// is touched once per batch. Each side caches the other's index and rereads
+// the shared one only when its cached view says full (or empty).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <utility>
+
+namespace gophermq {
+
+template <typename T>
+class SpscQueue {
+ public:
+  // `capacity` is rounded up to a power of two.
+  explicit SpscQueue(std::size_t capacity) {
+    std::size_t rounded = 2;
+    while (rounded < capacity) rounded *= 2;
+    mask_ = rounded - 1;
+    slots_ = std::make_unique<Slot[]>(rounded);
+  }
+  SpscQueue(const SpscQueue&) = delete;
+  SpscQueue& operator=(const SpscQueue&) = delete;
+  ~SpscQueue() {
+    publish();
+    // consume() stops at its cached view of the tail; loop until it is current.
+    while (consume([](T&&) {}) != 0) {
+    }
+  }
+
+  std::size_t capacity() const { return mask_ + 1; }
+
+  // Producer: puts an item in the next slot without showing it to the
+  // consumer yet. False when the queue is full (back-pressure: the caller
+  // keeps the item and retries later).
+  bool try_stage(T&& item) {
+    if (staged_tail_ - producer_.cached_head == capacity()) {
+      producer_.cached_head = head_.load(std::memory_order_acquire);
+      if (staged_tail_ - producer_.cached_head == capacity()) return false;
+    }
+    new (slots_[staged_tail_ & mask_].storage) T(std::move(item));
+    ++staged_tail_;
+    return true;
+  }
+
+  // Producer: shows every staged item to the consumer. Returns whether there
+  // was anything new.
+  bool publish() {
+    if (staged_tail_ == published_tail_) return false;
+    published_tail_ = staged_tail_;
+    tail_.store(staged_tail_, std::memory_order_release);
+    return true;
+  }
+
+  // Consumer: hands up to `max` published items to `take`, oldest first.
+  template <typename Take>
+  std::size_t consume(Take&& take, std::size_t max = static_cast<std::size_t>(-1)) {
+    std::size_t head = head_.load(std::memory_order_relaxed);
+    if (head == consumer_.cached_tail) {
+      consumer_.cached_tail = tail_.load(std::memory_order_acquire);
+      if (head == consumer_.cached_tail) return 0;
+    }
+    std::size_t taken = 0;
+    while (head != consumer_.cached_tail && taken < max) {
+      T* item = std::launder(reinterpret_cast<T*>(slots_[head & mask_].storage));
+      take(std::move(*item));
+      item->~T();
+      ++head;
+      ++taken;
+    }
+    head_.store(head, std::memory_order_release);
+    return taken;
+  }
+
+  // Either side: whether published items are waiting (a fresh look).
+  bool has_published_items() const {
+    return tail_.load(std::memory_order_acquire) != head_.load(std::memory_order_acquire);
+  }
+
+ private:
+  struct Slot {
+    alignas(T) unsigned char storage[sizeof(T)];
+  };
+
+  std::size_t mask_;
+  std::unique_ptr<Slot[]> slots_;
+
+  // Written by the consumer, read by the producer.
+  alignas(64) std::atomic<std::size_t> head_{0};
+  // Written by the producer, read by the consumer.
+  alignas(64) std::atomic<std::size_t> tail_{0};
+  // Producer-private.
+  alignas(64) struct { std::size_t cached_head = 0; } producer_;
+  std::size_t staged_tail_ = 0;
+  std::size_t published_tail_ = 0;
+  // Consumer-private.
+  alignas(64) struct { std::size_t cached_tail = 0; } consumer_;
+};
+
+}  // namespace gophermq

@@ -1,0 +1,99 @@
+// The store: one per shard, holding the subjects that shard owns, their
+// subscribers and each subscriber's queue of pending messages. Only the owning
+// shard's thread touches it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "gophermq/message.h"
+#include "gophermq/pending_budget.h"
+#include "gophermq/subscriber_id.h"
+
+namespace gophermq {
+
+// A subscriber's pending messages, oldest first: a power-of-two ring of
+// pointers (8 bytes a message and subscriber; the payload lives once in the
+// shared Message).
+class MessageQueue {
+ public:
+  MessageQueue() = default;
+  MessageQueue(const MessageQueue&) = delete;
+  MessageQueue& operator=(const MessageQueue&) = delete;
+  ~MessageQueue();
+
+  void push(Message* message);
+  std::size_t size() const { return static_cast<std::size_t>(tail_ - head_); }
+  bool empty() const { return head_ == tail_; }
+
+  template <typename Visit>
+  void for_each(Visit&& visit) const {
+    for (std::uint64_t i = head_; i != tail_; ++i) visit(*slots_[i & mask_]);
+  }
+  // Releases every message (the caller already used them) and empties the queue.
+  void drain();
+
+ private:
+  Message** slots_ = nullptr;
+  std::uint64_t mask_ = 0;  // capacity - 1; capacity 0 while slots_ is null
+  std::uint64_t head_ = 0;
+  std::uint64_t tail_ = 0;
+};
+
+struct Subscriber {
+  SubscriberId id;
+  const struct SubjectEntry* subject;  // the subject it subscribed to
+  MessageQueue queue;
+};
+
+struct SubjectEntry {
+  std::vector<std::unique_ptr<Subscriber>> subscribers;
+};
+
+enum class PublishOutcome : std::uint8_t { stored, no_subscriber, overflow };
+
+class SubjectStore {
+ public:
+  SubjectStore(PendingBudget& budget, SubscriberIdSource& ids) : budget_(budget), ids_(ids) {}
+
+  // A new subscriber; it receives only what is published after this call.
+  SubscriberId subscribe(std::string_view subject);
+
+  // Appends to every subscriber of `subject`, in publish order, or stores
+  // nothing. The payload is copied once, only when it is stored.
+  PublishOutcome publish(std::string_view subject, std::string_view payload);
+  // Same, for a message another shard already copied out of its receive
+  // buffer; the store keeps it, or frees it when refused.
+  PublishOutcome publish(std::string_view subject, MessagePtr message);
+
+  // The subscriber `id` of `subject`, or null when there is none (the
+  // original's "bad id").
+  Subscriber* find(std::string_view subject, const SubscriberId& id);
+
+  // Called after a fetch has encoded a subscriber's messages: drops them and
+  // returns their count to the budget.
+  void drain(Subscriber& subscriber);
+
+  std::size_t subject_count() const { return subjects_.size(); }
+  std::size_t subscriber_count() const { return subscribers_.size(); }
+
+ private:
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  SubjectEntry* find_subject(std::string_view subject);
+  // Appends a message whose budget is reserved to every subscriber's queue.
+  static void append(SubjectEntry& entry, Message* message);
+
+  PendingBudget& budget_;
+  SubscriberIdSource& ids_;
+  std::unordered_map<std::string, SubjectEntry, StringHash, std::equal_to<>> subjects_;
+  std::unordered_map<SubscriberId, Subscriber*, SubscriberIdHash> subscribers_;
+};
+
+}  // namespace gophermq

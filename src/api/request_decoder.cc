@@ -1,0 +1,281 @@
+#include "gophermq/request_decoder.h"
+
+#include <utility>
+
+namespace gophermq {
+namespace {
+
+using simdjson::error_code;
+using simdjson::SUCCESS;
+using simdjson::ondemand::json_type;
+
+// Ignored fields are walked recursively; this bounds the recursion (and stays
+// under simdjson's own limit of 1024 levels). Go allows 10000, but no real
+// client nests an ignored field a thousand levels deep, while a hostile one
+// could otherwise exhaust a shard's stack.
+constexpr int kMaxNesting = 1000;
+
+// ASCII case-insensitive key match: Go's encoding/json matches struct tags
+// without regard to case, so {"Subject": ...} works against the original.
+bool key_is(std::string_view key, std::string_view name) {
+  if (key.size() != name.size()) return false;
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    char c = key[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != name[i]) return false;
+  }
+  return true;
+}
+
+// JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// checked on the raw token, so huge or very precise numbers in ignored fields
+// are accepted exactly as Go accepts them.
+bool is_json_number(std::string_view token) {
+  std::size_t i = 0;
+  auto digits = [&] {
+    std::size_t start = i;
+    while (i < token.size() && token[i] >= '0' && token[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < token.size() && token[i] == '-') ++i;
+  if (i < token.size() && token[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < token.size() && token[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < token.size() && (token[i] == 'e' || token[i] == 'E')) {
+    ++i;
+    if (i < token.size() && (token[i] == '+' || token[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == token.size();
+}
+
+// On-Demand only checks what it is asked to read; an ignored field's value
+// is walked in full so that `{"subject":"a","x":[tru]}` is refused as Go
+// refuses it.
+error_code validate(simdjson::ondemand::value value, int depth) {
+  json_type type;
+  if (error_code error = value.type().get(type)) return error;
+  switch (type) {
+    case json_type::object: {
+      if (depth >= kMaxNesting) return simdjson::DEPTH_ERROR;
+      simdjson::ondemand::object object;
+      if (error_code error = value.get_object().get(object)) return error;
+      for (auto result : object) {
+        simdjson::ondemand::field field;
+        std::string_view key;
+        if (error_code error = std::move(result).get(field)) return error;
+        if (error_code error = field.unescaped_key().get(key)) return error;
+        if (error_code error = validate(field.value(), depth + 1)) return error;
+      }
+      return SUCCESS;
+    }
+    case json_type::array: {
+      if (depth >= kMaxNesting) return simdjson::DEPTH_ERROR;
+      simdjson::ondemand::array array;
+      if (error_code error = value.get_array().get(array)) return error;
+      for (auto element : array) {
+        simdjson::ondemand::value item;
+        if (error_code error = std::move(element).get(item)) return error;
+        if (error_code error = validate(item, depth + 1)) return error;
+      }
+      return SUCCESS;
+    }
+    case json_type::string: {
+      std::string_view ignored;
+      return value.get_string().get(ignored);
+    }
+    case json_type::number: {
+      std::string_view token = value.raw_json_token();
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t' ||
+                                token.back() == '\n' || token.back() == '\r')) {
+        token.remove_suffix(1);
+      }
+      return is_json_number(token) ? SUCCESS : simdjson::NUMBER_ERROR;
+    }
+    case json_type::boolean: {
+      bool ignored;
+      return value.get_bool().get(ignored);
+    }
+    case json_type::null: {
+      bool is_null = false;
+      if (error_code error = value.is_null().get(is_null)) return error;
+      return is_null ? SUCCESS : simdjson::N_ATOM_ERROR;
+    }
+  }
+  return simdjson::INCORRECT_TYPE;
+}
+
+// A known field: a string sets it, null leaves it as it was, anything else
+// is a type error.
+error_code read_string_field(simdjson::ondemand::value value, std::string_view& field) {
+  json_type type;
+  if (error_code error = value.type().get(type)) return error;
+  if (type == json_type::null) return validate(value, 1);
+  if (type != json_type::string) return simdjson::INCORRECT_TYPE;
+  return value.get_string().get(field);
+}
+
+bool only_whitespace(const char* bytes, std::size_t size) {
+  for (std::size_t i = 0; i < size; ++i) {
+    char c = bytes[i];
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return false;
+  }
+  return true;
+}
+
+// Length of the valid UTF-8 sequence at `bytes` (RFC 3629: no overlongs, no
+// surrogates, nothing past U+10FFFF), or 0 when it is not one.
+std::size_t utf8_sequence_length(const unsigned char* bytes, std::size_t available) {
+  const unsigned char lead = bytes[0];
+  if (lead < 0x80) return 1;
+  std::size_t length;
+  unsigned char low = 0x80, high = 0xbf;  // allowed range of the second byte
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  if (available < length || bytes[1] < low || bytes[1] > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (bytes[i] < 0x80 || bytes[i] > 0xbf) return 0;
+  }
+  return length;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The code unit of a `\uXXXX` escape at `text[i]`, or -1.
+int escaped_unit(std::string_view text, std::size_t i) {
+  if (i + 6 > text.size() || text[i] != '\\' || text[i + 1] != 'u') return -1;
+  int unit = 0;
+  for (std::size_t k = i + 2; k < i + 6; ++k) {
+    int digit = hex_digit(text[k]);
+    if (digit < 0) return -1;
+    unit = unit << 4 | digit;
+  }
+  return unit;
+}
+
+// Go's decoder turns each invalid UTF-8 byte, and each \u escape of an
+// unpaired surrogate, into U+FFFD instead of refusing the body. Rewrites
+// `body` that way into `out`; false when there was nothing to repair.
+bool repair_like_go(std::string_view body, ByteBuffer& out) {
+  static constexpr std::string_view kReplacementCharacter = "\xef\xbf\xbd";
+  static constexpr std::string_view kEscapedReplacement = "\\ufffd";
+  out.clear();
+  bool repaired = false;
+  std::size_t i = 0;
+  while (i < body.size()) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(body.data() + i);
+    if (body[i] == '\\' && i + 1 < body.size()) {
+      int unit = escaped_unit(body, i);
+      if (unit >= 0xd800 && unit <= 0xdbff) {
+        int next = escaped_unit(body, i + 6);
+        if (next >= 0xdc00 && next <= 0xdfff) {
+          out.append(body.data() + i, 12);  // a proper pair
+          i += 12;
+          continue;
+        }
+      }
+      if (unit >= 0xd800 && unit <= 0xdfff) {
+        out.append(kEscapedReplacement);
+        repaired = true;
+        i += 6;
+        continue;
+      }
+      out.append(body.data() + i, 2);  // any other escape, e.g. \\ or \"
+      i += 2;
+      continue;
+    }
+    std::size_t length = utf8_sequence_length(bytes, body.size() - i);
+    if (length == 0) {
+      out.append(kReplacementCharacter);
+      repaired = true;
+      ++i;
+      continue;
+    }
+    out.append(body.data() + i, length);
+    i += length;
+  }
+  return repaired;
+}
+
+}  // namespace
+
+error_code RequestDecoder::decode_document(const char* body, std::size_t size,
+                                           std::size_t padded_capacity, DecodedRequest& request) {
+  request = {};
+  simdjson::ondemand::document document;
+  if (error_code error = parser_.iterate(body, size, padded_capacity).get(document)) return error;
+  json_type type;
+  if (error_code error = document.type().get(type)) return error;
+  if (type == json_type::null) {
+    // `null` decodes into a struct as a no-op in Go.
+    bool is_null = false;
+    if (error_code error = document.is_null().get(is_null)) return error;
+    if (!is_null) return simdjson::N_ATOM_ERROR;
+  } else {
+    simdjson::ondemand::object object;
+    if (type != json_type::object) return simdjson::INCORRECT_TYPE;
+    if (error_code error = document.get_object().get(object)) return error;
+    for (auto result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (error_code error = std::move(result).get(field)) return error;
+      if (error_code error = field.unescaped_key().get(key)) return error;
+      error_code error;
+      if (key_is(key, "subject")) {
+        error = read_string_field(field.value(), request.subject);
+      } else if (key_is(key, "data")) {
+        error = read_string_field(field.value(), request.data);
+      } else if (key_is(key, "id")) {
+        error = read_string_field(field.value(), request.id);
+      } else {
+        error = validate(field.value(), 1);
+      }
+      if (error) return error;
+    }
+  }
+  // Nothing but whitespace may follow the value: Go refuses `{...} x`.
+  if (document.current_location().error() != simdjson::OUT_OF_BOUNDS) {
+    return simdjson::TRAILING_CONTENT;
+  }
+  return SUCCESS;
+}
+
+bool RequestDecoder::decode(const char* body, std::size_t size, std::size_t padded_capacity,
+                            DecodedRequest& request) {
+  request = {};
+  // Echo's binder skips an empty body: every field stays empty.
+  if (size == 0) return true;
+  // Whitespace alone is "unexpected end of JSON input" in Go.
+  if (only_whitespace(body, size)) return false;
+  error_code error = decode_document(body, size, padded_capacity, request);
+  if (error == SUCCESS) return true;
+  // Invalid UTF-8 or an unpaired surrogate: the slow path, off the hot one.
+  if (error != simdjson::UTF8_ERROR && error != simdjson::STRING_ERROR) return false;
+  if (!repair_like_go({body, size}, repaired_)) return false;
+  return decode_document(repaired_.data(), repaired_.size(), repaired_.padded_capacity(),
+                         request) == SUCCESS;
+}
+
+}  // namespace gophermq

@@ -1,0 +1,27 @@
+#include "gophermq/router.h"
+
+namespace gophermq {
+
+Route route(llhttp_method_t method, std::string_view path) {
+  constexpr std::string_view kAllowPost = "Allow: POST\r\n";
+  constexpr std::string_view kAllowGet = "Allow: GET, HEAD\r\n";
+  Endpoint endpoint;
+  if (path == "/api/publish") {
+    endpoint = Endpoint::publish;
+  } else if (path == "/api/publish/async") {
+    endpoint = Endpoint::publish_async;
+  } else if (path == "/api/subscribe") {
+    endpoint = Endpoint::subscribe;
+  } else if (path == "/api/fetch") {
+    endpoint = Endpoint::fetch;
+  } else if (path == "/ready") {
+    if (method == HTTP_GET || method == HTTP_HEAD) return {Endpoint::ready, {}};
+    return {Endpoint::wrong_method, kAllowGet};
+  } else {
+    return {Endpoint::not_found, {}};
+  }
+  if (method != HTTP_POST) return {Endpoint::wrong_method, kAllowPost};
+  return {endpoint, {}};
+}
+
+}  // namespace gophermq

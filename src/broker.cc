@@ -1,0 +1,135 @@
+#include "gophermq/broker.h"
+
+#include <sched.h>
+#include <signal.h>
+
+#include <atomic>
+#include <latch>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "gophermq/cross_shard.h"
+#include "gophermq/listener.h"
+#include "gophermq/log.h"
+#include "gophermq/pending_budget.h"
+#include "gophermq/shard.h"
+#include "gophermq_version.h"
+
+#ifdef GOPHERMQ_WITH_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+namespace gophermq {
+namespace {
+
+// Each cross-shard queue holds this many calls before back-pressure.
+constexpr std::size_t kCrossShardQueueCapacity = 4096;
+
+// The CPUs this process may run on (taskset, cgroup cpusets), in order.
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    }
+  }
+  return cpus;
+}
+
+std::string features_text(const EventLoop::Features& f) {
+  std::string text;
+  auto add = [&](bool on, const char* name) {
+    if (!on) return;
+    if (!text.empty()) text += ',';
+    text += name;
+  };
+  add(f.single_issuer, "single_issuer");
+  add(f.defer_taskrun, "defer_taskrun");
+  add(f.multishot_accept, "multishot_accept");
+  add(f.provided_buffers, "provided_buffers");
+  add(f.multishot_receive, "multishot_receive");
+  add(f.msg_ring, "msg_ring");
+  return text.empty() ? "basic" : text;
+}
+
+}  // namespace
+
+int run_broker(const Config& config) {
+  log::set_level(config.log_level);
+
+  // Signals are taken by this thread alone, with sigwait: shard threads
+  // inherit the blocked mask. SIGPIPE never kills us (sends also pass
+  // MSG_NOSIGNAL).
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::vector<int> cpus = allowed_cpus();
+  const unsigned shard_count = config.shards != 0
+                                   ? config.shards
+                                   : static_cast<unsigned>(std::max<std::size_t>(1, cpus.size()));
+
+  Listeners listeners = open_listeners(config.api, shard_count);
+  if (!listeners.error.empty()) {
+    log::error("cannot start", {{"error", listeners.error}});
+    return 1;
+  }
+
+  PendingBudget budget(config.max_pending);
+  CrossShardMatrix matrix(shard_count, kCrossShardQueueCapacity);
+  std::atomic<bool> stop_requested{false};
+  std::latch rings_ready(shard_count);
+  std::latch go(1);
+  ShardEnvironment environment{config, budget, matrix, stop_requested, rings_ready, go};
+
+  std::vector<std::unique_ptr<Shard>> shards;
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < shard_count; ++i) {
+    // More shards than CPUs (broker.cores above the mask) share CPUs in turn.
+    int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
+    shards.push_back(std::make_unique<Shard>(i, cpu, listeners.fds[i], environment));
+  }
+  for (auto& shard : shards) threads.emplace_back([&shard] { shard->run(); });
+
+  rings_ready.wait();
+  std::string start_error;
+  for (auto& shard : shards) {
+    if (!shard->start_error().empty()) start_error = shard->start_error();
+  }
+  if (!start_error.empty()) stop_requested.store(true);
+  go.count_down();
+
+  int exit_code = 0;
+  if (!start_error.empty()) {
+    log::error("cannot start", {{"error", start_error}});
+    exit_code = 1;
+  } else {
+#ifdef GOPHERMQ_WITH_MIMALLOC
+    std::string allocator = "mimalloc-" + std::to_string(mi_version());
+#else
+    std::string allocator = "libc";
+#endif
+    log::info("listening", {{"api_port", std::to_string(listeners.port)},
+                            {"shards", std::to_string(shard_count)},
+                            {"max_pending", std::to_string(config.max_pending)},
+                            {"io_uring", features_text(shards[0]->features())},
+                            {"allocator", allocator},
+                            {"version", GOPHERMQ_VERSION}});
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    log::info("stopping", {{"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"}});
+    stop_requested.store(true);
+    for (unsigned i = 0; i < shard_count; ++i) matrix.wake_by_event_fd(i);
+  }
+  for (auto& thread : threads) thread.join();
+  close_listeners(listeners);
+  return exit_code;
+}
+
+}  // namespace gophermq

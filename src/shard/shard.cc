@@ -1,0 +1,606 @@
+#include "gophermq/shard.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "gophermq/log.h"
+#include "gophermq/response_encoder.h"
+#include "gophermq/response_writer.h"
+#include "gophermq/subject.h"
+
+namespace gophermq {
+namespace {
+
+// Ring sizes: a submission queue deep enough for a turn's sends and
+// receives on a busy shard (the completion queue is four times larger).
+constexpr unsigned kRingEntries = 4096;
+// Provided receive buffers: a power of two (the ring requires it). 16 KiB
+// holds dozens of pipelined requests; 1024 of them are 16 MiB per shard.
+constexpr unsigned kReceiveBuffers = 1024;
+constexpr unsigned kReceiveBufferSize = 16 << 10;
+// Each cross-shard queue holds this many calls before back-pressure.
+constexpr std::size_t kCallsDrainedPerTurn = 256;
+// While calls wait for room in a full queue, sleep no longer than this.
+constexpr unsigned kRetryWaitMicros = 100;
+// Even an idle shard looks around ten times a second. This bounds the cost
+// of a wake-up the kernel fails to deliver: on a 6.18 kernel, a ring without
+// COOP_TASKRUN was seen asleep with a completion ready and task work pending
+// (the broker then ignored SIGTERM). It also bounds how long a stop can take.
+constexpr unsigned kIdleWakeMicros = 100'000;
+
+std::string_view outcome_body(CallOutcome outcome, std::uint16_t& status) {
+  switch (outcome) {
+    case CallOutcome::published:
+      status = 200;
+      return body::kOk;
+    case CallOutcome::no_subscriber:
+      status = 404;
+      return body::kSubscriberNotFound;
+    case CallOutcome::overflow:
+      status = 429;
+      return body::kBrokerOverflow;
+    case CallOutcome::bad_id:
+      status = 404;
+      return body::kBadId;
+    default:
+      status = 500;
+      return body::kServerError;
+  }
+}
+
+CallOutcome publish_outcome(PublishOutcome outcome) {
+  switch (outcome) {
+    case PublishOutcome::stored:
+      return CallOutcome::published;
+    case PublishOutcome::no_subscriber:
+      return CallOutcome::no_subscriber;
+    case PublishOutcome::overflow:
+      return CallOutcome::overflow;
+  }
+  return CallOutcome::overflow;
+}
+
+void append_fixed_answer(ByteBuffer& out, CallOutcome outcome, const ResponseStyle& style) {
+  std::uint16_t status;
+  std::string_view body = outcome_body(outcome, status);
+  append_response(out, status, body, style);
+}
+
+void append_subscribed(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
+                       const ResponseStyle& style) {
+  append_response_head(out, 200, subscribe_body_size(subject), style);
+  if (!style.head) append_subscribe_body(out, id, subject);
+}
+
+}  // namespace
+
+Shard::Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment)
+    : id_(id),
+      cpu_(cpu),
+      listen_fd_(listen_fd),
+      env_(environment),
+      shard_count_(environment.matrix.shard_count()),
+      store_(environment.budget, ids_),
+      limits_{environment.config.max_header_bytes, environment.config.max_body_bytes},
+      waiting_calls_(shard_count_),
+      published_to_(shard_count_, false) {}
+
+Shard::~Shard() {
+  for (auto& connection : connections_) {
+    if (connection->fd >= 0) ::close(connection->fd);
+  }
+}
+
+void Shard::run() {
+  start_error_ = start();
+  env_.rings_ready.count_down();
+  env_.go.wait();
+  if (!start_error_.empty() || env_.stop_requested.load()) return;
+  serve();
+}
+
+std::string Shard::start() {
+  if (cpu_ >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu_, &set);
+    // Not fatal: a cgroup may forbid pinning; the shard still works.
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
+      log::warn("could not pin shard",
+                {{"shard", std::to_string(id_)}, {"cpu", std::to_string(cpu_)}});
+    }
+  }
+  std::string error = loop_.start(kRingEntries, env_.config.io_uring == IoUringMode::basic);
+  if (!error.empty()) return error;
+  const EventLoop::Features& features = loop_.features();
+  if (features.multishot_receive) {
+    multishot_receive_ = loop_.setup_provided_buffers(kReceiveBuffers, kReceiveBufferSize);
+  }
+  env_.matrix.mailbox(id_).ring_fd.store(loop_.ring_fd());
+  return {};
+}
+
+void Shard::serve() {
+  arm_accept();
+  arm_stop_signal();
+  ShardMailbox& mailbox = env_.matrix.mailbox(id_);
+  while (!env_.stop_requested.load(std::memory_order_relaxed)) {
+    loop_.for_each_completion([this](const Completion& completion) { dispatch(completion); });
+    drain_incoming_calls();
+    const bool calls_waiting = flush_outgoing_calls();
+    flush_sends();
+
+    // Sleep only when no call is already waiting for us (see cross_shard.h).
+    mailbox.sleeping.store(true, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    bool incoming = false;
+    for (unsigned from = 0; from < shard_count_ && !incoming; ++from) {
+      if (from != id_) incoming = env_.matrix.queue(from, id_).has_published_items();
+    }
+    loop_.submit_and_wait(!incoming, calls_waiting ? kRetryWaitMicros : kIdleWakeMicros);
+    mailbox.sleeping.store(false, std::memory_order_relaxed);
+  }
+}
+
+// --- Completions ---------------------------------------------------------
+
+Connection* Shard::connection_for(const Completion& completion) {
+  Connection& connection = *connections_[completion.index];
+  if ((connection.generation() & kGenerationMask) != completion.generation) return nullptr;
+  return &connection;
+}
+
+void Shard::dispatch(const Completion& completion) {
+  switch (completion.operation) {
+    case Operation::accept:
+      on_accept(completion);
+      break;
+    case Operation::receive:
+      on_receive(completion);
+      break;
+    case Operation::send:
+      on_send(completion);
+      break;
+    case Operation::close:
+      on_close(completion);
+      break;
+    case Operation::cancel:
+      break;  // nothing left to cancel; the close follows anyway
+    case Operation::wake:
+      // index 0: another shard woke us (the queues are drained every turn);
+      // index 1: the stop signal's eventfd read, or our own failed MSG_RING.
+      if (completion.index == 1 && !env_.stop_requested.load()) arm_stop_signal();
+      break;
+  }
+}
+
+void Shard::arm_accept() {
+  io_uring_sqe* sqe = loop_.next_sqe();
+  if (loop_.features().multishot_accept) {
+    io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  } else {
+    io_uring_prep_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  }
+  io_uring_sqe_set_data64(sqe, make_tag(Operation::accept, 0));
+}
+
+void Shard::arm_stop_signal() {
+  io_uring_sqe* sqe = loop_.next_sqe();
+  io_uring_prep_read(sqe, env_.matrix.mailbox(id_).event_fd, &stop_signal_value_,
+                     sizeof stop_signal_value_, 0);
+  io_uring_sqe_set_data64(sqe, make_tag(Operation::wake, 1));
+}
+
+void Shard::on_accept(const Completion& completion) {
+  if (!(completion.flags & IORING_CQE_F_MORE)) arm_accept();
+  if (completion.result < 0) {
+    log::debug("accept failed", {{"error", std::strerror(-completion.result)}});
+    return;
+  }
+  const int fd = completion.result;
+  // Responses leave in one send per loop turn; Nagle would only delay them.
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  std::uint32_t index;
+  if (!free_connections_.empty()) {
+    index = free_connections_.back();
+    free_connections_.pop_back();
+  } else {
+    index = static_cast<std::uint32_t>(connections_.size());
+    connections_.push_back(std::make_unique<Connection>(index, limits_, *this));
+  }
+  Connection& connection = *connections_[index];
+  connection.open(fd);
+  arm_receive(connection);
+}
+
+void Shard::arm_receive(Connection& connection) {
+  io_uring_sqe* sqe = loop_.next_sqe();
+  if (multishot_receive_) {
+    // One receive serves the connection for its lifetime; the kernel picks a
+    // free provided buffer per completion.
+    io_uring_prep_recv_multishot(sqe, connection.fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = EventLoop::kBufferGroup;
+  } else {
+    constexpr std::size_t kChunk = 16 << 10;
+    char* target = connection.receive_buffer.reserve_tail(kChunk);
+    io_uring_prep_recv(sqe, connection.fd, target, kChunk, 0);
+  }
+  io_uring_sqe_set_data64(sqe, connection_tag(Operation::receive, connection));
+  connection.receive_armed = true;
+}
+
+void Shard::on_receive(const Completion& completion) {
+  Connection* found = connection_for(completion);
+  if (found == nullptr) {
+    if (completion.flags & IORING_CQE_F_BUFFER) {
+      loop_.recycle_provided_buffer(
+          static_cast<std::uint16_t>(completion.flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    return;
+  }
+  Connection& connection = *found;
+  const bool more = (completion.flags & IORING_CQE_F_MORE) != 0;
+  if (!more) connection.receive_armed = false;
+
+  if (completion.result > 0) {
+    const auto size = static_cast<std::size_t>(completion.result);
+    if (completion.flags & IORING_CQE_F_BUFFER) {
+      auto buffer_id = static_cast<std::uint16_t>(completion.flags >> IORING_CQE_BUFFER_SHIFT);
+      char* data = loop_.provided_buffer(buffer_id);
+      if (!connection.closing) {
+        feed(connection, data, size, loop_.provided_buffer_size() + EventLoop::kBufferPadding);
+      }
+      loop_.recycle_provided_buffer(buffer_id);
+    } else if (!connection.closing) {
+      ByteBuffer& buffer = connection.receive_buffer;
+      feed(connection, buffer.data(), size, buffer.padded_capacity());
+    }
+  } else if (completion.result != -ENOBUFS) {
+    // The peer closed its side, or the socket failed: read no more. What we
+    // owe is still sent where the socket allows.
+    connection.closing = true;
+  }
+  // A multishot receive ends on ENOBUFS (all provided buffers in use); it is
+  // re-armed now that this turn has recycled buffers.
+  if (!connection.receive_armed && !connection.closing && connection.fd >= 0)
+    arm_receive(connection);
+  close_when_done(connection);
+}
+
+void Shard::feed(Connection& connection, const char* data, std::size_t size, std::size_t padded) {
+  ParseStatus status = connection.feed(data, size, padded);
+  std::uint16_t code = 0;
+  std::string_view body;
+  switch (status) {
+    case ParseStatus::ok:
+      break;
+    case ParseStatus::stopped:
+      connection.closing = true;
+      break;
+    case ParseStatus::malformed:
+      code = 400;
+      body = body::kMalformedRequest;
+      break;
+    case ParseStatus::headers_too_large:
+      code = 431;
+      body = body::kHeadersTooLarge;
+      break;
+    case ParseStatus::body_too_large:
+      code = 413;
+      body = body::kBodyTooLarge;
+      break;
+  }
+  if (code != 0) {
+    // The stream cannot be trusted past a protocol error: answer and close.
+    append_response(connection.response_buffer(), code, body, ResponseStyle{false, false, false});
+    connection.closing = true;
+  }
+  mark_for_send(connection);
+}
+
+void Shard::mark_for_send(Connection& connection) {
+  if (connection.queued_for_send) return;
+  connection.queued_for_send = true;
+  send_queue_.push_back(connection.index());
+}
+
+void Shard::flush_sends() {
+  // One send per connection per turn, carrying every response of the turn.
+  for (std::size_t i = 0; i < send_queue_.size(); ++i) {
+    Connection& connection = *connections_[send_queue_[i]];
+    connection.queued_for_send = false;
+    if (!connection.send_in_flight && !connection.output.empty()) start_send(connection);
+    close_when_done(connection);
+  }
+  send_queue_.clear();
+}
+
+void Shard::start_send(Connection& connection) {
+  if (connection.fd < 0) {
+    connection.output.clear();
+    return;
+  }
+  std::swap(connection.output, connection.sending);
+  connection.sending_offset = 0;
+  connection.send_in_flight = true;
+  io_uring_sqe* sqe = loop_.next_sqe();
+  io_uring_prep_send(sqe, connection.fd, connection.sending.data(), connection.sending.size(),
+                     MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, connection_tag(Operation::send, connection));
+}
+
+void Shard::on_send(const Completion& completion) {
+  Connection* found = connection_for(completion);
+  if (found == nullptr) return;
+  Connection& connection = *found;
+  connection.send_in_flight = false;
+  if (completion.result < 0) {
+    // The peer is gone (EPIPE, ECONNRESET): nothing more can reach it.
+    connection.closing = true;
+    connection.sending.clear();
+    connection.output.clear();
+    close_when_done(connection);
+    return;
+  }
+  connection.sending_offset += static_cast<std::size_t>(completion.result);
+  if (connection.sending_offset < connection.sending.size()) {
+    // A short send: the socket buffer is full. Send the rest.
+    connection.send_in_flight = true;
+    io_uring_sqe* sqe = loop_.next_sqe();
+    io_uring_prep_send(sqe, connection.fd, connection.sending.data() + connection.sending_offset,
+                       connection.sending.size() - connection.sending_offset, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, connection_tag(Operation::send, connection));
+    return;
+  }
+  connection.sending.clear();
+  connection.sending.shrink_if_above(256 << 10);
+  if (!connection.output.empty()) start_send(connection);
+  close_when_done(connection);
+}
+
+void Shard::close_when_done(Connection& connection) {
+  if (!connection.closing || connection.close_submitted || connection.fd < 0) return;
+  if (connection.send_in_flight || !connection.output.empty() ||
+      connection.responses_outstanding() > 0) {
+    return;
+  }
+  connection.close_submitted = true;
+  // A multishot receive holds its own reference to the socket: closing the
+  // descriptor alone would not end it. Cancel it first; the close follows
+  // whether or not there was anything to cancel (a hard link).
+  if (connection.receive_armed) {
+    io_uring_sqe* cancel = loop_.next_sqe();
+    io_uring_prep_cancel_fd(cancel, connection.fd, 0);
+    cancel->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, connection));
+  }
+  io_uring_sqe* close = loop_.next_sqe();
+  io_uring_prep_close(close, connection.fd);
+  io_uring_sqe_set_data64(close, connection_tag(Operation::close, connection));
+}
+
+void Shard::on_close(const Completion& completion) {
+  Connection* connection = connection_for(completion);
+  if (connection == nullptr) return;
+  // The cancelled receive reported before the close (the link orders them);
+  // the generation bump turns any later completion for this slot stale.
+  connection->reset();
+  free_connections_.push_back(connection->index());
+}
+
+// --- Requests ------------------------------------------------------------
+
+void Shard::handle(Connection& connection, const HttpRequest& request) {
+  const ResponseStyle style{request.keep_alive, request.http_1_0, request.method == HTTP_HEAD};
+  const Route route = gophermq::route(request.method, request.path);
+  switch (route.endpoint) {
+    case Endpoint::ready:
+      append_no_content(connection.response_buffer(), style);
+      return;
+    case Endpoint::not_found:
+      append_response(connection.response_buffer(), 404, body::kNotFound, style);
+      return;
+    case Endpoint::wrong_method:
+      append_response(connection.response_buffer(), 405, body::kMethodNotAllowed, style,
+                      route.allow);
+      return;
+    default:
+      break;
+  }
+
+  DecodedRequest decoded;
+  if (!decoder_.decode(request.body, request.body_size, request.body_padded_capacity, decoded)) {
+    append_response(connection.response_buffer(), 400, body::kInvalidBody, style);
+    return;
+  }
+  if (!is_valid_subject(decoded.subject)) {
+    append_response(connection.response_buffer(), 400, body::kInvalidSubject, style);
+    return;
+  }
+  SubscriberId id;
+  if (route.endpoint == Endpoint::fetch) {
+    // A malformed id can match no subscriber, wherever the subject lives.
+    std::optional<SubscriberId> parsed = SubscriberId::parse(decoded.id);
+    if (!parsed) {
+      append_response(connection.response_buffer(), 404, body::kBadId, style);
+      return;
+    }
+    id = *parsed;
+  }
+
+  const unsigned owner = owner_shard(decoded.subject, shard_count_);
+  if (owner == id_) {
+    serve_locally(connection, route.endpoint, decoded, id, style);
+    return;
+  }
+
+  ShardCall call;
+  call.origin_shard = static_cast<std::uint16_t>(id_);
+  call.style = style;
+  call.subject = SubjectCopy(decoded.subject);
+  call.id = id;
+  switch (route.endpoint) {
+    case Endpoint::publish:
+      call.kind = CallKind::publish;
+      call.message.reset(Message::create(decoded.data));
+      break;
+    case Endpoint::publish_async:
+      // Answered now; the owner stores it when the call arrives.
+      call.kind = CallKind::publish_async;
+      call.message.reset(Message::create(decoded.data));
+      append_response(connection.response_buffer(), 200, body::kOk, style);
+      send_call(owner, std::move(call));
+      return;
+    case Endpoint::subscribe:
+      call.kind = CallKind::subscribe;
+      break;
+    default:
+      call.kind = CallKind::fetch;
+      break;
+  }
+  call.connection_index = connection.index();
+  call.connection_generation = connection.generation();
+  call.response_sequence = connection.reserve_response();
+  send_call(owner, std::move(call));
+}
+
+void Shard::serve_locally(Connection& connection, Endpoint endpoint, const DecodedRequest& request,
+                          const SubscriberId& id, const ResponseStyle& style) {
+  switch (endpoint) {
+    case Endpoint::publish:
+      append_fixed_answer(connection.response_buffer(),
+                          publish_outcome(store_.publish(request.subject, request.data)), style);
+      return;
+    case Endpoint::publish_async:
+      append_response(connection.response_buffer(), 200, body::kOk, style);
+      store_.publish(request.subject, request.data);
+      return;
+    case Endpoint::subscribe:
+      append_subscribed(connection.response_buffer(), store_.subscribe(request.subject),
+                        request.subject, style);
+      return;
+    default: {
+      Subscriber* subscriber = store_.find(request.subject, id);
+      ByteBuffer& out = connection.response_buffer();
+      if (subscriber == nullptr) {
+        append_response(out, 404, body::kBadId, style);
+        return;
+      }
+      append_response_head(out, 200, fetch_body_size(subscriber->queue, request.subject), style);
+      if (!style.head) append_fetch_body(out, subscriber->queue, id, request.subject);
+      store_.drain(*subscriber);
+      return;
+    }
+  }
+}
+
+// --- Cross-shard calls ---------------------------------------------------
+
+void Shard::send_call(unsigned owner, ShardCall&& call) {
+  std::deque<ShardCall>& waiting = waiting_calls_[owner];
+  // Calls already waiting go first: order between two shards is kept.
+  if (waiting.empty() && env_.matrix.queue(id_, owner).try_stage(std::move(call))) return;
+  waiting.push_back(std::move(call));
+}
+
+bool Shard::flush_outgoing_calls() {
+  bool still_waiting = false;
+  for (unsigned to = 0; to < shard_count_; ++to) {
+    if (to == id_) continue;
+    SpscQueue<ShardCall>& queue = env_.matrix.queue(id_, to);
+    std::deque<ShardCall>& waiting = waiting_calls_[to];
+    while (!waiting.empty() && queue.try_stage(std::move(waiting.front()))) waiting.pop_front();
+    still_waiting |= !waiting.empty();
+    published_to_[to] = queue.publish();
+  }
+  // Pairs with the consumer's fence before it checks its queues and sleeps.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (unsigned to = 0; to < shard_count_; ++to) {
+    if (!published_to_[to]) continue;
+    ShardMailbox& mailbox = env_.matrix.mailbox(to);
+    if (!mailbox.sleeping.load(std::memory_order_relaxed)) continue;
+    if (loop_.features().msg_ring) {
+      loop_.prepare_wake(mailbox.ring_fd.load(std::memory_order_relaxed));
+    } else {
+      env_.matrix.wake_by_event_fd(to);
+    }
+  }
+  return still_waiting;
+}
+
+void Shard::drain_incoming_calls() {
+  for (unsigned from = 0; from < shard_count_; ++from) {
+    if (from == id_) continue;
+    env_.matrix.queue(from, id_).consume(
+        [this](ShardCall&& call) {
+          if (call.outcome == CallOutcome::pending) {
+            serve_call(std::move(call));
+          } else {
+            complete_call(call);
+          }
+        },
+        kCallsDrainedPerTurn);
+  }
+}
+
+void Shard::serve_call(ShardCall&& call) {
+  const std::string_view subject = call.subject.view();
+  switch (call.kind) {
+    case CallKind::publish_async:
+      store_.publish(subject, std::move(call.message));
+      return;  // answered already
+    case CallKind::publish:
+      call.outcome = publish_outcome(store_.publish(subject, std::move(call.message)));
+      break;
+    case CallKind::subscribe:
+      call.id = store_.subscribe(subject);
+      call.outcome = CallOutcome::subscribed;
+      break;
+    case CallKind::fetch: {
+      Subscriber* subscriber = store_.find(subject, call.id);
+      if (subscriber == nullptr) {
+        call.outcome = CallOutcome::bad_id;
+        break;
+      }
+      // Encoded here, where the messages live; the origin only copies bytes.
+      append_fetch_body(call.fetch_body, subscriber->queue, call.id, subject);
+      store_.drain(*subscriber);
+      call.outcome = CallOutcome::fetched;
+      break;
+    }
+  }
+  send_call(call.origin_shard, std::move(call));
+}
+
+void Shard::complete_call(ShardCall& call) {
+  Connection& connection = *connections_[call.connection_index];
+  if (connection.generation() != call.connection_generation) return;
+  ByteBuffer& out = connection.reserved_buffer(call.response_sequence);
+  switch (call.outcome) {
+    case CallOutcome::subscribed:
+      append_subscribed(out, call.id, call.subject.view(), call.style);
+      break;
+    case CallOutcome::fetched:
+      append_response_head(out, 200, call.fetch_body.size(), call.style);
+      if (!call.style.head) out.append(call.fetch_body.view());
+      break;
+    default:
+      append_fixed_answer(out, call.outcome, call.style);
+      break;
+  }
+  connection.finish_response(call.response_sequence);
+  mark_for_send(connection);
+}
+
+}  // namespace gophermq

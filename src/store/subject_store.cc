@@ -1,0 +1,101 @@
+#include "gophermq/subject_store.h"
+
+#include <cstdlib>
+#include <new>
+
+namespace gophermq {
+
+MessageQueue::~MessageQueue() {
+  drain();
+  std::free(slots_);
+}
+
+void MessageQueue::push(Message* message) {
+  if (size() == (slots_ == nullptr ? 0 : mask_ + 1)) {
+    // Full: double, unwrapping the ring into the front of the new array.
+    std::uint64_t capacity = slots_ == nullptr ? 8 : (mask_ + 1) * 2;
+    auto* grown = static_cast<Message**>(std::malloc(capacity * sizeof(Message*)));
+    if (grown == nullptr) throw std::bad_alloc();
+    std::size_t count = 0;
+    for (std::uint64_t i = head_; i != tail_; ++i) grown[count++] = slots_[i & mask_];
+    std::free(slots_);
+    slots_ = grown;
+    mask_ = capacity - 1;
+    head_ = 0;
+    tail_ = count;
+  }
+  slots_[tail_++ & mask_] = message;
+}
+
+void MessageQueue::drain() {
+  for (std::uint64_t i = head_; i != tail_; ++i) slots_[i & mask_]->release();
+  head_ = tail_ = 0;
+  // A queue that once held a burst gives its ring back once empty, so memory
+  // returns to its resting level after the burst is fetched.
+  if (mask_ + 1 > 1024) {
+    std::free(slots_);
+    slots_ = nullptr;
+    mask_ = 0;
+  }
+}
+
+SubscriberId SubjectStore::subscribe(std::string_view subject) {
+  auto found = subjects_.find(subject);
+  if (found == subjects_.end())
+    found = subjects_.emplace(std::string(subject), SubjectEntry{}).first;
+  SubjectEntry& entry = found->second;
+
+  auto subscriber = std::make_unique<Subscriber>();
+  subscriber->subject = &entry;
+  // 122 random bits make a collision practically impossible; checking costs
+  // one lookup and makes uniqueness a guarantee rather than a likelihood.
+  do {
+    subscriber->id = ids_.next();
+  } while (!subscribers_.emplace(subscriber->id, subscriber.get()).second);
+  SubscriberId id = subscriber->id;
+  entry.subscribers.push_back(std::move(subscriber));
+  return id;
+}
+
+SubjectEntry* SubjectStore::find_subject(std::string_view subject) {
+  auto found = subjects_.find(subject);
+  return found == subjects_.end() ? nullptr : &found->second;
+}
+
+void SubjectStore::append(SubjectEntry& entry, Message* message) {
+  message->set_holders(static_cast<std::uint32_t>(entry.subscribers.size()));
+  for (auto& subscriber : entry.subscribers) subscriber->queue.push(message);
+}
+
+PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view payload) {
+  SubjectEntry* entry = find_subject(subject);
+  if (entry == nullptr || entry->subscribers.empty()) return PublishOutcome::no_subscriber;
+  // Reserve before allocating: a refused publish costs no allocation.
+  if (!budget_.try_reserve(entry->subscribers.size())) return PublishOutcome::overflow;
+  append(*entry, Message::create(payload));
+  return PublishOutcome::stored;
+}
+
+PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr message) {
+  SubjectEntry* entry = find_subject(subject);
+  if (entry == nullptr || entry->subscribers.empty()) return PublishOutcome::no_subscriber;
+  if (!budget_.try_reserve(entry->subscribers.size())) return PublishOutcome::overflow;
+  append(*entry, message.release());
+  return PublishOutcome::stored;
+}
+
+Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id) {
+  auto found = subscribers_.find(id);
+  if (found == subscribers_.end()) return nullptr;
+  SubjectEntry* entry = find_subject(subject);
+  return found->second->subject == entry ? found->second : nullptr;
+}
+
+void SubjectStore::drain(Subscriber& subscriber) {
+  const std::size_t drained = subscriber.queue.size();
+  if (drained == 0) return;
+  subscriber.queue.drain();
+  budget_.release(drained);
+}
+
+}  // namespace gophermq

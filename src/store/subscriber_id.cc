@@ -1,0 +1,68 @@
+#include "gophermq/subscriber_id.h"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace gophermq {
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+// Byte index -> is a dash written before it (8-4-4-4-12 grouping).
+constexpr bool dash_before(std::size_t byte) {
+  return byte == 4 || byte == 6 || byte == 8 || byte == 10;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+}  // namespace
+
+void SubscriberId::write_text(char* out) const {
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (dash_before(i)) *out++ = '-';
+    *out++ = kHexDigits[bytes[i] >> 4];
+    *out++ = kHexDigits[bytes[i] & 0xf];
+  }
+}
+
+std::optional<SubscriberId> SubscriberId::parse(std::string_view text) {
+  if (text.size() != kTextLength) return std::nullopt;
+  SubscriberId id;
+  std::size_t pos = 0;
+  for (std::size_t i = 0; i < id.bytes.size(); ++i) {
+    if (dash_before(i) && text[pos++] != '-') return std::nullopt;
+    int high = hex_value(text[pos++]);
+    int low = hex_value(text[pos++]);
+    if (high < 0 || low < 0) return std::nullopt;
+    id.bytes[i] = static_cast<std::uint8_t>(high << 4 | low);
+  }
+  return id;
+}
+
+SubscriberId SubscriberIdSource::next() {
+  SubscriberId id;
+  if (used_ + id.bytes.size() > pool_.size()) {
+    std::size_t filled = 0;
+    while (filled < pool_.size()) {
+      ssize_t got = ::getrandom(pool_.data() + filled, pool_.size() - filled, 0);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw std::system_error(errno, std::generic_category(), "getrandom");
+      }
+      filled += static_cast<std::size_t>(got);
+    }
+    used_ = 0;
+  }
+  std::memcpy(id.bytes.data(), pool_.data() + used_, id.bytes.size());
+  used_ += id.bytes.size();
+  id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0f) | 0x40);  // version 4
+  id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  return id;
+}
+
+}  // namespace gophermq

@@ -1,0 +1,144 @@
+// Runs the real `gophermq` binary (path from GOPHERMQ_BIN) as a child process.
+//
+// BrokerProcess starts `gophermq broker` on an ephemeral loopback port in a
+// fresh temporary working directory, waits for its `msg=listening` log line,
+// keeps draining its output, and stops it with SIGTERM (SIGKILL as a last
+// resort). RunCommand runs the binary to completion for one-shot commands.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace gophermq::testing {
+
+// The broker binary: $GOPHERMQ_BIN, or empty when unset.
+std::string BrokerBinary();
+
+// A directory made with mkdtemp, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  bool ok() const { return !path_.empty(); }
+  // Writes `contents` to path()/name.
+  bool WriteFile(const std::string& name, const std::string& contents) const;
+
+ private:
+  std::string path_;
+};
+
+// A child process with its stdout and stderr captured by a draining thread,
+// so the child never blocks on a full pipe.
+class Subprocess {
+ public:
+  Subprocess() = default;
+  ~Subprocess();  // SIGKILLs a child still running
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  // argv[0] is the program path. `env` replaces the environment.
+  bool Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+             const std::string& working_dir, std::string* error);
+
+  // Waits until `done(stderr so far)` holds, or both pipes reached EOF, or the
+  // timeout. Returns whether `done` held.
+  bool WaitForStderr(const std::function<bool(const std::string&)>& done,
+                     std::chrono::milliseconds timeout);
+  // Waits for the child to exit; true when it did (then wait_status() is valid).
+  bool WaitForExit(std::chrono::milliseconds timeout);
+  // Waits until both pipes reached EOF (all output captured).
+  bool WaitForOutputEnd(std::chrono::milliseconds timeout);
+  void Signal(int signal_number);
+
+  bool exited() const { return exited_; }
+  int wait_status() const { return wait_status_; }
+  pid_t pid() const { return pid_; }
+  std::string stdout_text() const;
+  std::string stderr_text() const;
+
+ private:
+  void DrainOutput(int stdout_fd, int stderr_fd);
+
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int wait_status_ = 0;
+  std::thread drainer_;
+  std::atomic<bool> stop_draining_{false};
+  mutable std::mutex mutex_;
+  std::condition_variable output_changed_;
+  std::string stdout_;
+  std::string stderr_;
+  bool output_ended_ = false;
+};
+
+struct BrokerOptions {
+  // Extra `--key=value` flags, after the defaults (so they override them).
+  std::vector<std::string> flags;
+  // Variables added to the child's environment (which otherwise is ours
+  // without any GOPHERMQ_* variable).
+  std::vector<std::pair<std::string, std::string>> env;
+  // When set, written as config.yaml in the working directory.
+  std::optional<std::string> config_yaml;
+  // When set, monitoring is enabled on this listen address ("127.0.0.1:9101")
+  // instead of being turned off.
+  std::optional<std::string> monitoring_address;
+};
+
+class BrokerProcess {
+ public:
+  // Starts the broker and waits (10 s at most) for its listening line.
+  // Returns nullptr with `error` (including the broker's output) on failure.
+  static std::unique_ptr<BrokerProcess> Start(const BrokerOptions& options, std::string* error);
+
+  std::uint16_t port() const { return port_; }
+  // Everything the broker wrote to stderr, then to stdout, so far.
+  std::string log() const;
+  // Stops the broker: SIGTERM, then SIGKILL after 5 s. Returns empty when it
+  // exited cleanly (status 0, or killed by the SIGTERM itself), otherwise what
+  // went wrong: it had died before, crashed on a signal, exited non-zero, or
+  // ignored SIGTERM.
+  std::string Stop();
+  // False once the broker has exited (it is reaped then).
+  bool Running();
+
+ private:
+  BrokerProcess() = default;
+
+  TempDir working_dir_;
+  Subprocess process_;
+  std::uint16_t port_ = 0;
+  bool stopped_ = false;
+};
+
+struct CommandResult {
+  bool exited = false;  // false: it ran past the timeout and was killed
+  int exit_code = -1;   // valid when exited and not signaled
+  int term_signal = 0;  // non-zero when killed by a signal
+  std::chrono::milliseconds elapsed{0};
+  std::string stdout_text;
+  std::string stderr_text;
+};
+
+// Runs `$GOPHERMQ_BIN args...` to completion in a fresh working directory
+// (with `config_yaml` as its config.yaml when given), killing it after `timeout`.
+CommandResult RunCommand(const std::vector<std::string>& args,
+                         const std::vector<std::pair<std::string, std::string>>& env,
+                         std::chrono::milliseconds timeout,
+                         const std::optional<std::string>& config_yaml = std::nullopt);
+
+}  // namespace gophermq::testing

@@ -1,0 +1,126 @@
+// Shared pieces of the integration tests: a fixture that owns one broker and
+// one keep-alive connection to it, request-body builders, the contract's exact
+// response bodies, and JSON decoding of responses (via simdjson).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker_process.h"
+#include "http_client.h"
+
+namespace gophermq::testing {
+
+// --- Request bodies ---
+std::string SubscribeBody(std::string_view subject);
+std::string PublishBody(std::string_view subject, std::string_view data);
+std::string FetchBody(std::string_view subject, std::string_view id);
+
+// --- Exact response bodies of the contract ---
+inline constexpr std::string_view kOkBody = "{\"status\":\"ok\"}\n";
+inline constexpr std::string_view kInvalidSubjectBody = "{\"message\":\"invalid subject\"}\n";
+inline constexpr std::string_view kInvalidBodyBody =
+    "{\"message\":\"request's body is invalid\"}\n";
+inline constexpr std::string_view kSubscriberNotFoundBody =
+    "{\"message\":\"subscriber not found\"}\n";
+inline constexpr std::string_view kBadIdBody = "{\"message\":\"bad id\"}\n";
+inline constexpr std::string_view kOverflowBody = "{\"message\":\"broker overflow\"}\n";
+inline constexpr std::string_view kNotFoundBody = "{\"message\":\"Not Found\"}\n";
+inline constexpr std::string_view kMethodNotAllowedBody = "{\"message\":\"Method Not Allowed\"}\n";
+
+// The exact fetch body for plain ASCII data, id and subject (nothing a JSON
+// encoder could escape differently).
+std::string ExpectedFetchBody(const std::vector<std::string>& data, std::string_view id,
+                              std::string_view subject);
+
+// Checks status, `Content-Type: application/json` (parameters allowed) and the
+// exact body bytes.
+::testing::AssertionResult IsJsonResponse(const HttpResponse& response, int status,
+                                          std::string_view body);
+
+// A lowercase canonical version-4 UUID (RFC 4122 variant).
+bool IsUuidV4(std::string_view text);
+
+// --- Decoding responses ---
+struct SubscribeReply {
+  std::string id;
+  std::string subject;
+};
+// The decoded fields when `body` is exactly an object {"id":..., "subject":...}
+// in that key order; nullopt otherwise.
+std::optional<SubscribeReply> DecodeSubscribeReply(const std::string& body);
+
+struct FetchReply {
+  std::vector<std::string> data;
+  std::string id;
+  std::string subject;
+};
+// The decoded fields when `body` is an object with keys data, id, subject in
+// that order, data an array of strings; nullopt otherwise.
+std::optional<FetchReply> DecodeFetchReply(const std::string& body);
+
+// Readable dump of a response for failure messages.
+std::string Describe(const HttpResponse& response);
+
+// prefix + decimal n ("m" + std::to_string(n) trips a GCC 12 -Wrestrict false positive).
+std::string Numbered(std::string_view prefix, long long n);
+
+// A subject name that is fresh for this process run.
+std::string UniqueSubject(std::string_view prefix);
+
+// --- Fixture ---
+
+// Starts a broker (Options()) before each test, connects client_ to it, and
+// stops the broker after the test, failing the test when it crashed or did not
+// stop cleanly. The broker's log is printed when a test failed.
+class BrokerTest : public ::testing::Test {
+ protected:
+  // Override to start the broker differently; return nullopt to start none in
+  // SetUp (the test then calls StartBroker itself).
+  virtual std::optional<BrokerOptions> Options() const { return BrokerOptions{}; }
+
+  void SetUp() override;
+  void TearDown() override;
+
+  // Stops the current broker (checking it stopped cleanly) and starts a new
+  // one; connects client_. Use with ASSERT_NO_FATAL_FAILURE.
+  void StartBroker(const BrokerOptions& options);
+
+  std::uint16_t port() const { return broker_ ? broker_->port() : 0; }
+  // A new connection to the broker (a failure is recorded when it cannot).
+  std::unique_ptr<HttpClient> Connect() const;
+
+  // One request on client_; on a transport error the returned status is 0 and
+  // a failure is recorded.
+  HttpResponse Call(std::string_view method, std::string_view path, std::string_view body = {},
+                    std::string_view extra_headers = {});
+  HttpResponse Post(std::string_view path, std::string_view body) {
+    return Call("POST", path, body);
+  }
+
+  // Opens `count` new connections one after another and checks each answers
+  // GET /ready with 204: they land on both shards and may reuse the slot of a
+  // connection closed just before, which must start from a clean state.
+  void ExpectNewConnectionsServed(int count = 8);
+
+  // Subscribes and checks the exact 200 reply; returns the id ("" on failure).
+  std::string Subscribe(std::string_view subject);
+  HttpResponse Publish(std::string_view subject, std::string_view data) {
+    return Post("/api/publish", PublishBody(subject, data));
+  }
+  // Publishes and expects 200 {"status":"ok"}.
+  void PublishOk(std::string_view subject, std::string_view data);
+  // Fetches and checks the reply's shape, id and subject; returns the data.
+  std::vector<std::string> Fetch(std::string_view subject, std::string_view id);
+
+  std::unique_ptr<BrokerProcess> broker_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+}  // namespace gophermq::testing

@@ -1,0 +1,959 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gophermq/config.h"
+#include "gophermq/yaml.h"
+
+namespace gophermq {
+namespace {
+
+using namespace std::string_literals;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+// A fresh directory under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "gophermq_config_test.XXXXXX").string();
+    const char* made = ::mkdtemp(pattern.data());
+    if (made == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = made;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string path(std::string_view name) const { return (path_ / name).string(); }
+
+  std::string write(std::string_view name, std::string_view contents) const {
+    std::string file = path(name);
+    std::ofstream(file, std::ios::binary) << contents;
+    return file;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A null-terminated `environ`-style array that owns its strings.
+class Environment {
+ public:
+  Environment(std::initializer_list<std::string> variables) : variables_(variables) {
+    for (const std::string& variable : variables_) pointers_.push_back(variable.c_str());
+    pointers_.push_back(nullptr);
+  }
+  const char* const* get() const { return pointers_.data(); }
+
+ private:
+  std::vector<std::string> variables_;
+  std::vector<const char*> pointers_;
+};
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  // Loads with `config.yaml` living in the temp dir, so the test never reads
+  // a config.yaml from wherever it happens to run.
+  ConfigLoad load(std::vector<std::string_view> args, const Environment& environment = {}) {
+    return load_config(args, environment.get(), default_yaml());
+  }
+  std::string default_yaml() const { return dir_.path("config.yaml"); }
+  std::string write_default_yaml(std::string_view contents) const {
+    return dir_.write("config.yaml", contents);
+  }
+
+  TempDir dir_;
+};
+
+yaml::Document parse(std::string_view text) { return yaml::parse(text); }
+
+// Differs from the defaults in every field.
+Config non_default_config() {
+  Config config;
+  config.log_level = LogLevel::error;
+  config.api = {"api-host", 1};
+  config.max_pending = 7;
+  config.shards = 3;
+  config.max_body_bytes = 2048;
+  config.max_header_bytes = 2048;
+  config.monitoring_enabled = false;
+  config.monitoring = {"monitoring-host", 2};
+  return config;
+}
+
+void expect_same(const Config& actual, const Config& expected) {
+  EXPECT_EQ(actual.log_level, expected.log_level);
+  EXPECT_EQ(actual.api.host, expected.api.host);
+  EXPECT_EQ(actual.api.port, expected.api.port);
+  EXPECT_EQ(actual.max_pending, expected.max_pending);
+  EXPECT_EQ(actual.shards, expected.shards);
+  EXPECT_EQ(actual.max_body_bytes, expected.max_body_bytes);
+  EXPECT_EQ(actual.max_header_bytes, expected.max_header_bytes);
+  EXPECT_EQ(actual.monitoring_enabled, expected.monitoring_enabled);
+  EXPECT_EQ(actual.monitoring.host, expected.monitoring.host);
+  EXPECT_EQ(actual.monitoring.port, expected.monitoring.port);
+}
+
+// ---------------------------------------------------------------------------
+// YAML subset
+
+TEST(YamlTest, FlattensNestedMappingsWithLineNumbers) {
+  yaml::Document doc = parse(
+      "broker:\n"
+      "  max-pending: 1000\n"
+      "  port: 8082\n"
+      "monitoring:\n"
+      "    enable: true\n"
+      "    deeper:\n"
+      "      leaf: x\n"
+      "    port: ':9001'\n"
+      "top: level\n");
+  ASSERT_TRUE(doc.ok()) << doc.error;
+  ASSERT_EQ(doc.scalars.size(), 6u);
+  auto expect = [&](std::size_t i, std::string_view key, std::string_view value, int line) {
+    EXPECT_EQ(doc.scalars[i].key, key);
+    EXPECT_EQ(doc.scalars[i].value, value);
+    EXPECT_EQ(doc.scalars[i].line, line);
+    EXPECT_FALSE(doc.scalars[i].is_null);
+  };
+  expect(0, "broker.max-pending", "1000", 2);
+  expect(1, "broker.port", "8082", 3);
+  expect(2, "monitoring.enable", "true", 5);
+  expect(3, "monitoring.deeper.leaf", "x", 7);
+  expect(4, "monitoring.port", ":9001", 8);
+  expect(5, "top", "level", 9);
+}
+
+TEST(YamlTest, ScalarStyles) {
+  yaml::Document doc = parse(
+      "plain: hello world  \n"
+      "colon-inside: http://example.com:80/x\n"
+      "leading-colon: :9001\n"
+      "negative: -5\n"
+      "single: 'it''s # not a comment'\n"
+      "double: \"a: b # c\"\n"
+      "empty-single: ''\n"
+      "empty-double: \"\"\n"
+      "hash-no-space: a#b\n"
+      "'quoted key': 1\n"
+      "\"double key\" : 2\n"
+      "spaced key  : 3\n"
+      "tab-after-colon:\tv\n");
+  ASSERT_TRUE(doc.ok()) << doc.error;
+  std::vector<std::pair<std::string, std::string>> got;
+  for (const yaml::Scalar& s : doc.scalars) got.emplace_back(s.key, s.value);
+  std::vector<std::pair<std::string, std::string>> want = {
+      {"plain", "hello world"},
+      {"colon-inside", "http://example.com:80/x"},
+      {"leading-colon", ":9001"},
+      {"negative", "-5"},
+      {"single", "it's # not a comment"},
+      {"double", "a: b # c"},
+      {"empty-single", ""},
+      {"empty-double", ""},
+      {"hash-no-space", "a#b"},
+      {"quoted key", "1"},
+      {"double key", "2"},
+      {"spaced key", "3"},
+      {"tab-after-colon", "v"},
+  };
+  EXPECT_EQ(got, want);
+  for (const yaml::Scalar& s : doc.scalars) EXPECT_FALSE(s.is_null) << s.key;
+}
+
+TEST(YamlTest, DoubleQuotedEscapes) {
+  yaml::Document doc = parse(R"(a: "q\" b\\ n\n t\t s\/ x\x41 u\u00e9 U\U0001F600 z\0e")");
+  ASSERT_TRUE(doc.ok()) << doc.error;
+  ASSERT_EQ(doc.scalars.size(), 1u);
+  EXPECT_EQ(doc.scalars[0].value, "q\" b\\ n\n t\t s/ xA u\xC3\xA9 U\xF0\x9F\x98\x80 z\0e"s);
+}
+
+TEST(YamlTest, CommentsBlankLinesDocumentStartBomAndCrlf) {
+  yaml::Document doc = parse(
+      "\xEF\xBB\xBF# leading comment\r\n"
+      "--- # document start\r\n"
+      "\r\n"
+      "broker:   # trailing comment on a mapping\r\n"
+      "  # indented comment\r\n"
+      "\r\n"
+      "   \t  \r\n"
+      "  port: 1 # trailing comment\r\n"
+      "# a comment at column 0 inside the mapping\r\n"
+      "  host: 'h' # after quotes\r\n");
+  ASSERT_TRUE(doc.ok()) << doc.error;
+  ASSERT_EQ(doc.scalars.size(), 2u);
+  EXPECT_EQ(doc.scalars[0].key, "broker.port");
+  EXPECT_EQ(doc.scalars[0].value, "1");
+  EXPECT_EQ(doc.scalars[0].line, 8);
+  EXPECT_EQ(doc.scalars[1].key, "broker.host");
+  EXPECT_EQ(doc.scalars[1].value, "h");
+  EXPECT_EQ(doc.scalars[1].line, 10);
+}
+
+TEST(YamlTest, EmptyAndCommentOnlyDocumentsHaveNoScalars) {
+  for (std::string_view text : {"", "\n\n", "# only a comment\n", "---\n", "--- # c\n# c\n"}) {
+    yaml::Document doc = parse(text);
+    EXPECT_TRUE(doc.ok()) << text << ": " << doc.error;
+    EXPECT_TRUE(doc.scalars.empty()) << text;
+  }
+}
+
+TEST(YamlTest, NullValuesAreMarkedAndDistinctFromEmptyStrings) {
+  yaml::Document doc = parse(
+      "a:\n"
+      "b: ~\n"
+      "c: null\n"
+      "d: NULL\n"
+      "e: ''\n"
+      "f: nullable\n"
+      "section:\n"
+      "  inner:\n"
+      "last:");
+  ASSERT_TRUE(doc.ok()) << doc.error;
+  ASSERT_EQ(doc.scalars.size(), 8u);
+  std::vector<std::pair<std::string, bool>> got;
+  for (const yaml::Scalar& s : doc.scalars) got.emplace_back(s.key, s.is_null);
+  std::vector<std::pair<std::string, bool>> want = {
+      {"a", true},
+      {"b", true},
+      {"c", true},
+      {"d", true},
+      {"e", false},
+      {"f", false},
+      {"section.inner", true},
+      {"last", true},
+  };
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(doc.scalars[5].value, "nullable");
+  EXPECT_EQ(doc.scalars[6].line, 8);
+  for (const yaml::Scalar& s : doc.scalars) {
+    if (s.is_null) {
+      EXPECT_EQ(s.value, "") << s.key;
+    }
+  }
+}
+
+TEST(YamlTest, DedentsSeveralLevelsAtOnce) {
+  yaml::Document doc = parse(
+      "a:\n"
+      "  b:\n"
+      "    c:\n"
+      "      d: 1\n"
+      "  e: 2\n"
+      "f: 3\n");
+  ASSERT_TRUE(doc.ok()) << doc.error;
+  ASSERT_EQ(doc.scalars.size(), 3u);
+  EXPECT_EQ(doc.scalars[0].key, "a.b.c.d");
+  EXPECT_EQ(doc.scalars[1].key, "a.e");
+  EXPECT_EQ(doc.scalars[2].key, "f");
+}
+
+TEST(YamlTest, WholeDocumentMayBeIndented) {
+  yaml::Document doc = parse("  a: 1\n  b:\n    c: 2\n");
+  ASSERT_TRUE(doc.ok()) << doc.error;
+  ASSERT_EQ(doc.scalars.size(), 2u);
+  EXPECT_EQ(doc.scalars[1].key, "b.c");
+}
+
+struct YamlErrorCase {
+  std::string text;
+  int line;
+  std::string message_part;
+};
+
+class YamlErrorTest : public ::testing::TestWithParam<YamlErrorCase> {};
+
+TEST_P(YamlErrorTest, ReportsLineAndReason) {
+  const YamlErrorCase& c = GetParam();
+  yaml::Document doc = parse(c.text);
+  EXPECT_FALSE(doc.ok()) << c.text;
+  EXPECT_EQ(doc.error_line, c.line) << c.text << " -> " << doc.error;
+  EXPECT_THAT(doc.error, HasSubstr(c.message_part)) << c.text;
+  EXPECT_TRUE(doc.scalars.empty()) << "a failed parse must not hand back partial results";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Unsupported, YamlErrorTest,
+    ::testing::Values(
+        YamlErrorCase{"a:\n\tb: 1\n", 2, "tab"}, YamlErrorCase{"a:\n  \tb: 1\n", 2, "tab"},
+        YamlErrorCase{"a:\n  - 1\n", 2, "sequences"}, YamlErrorCase{"- a\n", 1, "sequences"},
+        YamlErrorCase{"a: - 1\n", 1, "sequences"}, YamlErrorCase{"a: {b: 1}\n", 1, "flow"},
+        YamlErrorCase{"a: [1, 2]\n", 1, "flow"}, YamlErrorCase{"{a: 1}\n", 1, "flow"},
+        YamlErrorCase{"a: 1\nb: &anchor 2\n", 2, "anchors"},
+        YamlErrorCase{"a: *alias\n", 1, "aliases"}, YamlErrorCase{"a: !!str 1\n", 1, "tags"},
+        YamlErrorCase{"a: |\n  text\n", 1, "block scalars"},
+        YamlErrorCase{"a: >-\n  text\n", 1, "block scalars"},
+        YamlErrorCase{"%YAML 1.2\n---\na: 1\n", 1, "directives"},
+        YamlErrorCase{"? a\n: b\n", 1, "complex keys"}, YamlErrorCase{"a: @x\n", 1, "reserved"},
+        YamlErrorCase{"a: `x\n", 1, "reserved"}, YamlErrorCase{"a: ,x\n", 1, "unexpected ','"},
+        YamlErrorCase{"a: b\n  c\n", 2, "multi-line"},
+        YamlErrorCase{"a: b\n  c: d\n", 2, "unexpected indentation"},
+        YamlErrorCase{"a:\n    b: 1\n  c: 2\n", 3, "line up"},
+        YamlErrorCase{"  a: 1\nb: 2\n", 2, "less than the first line"},
+        YamlErrorCase{"a: 'x\n  y'\n", 1, "unterminated single-quoted"},
+        YamlErrorCase{"a: \"x\n", 1, "unterminated double-quoted"},
+        YamlErrorCase{"a: \"x\\\n  y\"\n", 1, "unterminated double-quoted"},
+        YamlErrorCase{"a: \"\\q\"\n", 1, "invalid escape '\\q'"},
+        YamlErrorCase{"a: \"\\x4\"\n", 1, "invalid escape '\\x'"},
+        YamlErrorCase{"a: \"\\u12G4\"\n", 1, "invalid escape '\\u'"},
+        YamlErrorCase{"a: \"\\ud800\"\n", 1, "Unicode"},
+        YamlErrorCase{"a: \"\\U00110000\"\n", 1, "Unicode"},
+        YamlErrorCase{"a: 'x' y\n", 1, "after quoted"},
+        YamlErrorCase{"a: 'x'#c\n", 1, "after quoted"},
+        YamlErrorCase{"'a' b: 1\n", 1, "expected ':' after quoted key"},
+        YamlErrorCase{"'a\n", 1, "unterminated"},
+        YamlErrorCase{"a: 1\njust text\n", 2, "expected 'key: value'"},
+        YamlErrorCase{"a:b\n", 1, "expected 'key: value'"},
+        YamlErrorCase{"a # comment: 1\n", 1, "expected 'key: value'"},
+        YamlErrorCase{": v\n", 1, "empty key"}, YamlErrorCase{"'': v\n", 1, "empty key"},
+        YamlErrorCase{"broker.port: 1\n", 1, "contains '.'"},
+        YamlErrorCase{"a: 1\na: 2\n", 2, "duplicate key 'a'"},
+        YamlErrorCase{"a:\n  b: 1\na:\n  c: 2\n", 3, "duplicate key 'a'"},
+        YamlErrorCase{"a:\n  b: 1\n  b: 2\n", 3, "duplicate key 'a.b'"},
+        YamlErrorCase{"a: b: c\n", 1, "unexpected ': '"},
+        YamlErrorCase{"a: b:\n", 1, "unexpected ': '"},
+        YamlErrorCase{"a: 1\n---\nb: 2\n", 2, "multiple documents"},
+        YamlErrorCase{"---\n---\n", 2, "multiple documents"},
+        YamlErrorCase{"--- a: 1\n", 1, "after '---'"},
+        YamlErrorCase{"a: 1\n...\n", 2, "document end"},
+        YamlErrorCase{"a: b\x01\n", 1, "control character"},
+        YamlErrorCase{"a: b\0c\n"s, 1, "control character"}));
+
+// Whatever the bytes, the parser answers with scalars or a located error; run
+// under ASan/UBSan this also proves it never reads out of bounds.
+TEST(YamlTest, ArbitraryInputNeverCrashes) {
+  const std::string alphabet = "ab:-'\"\\#|>&*![]{}?%@`, \t\n\r.~0xuU";
+  std::mt19937 random(12345);
+  for (int round = 0; round < 20000; ++round) {
+    std::string text(random() % 40, ' ');
+    for (char& c : text) c = alphabet[random() % alphabet.size()];
+    yaml::Document doc = parse(text);
+    int lines = 1 + static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+    if (doc.ok()) {
+      for (const yaml::Scalar& s : doc.scalars) {
+        EXPECT_GE(s.line, 1);
+        EXPECT_LE(s.line, lines);
+        EXPECT_FALSE(s.key.empty());
+      }
+    } else {
+      EXPECT_GE(doc.error_line, 1) << text;
+      EXPECT_LE(doc.error_line, lines) << text;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Environment variable names
+
+TEST(EnvironmentKeyTest, MapsLikeTheOriginal) {
+  EXPECT_EQ(environment_key("GOPHERMQ_BROKER_MAX__PENDING"), "broker.max-pending");
+  EXPECT_EQ(environment_key("GOPHERMQ_BROKER_PORT"), "broker.port");
+  EXPECT_EQ(environment_key("GOPHERMQ_MONITORING_PORT"), "monitoring.port");
+  EXPECT_EQ(environment_key("GOPHERMQ_LOGGER_LEVEL"), "logger.level");
+  EXPECT_EQ(environment_key("GOPHERMQ_BROKER_MAX__HEADER__BYTES"), "broker.max-header-bytes");
+  EXPECT_EQ(environment_key("GOPHERMQ_Broker_Port"), "broker.port");
+}
+
+TEST(EnvironmentKeyTest, ReplacesDoubleUnderscoresBeforeSingleOnes) {
+  EXPECT_EQ(environment_key("GOPHERMQ_A___B"), "a-.b");
+  EXPECT_EQ(environment_key("GOPHERMQ_A____B"), "a--b");
+  EXPECT_EQ(environment_key("GOPHERMQ_A_B__C_D"), "a.b-c.d");
+  EXPECT_EQ(environment_key("GOPHERMQ_A_"), "a.");
+}
+
+TEST(EnvironmentKeyTest, NeedsTheExactPrefix) {
+  EXPECT_EQ(environment_key("GOPHERMQ_"), "");
+  EXPECT_EQ(environment_key("gophermq_broker_port"), "");
+  EXPECT_EQ(environment_key("GOPHERMQBROKER_PORT"), "");
+  EXPECT_EQ(environment_key("XGOPHERMQ_BROKER_PORT"), "");
+  EXPECT_EQ(environment_key("PATH"), "");
+  EXPECT_EQ(environment_key(""), "");
+}
+
+// ---------------------------------------------------------------------------
+// Defaults and layering
+
+TEST_F(ConfigTest, DefaultsWhenNothingIsSet) {
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.command, Command::broker);
+  const Config& c = result.config;
+  EXPECT_EQ(c.log_level, LogLevel::info);
+  EXPECT_EQ(c.api.host, "");
+  EXPECT_EQ(c.api.port, 8082);
+  EXPECT_EQ(c.max_pending, 1'000'000u);
+  EXPECT_EQ(c.shards, 0u);
+  EXPECT_EQ(c.max_body_bytes, 1u << 20);
+  EXPECT_EQ(c.max_header_bytes, 16u << 10);
+  EXPECT_TRUE(c.monitoring_enabled);
+  EXPECT_EQ(c.monitoring.host, "");
+  EXPECT_EQ(c.monitoring.port, 9001);
+}
+
+TEST_F(ConfigTest, ReadsEveryKeyFromConfigYaml) {
+  write_default_yaml(
+      "logger:\n"
+      "  level: debug\n"
+      "broker:\n"
+      "  host: 127.0.0.1\n"
+      "  port: 8100\n"
+      "  max-pending: 42\n"
+      "  cores: 3\n"
+      "  max-body: 64KiB\n"
+      "  max-header-bytes: 8KiB\n"
+      "monitoring:\n"
+      "  enable: false\n"
+      "  port: '127.0.0.2:9100'\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  const Config& c = result.config;
+  EXPECT_EQ(c.log_level, LogLevel::debug);
+  EXPECT_EQ(c.api.host, "127.0.0.1");
+  EXPECT_EQ(c.api.port, 8100);
+  EXPECT_EQ(c.max_pending, 42u);
+  EXPECT_EQ(c.shards, 3u);
+  EXPECT_EQ(c.max_body_bytes, 64u << 10);
+  EXPECT_EQ(c.max_header_bytes, 8u << 10);
+  EXPECT_FALSE(c.monitoring_enabled);
+  EXPECT_EQ(c.monitoring.host, "127.0.0.2");
+  EXPECT_EQ(c.monitoring.port, 9100);
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesYamlAndFlagsOverrideBoth) {
+  write_default_yaml(
+      "broker:\n"
+      "  port: 1111\n"
+      "  max-pending: 10\n"
+      "  cores: 2\n"
+      "logger:\n"
+      "  level: error\n");
+  Environment environment{"GOPHERMQ_BROKER_PORT=2222", "GOPHERMQ_BROKER_MAX__PENDING=20"};
+  ConfigLoad result = load({"broker", "--broker.port=3333"}, environment);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.api.port, 3333);    // yaml < env < flag
+  EXPECT_EQ(result.config.max_pending, 20u);  // yaml < env
+  EXPECT_EQ(result.config.shards, 2u);        // yaml only
+  EXPECT_EQ(result.config.log_level, LogLevel::error);
+  EXPECT_EQ(result.config.max_body_bytes, 1u << 20);  // default
+
+  result = load({"broker"}, environment);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.api.port, 2222);
+
+  result = load({"--broker.max-pending", "30", "broker"}, environment);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.max_pending, 30u);
+  EXPECT_EQ(result.config.api.port, 2222);
+}
+
+TEST_F(ConfigTest, LaterFlagsWin) {
+  ConfigLoad result = load({"broker", "--broker.cores=1", "--broker.cores", "4"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.shards, 4u);
+}
+
+TEST_F(ConfigTest, EnvironmentAlone) {
+  Environment environment{"PATH=/bin",
+                          "GOPHERMQ_LOGGER_LEVEL=debug",
+                          "GOPHERMQ_MONITORING_PORT=:9002",
+                          "GOPHERMQ_MONITORING_ENABLE=off",
+                          "GOPHERMQ_BROKER_MAX__BODY=2MiB",
+                          "GOPHERMQ_BROKER_MAX__HEADER__BYTES=32768",
+                          "GOPHERMQ_BROKER_HOST=::1",
+                          "GOPHERMQ_BROKER_CORES=8"};
+  ConfigLoad result = load({"broker"}, environment);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.log_level, LogLevel::debug);
+  EXPECT_EQ(result.config.monitoring.port, 9002);
+  EXPECT_FALSE(result.config.monitoring_enabled);
+  EXPECT_EQ(result.config.max_body_bytes, 2u << 20);
+  EXPECT_EQ(result.config.max_header_bytes, 32768u);
+  EXPECT_EQ(result.config.api.host, "::1");
+  EXPECT_EQ(result.config.shards, 8u);
+}
+
+TEST_F(ConfigTest, NullYamlAndEmptyEnvironmentValuesLeaveLowerLayers) {
+  write_default_yaml(
+      "broker:\n"
+      "  port:\n"
+      "  cores: ~\n"
+      "  max-pending: 5\n"
+      "monitoring:\n");
+  Environment environment{"GOPHERMQ_BROKER_MAX__PENDING="};
+  ConfigLoad result = load({"broker"}, environment);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.api.port, 8082);
+  EXPECT_EQ(result.config.shards, 0u);
+  EXPECT_EQ(result.config.max_pending, 5u);
+}
+
+TEST_F(ConfigTest, YamlKeysAreCaseInsensitive) {
+  write_default_yaml("Broker:\n  Max-Pending: 7\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.max_pending, 7u);
+}
+
+TEST_F(ConfigTest, EmptyYamlStringIsAValueUnlikeNull) {
+  std::string path = write_default_yaml("broker:\n  port: ''\n");
+  EXPECT_THAT(load({"broker"}).error, StartsWith("config error: " + path + ":2: broker.port must"));
+}
+
+// ---------------------------------------------------------------------------
+// Unknown keys
+
+TEST_F(ConfigTest, UnknownKeysOutsideOurSectionsAreIgnored) {
+  write_default_yaml(
+      "other-tool:\n"
+      "  setting: 1\n"
+      "top: x\n"
+      "brokers:\n"
+      "  port: nonsense\n");
+  Environment environment{"GOPHERMQ_OTHER=1", "GOPHERMQ_BROKERS_PORT=x", "GOPHERMQ_=1",
+                          "GOPHERMQ_BROKER", "gophermq_broker_port=x"};
+  ConfigLoad result = load({"broker"}, environment);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.api.port, 8082);
+}
+
+TEST_F(ConfigTest, UnknownYamlKeyInOurSectionIsAnErrorWithAHint) {
+  std::string path = write_default_yaml("broker:\n  port: 1\n  max_pending: 5\n");
+  ConfigLoad result = load({"broker"});
+  EXPECT_EQ(result.error, "config error: " + path +
+                              ":3: unknown key \"broker.max_pending\" (did you mean "
+                              "broker.max-pending?)");
+}
+
+TEST_F(ConfigTest, UnknownYamlKeyWithoutValueInOurSectionIsAnError) {
+  std::string path = write_default_yaml("logger:\n  levle:\n");
+  ConfigLoad result = load({"broker"});
+  EXPECT_EQ(result.error, "config error: " + path + ":2: unknown key \"logger.levle\"");
+}
+
+TEST_F(ConfigTest, ScalarInPlaceOfOurSectionIsAnError) {
+  std::string path = write_default_yaml("monitoring: true\n");
+  ConfigLoad result = load({"broker"});
+  EXPECT_EQ(result.error, "config error: " + path + ":1: unknown key \"monitoring\"");
+}
+
+TEST_F(ConfigTest, UnknownEnvironmentKeyInOurSectionIsAnErrorWithAHint) {
+  Environment environment{"GOPHERMQ_BROKER_MAX_PENDING=5"};
+  ConfigLoad result = load({"broker"}, environment);
+  EXPECT_EQ(result.error,
+            "config error: GOPHERMQ_BROKER_MAX_PENDING=\"5\": unknown key \"broker.max.pending\" "
+            "(did you mean GOPHERMQ_BROKER_MAX__PENDING?)");
+}
+
+TEST_F(ConfigTest, TwoEnvironmentVariablesForOneKeyAreAnError) {
+  Environment environment{"GOPHERMQ_BROKER_PORT=1", "GOPHERMQ_broker_port=2"};
+  ConfigLoad result = load({"broker"}, environment);
+  EXPECT_EQ(result.error,
+            "config error: GOPHERMQ_BROKER_PORT and GOPHERMQ_broker_port both set broker.port");
+}
+
+TEST_F(ConfigTest, UnknownFlagsAreAlwaysErrors) {
+  EXPECT_EQ(load({"broker", "--other=1"}).error, "usage error: unknown flag --other");
+  EXPECT_EQ(load({"broker", "--broker.max_pending", "5"}).error,
+            "usage error: unknown flag --broker.max_pending (did you mean --broker.max-pending?)");
+  EXPECT_EQ(load({"broker", "-x"}).error, "usage error: unknown flag \"-x\"");
+  EXPECT_EQ(load({"broker", "--"}).error, "usage error: unknown flag \"--\"");
+}
+
+// ---------------------------------------------------------------------------
+// Values of every key
+
+struct ValueCase {
+  std::string key;
+  std::string value;
+};
+
+class ValidValueTest : public ::testing::TestWithParam<ValueCase> {};
+class InvalidValueTest : public ::testing::TestWithParam<ValueCase> {};
+
+TEST_P(ValidValueTest, IsAccepted) {
+  Config config;
+  EXPECT_EQ(apply_setting(config, GetParam().key, GetParam().value), "");
+}
+
+TEST_P(InvalidValueTest, IsRejectedWithTheKeyNamedAndConfigUnchanged) {
+  Config config = non_default_config();
+  std::string error = apply_setting(config, GetParam().key, GetParam().value);
+  EXPECT_THAT(error, StartsWith(GetParam().key + " must be")) << GetParam().value;
+  expect_same(config, non_default_config());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryKey, ValidValueTest,
+    ::testing::Values(
+        ValueCase{"logger.level", "debug"}, ValueCase{"logger.level", "INFO"},
+        ValueCase{"logger.level", "Warning"}, ValueCase{"logger.level", "trace"},
+        ValueCase{"broker.port", "0"}, ValueCase{"broker.port", "65535"},
+        ValueCase{"broker.port", "08082"}, ValueCase{"broker.port", "localhost:1"},
+        ValueCase{"broker.host", ""}, ValueCase{"broker.host", "example.com"},
+        ValueCase{"broker.host", "fe80::1%eth0"}, ValueCase{"broker.max-pending", "1"},
+        ValueCase{"broker.max-pending", "4611686018427387904"}, ValueCase{"broker.cores", "0"},
+        ValueCase{"broker.cores", "1024"}, ValueCase{"broker.max-body", "1KiB"},
+        ValueCase{"broker.max-body", "1GiB"}, ValueCase{"broker.max-header-bytes", "1024"},
+        ValueCase{"broker.max-header-bytes", "1MiB"}, ValueCase{"monitoring.enable", "YES"},
+        ValueCase{"monitoring.port", "0"}, ValueCase{"monitoring.port", "[::]:9001"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryKey, InvalidValueTest,
+    ::testing::Values(
+        ValueCase{"logger.level", ""}, ValueCase{"logger.level", "verbose"},
+        ValueCase{"logger.level", "info "}, ValueCase{"logger.level", "3"},
+        ValueCase{"broker.port", ""}, ValueCase{"broker.port", "65536"},
+        ValueCase{"broker.port", "-1"}, ValueCase{"broker.port", "+1"},
+        ValueCase{"broker.port", " 8082"}, ValueCase{"broker.port", "8082 "},
+        ValueCase{"broker.port", "8082x"}, ValueCase{"broker.port", "0x10"},
+        ValueCase{"broker.port", "99999999999999999999999"}, ValueCase{"broker.port", ":"},
+        ValueCase{"broker.port", "host:"}, ValueCase{"broker.port", "::1:8082"},
+        ValueCase{"broker.port", "[::1]"}, ValueCase{"broker.port", "[]:1"},
+        ValueCase{"broker.port", "[::1:1"}, ValueCase{"broker.port", "a b:1"},
+        ValueCase{"broker.host", "a b"}, ValueCase{"broker.host", "a/b"},
+        ValueCase{"broker.host", "[a]b"}, ValueCase{"broker.max-pending", "0"},
+        ValueCase{"broker.max-pending", "-1"}, ValueCase{"broker.max-pending", "abc"},
+        ValueCase{"broker.max-pending", "1.5"}, ValueCase{"broker.max-pending", "1e6"},
+        ValueCase{"broker.max-pending", "10 "}, ValueCase{"broker.max-pending", ""},
+        ValueCase{"broker.max-pending", "4611686018427387905"},
+        ValueCase{"broker.max-pending", "18446744073709551616"}, ValueCase{"broker.cores", "1025"},
+        ValueCase{"broker.cores", "-1"}, ValueCase{"broker.cores", "two"},
+        ValueCase{"broker.cores", ""}, ValueCase{"broker.cores", "4294967297"},
+        ValueCase{"broker.max-body", "1023"}, ValueCase{"broker.max-body", "0"},
+        ValueCase{"broker.max-body", "1073741825"}, ValueCase{"broker.max-body", "2GiB"},
+        ValueCase{"broker.max-body", "1TiB"}, ValueCase{"broker.max-body", "1.5MiB"},
+        ValueCase{"broker.max-body", "MiB"}, ValueCase{"broker.max-body", "-1MiB"},
+        ValueCase{"broker.max-body", "4 "}, ValueCase{"broker.max-body", "4  MiB"},
+        ValueCase{"broker.max-body", "4MiBs"}, ValueCase{"broker.max-body", "18014398509481984KiB"},
+        ValueCase{"broker.max-body", "99999999999999999999999"},
+        ValueCase{"broker.max-header-bytes", "1023"}, ValueCase{"broker.max-header-bytes", "2MiB"},
+        ValueCase{"broker.max-header-bytes", "1048577"}, ValueCase{"monitoring.enable", ""},
+        ValueCase{"monitoring.enable", "2"}, ValueCase{"monitoring.enable", "enabled"},
+        ValueCase{"monitoring.enable", "true "}, ValueCase{"monitoring.port", "x"},
+        ValueCase{"monitoring.port", "70000"}, ValueCase{"monitoring.port", ":-1"}));
+
+TEST(ApplySettingTest, LogLevelNames) {
+  struct Case {
+    std::string_view text;
+    LogLevel level;
+  };
+  for (Case c : {Case{"debug", LogLevel::debug}, Case{"TRACE", LogLevel::debug},
+                 Case{"info", LogLevel::info}, Case{"warn", LogLevel::warn},
+                 Case{"WARNING", LogLevel::warn}, Case{"error", LogLevel::error},
+                 Case{"Fatal", LogLevel::error}, Case{"panic", LogLevel::error}}) {
+    Config config;
+    config.log_level = c.level == LogLevel::info ? LogLevel::error : LogLevel::info;
+    ASSERT_EQ(apply_setting(config, "logger.level", c.text), "");
+    EXPECT_EQ(config.log_level, c.level) << c.text;
+  }
+}
+
+TEST(ApplySettingTest, AddressForms) {
+  struct Case {
+    std::string_view text;
+    std::string host;
+    std::uint16_t port;
+  };
+  for (Case c : {Case{"8082", "keep", 8082}, Case{":8082", "", 8082},
+                 Case{"127.0.0.1:1", "127.0.0.1", 1}, Case{"[::1]:8082", "::1", 8082},
+                 Case{"localhost:0", "localhost", 0}, Case{"[::]:65535", "::", 65535}}) {
+    for (std::string_view key : {"broker.port", "monitoring.port"}) {
+      Config config;
+      config.api.host = config.monitoring.host = "keep";
+      ASSERT_EQ(apply_setting(config, key, c.text), "") << c.text;
+      const ListenAddress& address = key == "broker.port" ? config.api : config.monitoring;
+      EXPECT_EQ(address.host, c.host) << key << "=" << c.text;
+      EXPECT_EQ(address.port, c.port) << key << "=" << c.text;
+    }
+  }
+}
+
+TEST(ApplySettingTest, BrokerHostStripsIpv6Brackets) {
+  Config config;
+  ASSERT_EQ(apply_setting(config, "broker.host", "[::1]"), "");
+  EXPECT_EQ(config.api.host, "::1");
+  ASSERT_EQ(apply_setting(config, "broker.host", ""), "");
+  EXPECT_EQ(config.api.host, "");
+}
+
+TEST(ApplySettingTest, NumbersAtTheirBounds) {
+  Config config;
+  ASSERT_EQ(apply_setting(config, "broker.max-pending", "4611686018427387904"), "");
+  EXPECT_EQ(config.max_pending, std::uint64_t{1} << 62);
+  ASSERT_EQ(apply_setting(config, "broker.cores", "1024"), "");
+  EXPECT_EQ(config.shards, 1024u);
+  EXPECT_EQ(apply_setting(config, "broker.max-pending", "4611686018427387905"),
+            "broker.max-pending must be at most 4611686018427387904 (2^62)");
+  EXPECT_EQ(apply_setting(config, "broker.max-pending", "0"),
+            "broker.max-pending must be an integer >= 1");
+}
+
+TEST(ApplySettingTest, ByteSizes) {
+  struct Case {
+    std::string_view text;
+    std::size_t bytes;
+  };
+  for (Case c :
+       {Case{"1024", 1024}, Case{"2048b", 2048}, Case{"1KiB", 1 << 10}, Case{"1k", 1 << 10},
+        Case{"1K", 1 << 10}, Case{"1KB", 1 << 10}, Case{"64 KiB", 64 << 10}, Case{"4MiB", 4 << 20},
+        Case{"4m", 4 << 20}, Case{"4MB", 4 << 20}, Case{"4mib", 4 << 20}, Case{"1GiB", 1 << 30},
+        Case{"1g", 1 << 30}, Case{"1GB", 1 << 30}}) {
+    Config config;
+    ASSERT_EQ(apply_setting(config, "broker.max-body", c.text), "") << c.text;
+    EXPECT_EQ(config.max_body_bytes, c.bytes) << c.text;
+  }
+  Config config;
+  ASSERT_EQ(apply_setting(config, "broker.max-header-bytes", "1MiB"), "");
+  EXPECT_EQ(config.max_header_bytes, 1u << 20);
+  EXPECT_EQ(apply_setting(config, "broker.max-header-bytes", "2MiB"),
+            "broker.max-header-bytes must be a byte size from 1KiB to 1MiB (e.g. 65536, 64KiB, "
+            "1MiB)");
+}
+
+TEST(ApplySettingTest, Booleans) {
+  for (std::string_view yes : {"true", "TRUE", "1", "yes", "On"}) {
+    Config config;
+    config.monitoring_enabled = false;
+    ASSERT_EQ(apply_setting(config, "monitoring.enable", yes), "");
+    EXPECT_TRUE(config.monitoring_enabled) << yes;
+  }
+  for (std::string_view no : {"false", "False", "0", "no", "OFF"}) {
+    Config config;
+    ASSERT_EQ(apply_setting(config, "monitoring.enable", no), "");
+    EXPECT_FALSE(config.monitoring_enabled) << no;
+  }
+}
+
+TEST(ApplySettingTest, KeysMatchIgnoringCase) {
+  Config config;
+  ASSERT_EQ(apply_setting(config, "Broker.Cores", "5"), "");
+  EXPECT_EQ(config.shards, 5u);
+}
+
+TEST(ApplySettingTest, UnknownKeys) {
+  Config config;
+  EXPECT_EQ(apply_setting(config, "broker.nope", "1"), "unknown key \"broker.nope\"");
+  EXPECT_EQ(apply_setting(config, "monitoring_port", "1"),
+            "unknown key \"monitoring_port\" (did you mean monitoring.port?)");
+}
+
+// ---------------------------------------------------------------------------
+// Error messages name their source
+
+TEST_F(ConfigTest, EnvironmentErrorNamesTheVariableAndValue) {
+  Environment environment{"GOPHERMQ_BROKER_MAX__PENDING=abc"};
+  EXPECT_EQ(load({"broker"}, environment).error,
+            "config error: GOPHERMQ_BROKER_MAX__PENDING=\"abc\": broker.max-pending must be an "
+            "integer >= 1");
+}
+
+TEST_F(ConfigTest, YamlValueErrorNamesFileAndLine) {
+  std::string path = write_default_yaml("# comment\nbroker:\n  port: abc\n");
+  ConfigLoad result = load({"broker"});
+  EXPECT_THAT(result.error, StartsWith("config error: " + path + ":3: broker.port must be"));
+}
+
+TEST_F(ConfigTest, YamlSyntaxErrorNamesFileAndLine) {
+  std::string path = write_default_yaml("broker:\n\tport: 1\n");
+  EXPECT_EQ(load({"broker"}).error,
+            "config error: " + path + ":2: tab in indentation; indent with spaces");
+}
+
+TEST_F(ConfigTest, FlagErrorNamesTheFlagAndValue) {
+  EXPECT_THAT(load({"broker", "--monitoring.port", "nine"}).error,
+              StartsWith("config error: --monitoring.port=\"nine\": monitoring.port must be"));
+}
+
+TEST_F(ConfigTest, ErrorsStayOnOneLine) {
+  Environment environment{"GOPHERMQ_LOGGER_LEVEL=in\nfo\"\x01"};
+  std::string error = load({"broker"}, environment).error;
+  EXPECT_EQ(error,
+            "config error: GOPHERMQ_LOGGER_LEVEL=\"in\\x0afo\\\"\\x01\": logger.level must be one "
+            "of debug, info, warn, error");
+}
+
+TEST_F(ConfigTest, FirstBadLayerIsReported) {
+  write_default_yaml("broker:\n  cores: 5000\n");
+  Environment environment{"GOPHERMQ_BROKER_CORES=6000"};
+  EXPECT_THAT(load({"broker"}, environment).error, HasSubstr("config.yaml:2: broker.cores"));
+}
+
+// ---------------------------------------------------------------------------
+// The config file
+
+TEST_F(ConfigTest, MissingDefaultConfigFileIsFine) {
+  ConfigLoad result = load_config({"broker"}, nullptr, dir_.path("absent/config.yaml"));
+  EXPECT_TRUE(result.ok()) << result.error;
+}
+
+TEST_F(ConfigTest, MissingNamedConfigFileIsAnError) {
+  std::string missing = dir_.path("missing.yaml");
+  std::string equals_form = "--config=" + missing;
+  EXPECT_EQ(load({"broker", "--config", missing}).error,
+            "config error: cannot read config file \"" + missing + "\": No such file or directory");
+  EXPECT_EQ(load({"broker", equals_form}).error,
+            "config error: cannot read config file \"" + missing + "\": No such file or directory");
+}
+
+TEST_F(ConfigTest, NamedConfigFileReplacesTheDefaultOne) {
+  write_default_yaml("broker:\n  cores: 1\n  port: 1\n");
+  std::string named = dir_.write("named.yaml", "broker:\n  cores: 2\n");
+  std::string equals_form = "--config=" + named;
+  for (std::vector<std::string_view> args :
+       {std::vector<std::string_view>{"broker", "--config", named},
+        std::vector<std::string_view>{equals_form, "broker"}}) {
+    ConfigLoad result = load(args);
+    ASSERT_TRUE(result.ok()) << result.error;
+    EXPECT_EQ(result.config.shards, 2u);
+    EXPECT_EQ(result.config.api.port, 8082) << "the default file must not be read as well";
+  }
+}
+
+TEST_F(ConfigTest, UnreadableConfigFileIsAnErrorEvenAsTheDefault) {
+  std::filesystem::create_directory(default_yaml());
+  EXPECT_EQ(load({"broker"}).error,
+            "config error: cannot read config file \"" + default_yaml() + "\": Is a directory");
+}
+
+TEST_F(ConfigTest, HugeConfigFileIsRejected) {
+  write_default_yaml(std::string((1 << 20) + 1, '#'));
+  EXPECT_THAT(load({"broker"}).error, HasSubstr("File too large"));
+}
+
+// ---------------------------------------------------------------------------
+// Command line
+
+TEST_F(ConfigTest, CommandWordIsRequired) {
+  const std::string no_command =
+      "usage error: no command given; run `gophermq broker` to start the broker (see --help)";
+  EXPECT_EQ(load({}).error, no_command);
+  EXPECT_EQ(load({"--broker.port=1"}).error, no_command);
+  EXPECT_EQ(load({"serve"}).error,
+            "usage error: unknown command \"serve\"; run `gophermq broker` (see --help)");
+  EXPECT_EQ(load({"broker", "extra"}).error, "usage error: unexpected argument \"extra\"");
+}
+
+TEST_F(ConfigTest, FlagsGoBeforeOrAfterTheCommand) {
+  ConfigLoad result = load({"--broker.port", "1", "broker", "--broker.cores=2"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.command, Command::broker);
+  EXPECT_EQ(result.config.api.port, 1);
+  EXPECT_EQ(result.config.shards, 2u);
+}
+
+TEST_F(ConfigTest, FlagValueMayContainEqualsAndBeEmpty) {
+  ConfigLoad result = load({"broker", "--broker.host=", "--logger.level=WARN"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.api.host, "");
+  EXPECT_EQ(result.config.log_level, LogLevel::warn);
+  EXPECT_THAT(load({"broker", "--broker.port=1=2"}).error,
+              StartsWith("config error: --broker.port=\"1=2\": broker.port must be"));
+}
+
+TEST_F(ConfigTest, FlagsNeedValues) {
+  EXPECT_EQ(load({"broker", "--broker.port"}).error,
+            "usage error: flag --broker.port needs a value");
+  EXPECT_EQ(load({"broker", "--broker.port", "--broker.cores=1"}).error,
+            "usage error: flag --broker.port needs a value");
+  EXPECT_EQ(load({"broker", "--config"}).error, "usage error: flag --config needs a value");
+  EXPECT_EQ(load({"broker", "--config="}).error, "usage error: --config needs a file path");
+}
+
+TEST_F(ConfigTest, HelpAndVersionNeedNoCommandAndWinOverErrors) {
+  write_default_yaml("broker: [broken\n");
+  struct Case {
+    std::vector<std::string_view> args;
+    Command command;
+  };
+  for (const Case& c :
+       {Case{{"--help"}, Command::help}, Case{{"-h"}, Command::help},
+        Case{{"broker", "--bogus", "-h"}, Command::help}, Case{{"--version"}, Command::version},
+        Case{{"-v"}, Command::version}, Case{{"nonsense", "--version"}, Command::version},
+        Case{{"-v", "--help"}, Command::help}}) {
+    ConfigLoad result = load(c.args);
+    EXPECT_TRUE(result.ok()) << result.error;
+    EXPECT_EQ(result.command, c.command);
+  }
+  EXPECT_FALSE(load({"broker"}).ok()) << "the broken file is read when running";
+}
+
+TEST_F(ConfigTest, ListenersMayNotShareAPort) {
+  EXPECT_EQ(load({"broker", "--broker.port=9001"}).error,
+            "config error: broker.port and monitoring.port are both 9001");
+  EXPECT_EQ(load({"broker", "--broker.port=127.0.0.1:9001"}).error,
+            "config error: broker.port and monitoring.port are both 9001");
+  EXPECT_TRUE(load({"broker", "--broker.port=9001", "--monitoring.enable=false"}).ok());
+  EXPECT_TRUE(load({"broker", "--broker.port=0", "--monitoring.port=0"}).ok());
+  EXPECT_TRUE(
+      load({"broker", "--broker.port=127.0.0.1:9001", "--monitoring.port=127.0.0.2:9001"}).ok());
+}
+
+// ---------------------------------------------------------------------------
+// --help text
+
+TEST(UsageTextTest, ListsTheCommandAndEveryFlagWithEnvironmentAndDefault) {
+  std::string text = usage_text();
+  EXPECT_THAT(text, HasSubstr("gophermq broker"));
+  EXPECT_THAT(text, HasSubstr("--config PATH"));
+  for (std::string_view expected :
+       {"--logger.level LEVEL", "env GOPHERMQ_LOGGER_LEVEL, default info",
+        "env GOPHERMQ_BROKER_HOST, default \"\"", "env GOPHERMQ_BROKER_PORT, default 8082",
+        "env GOPHERMQ_BROKER_MAX__PENDING, default 1000000", "env GOPHERMQ_BROKER_CORES, default 0",
+        "env GOPHERMQ_BROKER_MAX__BODY, default 1MiB",
+        "env GOPHERMQ_BROKER_MAX__HEADER__BYTES, default 16KiB",
+        "env GOPHERMQ_BROKER_IO__URING, default auto",
+        "env GOPHERMQ_MONITORING_ENABLE, default true",
+        "env GOPHERMQ_MONITORING_PORT, default :9001"}) {
+    EXPECT_THAT(text, HasSubstr(expected));
+  }
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) EXPECT_LE(line.size(), 80u) << line;
+}
+
+// Every flag's env variable maps back to the flag's key, and the defaults
+// shown, applied in order, rebuild the built-in defaults: the help text cannot
+// drift from the parser.
+TEST(UsageTextTest, AgreesWithTheParser) {
+  std::istringstream lines(usage_text());
+  Config config = non_default_config();
+  std::string key;
+  int settings = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("  --") && !line.starts_with("  --config")) {
+      key = line.substr(4, line.find(' ', 4) - 4);
+      continue;
+    }
+    const std::string_view env_marker = "      env ", default_marker = ", default ";
+    if (!line.starts_with(env_marker)) continue;
+    std::size_t comma = line.find(default_marker);
+    ASSERT_NE(comma, std::string::npos) << line;
+    std::string variable = line.substr(env_marker.size(), comma - env_marker.size());
+    std::string shown = line.substr(comma + default_marker.size());
+    if (shown == "\"\"") shown.clear();
+    EXPECT_EQ(environment_key(variable), key);
+    EXPECT_EQ(apply_setting(config, key, shown), "") << key;
+    ++settings;
+  }
+  EXPECT_EQ(settings, 10);
+  expect_same(config, Config{});
+}
+
+}  // namespace
+}  // namespace gophermq

@@ -1,0 +1,431 @@
+// RequestDecoder: the request body {"subject","data","id"} decoded as Go's
+// encoding/json decodes it into the original's request structs.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gophermq/request_decoder.h"
+
+namespace gophermq {
+namespace {
+
+using namespace std::string_literals;
+using namespace std::string_view_literals;
+
+constexpr std::size_t kPadding = simdjson::SIMDJSON_PADDING;
+
+// What a decode produced, copied out of the decoder's buffer.
+struct Fields {
+  std::string subject;
+  std::string data;
+  std::string id;
+};
+
+// Decodes `body` from a heap buffer of exactly size + kPadding bytes (ASan
+// then catches any read past the padding). The padding holds `after`
+// repeated, standing in for whatever follows the body in a receive buffer.
+std::optional<Fields> decode_with(RequestDecoder& decoder, std::string_view body,
+                                  std::string_view after = "\0"sv) {
+  const std::size_t capacity = body.size() + kPadding;
+  auto buffer = std::make_unique<char[]>(capacity);
+  std::memcpy(buffer.get(), body.data(), body.size());
+  for (std::size_t i = body.size(); i < capacity; ++i) {
+    buffer[i] = after[(i - body.size()) % after.size()];
+  }
+  DecodedRequest request;
+  if (!decoder.decode(buffer.get(), body.size(), capacity, request)) return std::nullopt;
+  return Fields{std::string(request.subject), std::string(request.data), std::string(request.id)};
+}
+
+std::optional<Fields> decode(std::string_view body) {
+  RequestDecoder decoder;
+  return decode_with(decoder, body);
+}
+
+// gtest prints a std::optional<Fields> through this.
+void PrintTo(const Fields& fields, std::ostream* out) {
+  *out << "{subject=\"" << fields.subject << "\" data=\"" << fields.data << "\" id=\"" << fields.id
+       << "\"}";
+}
+
+MATCHER_P3(HasFields, subject, data, id, "") {
+  return arg.has_value() && arg->subject == subject && arg->data == data && arg->id == id;
+}
+
+// --- The three fields -------------------------------------------------------
+
+TEST(RequestDecoder, DecodesTheThreeFields) {
+  EXPECT_THAT(decode(R"({"subject":"a.b","data":"hello","id":"0f1e"})"),
+              HasFields("a.b", "hello", "0f1e"));
+}
+
+TEST(RequestDecoder, FieldsMayComeInAnyOrderWithWhitespace) {
+  EXPECT_THAT(decode(" \n{ \"id\" : \"x\" ,\n\t\"data\":\"d\" , \"subject\" :\"s\"}\r\n"),
+              HasFields("s", "d", "x"));
+}
+
+TEST(RequestDecoder, MissingFieldsAreEmpty) {
+  EXPECT_THAT(decode("{}"), HasFields("", "", ""));
+  EXPECT_THAT(decode(R"({"subject":"a"})"), HasFields("a", "", ""));
+  EXPECT_THAT(decode(R"({"data":"d"})"), HasFields("", "d", ""));
+}
+
+TEST(RequestDecoder, EmptyStringsAreKept) {
+  EXPECT_THAT(decode(R"({"subject":"","data":"","id":""})"), HasFields("", "", ""));
+}
+
+// --- Strings ----------------------------------------------------------------
+
+TEST(RequestDecoder, UnescapesShortEscapes) {
+  EXPECT_THAT(decode(R"({"data":"\"\\\/\b\f\n\r\t"})"), HasFields("", "\"\\/\b\f\n\r\t", ""));
+}
+
+TEST(RequestDecoder, UnescapesUnicodeEscapes) {
+  EXPECT_THAT(decode(R"({"data":"caf\u00e9"})"), HasFields("", "caf\xc3\xa9", ""));
+  // Upper-case hex digits are valid in an escape.
+  EXPECT_THAT(decode(R"({"data":"\u20AC"})"), HasFields("", "\xe2\x82\xac", ""));
+  // \u0000 is a real NUL byte inside the data, not its end.
+  EXPECT_THAT(decode(R"({"data":"a\u0000b"})"), HasFields("", "a\0b"s, ""));
+  // A surrogate pair is one code point, written as 4 bytes of UTF-8.
+  EXPECT_THAT(decode(R"({"data":"\ud83d\ude00"})"), HasFields("", "\xf0\x9f\x98\x80", ""));
+}
+
+TEST(RequestDecoder, UnescapesEscapesInKeysAndSubject) {
+  // "sub\u006aect" is "subject".
+  EXPECT_THAT(decode(R"({"sub\u006aect":"a\u002eb"})"), HasFields("a.b", "", ""));
+}
+
+TEST(RequestDecoder, KeepsRawUtf8) {
+  const std::string text = "\xe6\x97\xa5\xe6\x9c\xac \xc3\xa9 \xf0\x9f\x98\x80 \x7f";
+  EXPECT_THAT(decode("{\"subject\":\""s + text + "\",\"data\":\"" + text + "\"}"),
+              HasFields(text, text, ""));
+}
+
+TEST(RequestDecoder, RefusesBadEscapes) {
+  for (std::string_view body :
+       {R"({"data":"\x"})"sv, R"({"data":"\u12"})"sv, R"({"data":"\u12g4"})"sv,
+        R"({"data":"\U0041"})"sv, R"({"data":"\'"})"sv}) {
+    EXPECT_EQ(decode(body), std::nullopt) << body;
+  }
+}
+
+TEST(RequestDecoder, RefusesRawControlCharactersInStrings) {
+  // Go: "invalid character '\t' in string literal".
+  EXPECT_EQ(decode("{\"data\":\"a\tb\"}"), std::nullopt);
+  EXPECT_EQ(decode("{\"data\":\"a\nb\"}"), std::nullopt);
+  EXPECT_EQ(decode("{\"data\":\"a\x01"
+                   "b\"}"),
+            std::nullopt);
+  EXPECT_EQ(decode("{\"x\":\"a\x1f"
+                   "b\",\"data\":\"d\"}"),
+            std::nullopt);
+}
+
+TEST(RequestDecoder, DecodesA64KiBDataString) {
+  std::string data(64 << 10, 'x');
+  for (std::size_t i = 0; i < data.size(); i += 997) data[i] = static_cast<char>('a' + i % 26);
+  EXPECT_THAT(decode(R"({"subject":"big","data":")"s + data + R"("})"), HasFields("big", data, ""));
+}
+
+TEST(RequestDecoder, DecodesA64KiBDataStringFullOfEscapes) {
+  std::string escaped;
+  std::string expected;
+  while (expected.size() < (64 << 10)) {
+    escaped += R"(\n\u00e9\"x)";
+    expected += "\n\xc3\xa9\"x";
+  }
+  EXPECT_THAT(decode(R"({"data":")"s + escaped + R"("})"), HasFields("", expected, ""));
+}
+
+// --- Unknown fields ---------------------------------------------------------
+
+TEST(RequestDecoder, IgnoresUnknownFieldsOfEveryType) {
+  EXPECT_THAT(decode(R"({"s":"text","subject":"a","n":-1.5e3,"i":0,"f":12.25E-2,)"
+                     R"("big":123456789012345678901234567890123456789,"t":true,"no":false,)"
+                     R"("z":null,"o":{"k":[1,{"deep":null}],"e":{}},"arr":[],)"
+                     R"("mixed":[1,"two",[3],{"four":4},true,null],"data":"d"})"),
+              HasFields("a", "d", ""));
+}
+
+TEST(RequestDecoder, IgnoresFieldsWhoseNamesOnlyResembleKnownOnes) {
+  EXPECT_THAT(decode(R"({"subjects":1,"subjec":2,"ids":{},"dat":[],"data_":true})"),
+              HasFields("", "", ""));
+}
+
+TEST(RequestDecoder, RefusesInvalidJsonInsideAnIgnoredField) {
+  // Go's decoder checks the whole text before it fills any field.
+  for (std::string_view body : {
+           R"({"subject":"a","x":[tru]})"sv,    R"({"subject":"a","x":nul})"sv,
+           R"({"subject":"a","x":fals})"sv,     R"({"subject":"a","x":truex})"sv,
+           R"({"subject":"a","x":01})"sv,       R"({"subject":"a","x":1.})"sv,
+           R"({"subject":"a","x":.5})"sv,       R"({"subject":"a","x":-})"sv,
+           R"({"subject":"a","x":+1})"sv,       R"({"subject":"a","x":1e})"sv,
+           R"({"subject":"a","x":1e+})"sv,      R"({"subject":"a","x":0x10})"sv,
+           R"({"subject":"a","x":NaN})"sv,      R"({"subject":"a","x":Infinity})"sv,
+           R"({"subject":"a","x":"\q"})"sv,     R"({"subject":"a","x":{"k" 1}})"sv,
+           R"({"subject":"a","x":{k:1}})"sv,    R"({"subject":"a","x":[1,]})"sv,
+           R"({"subject":"a","x":[1 2]})"sv,    R"({"subject":"a","x":['s']})"sv,
+           R"({"subject":"a","x":{"k":1,}})"sv, R"({"subject":"a","x":}})"sv,
+       }) {
+    EXPECT_EQ(decode(body), std::nullopt) << body;
+  }
+}
+
+TEST(RequestDecoder, AcceptsEveryNumberFormGoAccepts) {
+  for (std::string_view number :
+       {"0"sv, "-0"sv, "7"sv, "-12"sv, "1.5"sv, "0.001"sv, "1e5"sv, "1E5"sv, "1e+5"sv, "1e-5"sv,
+        "-2.5E-10"sv, "99999999999999999999999999999999"sv}) {
+    EXPECT_THAT(decode(R"({"n":)"s + std::string(number) + R"(,"subject":"a"})"),
+                HasFields("a", "", ""))
+        << number;
+  }
+}
+
+TEST(RequestDecoder, AcceptsModeratelyNestedIgnoredValues) {
+  // Go accepts nesting up to 10000 levels.
+  const int depth = 500;
+  EXPECT_THAT(decode(R"({"x":)"s + std::string(depth, '[') + std::string(depth, ']') +
+                     R"(,"subject":"a"})"),
+              HasFields("a", "", ""));
+}
+
+// A body nested deeper than Go allows must be refused, not crash the broker.
+// Run in a child process so a crash fails this test rather than the suite.
+void expect_nested_body_refused(int depth) {
+  const std::string body =
+      R"({"x":)"s + std::string(depth, '[') + std::string(depth, ']') + R"(,"subject":"a"})";
+  EXPECT_EXIT(
+      {
+        RequestDecoder decoder;
+        std::exit(decode_with(decoder, body).has_value() ? 1 : 0);
+      },
+      ::testing::ExitedWithCode(0), "")
+      << "depth " << depth << " (" << body.size() << " bytes) was accepted, or crashed";
+}
+
+TEST(RequestDecoderDeathTest, RefusesNestingDeeperThanGoAllows) {
+  // Go's encoding/json refuses more than 10000 levels ("exceeded max depth").
+  expect_nested_body_refused(20000);
+}
+
+TEST(RequestDecoderDeathTest, RefusesDeepNestingWithinTheBodyLimitWithoutCrashing) {
+  // 500000 levels is a 1 MB body: within the default 1 MiB body limit.
+  expect_nested_body_refused(500000);
+}
+
+// --- Keys -------------------------------------------------------------------
+
+TEST(RequestDecoder, MatchesKeysCaseInsensitively) {
+  EXPECT_THAT(decode(R"({"Subject":"s","DATA":"d","iD":"i"})"), HasFields("s", "d", "i"));
+  EXPECT_THAT(decode(R"({"SUBJECT":"s","Data":"d","ID":"i"})"), HasFields("s", "d", "i"));
+}
+
+TEST(RequestDecoder, LastDuplicateWins) {
+  EXPECT_THAT(decode(R"({"subject":"a","subject":"b"})"), HasFields("b", "", ""));
+  // Keys equal but for case are the same field.
+  EXPECT_THAT(decode(R"({"Subject":"a","data":"1","subject":"b","DATA":"2"})"),
+              HasFields("b", "2", ""));
+}
+
+TEST(RequestDecoder, NullLeavesAFieldUnset) {
+  EXPECT_THAT(decode(R"({"subject":null,"data":null,"id":null})"), HasFields("", "", ""));
+  // null after a value does not clear it (Go: null into a string is a no-op).
+  EXPECT_THAT(decode(R"({"subject":"a","subject":null,"data":"d","data":null})"),
+              HasFields("a", "d", ""));
+}
+
+// --- Wrong shapes -----------------------------------------------------------
+
+TEST(RequestDecoder, RefusesKnownFieldsOfTheWrongType) {
+  for (std::string_view body : {
+           R"({"subject":1})"sv,
+           R"({"subject":true})"sv,
+           R"({"subject":["a"]})"sv,
+           R"({"subject":{"a":1}})"sv,
+           R"({"data":{}})"sv,
+           R"({"data":{"x":"y"}})"sv,
+           R"({"data":[]})"sv,
+           R"({"data":["x"]})"sv,
+           R"({"data":true})"sv,
+           R"({"data":false})"sv,
+           R"({"data":0})"sv,
+           R"({"id":1})"sv,
+           R"({"id":{}})"sv,
+           R"({"id":["0f1e"]})"sv,
+           R"({"subject":"a","data":"d","id":5})"sv,
+       }) {
+    EXPECT_EQ(decode(body), std::nullopt) << body;
+  }
+}
+
+TEST(RequestDecoder, RefusesADocumentThatIsNotAnObject) {
+  for (std::string_view body : {R"("a")"sv, "[]"sv, R"([{"subject":"a"}])"sv, "1"sv, "-0.5"sv,
+                                "true"sv, "false"sv, "hello"sv, "}"sv, "]"sv, ","sv, ":"sv}) {
+    EXPECT_EQ(decode(body), std::nullopt) << body;
+  }
+}
+
+TEST(RequestDecoder, AcceptsANullDocumentAsEmpty) {
+  EXPECT_THAT(decode("null"), HasFields("", "", ""));
+  EXPECT_THAT(decode(" null \r\n"), HasFields("", "", ""));
+}
+
+TEST(RequestDecoder, AcceptsAnEmptyBodyAsEmpty) {
+  // The original's binder skips a body of length 0.
+  RequestDecoder decoder;
+  DecodedRequest request{"stale", "stale", "stale"};
+  alignas(64) static const char kPadding64[kPadding] = {};
+  ASSERT_TRUE(decoder.decode(kPadding64, 0, sizeof kPadding64, request));
+  EXPECT_TRUE(request.subject.empty());
+  EXPECT_TRUE(request.data.empty());
+  EXPECT_TRUE(request.id.empty());
+}
+
+TEST(RequestDecoder, RefusesAWhitespaceOnlyBody) {
+  for (std::string_view body : {" "sv, "\n"sv, "\r\n"sv, " \t\r\n "sv}) {
+    EXPECT_EQ(decode(body), std::nullopt) << '"' << body << '"';
+  }
+}
+
+TEST(RequestDecoder, RefusesTruncatedJson) {
+  for (std::string_view body : {
+           "{"sv,
+           R"({")"sv,
+           R"({"subject)"sv,
+           R"({"subject")"sv,
+           R"({"subject":)"sv,
+           R"({"subject":"a)"sv,
+           R"({"subject":"a\)"sv,
+           R"({"subject":"a")"sv,
+           R"({"subject":"a",)"sv,
+           R"({"subject":"a","x":[1,2)"sv,
+           R"({"subject":"a","x":{"y":1})"sv,
+           R"({"subject":"a","x":tr)"sv,
+           R"({"subject":"a","x":12)"sv,
+           "nul"sv,
+       }) {
+    EXPECT_EQ(decode(body), std::nullopt) << body;
+  }
+}
+
+TEST(RequestDecoder, RefusesMalformedObjects) {
+  for (std::string_view body : {
+           R"({"subject":"a",})"sv,
+           R"({,})"sv,
+           R"({"subject" "a"})"sv,
+           R"({"subject"::"a"})"sv,
+           R"({subject:"a"})"sv,
+           R"({'subject':'a'})"sv,
+           R"({"subject":"a""data":"b"})"sv,
+           R"({"subject":"a",,"data":"b"})"sv,
+           R"({1:"a"})"sv,
+           R"({]})"sv,
+           R"({"subject":"a"])"sv,
+       }) {
+    EXPECT_EQ(decode(body), std::nullopt) << body;
+  }
+}
+
+TEST(RequestDecoder, RefusesAByteOrderMark) {
+  // Go: "invalid character 'ï' looking for beginning of value".
+  EXPECT_EQ(decode("\xef\xbb\xbf{\"subject\":\"a\"}"), std::nullopt);
+}
+
+TEST(RequestDecoder, RefusesTrailingGarbage) {
+  for (std::string_view body : {
+           R"({"subject":"a"}x)"sv,
+           R"({"subject":"a"} x)"sv,
+           R"({"subject":"a"}{})"sv,
+           R"({"subject":"a"}})"sv,
+           R"({"subject":"a"},)"sv,
+           R"({"subject":"a"}"x")"sv,
+           R"({"subject":"a"} 1)"sv,
+           R"({"subject":"a"} null)"sv,
+           R"({}[])"sv,
+           "null x"sv,
+           "null null"sv,
+           "{\"subject\":\"a\"}\0"sv,
+       }) {
+    EXPECT_EQ(decode(body), std::nullopt) << body;
+  }
+}
+
+TEST(RequestDecoder, AcceptsSurroundingWhitespace) {
+  EXPECT_THAT(decode("{\"subject\":\"a\"} \t\r\n"), HasFields("a", "", ""));
+  EXPECT_THAT(decode(" \t\r\n{\"subject\":\"a\"}"), HasFields("a", "", ""));
+}
+
+// --- The buffer around the body ----------------------------------------------
+
+TEST(RequestDecoder, ReadsNothingPastTheBodySize) {
+  // In a receive buffer the body is followed by whatever came next (a
+  // pipelined request): those bytes are not part of the JSON text.
+  RequestDecoder decoder;
+  EXPECT_THAT(decode_with(decoder, R"({"subject":"a"})", "POST /api/publish HTTP/1.1\r\n"),
+              HasFields("a", "", ""));
+  EXPECT_THAT(decode_with(decoder, R"({"subject":"a"})", "} garbage"), HasFields("a", "", ""));
+  EXPECT_EQ(decode_with(decoder, R"({"subject":"a")", "}"), std::nullopt);
+  EXPECT_EQ(decode_with(decoder, R"({"subject":"a)", "\"}"), std::nullopt);
+  EXPECT_EQ(decode_with(decoder, R"({"subject":"a","x":1)", "2}"), std::nullopt);
+  EXPECT_EQ(decode_with(decoder, R"({"subject":"a","x":tr)", "ue}"), std::nullopt);
+  EXPECT_EQ(decode_with(decoder, "nu", "ll"), std::nullopt);
+}
+
+// --- Reuse ------------------------------------------------------------------
+
+TEST(RequestDecoder, DecodesAgainAfterAFailure) {
+  RequestDecoder decoder;
+  EXPECT_THAT(decode_with(decoder, R"({"subject":"one","data":"1"})"), HasFields("one", "1", ""));
+  EXPECT_EQ(decode_with(decoder, R"({"subject":"a","x":[tru]})"), std::nullopt);
+  EXPECT_THAT(decode_with(decoder, R"({"subject":"two","id":"2"})"), HasFields("two", "", "2"));
+  EXPECT_EQ(decode_with(decoder, R"({"subject":"a)"), std::nullopt);
+  EXPECT_EQ(decode_with(decoder, "[]"), std::nullopt);
+  EXPECT_THAT(decode_with(decoder, R"({"data":"three"})"), HasFields("", "three", ""));
+  // A failed decode leaves no field of the previous request behind.
+  DecodedRequest request{"stale", "stale", "stale"};
+  std::string bad = R"({"subject":1})"s + std::string(kPadding, '\0');
+  EXPECT_FALSE(decoder.decode(bad.data(), bad.size() - kPadding, bad.size(), request));
+  EXPECT_TRUE(request.data.empty());
+  EXPECT_TRUE(request.id.empty());
+}
+
+TEST(RequestDecoder, DecodesManyBodiesOfGrowingSize) {
+  // The parser grows its buffers as bodies grow; earlier sizes still work.
+  RequestDecoder decoder;
+  for (std::size_t size : {1u, 100u, 10000u, 200000u, 5u, 70000u}) {
+    std::string data(size, 'd');
+    EXPECT_THAT(decode_with(decoder, R"({"subject":"s","data":")"s + data + R"("})"),
+                HasFields("s", data, ""))
+        << size;
+  }
+}
+
+// --- Go compatibility: what the original accepts ------------------------------
+// Go's encoding/json does not refuse invalid UTF-8 or lone surrogates inside a
+// string: it replaces each with U+FFFD (EF BF BD). A client the original served
+// must still be served.
+
+TEST(RequestDecoderGoCompatibility, ReplacesInvalidUtf8InsteadOfRefusing) {
+  EXPECT_THAT(decode("{\"subject\":\"a\",\"data\":\"x\xffy\"}"),
+              HasFields("a", "x\xef\xbf\xbdy", ""));
+  // In an ignored field too.
+  EXPECT_THAT(decode("{\"subject\":\"a\",\"note\":\"\xc3\"}"), HasFields("a", "", ""));
+}
+
+TEST(RequestDecoderGoCompatibility, ReplacesLoneSurrogatesInsteadOfRefusing) {
+  EXPECT_THAT(decode(R"({"subject":"a","data":"\ud800"})"), HasFields("a", "\xef\xbf\xbd", ""));
+  EXPECT_THAT(decode(R"({"subject":"a","data":"\ude00x"})"), HasFields("a", "\xef\xbf\xbdx", ""));
+  // A high surrogate followed by something that is not a low one.
+  EXPECT_THAT(decode(R"({"subject":"a","data":"\ud83dx"})"), HasFields("a", "\xef\xbf\xbdx", ""));
+}
+
+}  // namespace
+}  // namespace gophermq

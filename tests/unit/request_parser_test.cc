@@ -1,0 +1,598 @@
+// RequestParser: HTTP/1.1 requests off a byte stream, however the stream is
+// cut into receive buffers, with a limit and an answer for every input.
+#include <gtest/gtest.h>
+#include <llhttp.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gophermq/request_parser.h"
+
+namespace gophermq {
+
+// Readable statuses in failure messages (internal linkage: no clash with
+// other test files).
+[[maybe_unused]] static void PrintTo(ParseStatus status, std::ostream* out) {
+  switch (status) {
+    case ParseStatus::ok:
+      *out << "ok";
+      return;
+    case ParseStatus::stopped:
+      *out << "stopped";
+      return;
+    case ParseStatus::malformed:
+      *out << "malformed";
+      return;
+    case ParseStatus::headers_too_large:
+      *out << "headers_too_large";
+      return;
+    case ParseStatus::body_too_large:
+      *out << "body_too_large";
+      return;
+  }
+  *out << "ParseStatus(" << static_cast<int>(status) << ")";
+}
+
+namespace {
+
+using namespace std::string_literals;
+using namespace std::string_view_literals;
+
+constexpr std::size_t kPadding = 64;  // what the receive buffers keep past their data
+
+// A request as the sink saw it, copied out (the views die with the feed).
+struct Recorded {
+  llhttp_method_t method;
+  std::string path;
+  std::string body;
+  bool keep_alive;
+  bool http_1_0;
+
+  bool operator==(const Recorded&) const = default;
+};
+
+void PrintTo(const Recorded& r, std::ostream* out) {
+  *out << llhttp_method_name(r.method) << " \"" << r.path << "\" body(" << r.body.size() << ")=\""
+       << r.body.substr(0, 80) << "\" keep_alive=" << r.keep_alive << " http_1_0=" << r.http_1_0;
+}
+
+// Records what the parser hands over, and checks each body's padding promise.
+class RecordingSink final : public RequestSink {
+ public:
+  void on_request(const HttpRequest& request) override {
+    EXPECT_NE(request.body, nullptr);
+    EXPECT_GE(request.body_padded_capacity, request.body_size + kPadding)
+        << "simdjson may read 64 bytes past the body";
+    // Touch every byte the parser says is readable: ASan fails the test if
+    // the capacity overstates the buffer.
+    std::vector<char> scratch(request.body_padded_capacity);
+    if (!scratch.empty()) std::memcpy(scratch.data(), request.body, scratch.size());
+    requests.push_back({request.method, std::string(request.path),
+                        std::string(request.body, request.body_size), request.keep_alive,
+                        request.http_1_0});
+    continues_before_request.push_back(continues);
+  }
+  void on_continue_expected() override { ++continues; }
+
+  std::vector<Recorded> requests;
+  int continues = 0;
+  std::vector<int> continues_before_request;
+};
+
+constexpr RequestLimits kRoomyLimits{16 << 10, 1 << 20};
+
+// Feeds `bytes` from a fresh heap buffer that is freed as soon as feed()
+// returns: anything the parser kept a pointer to is then a use-after-free
+// that ASan reports.
+ParseStatus feed(RequestParser& parser, std::string_view bytes) {
+  auto buffer = std::make_unique<char[]>(bytes.size() + kPadding);
+  std::memcpy(buffer.get(), bytes.data(), bytes.size());
+  return parser.feed(buffer.get(), bytes.size(), bytes.size() + kPadding);
+}
+
+// Feeds `bytes` in pieces of `piece` bytes; stops at the first status that
+// is not ok.
+ParseStatus feed_in_pieces(RequestParser& parser, std::string_view bytes, std::size_t piece) {
+  ParseStatus status = ParseStatus::ok;
+  for (std::size_t at = 0; at < bytes.size() && status == ParseStatus::ok; at += piece) {
+    status = feed(parser, bytes.substr(at, piece));
+  }
+  return status;
+}
+
+struct Outcome {
+  ParseStatus status;
+  std::vector<Recorded> requests;
+  int continues;
+};
+
+Outcome parse_in_pieces(std::string_view bytes, std::size_t piece,
+                        RequestLimits limits = kRoomyLimits) {
+  RecordingSink sink;
+  RequestParser parser(limits, sink);
+  ParseStatus status = feed_in_pieces(parser, bytes, piece);
+  return {status, sink.requests, sink.continues};
+}
+
+Outcome parse(std::string_view bytes, RequestLimits limits = kRoomyLimits) {
+  return parse_in_pieces(bytes, bytes.empty() ? 1 : bytes.size(), limits);
+}
+
+std::string post(std::string_view path, std::string_view body, std::string_view headers = "") {
+  return "POST "s + std::string(path) + " HTTP/1.1\r\nHost: localhost\r\n" + std::string(headers) +
+         "Content-Length: "s + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+Recorded posted(std::string_view path, std::string_view body, bool keep_alive = true) {
+  return {HTTP_POST, std::string(path), std::string(body), keep_alive, false};
+}
+
+// --- Basics -------------------------------------------------------------------
+
+TEST(RequestParser, ParsesAPostWithAContentLengthBody) {
+  RecordingSink sink;
+  RequestParser parser(kRoomyLimits, sink);
+  EXPECT_FALSE(parser.in_request());
+  EXPECT_EQ(feed(parser,
+                 "POST /api/publish HTTP/1.1\r\nHost: localhost:8082\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 26\r\n\r\n"
+                 "{\"subject\":\"a\",\"data\":\"x\"}"),
+            ParseStatus::ok);
+  ASSERT_EQ(sink.requests.size(), 1u);
+  EXPECT_EQ(sink.requests[0], posted("/api/publish", "{\"subject\":\"a\",\"data\":\"x\"}"));
+  EXPECT_FALSE(parser.in_request());
+  EXPECT_EQ(sink.continues, 0);
+}
+
+TEST(RequestParser, ParsesAGetWithoutBody) {
+  Outcome outcome = parse("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0], (Recorded{HTTP_GET, "/ready", "", true, false}));
+}
+
+TEST(RequestParser, PathLeavesOutTheQueryStringAndFragment) {
+  Outcome outcome = parse(post("/api/fetch?subject=a&x=%20?y", "{}") +
+                          "GET /ready#top HTTP/1.1\r\n\r\n"s + "GET /a?b#c HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 3u);
+  EXPECT_EQ(outcome.requests[0].path, "/api/fetch");
+  EXPECT_EQ(outcome.requests[1].path, "/ready");
+  EXPECT_EQ(outcome.requests[2].path, "/a");
+}
+
+TEST(RequestParser, QueryStringSplitAcrossFeedsIsStillDropped) {
+  Outcome outcome = parse_in_pieces("GET /ready?long=query&more=stuff HTTP/1.1\r\n\r\n", 3);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].path, "/ready");
+}
+
+TEST(RequestParser, APathLongerThanAnyRouteIsEmpty) {
+  // Paths are kept in a fixed buffer (256 bytes, room for an absolute-form
+  // target); one that does not fit is no route of ours, so it is handed over
+  // empty (and routed to 404).
+  const std::string long_path = "/api/"s + std::string(300, 'x');
+  Outcome outcome = parse("GET "s + long_path + " HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].path, "");
+  // 256 characters still fit.
+  std::string fits(256, 'y');
+  fits[0] = '/';
+  outcome = parse("GET "s + fits + " HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].path, fits);
+}
+
+TEST(RequestParser, InRequestWhileARequestIsIncomplete) {
+  RecordingSink sink;
+  RequestParser parser(kRoomyLimits, sink);
+  const std::string request = post("/api/publish", "0123456789");
+  ASSERT_EQ(feed(parser, std::string_view(request).substr(0, 20)), ParseStatus::ok);
+  EXPECT_TRUE(parser.in_request());
+  ASSERT_EQ(feed(parser, std::string_view(request).substr(20, request.size() - 25)),
+            ParseStatus::ok);
+  EXPECT_TRUE(parser.in_request());  // body not complete
+  EXPECT_TRUE(sink.requests.empty());
+  ASSERT_EQ(feed(parser, std::string_view(request).substr(request.size() - 5)), ParseStatus::ok);
+  EXPECT_FALSE(parser.in_request());
+  ASSERT_EQ(sink.requests.size(), 1u);
+  EXPECT_EQ(sink.requests[0].body, "0123456789");
+}
+
+// --- Keep-alive ----------------------------------------------------------------
+
+TEST(RequestParser, Http11KeepsAliveByDefault) {
+  Outcome outcome = parse(post("/api/publish", "{}"));
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_TRUE(outcome.requests[0].keep_alive);
+  EXPECT_FALSE(outcome.requests[0].http_1_0);
+}
+
+TEST(RequestParser, ConnectionCloseStopsTheStream) {
+  // Nothing after a request without keep-alive is read: the second request
+  // in the same buffer is never handed over.
+  Outcome outcome = parse(post("/api/publish", "{}", "Connection: close\r\n") +
+                          post("/api/publish", "{\"late\":1}"));
+  EXPECT_EQ(outcome.status, ParseStatus::stopped);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0], posted("/api/publish", "{}", /*keep_alive=*/false));
+}
+
+TEST(RequestParser, ConnectionCloseIsCaseInsensitive) {
+  Outcome outcome = parse("GET /ready HTTP/1.1\r\nconnection: CLOSE\r\n\r\n");
+  EXPECT_EQ(outcome.status, ParseStatus::stopped);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_FALSE(outcome.requests[0].keep_alive);
+}
+
+TEST(RequestParser, Http10ClosesUnlessAskedToKeepAlive) {
+  Outcome closed = parse("POST /api/publish HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}");
+  EXPECT_EQ(closed.status, ParseStatus::stopped);
+  ASSERT_EQ(closed.requests.size(), 1u);
+  EXPECT_EQ(closed.requests[0], (Recorded{HTTP_POST, "/api/publish", "{}", false, true}));
+
+  Outcome kept = parse(
+      "POST /api/publish HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}"
+      "GET /ready HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+  EXPECT_EQ(kept.status, ParseStatus::ok);
+  ASSERT_EQ(kept.requests.size(), 2u);
+  EXPECT_EQ(kept.requests[0], (Recorded{HTTP_POST, "/api/publish", "{}", true, true}));
+  EXPECT_EQ(kept.requests[1], (Recorded{HTTP_GET, "/ready", "", true, true}));
+}
+
+// --- Pipelining and splitting --------------------------------------------------
+
+// Three requests of different shapes, back to back.
+const std::string kPipeline =
+    post("/api/subscribe", "{\"subject\":\"a\"}") + "GET /ready HTTP/1.1\r\n\r\n" +
+    "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "4\r\n{\"su\r\n10\r\nbject\":\"a\",\"data\r\n5\r\n\":\"x\"\r\n1\r\n}\r\n0\r\n\r\n"s +
+    post("/api/fetch", "{\"subject\":\"a\",\"id\":\"x\"}");
+
+const std::vector<Recorded> kPipelineRequests = {
+    posted("/api/subscribe", "{\"subject\":\"a\"}"),
+    {HTTP_GET, "/ready", "", true, false},
+    posted("/api/publish", "{\"subject\":\"a\",\"data\":\"x\"}"),
+    posted("/api/fetch", "{\"subject\":\"a\",\"id\":\"x\"}"),
+};
+
+TEST(RequestParser, ParsesPipelinedRequestsInOneFeed) {
+  Outcome outcome = parse(kPipeline);
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  EXPECT_EQ(outcome.requests, kPipelineRequests);
+}
+
+TEST(RequestParser, ParsesRequestsFedOneByteAtATime) {
+  // Every feed is a separate heap buffer freed right after the call, so the
+  // parser must copy whatever it keeps (path, header state, partial body).
+  Outcome outcome = parse_in_pieces(kPipeline, 1);
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  EXPECT_EQ(outcome.requests, kPipelineRequests);
+}
+
+TEST(RequestParser, ParsesTheSameWhereverTheStreamIsCut) {
+  // Two feeds, cut at every possible place.
+  for (std::size_t cut = 0; cut <= kPipeline.size(); ++cut) {
+    RecordingSink sink;
+    RequestParser parser(kRoomyLimits, sink);
+    ASSERT_EQ(feed(parser, std::string_view(kPipeline).substr(0, cut)), ParseStatus::ok) << cut;
+    ASSERT_EQ(feed(parser, std::string_view(kPipeline).substr(cut)), ParseStatus::ok) << cut;
+    ASSERT_EQ(sink.requests, kPipelineRequests) << "cut at " << cut;
+  }
+}
+
+TEST(RequestParser, ParsesTheSameInPiecesOfEverySmallSize) {
+  for (std::size_t piece = 2; piece <= 64; ++piece) {
+    Outcome outcome = parse_in_pieces(kPipeline, piece);
+    EXPECT_EQ(outcome.status, ParseStatus::ok) << piece;
+    EXPECT_EQ(outcome.requests, kPipelineRequests) << "pieces of " << piece;
+  }
+}
+
+TEST(RequestParser, ReassemblesALargeBodyFedInReceiveBufferSizes) {
+  std::string body(300000, 'b');
+  for (std::size_t i = 0; i < body.size(); i += 101) body[i] = static_cast<char>('a' + i % 26);
+  const std::string stream = post("/api/publish", body) + post("/api/publish", "after");
+  for (std::size_t piece : {4096u, 16384u, 65536u, 1000u}) {
+    Outcome outcome = parse_in_pieces(stream, piece);
+    EXPECT_EQ(outcome.status, ParseStatus::ok);
+    ASSERT_EQ(outcome.requests.size(), 2u) << piece;
+    EXPECT_EQ(outcome.requests[0].body, body) << piece;
+    EXPECT_EQ(outcome.requests[1].body, "after") << piece;
+  }
+}
+
+// --- Chunked bodies ------------------------------------------------------------
+
+TEST(RequestParser, ReassemblesAChunkedBodyWithExtensions) {
+  const std::string request =
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;name=value\r\nhello\r\n"
+      "1;a;b=\"quoted\"\r\n \r\n"
+      "A\r\nworld, and\r\n"
+      "3\r\n!!!\r\n"
+      "0\r\n\r\n";
+  for (std::size_t piece : {request.size(), std::size_t{1}, std::size_t{7}}) {
+    Outcome outcome = parse_in_pieces(request, piece);
+    EXPECT_EQ(outcome.status, ParseStatus::ok);
+    ASSERT_EQ(outcome.requests.size(), 1u) << piece;
+    EXPECT_EQ(outcome.requests[0].body, "hello world, and!!!") << piece;
+  }
+}
+
+TEST(RequestParser, AcceptsChunkedTrailers) {
+  Outcome outcome = parse(
+      "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "2\r\n{}\r\n0\r\nX-Checksum: abc\r\n\r\n"
+      "GET /ready HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  ASSERT_EQ(outcome.requests.size(), 2u);
+  EXPECT_EQ(outcome.requests[0].body, "{}");
+  EXPECT_EQ(outcome.requests[1].path, "/ready");
+}
+
+TEST(RequestParser, AnEmptyChunkedBodyIsEmpty) {
+  Outcome outcome =
+      parse("POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].body, "");
+}
+
+// --- Expect: 100-continue ---------------------------------------------------------
+
+TEST(RequestParser, ExpectContinueIsSignalledOnceBeforeTheBody) {
+  RecordingSink sink;
+  RequestParser parser(kRoomyLimits, sink);
+  // The client sends the headers and waits: the signal must come now.
+  ASSERT_EQ(feed(parser,
+                 "POST /api/publish HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"),
+            ParseStatus::ok);
+  EXPECT_EQ(sink.continues, 1);
+  EXPECT_TRUE(sink.requests.empty());
+  ASSERT_EQ(feed(parser, "{}"), ParseStatus::ok);
+  EXPECT_EQ(sink.continues, 1);
+  ASSERT_EQ(sink.requests.size(), 1u);
+  EXPECT_EQ(sink.requests[0].body, "{}");
+  // The next request without the header does not signal again.
+  ASSERT_EQ(feed(parser, post("/api/publish", "{}")), ParseStatus::ok);
+  EXPECT_EQ(sink.continues, 1);
+}
+
+TEST(RequestParser, ExpectContinueSplitAcrossFeedsIsRecognised) {
+  const std::string request = post("/api/publish", "{}", "EXPECT:  100-Continue \r\n");
+  for (std::size_t piece : {std::size_t{1}, std::size_t{2}, std::size_t{5}}) {
+    Outcome outcome = parse_in_pieces(request, piece);
+    EXPECT_EQ(outcome.continues, 1) << piece;
+    ASSERT_EQ(outcome.requests.size(), 1u);
+  }
+  // Cut inside the header name and inside the value.
+  RecordingSink sink;
+  RequestParser parser(kRoomyLimits, sink);
+  ASSERT_EQ(feed(parser, "POST /api/publish HTTP/1.1\r\nExp"), ParseStatus::ok);
+  ASSERT_EQ(feed(parser, "ect: 100-con"), ParseStatus::ok);
+  ASSERT_EQ(feed(parser, "tinue\r\nContent-Length: 2\r\n\r\n"), ParseStatus::ok);
+  EXPECT_EQ(sink.continues, 1);
+  ASSERT_EQ(feed(parser, "{}"), ParseStatus::ok);
+  EXPECT_EQ(sink.requests.size(), 1u);
+}
+
+TEST(RequestParser, ExpectContinueWorksWithAChunkedBody) {
+  Outcome outcome = parse(
+      "POST /api/publish HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "2\r\n{}\r\n0\r\n\r\n");
+  EXPECT_EQ(outcome.continues, 1);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].body, "{}");
+}
+
+TEST(RequestParser, NoContinueSignalWhenNothingWaitsForIt) {
+  // No body to wait for, a different header or value, or HTTP/1.0 (which
+  // has no 100 Continue).
+  for (
+      std::string_view request : {
+          "POST /api/publish HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"sv,
+          "GET /ready HTTP/1.1\r\nExpect: 100-continue\r\n\r\n"sv,
+          "POST /api/publish HTTP/1.1\r\nX-Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"sv,
+          "POST /api/publish HTTP/1.1\r\nExpect: 100-continues\r\nContent-Length: 2\r\n\r\n{}"sv,
+          "POST /api/publish HTTP/1.1\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}"sv,
+          "POST /api/publish HTTP/1.1\r\nExpectation: 100-continue\r\nContent-Length: 2\r\n\r\n{}"sv,
+          "POST /api/publish HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"sv,
+      }) {
+    Outcome outcome = parse(request);
+    EXPECT_EQ(outcome.continues, 0) << request;
+    EXPECT_EQ(outcome.requests.size(), 1u) << request;
+  }
+}
+
+// --- Limits ---------------------------------------------------------------------
+
+TEST(RequestParser, ContentLengthOverTheLimitIsRefusedFromTheHeaders) {
+  const RequestLimits limits{16 << 10, 100};
+  RecordingSink sink;
+  RequestParser parser(limits, sink);
+  // Only the headers have arrived: the answer must not wait for the body.
+  EXPECT_EQ(feed(parser, "POST /api/publish HTTP/1.1\r\nContent-Length: 101\r\n\r\n"),
+            ParseStatus::body_too_large);
+  EXPECT_TRUE(sink.requests.empty());
+  // Even a length that would not fit in any integer type.
+  Outcome huge =
+      parse("POST /api/publish HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n", limits);
+  EXPECT_EQ(huge.status, ParseStatus::body_too_large);
+}
+
+TEST(RequestParser, ContentLengthAtTheLimitIsAccepted) {
+  const RequestLimits limits{16 << 10, 100};
+  Outcome outcome = parse(post("/api/publish", std::string(100, 'x')), limits);
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].body.size(), 100u);
+}
+
+std::string chunked_post(std::size_t body_size, std::size_t chunk_size) {
+  std::string request = "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (std::size_t sent = 0; sent < body_size; sent += chunk_size) {
+    const std::size_t n = std::min(chunk_size, body_size - sent);
+    char size_line[32];
+    std::snprintf(size_line, sizeof size_line, "%zx\r\n", n);
+    request += size_line + std::string(n, 'c') + "\r\n";
+  }
+  return request + "0\r\n\r\n";
+}
+
+TEST(RequestParser, ChunkedBodyOverTheLimitIsRefused) {
+  const RequestLimits limits{16 << 10, 100};
+  EXPECT_EQ(parse(chunked_post(101, 10), limits).status, ParseStatus::body_too_large);
+  EXPECT_EQ(parse(chunked_post(101, 101), limits).status, ParseStatus::body_too_large);
+  EXPECT_EQ(parse_in_pieces(chunked_post(500, 30), 7, limits).status, ParseStatus::body_too_large);
+  Outcome refused = parse(chunked_post(1000, 10), limits);
+  EXPECT_EQ(refused.status, ParseStatus::body_too_large);
+  EXPECT_TRUE(refused.requests.empty());
+}
+
+TEST(RequestParser, ChunkedBodyAtTheLimitIsAccepted) {
+  const RequestLimits limits{16 << 10, 100};
+  Outcome outcome = parse(chunked_post(100, 10), limits);
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].body, std::string(100, 'c'));
+}
+
+TEST(RequestParser, HeadersOverTheLimitAreRefused) {
+  const RequestLimits limits{1024, 1 << 20};
+  const std::string big_value =
+      post("/api/publish", "{}", "X-Big: "s + std::string(2000, 'v') + "\r\n");
+  EXPECT_EQ(parse(big_value, limits).status, ParseStatus::headers_too_large);
+  EXPECT_EQ(parse_in_pieces(big_value, 100, limits).status, ParseStatus::headers_too_large);
+  EXPECT_TRUE(parse(big_value, limits).requests.empty());
+
+  std::string many;
+  for (int i = 0; i < 100; ++i) many += "X-Header-"s + std::to_string(i) + ": value\r\n";
+  EXPECT_EQ(parse(post("/api/publish", "{}", many), limits).status, ParseStatus::headers_too_large);
+
+  const std::string long_url = "GET /ready?"s + std::string(2000, 'q') + " HTTP/1.1\r\n\r\n";
+  EXPECT_EQ(parse(long_url, limits).status, ParseStatus::headers_too_large);
+}
+
+TEST(RequestParser, HeadersUnderTheLimitAreAccepted) {
+  const RequestLimits limits{1024, 1 << 20};
+  const std::string request =
+      post("/api/publish", "{}", "X-Fill: "s + std::string(700, 'v') + "\r\n");
+  Outcome outcome = parse(request, limits);
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  EXPECT_EQ(outcome.requests.size(), 1u);
+}
+
+TEST(RequestParser, HeaderLimitDoesNotDependOnHowTheStreamIsCut) {
+  // A request is within the header limit or not whatever receive buffers it
+  // arrives in. This one's request line and headers are 109 bytes; the limit
+  // is 160.
+  const RequestLimits limits{160, 1 << 20};
+  const std::string request =
+      "POST /api/publish HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
+      "X-Some-Longer-Header-Name: v\r\nAccept: */*\r\n\r\n{}";
+  ASSERT_EQ(request.find("\r\n\r\n") + 4, 109u);
+  EXPECT_EQ(parse(request, limits).status, ParseStatus::ok);
+  for (std::size_t piece : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+    EXPECT_EQ(parse_in_pieces(request, piece, limits).status, ParseStatus::ok)
+        << "fed in pieces of " << piece;
+  }
+}
+
+TEST(RequestParser, WhitespaceInHeadersCountsTowardTheLimit) {
+  // Padding a header value with spaces is still header bytes: a client must
+  // not be able to stream an unbounded header block.
+  const RequestLimits limits{1024, 1 << 20};
+  const std::string padded =
+      post("/api/publish", "{}", "X-Pad:"s + std::string(100000, ' ') + "v\r\n");
+  EXPECT_EQ(parse(padded, limits).status, ParseStatus::headers_too_large);
+}
+
+// --- Malformed input ---------------------------------------------------------------
+
+TEST(RequestParser, MalformedRequestsAreRefused) {
+  for (std::string_view request : {
+           "NOT A REQUEST\r\n\r\n"sv, "GET\r\n\r\n"sv, "G@T /ready HTTP/1.1\r\n\r\n"sv,
+           "GET /ready HTTP/1.1 extra\r\n\r\n"sv, "GET /ready HTTX/1.1\r\n\r\n"sv,
+           "GET /ready HTTP/1.1\r\nNo colon here\r\n\r\n"sv,
+           "GET /ready HTTP/1.1\r\nBad Name: x\r\n\r\n"sv,
+           "POST /api/publish HTTP/1.1\r\nContent-Length: abc\r\n\r\n"sv,
+           "POST /api/publish HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"sv,
+           "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"sv,
+           "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"sv,  // a TLS ClientHello
+       }) {
+    Outcome outcome = parse(request);
+    EXPECT_EQ(outcome.status, ParseStatus::malformed) << request;
+    EXPECT_TRUE(outcome.requests.empty()) << request;
+  }
+}
+
+TEST(RequestParser, RequestsBeforeAMalformedOneAreStillHandedOver) {
+  Outcome outcome = parse(post("/api/publish", "{}") + "BROKEN\r\n\r\n");
+  EXPECT_EQ(outcome.status, ParseStatus::malformed);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].body, "{}");
+}
+
+// --- Upgrade and CONNECT ---------------------------------------------------------------
+
+TEST(RequestParser, UpgradeRequestsAreOrdinaryRequests) {
+  // We speak HTTP/1.1 only: the stream must not be handed to another
+  // protocol, so what follows is parsed as the next request.
+  Outcome outcome = parse(
+      "GET /ready HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+      "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+      "POST /api/publish HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+      "Content-Length: 2\r\n\r\n{}"
+      "GET /ready HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  ASSERT_EQ(outcome.requests.size(), 3u);
+  EXPECT_EQ(outcome.requests[0], (Recorded{HTTP_GET, "/ready", "", true, false}));
+  EXPECT_EQ(outcome.requests[1], posted("/api/publish", "{}"));
+  EXPECT_EQ(outcome.requests[2], (Recorded{HTTP_GET, "/ready", "", true, false}));
+}
+
+TEST(RequestParser, ConnectIsAnOrdinaryRequest) {
+  Outcome outcome = parse(
+      "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+      "GET /ready HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  ASSERT_EQ(outcome.requests.size(), 2u);
+  EXPECT_EQ(outcome.requests[0].method, HTTP_CONNECT);
+  EXPECT_EQ(outcome.requests[0].path, "example.com:443");
+  EXPECT_EQ(outcome.requests[1].path, "/ready");
+}
+
+// --- Body padding ----------------------------------------------------------------------
+
+TEST(RequestParser, BodyPaddingHoldsForViewsCopiesAndEmptyBodies) {
+  // The sink checks body_padded_capacity >= body_size + 64 on every request
+  // and reads all of it: a body viewed in place at the very end of a feed, a
+  // body copied from several feeds, a chunked body and an empty one.
+  const std::string body(1000, 'p');
+  const std::string at_end = post("/api/publish", body);
+  EXPECT_EQ(parse(at_end).requests.size(), 1u);
+  EXPECT_EQ(parse_in_pieces(at_end, 333).requests.size(), 1u);
+  EXPECT_EQ(parse(chunked_post(1000, 64)).requests.size(), 1u);
+  EXPECT_EQ(parse("GET /ready HTTP/1.1\r\n\r\n").requests.size(), 1u);
+  EXPECT_EQ(parse(post("/api/publish", "")).requests.size(), 1u);
+}
+
+TEST(RequestParser, AbsoluteFormTargetIsRoutedByItsPath) {
+  // RFC 9112 3.2.2: a server must accept the absolute form proxies send.
+  Outcome outcome = parse(
+      "POST http://localhost:8082/api/publish?x=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+      "GET HTTPS://example.com HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 2u);
+  EXPECT_EQ(outcome.requests[0].path, "/api/publish");
+  EXPECT_EQ(outcome.requests[1].path, "/");
+}
+
+}  // namespace
+}  // namespace gophermq

@@ -1,0 +1,406 @@
+// SubjectStore, MessageQueue and PendingBudget: subscribers, fan-out, fetch
+// (drain) and the broker-wide max-pending bound.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "gophermq/message.h"
+#include "gophermq/pending_budget.h"
+#include "gophermq/subject_store.h"
+#include "gophermq/subscriber_id.h"
+
+namespace gophermq {
+namespace {
+
+using namespace std::string_literals;
+
+// prefix + number, e.g. name("m", 7) == "m7".
+std::string name(std::string_view prefix, int number) {
+  std::string out(prefix);
+  out += std::to_string(number);
+  return out;
+}
+
+std::vector<std::string> payloads(const MessageQueue& queue) {
+  std::vector<std::string> out;
+  queue.for_each([&](const Message& message) { out.emplace_back(message.payload()); });
+  return out;
+}
+
+std::vector<std::string> numbered(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i) out.push_back(name("m", i));
+  return out;
+}
+
+class SubjectStoreTest : public ::testing::Test {
+ protected:
+  explicit SubjectStoreTest(std::uint64_t max_pending = 1'000'000)
+      : budget_(max_pending), store_(budget_, ids_) {}
+
+  Subscriber& subscriber(std::string_view subject, const SubscriberId& id) {
+    Subscriber* found = store_.find(subject, id);
+    EXPECT_NE(found, nullptr);
+    return *found;
+  }
+  std::vector<std::string> pending_for(std::string_view subject, const SubscriberId& id) {
+    return payloads(subscriber(subject, id).queue);
+  }
+
+  PendingBudget budget_;
+  SubscriberIdSource ids_;
+  SubjectStore store_;
+};
+
+// --- Subscribe and find ---------------------------------------------------------
+
+TEST_F(SubjectStoreTest, SubscribeGivesUniqueIds) {
+  std::unordered_set<SubscriberId, SubscriberIdHash> seen;
+  for (int i = 0; i < 1000; ++i) {
+    // Same subject and different subjects alike: every call is a new subscriber.
+    EXPECT_TRUE(seen.insert(store_.subscribe("a")).second);
+    EXPECT_TRUE(seen.insert(store_.subscribe(name("s", i))).second);
+  }
+  EXPECT_EQ(store_.subscriber_count(), 2000u);
+  EXPECT_EQ(store_.subject_count(), 1001u);
+}
+
+TEST_F(SubjectStoreTest, FindReturnsTheSubscriberOfThatSubject) {
+  const SubscriberId id = store_.subscribe("a.b");
+  Subscriber* found = store_.find("a.b", id);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->id, id);
+  EXPECT_TRUE(found->queue.empty());
+}
+
+TEST_F(SubjectStoreTest, FindWithTheWrongSubjectOrAnUnknownIdIsNull) {
+  const SubscriberId on_a = store_.subscribe("a");
+  const SubscriberId on_b = store_.subscribe("b");
+  // The original's "bad id": the id exists, but not for this subject.
+  EXPECT_EQ(store_.find("b", on_a), nullptr);
+  EXPECT_EQ(store_.find("a", on_b), nullptr);
+  // A subject nobody subscribed to.
+  EXPECT_EQ(store_.find("c", on_a), nullptr);
+  // An id nobody was given.
+  SubscriberIdSource other_source;
+  EXPECT_EQ(store_.find("a", other_source.next()), nullptr);
+  EXPECT_EQ(store_.find("a", SubscriberId{}), nullptr);
+  // Subjects are compared exactly.
+  EXPECT_EQ(store_.find("A", on_a), nullptr);
+  EXPECT_EQ(store_.find("a ", on_a), nullptr);
+}
+
+// --- Publish --------------------------------------------------------------------
+
+TEST_F(SubjectStoreTest, PublishWithNoSubscriberStoresNothing) {
+  EXPECT_EQ(store_.publish("nobody", "x"), PublishOutcome::no_subscriber);
+  EXPECT_EQ(budget_.pending(), 0u);
+  // A publish does not create the subject.
+  EXPECT_EQ(store_.subject_count(), 0u);
+  // Subscribers of another subject do not count.
+  store_.subscribe("somebody");
+  EXPECT_EQ(store_.publish("nobody", "x"), PublishOutcome::no_subscriber);
+  EXPECT_EQ(budget_.pending(), 0u);
+}
+
+TEST_F(SubjectStoreTest, PublishFansOutToEverySubscriberInOrder) {
+  const SubscriberId first = store_.subscribe("s");
+  const SubscriberId second = store_.subscribe("s");
+  const SubscriberId third = store_.subscribe("s");
+  const SubscriberId elsewhere = store_.subscribe("other");
+  for (const std::string& message : numbered(0, 5)) {
+    ASSERT_EQ(store_.publish("s", message), PublishOutcome::stored);
+  }
+  for (const SubscriberId& id : {first, second, third}) {
+    EXPECT_EQ(pending_for("s", id), numbered(0, 5));
+  }
+  EXPECT_TRUE(pending_for("other", elsewhere).empty());
+  EXPECT_EQ(budget_.pending(), 15u);  // one per message and subscriber
+}
+
+TEST_F(SubjectStoreTest, PublishCopiesThePayload) {
+  const SubscriberId id = store_.subscribe("s");
+  std::string payload = "original";
+  ASSERT_EQ(store_.publish("s", payload), PublishOutcome::stored);
+  payload.assign("changed!");
+  EXPECT_EQ(pending_for("s", id), std::vector<std::string>{"original"});
+}
+
+TEST_F(SubjectStoreTest, PublishKeepsBinaryAndEmptyPayloads) {
+  const SubscriberId id = store_.subscribe("s");
+  const std::string binary("a\0b\xff", 4);
+  ASSERT_EQ(store_.publish("s", binary), PublishOutcome::stored);
+  ASSERT_EQ(store_.publish("s", ""), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("s", id), (std::vector<std::string>{binary, ""}));
+}
+
+TEST_F(SubjectStoreTest, ASubscriberOnlyGetsMessagesPublishedAfterItSubscribed) {
+  const SubscriberId early = store_.subscribe("s");
+  ASSERT_EQ(store_.publish("s", "before"), PublishOutcome::stored);
+  const SubscriberId late = store_.subscribe("s");
+  ASSERT_EQ(store_.publish("s", "after"), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("s", early), (std::vector<std::string>{"before", "after"}));
+  EXPECT_EQ(pending_for("s", late), std::vector<std::string>{"after"});
+  EXPECT_EQ(budget_.pending(), 3u);
+}
+
+// --- Drain (fetch) ----------------------------------------------------------------
+
+TEST_F(SubjectStoreTest, DrainEmptiesTheQueueAndReturnsTheBudget) {
+  const SubscriberId first = store_.subscribe("s");
+  const SubscriberId second = store_.subscribe("s");
+  for (const std::string& message : numbered(0, 4)) store_.publish("s", message);
+  ASSERT_EQ(budget_.pending(), 8u);
+
+  store_.drain(subscriber("s", first));
+  EXPECT_TRUE(subscriber("s", first).queue.empty());
+  EXPECT_EQ(budget_.pending(), 4u);
+  // The other subscriber still has every message (shared, not freed).
+  EXPECT_EQ(pending_for("s", second), numbered(0, 4));
+
+  store_.drain(subscriber("s", second));
+  EXPECT_EQ(budget_.pending(), 0u);
+
+  // Draining an empty queue changes nothing.
+  store_.drain(subscriber("s", first));
+  EXPECT_EQ(budget_.pending(), 0u);
+}
+
+TEST_F(SubjectStoreTest, MessagesAfterADrainArriveNormally) {
+  const SubscriberId id = store_.subscribe("s");
+  store_.publish("s", "one");
+  store_.drain(subscriber("s", id));
+  store_.publish("s", "two");
+  store_.publish("s", "three");
+  EXPECT_EQ(pending_for("s", id), (std::vector<std::string>{"two", "three"}));
+}
+
+// --- Overflow -----------------------------------------------------------------------
+
+class SubjectStoreOverflowTest : public SubjectStoreTest {
+ protected:
+  SubjectStoreOverflowTest() : SubjectStoreTest(5) {}
+};
+
+TEST_F(SubjectStoreOverflowTest, APublishThatWouldPassMaxPendingStoresNothing) {
+  const SubscriberId a = store_.subscribe("s");
+  const SubscriberId b = store_.subscribe("s");
+  const SubscriberId c = store_.subscribe("s");
+
+  ASSERT_EQ(store_.publish("s", "first"), PublishOutcome::stored);
+  EXPECT_EQ(budget_.pending(), 3u);
+
+  // 3 + 3 > 5: refused whole, not delivered to the first two subscribers.
+  EXPECT_EQ(store_.publish("s", "second"), PublishOutcome::overflow);
+  EXPECT_EQ(budget_.pending(), 3u);
+  for (const SubscriberId& id : {a, b, c}) {
+    EXPECT_EQ(pending_for("s", id), std::vector<std::string>{"first"});
+  }
+
+  // A fetch by one subscriber makes room: 2 + 3 = 5 fits exactly.
+  store_.drain(subscriber("s", a));
+  EXPECT_EQ(budget_.pending(), 2u);
+  EXPECT_EQ(store_.publish("s", "third"), PublishOutcome::stored);
+  EXPECT_EQ(budget_.pending(), 5u);
+  EXPECT_EQ(pending_for("s", a), std::vector<std::string>{"third"});
+  EXPECT_EQ(pending_for("s", b), (std::vector<std::string>{"first", "third"}));
+
+  // Full: even a single-subscriber subject is refused now.
+  const SubscriberId lone = store_.subscribe("lone");
+  EXPECT_EQ(store_.publish("lone", "x"), PublishOutcome::overflow);
+  EXPECT_TRUE(pending_for("lone", lone).empty());
+  EXPECT_EQ(budget_.pending(), 5u);
+}
+
+TEST_F(SubjectStoreOverflowTest, TheBoundIsBrokerWideAcrossSubjects) {
+  // The budget is shared: many subjects together are bounded too.
+  for (int i = 0; i < 5; ++i) {
+    store_.subscribe(name("s", i));
+    EXPECT_EQ(store_.publish(name("s", i), "x"), PublishOutcome::stored);
+  }
+  store_.subscribe("s5");
+  EXPECT_EQ(store_.publish("s5", "x"), PublishOutcome::overflow);
+  EXPECT_EQ(budget_.pending(), 5u);
+}
+
+TEST_F(SubjectStoreOverflowTest, MoreSubscribersThanMaxPendingNeverStore) {
+  for (int i = 0; i < 6; ++i) store_.subscribe("crowd");
+  EXPECT_EQ(store_.publish("crowd", "x"), PublishOutcome::overflow);
+  EXPECT_EQ(budget_.pending(), 0u);
+}
+
+TEST_F(SubjectStoreOverflowTest, MessagePtrOverloadStoresOrFreesTheMessage) {
+  // A refused or undeliverable message is freed by the store: under ASan
+  // (LeakSanitizer) a leak here fails the run.
+  EXPECT_EQ(store_.publish("nobody", MessagePtr(Message::create("lost"))),
+            PublishOutcome::no_subscriber);
+
+  const SubscriberId a = store_.subscribe("s");
+  const SubscriberId b = store_.subscribe("s");
+  EXPECT_EQ(store_.publish("s", MessagePtr(Message::create("kept"))), PublishOutcome::stored);
+  EXPECT_EQ(store_.publish("s", MessagePtr(Message::create("kept2"))), PublishOutcome::stored);
+  EXPECT_EQ(budget_.pending(), 4u);
+  EXPECT_EQ(store_.publish("s", MessagePtr(Message::create("refused"))), PublishOutcome::overflow);
+  EXPECT_EQ(budget_.pending(), 4u);
+  EXPECT_EQ(pending_for("s", a), (std::vector<std::string>{"kept", "kept2"}));
+  EXPECT_EQ(pending_for("s", b), (std::vector<std::string>{"kept", "kept2"}));
+  store_.drain(subscriber("s", a));
+  store_.drain(subscriber("s", b));
+  EXPECT_EQ(budget_.pending(), 0u);
+}
+
+// --- Queue growth ---------------------------------------------------------------------
+
+TEST_F(SubjectStoreTest, QueueGrowsPastEightAndKeepsOrder) {
+  const SubscriberId id = store_.subscribe("s");
+  for (const std::string& message : numbered(0, 9)) store_.publish("s", message);
+  EXPECT_EQ(pending_for("s", id), numbered(0, 9));
+  EXPECT_EQ(subscriber("s", id).queue.size(), 9u);
+}
+
+TEST_F(SubjectStoreTest, QueueGrowsPast1024DrainsAndGrowsAgain) {
+  const SubscriberId id = store_.subscribe("s");
+  const SubscriberId other = store_.subscribe("s");
+  for (int round = 0; round < 3; ++round) {
+    // 3000 messages: the ring doubles from 8 up to 4096; a drain past 1024
+    // gives the ring back, and the next burst starts from nothing.
+    for (const std::string& message : numbered(0, 3000)) store_.publish("s", message);
+    EXPECT_EQ(pending_for("s", id), numbered(0, 3000)) << "round " << round;
+    store_.drain(subscriber("s", id));
+    EXPECT_TRUE(subscriber("s", id).queue.empty());
+    // Messages are shared: the other subscriber's copies are intact.
+    EXPECT_EQ(pending_for("s", other), numbered(0, 3000)) << "round " << round;
+    store_.drain(subscriber("s", other));
+    EXPECT_EQ(budget_.pending(), 0u);
+    // A small burst after the big one.
+    for (const std::string& message : numbered(0, 10)) store_.publish("s", message);
+    EXPECT_EQ(pending_for("s", id), numbered(0, 10));
+    store_.drain(subscriber("s", id));
+    store_.drain(subscriber("s", other));
+  }
+}
+
+TEST_F(SubjectStoreTest, StoreDestructionFreesPendingMessages) {
+  // LeakSanitizer checks this one: messages still queued when the store goes.
+  PendingBudget budget(100);
+  SubscriberIdSource ids;
+  {
+    SubjectStore store(budget, ids);
+    store.subscribe("s");
+    store.subscribe("s");
+    for (int i = 0; i < 20; ++i) store.publish("s", "pending");
+  }
+  SUCCEED();
+}
+
+// --- MessageQueue alone -----------------------------------------------------------------
+
+TEST(MessageQueue, PushDrainAndReuse) {
+  MessageQueue queue;
+  EXPECT_TRUE(queue.empty());
+  EXPECT_EQ(queue.size(), 0u);
+  for (int i = 0; i < 2000; ++i) {
+    Message* message = Message::create(name("p", i));
+    message->set_holders(1);
+    queue.push(message);
+  }
+  EXPECT_EQ(queue.size(), 2000u);
+  EXPECT_EQ(payloads(queue), [] {
+    std::vector<std::string> expected;
+    for (int i = 0; i < 2000; ++i) expected.push_back(name("p", i));
+    return expected;
+  }());
+  queue.drain();
+  EXPECT_TRUE(queue.empty());
+  Message* message = Message::create("again");
+  message->set_holders(1);
+  queue.push(message);
+  EXPECT_EQ(payloads(queue), std::vector<std::string>{"again"});
+  // The destructor releases what is left (checked by LeakSanitizer).
+}
+
+// --- PendingBudget -----------------------------------------------------------------------
+
+TEST(PendingBudget, ReservesUpToMaxAndNoFurther) {
+  PendingBudget budget(10);
+  EXPECT_EQ(budget.max_pending(), 10u);
+  EXPECT_TRUE(budget.try_reserve(4));
+  EXPECT_TRUE(budget.try_reserve(6));
+  EXPECT_EQ(budget.pending(), 10u);
+  EXPECT_FALSE(budget.try_reserve(1));
+  EXPECT_EQ(budget.pending(), 10u);
+  budget.release(3);
+  EXPECT_FALSE(budget.try_reserve(4));
+  EXPECT_TRUE(budget.try_reserve(3));
+  EXPECT_EQ(budget.pending(), 10u);
+}
+
+TEST(PendingBudget, ACountLargerThanMaxNeverFits) {
+  PendingBudget budget(10);
+  EXPECT_FALSE(budget.try_reserve(11));
+  // No unsigned wrap-around for huge counts.
+  EXPECT_FALSE(budget.try_reserve(UINT64_MAX));
+  EXPECT_EQ(budget.pending(), 0u);
+}
+
+TEST(PendingBudget, ZeroMaxRefusesEverything) {
+  PendingBudget budget(0);
+  EXPECT_FALSE(budget.try_reserve(1));
+  EXPECT_EQ(budget.pending(), 0u);
+}
+
+TEST(PendingBudget, ConcurrentReserveAndReleaseNeverExceedMax) {
+  // 4 threads reserve 1 and give it back, over and over, against a max of 2:
+  // the number held at once must never pass 2, and all is returned at the end.
+  constexpr std::uint64_t kMax = 2;
+  constexpr int kThreads = 4;
+  constexpr int kIterations = 200000;
+  PendingBudget budget(kMax);
+  std::atomic<std::uint64_t> held{0};
+  std::atomic<std::uint64_t> max_held{0};
+  std::atomic<std::uint64_t> max_pending_seen{0};
+  std::atomic<std::uint64_t> refusals{0};
+  std::atomic<std::uint64_t> successes{0};
+
+  auto raise = [](std::atomic<std::uint64_t>& maximum, std::uint64_t value) {
+    std::uint64_t current = maximum.load();
+    while (value > current && !maximum.compare_exchange_weak(current, value)) {
+    }
+  };
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kIterations; ++i) {
+        if (!budget.try_reserve(1)) {
+          refusals.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        successes.fetch_add(1, std::memory_order_relaxed);
+        // `held` counts reservations between a successful reserve and the
+        // release, so it is never more than what the budget has granted.
+        raise(max_held, held.fetch_add(1) + 1);
+        raise(max_pending_seen, budget.pending());
+        held.fetch_sub(1);
+        budget.release(1);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  EXPECT_LE(max_held.load(), kMax);
+  EXPECT_LE(max_pending_seen.load(), kMax);
+  EXPECT_EQ(budget.pending(), 0u);
+  EXPECT_GT(successes.load(), 0u);
+  EXPECT_EQ(successes.load() + refusals.load(), std::uint64_t{kThreads} * kIterations);
+}
+
+}  // namespace
+}  // namespace gophermq
