@@ -9,20 +9,6 @@ namespace {
 
 std::atomic<LogLevel> threshold{LogLevel::info};
 
-std::string_view level_name(LogLevel level) {
-  switch (level) {
-    case LogLevel::debug:
-      return "debug";
-    case LogLevel::info:
-      return "info";
-    case LogLevel::warn:
-      return "warn";
-    case LogLevel::error:
-      return "error";
-  }
-  return "info";
-}
-
 // logfmt: bare values when they are plain, quoted with \" and \\ escaped otherwise.
 void append_value(std::string& line, std::string_view value) {
   bool plain = !value.empty();
@@ -61,7 +47,7 @@ bool enabled(LogLevel level) { return level >= threshold.load(std::memory_order_
 void write(LogLevel level, std::string_view message, std::initializer_list<Field> fields) {
   if (!enabled(level)) return;
   std::string line = "level=";
-  line.append(level_name(level));
+  line.append(log_level_name(level));
   line.append(" msg=");
   append_value(line, message);
   for (const Field& field : fields) {

@@ -71,4 +71,7 @@ std::string environment_key(std::string_view variable_name);
 // The --help text.
 std::string usage_text();
 
+// "debug", "info", "warn" or "error": the config value and the log field.
+std::string_view log_level_name(LogLevel level);
+
 }  // namespace gophermq

@@ -214,19 +214,6 @@ std::optional<LogLevel> parse_log_level(std::string_view text) {
   return std::nullopt;
 }
 
-std::string log_level_name(LogLevel level) {
-  switch (level) {
-    case LogLevel::debug:
-      return "debug";
-    case LogLevel::info:
-      return "info";
-    case LogLevel::warn:
-      return "warn";
-    case LogLevel::error:
-      return "error";
-  }
-  return "info";
-}
 
 // Each apply_* stores a valid value and returns "", or returns why the value
 // is invalid, phrased to follow the key ("must be ...").
@@ -329,7 +316,7 @@ struct Setting {
 
 const std::array<Setting, 10> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error", apply_log_level,
-     [](const Config& c) { return log_level_name(c.log_level); }},
+     [](const Config& c) { return std::string(log_level_name(c.log_level)); }},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface", apply_host,
      [](const Config& c) { return c.api.host.empty() ? quoted("") : c.api.host; }},
     {"broker.port", "PORT", "HTTP API port, or HOST:PORT; 0 = any free port", apply_api_port,
@@ -587,6 +574,20 @@ std::string check_listeners(const Config& config) {
 }
 
 }  // namespace
+
+std::string_view log_level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::debug:
+      return "debug";
+    case LogLevel::info:
+      return "info";
+    case LogLevel::warn:
+      return "warn";
+    case LogLevel::error:
+      return "error";
+  }
+  return "info";
+}
 
 ConfigLoad load_config(const std::vector<std::string_view>& args, const char* const* environ,
                        std::string_view working_directory_yaml) {
