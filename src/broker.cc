@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <latch>
@@ -12,6 +13,7 @@
 #include "gophermq/cross_shard.h"
 #include "gophermq/listener.h"
 #include "gophermq/log.h"
+#include "gophermq/monitoring_server.h"
 #include "gophermq/pending_budget.h"
 #include "gophermq/shard.h"
 #include "gophermq_version.h"
@@ -37,6 +39,18 @@ std::vector<int> allowed_cpus() {
     }
   }
   return cpus;
+}
+
+// Every connection is a descriptor: take all the kernel allows us.
+void raise_open_files_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  log::info("open files limit", {{"open_files_limit", std::to_string(limit.rlim_cur)}});
 }
 
 std::string features_text(const EventLoop::Features& f) {
@@ -75,10 +89,21 @@ int run_broker(const Config& config) {
                                    ? config.shards
                                    : static_cast<unsigned>(std::max<std::size_t>(1, cpus.size()));
 
+  raise_open_files_limit();
+
   Listeners listeners = open_listeners(config.api, shard_count);
   if (!listeners.error.empty()) {
     log::error("cannot start", {{"error", listeners.error}});
     return 1;
+  }
+  MonitoringServer monitoring;
+  if (config.monitoring_enabled) {
+    std::string error = monitoring.listen(config.monitoring);
+    if (!error.empty()) {
+      log::error("cannot start", {{"error", error}});
+      close_listeners(listeners);
+      return 1;
+    }
   }
 
   PendingBudget budget(config.max_pending);
@@ -86,7 +111,17 @@ int run_broker(const Config& config) {
   std::atomic<bool> stop_requested{false};
   std::latch rings_ready(shard_count);
   std::latch go(1);
-  ShardEnvironment environment{config, budget, matrix, stop_requested, rings_ready, go};
+  std::atomic<unsigned> shards_with_connections{shard_count};
+  std::atomic<unsigned> shards_with_calls{shard_count};
+  ShardEnvironment environment{config,
+                               budget,
+                               matrix,
+                               stop_requested,
+                               rings_ready,
+                               go,
+                               std::chrono::steady_clock::now(),
+                               shards_with_connections,
+                               shards_with_calls};
 
   std::vector<std::unique_ptr<Shard>> shards;
   std::vector<std::thread> threads;
@@ -115,12 +150,24 @@ int run_broker(const Config& config) {
 #else
     std::string allocator = "libc";
 #endif
-    log::info("listening", {{"api_port", std::to_string(listeners.port)},
-                            {"shards", std::to_string(shard_count)},
-                            {"max_pending", std::to_string(config.max_pending)},
-                            {"io_uring", features_text(shards[0]->features())},
-                            {"allocator", allocator},
-                            {"version", GOPHERMQ_VERSION}});
+    if (config.monitoring_enabled) {
+      MetricsSources sources;
+      sources.budget = &budget;
+      for (auto& shard : shards) {
+        sources.shards.push_back(&shard->metrics());
+        sources.stores.push_back(&shard->store_gauges());
+      }
+      monitoring.start(std::move(sources));
+    }
+    log::info("listening",
+              {{"api_port", std::to_string(listeners.port)},
+               {"metrics_port",
+                config.monitoring_enabled ? std::to_string(monitoring.port()) : std::string("off")},
+               {"shards", std::to_string(shard_count)},
+               {"max_pending", std::to_string(config.max_pending)},
+               {"io_uring", features_text(shards[0]->features())},
+               {"allocator", allocator},
+               {"version", GOPHERMQ_VERSION}});
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
     log::info("stopping", {{"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"}});
@@ -128,6 +175,7 @@ int run_broker(const Config& config) {
     for (unsigned i = 0; i < shard_count; ++i) matrix.wake_by_event_fd(i);
   }
   for (auto& thread : threads) thread.join();
+  monitoring.stop();
   close_listeners(listeners);
   return exit_code;
 }

@@ -8,6 +8,7 @@
 // broker.max-pending.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -38,6 +39,9 @@ struct Config {
   std::size_t max_body_bytes = 1 << 20;           // broker.max-body
   std::size_t max_header_bytes = 16 << 10;        // broker.max-header-bytes
   IoUringMode io_uring = IoUringMode::automatic;  // broker.io-uring: auto | basic
+  // broker.shutdown-timeout: on SIGTERM/SIGINT, how long requests already
+  // read may take to be answered before the broker exits regardless.
+  std::chrono::milliseconds shutdown_timeout{10'000};
   bool monitoring_enabled = true;                 // monitoring.enable
   ListenAddress monitoring{"", 9001};  // monitoring.port (":9001", "9001", "127.0.0.1:9001")
 };

@@ -14,6 +14,7 @@ enum class Endpoint : std::uint8_t {
   subscribe,      // POST /api/subscribe
   fetch,          // POST /api/fetch
   ready,          // GET /ready
+  health,         // GET /healthz
   not_found,      // 404 {"message":"Not Found"}
   wrong_method,   // 405 {"message":"Method Not Allowed"}
 };

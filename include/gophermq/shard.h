@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <latch>
@@ -15,6 +16,7 @@
 #include "gophermq/connection.h"
 #include "gophermq/cross_shard.h"
 #include "gophermq/event_loop.h"
+#include "gophermq/metrics.h"
 #include "gophermq/pending_budget.h"
 #include "gophermq/request_decoder.h"
 #include "gophermq/router.h"
@@ -33,6 +35,12 @@ struct ShardEnvironment {
   // that does not exist yet.
   std::latch& rings_ready;
   std::latch& go;
+  std::chrono::steady_clock::time_point started;  // for /healthz's uptime
+  // Shutdown barriers (see Shard::finished_draining): shards that still have
+  // connections, and shards that may still send calls. Both start at the
+  // shard count.
+  std::atomic<unsigned>& shards_with_connections;
+  std::atomic<unsigned>& shards_with_calls;
 };
 
 class Shard final : public RequestHandler {
@@ -46,12 +54,17 @@ class Shard final : public RequestHandler {
   // Set when start-up failed: one line for the operator.
   const std::string& start_error() const { return start_error_; }
   const EventLoop::Features& features() const { return loop_.features(); }
+  // For the monitoring thread (it only reads them).
+  const ShardMetrics& metrics() const { return metrics_; }
+  const SubjectStore::Gauges& store_gauges() const { return store_.gauges(); }
 
  private:
   void handle(Connection& connection, const HttpRequest& request) override;
 
   std::string start();
   void serve();
+  void begin_draining();
+  bool finished_draining();
 
   // Completions.
   void dispatch(const Completion& completion);
@@ -75,13 +88,19 @@ class Shard final : public RequestHandler {
     return make_tag(operation, connection.index(), connection.generation());
   }
 
-  // Requests.
-  void serve_locally(Connection& connection, Endpoint endpoint, const DecodedRequest& request,
-                     const SubscriberId& id, const ResponseStyle& style);
+  // Requests. answer() and serve_locally() return the status they wrote, or
+  // 0 when the owner shard will answer.
+  std::uint16_t answer(Connection& connection, const HttpRequest& request, const Route& route,
+                       std::uint64_t started_ns);
+  std::uint16_t serve_locally(Connection& connection, Endpoint endpoint,
+                              const DecodedRequest& request, const SubscriberId& id,
+                              const ResponseStyle& style);
+  void append_health(ByteBuffer& out, const ResponseStyle& style);
+  void count_publish(PublishOutcome outcome, bool async);
   void send_call(unsigned owner, ShardCall&& call);
   void serve_call(ShardCall&& call);
   void complete_call(ShardCall& call);
-  void drain_incoming_calls();
+  std::size_t drain_incoming_calls();  // returns how many calls it took
   bool flush_outgoing_calls();
 
   const unsigned id_;
@@ -91,12 +110,12 @@ class Shard final : public RequestHandler {
   const unsigned shard_count_;
   std::string start_error_;
 
-  EventLoop loop_;
   bool multishot_receive_ = false;
   SubscriberIdSource ids_;
   SubjectStore store_;
   RequestDecoder decoder_;
   RequestLimits limits_;
+  ShardMetrics metrics_;
 
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<std::uint32_t> free_connections_;
@@ -107,6 +126,15 @@ class Shard final : public RequestHandler {
   std::vector<std::deque<ShardCall>> waiting_calls_;
   std::vector<bool> published_to_;
   std::uint64_t stop_signal_value_ = 0;  // eventfd read target
+
+  bool draining_ = false;
+  bool connections_done_ = false;
+  bool calls_done_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_;
+
+  // Last, so it is destroyed first: the ring's in-flight receives may target
+  // connections' buffers, which must outlive it.
+  EventLoop loop_;
 };
 
 }  // namespace gophermq

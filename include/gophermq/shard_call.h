@@ -65,6 +65,7 @@ struct ShardCall {
   std::uint32_t connection_index;
   std::uint32_t connection_generation;
   std::uint64_t response_sequence;
+  std::uint64_t started_ns;  // when the request was read, for its latency
   SubjectCopy subject;
   MessagePtr message;     // publish: owned by the call until the store takes it
   SubscriberId id;        // fetch: whose queue; subscribe: the new id

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gophermq/message.h"
+#include "gophermq/metrics.h"
 #include "gophermq/pending_budget.h"
 #include "gophermq/subscriber_id.h"
 
@@ -29,6 +30,8 @@ class MessageQueue {
   void push(Message* message);
   std::size_t size() const { return static_cast<std::size_t>(tail_ - head_); }
   bool empty() const { return head_ == tail_; }
+  // Payload bytes of the messages held.
+  std::uint64_t bytes() const { return bytes_; }
 
   template <typename Visit>
   void for_each(Visit&& visit) const {
@@ -42,6 +45,7 @@ class MessageQueue {
   std::uint64_t mask_ = 0;  // capacity - 1; capacity 0 while slots_ is null
   std::uint64_t head_ = 0;
   std::uint64_t tail_ = 0;
+  std::uint64_t bytes_ = 0;
 };
 
 struct Subscriber {
@@ -81,6 +85,14 @@ class SubjectStore {
   std::size_t subject_count() const { return subjects_.size(); }
   std::size_t subscriber_count() const { return subscribers_.size(); }
 
+  // Read by the monitoring thread while the shard writes them.
+  struct Gauges {
+    ShardCounter subjects;
+    ShardCounter subscribers;
+    ShardCounter pending_bytes;  // payload bytes, once per queue holding them
+  };
+  const Gauges& gauges() const { return gauges_; }
+
  private:
   struct StringHash {
     using is_transparent = void;
@@ -88,12 +100,13 @@ class SubjectStore {
   };
   SubjectEntry* find_subject(std::string_view subject);
   // Appends a message whose budget is reserved to every subscriber's queue.
-  static void append(SubjectEntry& entry, Message* message);
+  void append(SubjectEntry& entry, Message* message);
 
   PendingBudget& budget_;
   SubscriberIdSource& ids_;
   std::unordered_map<std::string, SubjectEntry, StringHash, std::equal_to<>> subjects_;
   std::unordered_map<SubscriberId, Subscriber*, SubscriberIdHash> subscribers_;
+  Gauges gauges_;
 };
 
 }  // namespace gophermq

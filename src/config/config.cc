@@ -121,6 +121,37 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
   return std::nullopt;
 }
 
+// A duration as Go writes one, with a unit: 10s, 500ms, 1m, 1m30s is not
+// needed by anyone and not accepted. A plain number counts seconds.
+std::optional<std::uint64_t> parse_duration_ms(std::string_view text) {
+  struct Unit {
+    std::string_view suffix;
+    std::uint64_t milliseconds;
+  };
+  static constexpr std::array<Unit, 5> kUnits{{
+      {"", 1000},
+      {"ms", 1},
+      {"s", 1000},
+      {"m", 60'000},
+      {"h", 3'600'000},
+  }};
+  std::size_t digits = 0;
+  while (digits < text.size() && is_digit(text[digits])) ++digits;
+  std::optional<std::uint64_t> count =
+      parse_unsigned(text.substr(0, digits), std::numeric_limits<std::uint32_t>::max());
+  if (!count) return std::nullopt;
+  std::string_view suffix = text.substr(digits);
+  for (const Unit& unit : kUnits) {
+    if (equals_ignoring_case(suffix, unit.suffix)) return *count * unit.milliseconds;
+  }
+  return std::nullopt;
+}
+
+std::string format_duration_ms(std::uint64_t milliseconds) {
+  if (milliseconds % 1000 != 0) return std::to_string(milliseconds) + "ms";
+  return std::to_string(milliseconds / 1000) + "s";
+}
+
 std::string format_byte_size(std::uint64_t bytes) {
   for (auto [unit, name] :
        {std::pair{kGiB, "GiB"}, std::pair{kMiB, "MiB"}, std::pair{kKiB, "KiB"}}) {
@@ -214,7 +245,6 @@ std::optional<LogLevel> parse_log_level(std::string_view text) {
   return std::nullopt;
 }
 
-
 // Each apply_* stores a valid value and returns "", or returns why the value
 // is invalid, phrased to follow the key ("must be ...").
 
@@ -284,6 +314,15 @@ std::string apply_max_header_bytes(Config& config, std::string_view value) {
   return apply_byte_size(config.max_header_bytes, value, kKiB, kMiB);
 }
 
+std::string apply_shutdown_timeout(Config& config, std::string_view value) {
+  std::optional<std::uint64_t> milliseconds = parse_duration_ms(value);
+  if (!milliseconds || *milliseconds > 3'600'000) {
+    return "must be a duration up to 1h (e.g. 10s, 500ms, 2m)";
+  }
+  config.shutdown_timeout = std::chrono::milliseconds(*milliseconds);
+  return "";
+}
+
 std::string apply_io_uring(Config& config, std::string_view value) {
   if (equals_ignoring_case(value, "auto")) {
     config.io_uring = IoUringMode::automatic;
@@ -314,7 +353,7 @@ struct Setting {
   std::string (*show)(const Config&);  // the current value, for --help's defaults
 };
 
-const std::array<Setting, 10> kSettings{{
+const std::array<Setting, 11> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error", apply_log_level,
      [](const Config& c) { return std::string(log_level_name(c.log_level)); }},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface", apply_host,
@@ -329,6 +368,11 @@ const std::array<Setting, 10> kSettings{{
      apply_max_body, [](const Config& c) { return format_byte_size(c.max_body_bytes); }},
     {"broker.max-header-bytes", "SIZE", "largest request header block, 1KiB to 1MiB",
      apply_max_header_bytes, [](const Config& c) { return format_byte_size(c.max_header_bytes); }},
+    {"broker.shutdown-timeout", "DURATION",
+     "on SIGTERM, most time to answer what was read (e.g. 10s, 500ms)", apply_shutdown_timeout,
+     [](const Config& c) {
+       return format_duration_ms(static_cast<std::uint64_t>(c.shutdown_timeout.count()));
+     }},
     {"broker.io-uring", "MODE", "io_uring features: auto (the best the kernel has) or basic",
      apply_io_uring,
      [](const Config& c) {

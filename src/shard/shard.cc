@@ -7,7 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -35,6 +39,8 @@ constexpr unsigned kRetryWaitMicros = 100;
 // COOP_TASKRUN was seen asleep with a completion ready and task work pending
 // (the broker then ignored SIGTERM). It also bounds how long a stop can take.
 constexpr unsigned kIdleWakeMicros = 100'000;
+// While shutting down, how often a shard looks at the other shards' progress.
+constexpr unsigned kDrainPollMicros = 1'000;
 
 std::string_view outcome_body(CallOutcome outcome, std::uint16_t& status) {
   switch (outcome) {
@@ -56,6 +62,15 @@ std::string_view outcome_body(CallOutcome outcome, std::uint16_t& status) {
   }
 }
 
+// vDSO clock: no syscall. Latency is measured from a request's last byte
+// parsed to its response written into the output buffer.
+std::uint64_t monotonic_ns() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000 +
+         static_cast<std::uint64_t>(now.tv_nsec);
+}
+
 CallOutcome publish_outcome(PublishOutcome outcome) {
   switch (outcome) {
     case PublishOutcome::stored:
@@ -66,12 +81,6 @@ CallOutcome publish_outcome(PublishOutcome outcome) {
       return CallOutcome::overflow;
   }
   return CallOutcome::overflow;
-}
-
-void append_fixed_answer(ByteBuffer& out, CallOutcome outcome, const ResponseStyle& style) {
-  std::uint16_t status;
-  std::string_view body = outcome_body(outcome, status);
-  append_response(out, status, body, style);
 }
 
 void append_subscribed(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
@@ -132,22 +141,86 @@ void Shard::serve() {
   arm_accept();
   arm_stop_signal();
   ShardMailbox& mailbox = env_.matrix.mailbox(id_);
-  while (!env_.stop_requested.load(std::memory_order_relaxed)) {
+  while (true) {
     loop_.for_each_completion([this](const Completion& completion) { dispatch(completion); });
     drain_incoming_calls();
     const bool calls_waiting = flush_outgoing_calls();
     flush_sends();
+    if (env_.stop_requested.load(std::memory_order_relaxed)) {
+      if (!draining_) begin_draining();
+      if (finished_draining()) return;
+    }
 
     // Sleep only when no call is already waiting for us (see cross_shard.h).
+    // While draining, other shards' progress does not wake us: look often.
     mailbox.sleeping.store(true, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool incoming = false;
     for (unsigned from = 0; from < shard_count_ && !incoming; ++from) {
       if (from != id_) incoming = env_.matrix.queue(from, id_).has_published_items();
     }
-    loop_.submit_and_wait(!incoming, calls_waiting ? kRetryWaitMicros : kIdleWakeMicros);
+    const unsigned wait_us = calls_waiting ? kRetryWaitMicros
+                             : draining_   ? kDrainPollMicros
+                                           : kIdleWakeMicros;
+    loop_.submit_and_wait(!incoming, wait_us);
     mailbox.sleeping.store(false, std::memory_order_relaxed);
   }
+}
+
+// --- Shutdown --------------------------------------------------------------
+//
+// On SIGTERM a shard stops accepting and reading, answers every request it
+// has already read (cross-shard ones included), and closes each connection
+// once nothing is owed on it. Shards then pass two broker-wide barriers
+// before leaving: every shard's connections are gone (so no request can
+// start a call any more), then every shard has published its last call (so
+// a final drain of the queues leaves nothing behind). The deadline
+// (broker.shutdown-timeout) bounds it all.
+
+void Shard::begin_draining() {
+  draining_ = true;
+  drain_deadline_ = std::chrono::steady_clock::now() + env_.config.shutdown_timeout;
+  // The accept is cancelled (its completion then comes without F_MORE and
+  // is not re-armed) and the listener shut, so the kernel refuses new
+  // connections here instead of queueing them on a socket nobody accepts.
+  io_uring_sqe* cancel = loop_.next_sqe();
+  io_uring_prep_cancel64(cancel, make_tag(Operation::accept, 0), 0);
+  io_uring_sqe_set_data64(cancel, make_tag(Operation::cancel, 0));
+  ::shutdown(listen_fd_, SHUT_RDWR);
+  for (auto& connection : connections_) {
+    if (connection->fd < 0) continue;
+    connection->closing = true;
+    close_when_done(*connection);
+  }
+}
+
+bool Shard::finished_draining() {
+  if (std::chrono::steady_clock::now() > drain_deadline_) {
+    log::warn(
+        "shutdown timeout: leaving unfinished work",
+        {{"shard", std::to_string(id_)},
+         {"open_connections", std::to_string(connections_.size() - free_connections_.size())}});
+    return true;
+  }
+  if (!connections_done_) {
+    if (connections_.size() != free_connections_.size()) return false;
+    connections_done_ = true;
+    env_.shards_with_connections.fetch_sub(1);
+  }
+  if (env_.shards_with_connections.load() != 0) return false;
+  if (!calls_done_) {
+    for (const auto& waiting : waiting_calls_) {
+      if (!waiting.empty()) return false;
+    }
+    calls_done_ = true;  // flush_outgoing_calls() has published the rest
+    env_.shards_with_calls.fetch_sub(1);
+  }
+  if (env_.shards_with_calls.load() != 0) return false;
+  // Every shard has published its last call: take what is left for us
+  // (async publishes, which need no answer).
+  while (drain_incoming_calls() != 0) {
+  }
+  return true;
 }
 
 // --- Completions ---------------------------------------------------------
@@ -200,12 +273,18 @@ void Shard::arm_stop_signal() {
 }
 
 void Shard::on_accept(const Completion& completion) {
-  if (!(completion.flags & IORING_CQE_F_MORE)) arm_accept();
+  if (!(completion.flags & IORING_CQE_F_MORE) && !draining_) arm_accept();
   if (completion.result < 0) {
-    log::debug("accept failed", {{"error", std::strerror(-completion.result)}});
+    if (completion.result != -ECANCELED) {
+      log::debug("accept failed", {{"error", std::strerror(-completion.result)}});
+    }
     return;
   }
   const int fd = completion.result;
+  if (draining_) {  // accepted just before the cancel: not served
+    ::close(fd);
+    return;
+  }
   // Responses leave in one send per loop turn; Nagle would only delay them.
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -220,6 +299,8 @@ void Shard::on_accept(const Completion& completion) {
   }
   Connection& connection = *connections_[index];
   connection.open(fd);
+  metrics_.connections_accepted.add();
+  metrics_.open_connections.add();
   arm_receive(connection);
 }
 
@@ -255,6 +336,7 @@ void Shard::on_receive(const Completion& completion) {
 
   if (completion.result > 0) {
     const auto size = static_cast<std::size_t>(completion.result);
+    metrics_.received_bytes.add(size);
     if (completion.flags & IORING_CQE_F_BUFFER) {
       auto buffer_id = static_cast<std::uint16_t>(completion.flags >> IORING_CQE_BUFFER_SHIFT);
       char* data = loop_.provided_buffer(buffer_id);
@@ -304,6 +386,7 @@ void Shard::feed(Connection& connection, const char* data, std::size_t size, std
   if (code != 0) {
     // The stream cannot be trusted past a protocol error: answer and close.
     append_response(connection.response_buffer(), code, body, ResponseStyle{false, false, false});
+    metrics_.record_request(MetricMethod::other, code, 0);
     connection.closing = true;
   }
   mark_for_send(connection);
@@ -354,6 +437,7 @@ void Shard::on_send(const Completion& completion) {
     return;
   }
   connection.sending_offset += static_cast<std::size_t>(completion.result);
+  metrics_.sent_bytes.add(static_cast<std::size_t>(completion.result));
   if (connection.sending_offset < connection.sending.size()) {
     // A short send: the socket buffer is full. Send the rest.
     connection.send_in_flight = true;
@@ -397,24 +481,54 @@ void Shard::on_close(const Completion& completion) {
   // the generation bump turns any later completion for this slot stale.
   connection->reset();
   free_connections_.push_back(connection->index());
+  metrics_.open_connections.subtract(1);
 }
 
 // --- Requests ------------------------------------------------------------
 
+MetricMethod metric_method(Endpoint endpoint) {
+  switch (endpoint) {
+    case Endpoint::publish:
+      return MetricMethod::publish;
+    case Endpoint::publish_async:
+      return MetricMethod::publish_async;
+    case Endpoint::subscribe:
+      return MetricMethod::subscribe;
+    case Endpoint::fetch:
+      return MetricMethod::fetch;
+    case Endpoint::ready:
+      return MetricMethod::ready;
+    default:
+      return MetricMethod::other;
+  }
+}
+
 void Shard::handle(Connection& connection, const HttpRequest& request) {
-  const ResponseStyle style{request.keep_alive, request.http_1_0, request.method == HTTP_HEAD};
+  const std::uint64_t started_ns = monotonic_ns();
   const Route route = gophermq::route(request.method, request.path);
+  const std::uint16_t status = answer(connection, request, route, started_ns);
+  if (status != 0) {
+    metrics_.record_request(metric_method(route.endpoint), status, monotonic_ns() - started_ns);
+  }
+}
+
+std::uint16_t Shard::answer(Connection& connection, const HttpRequest& request, const Route& route,
+                            std::uint64_t started_ns) {
+  const ResponseStyle style{request.keep_alive, request.http_1_0, request.method == HTTP_HEAD};
   switch (route.endpoint) {
     case Endpoint::ready:
       append_no_content(connection.response_buffer(), style);
-      return;
+      return 204;
+    case Endpoint::health:
+      append_health(connection.response_buffer(), style);
+      return 200;
     case Endpoint::not_found:
       append_response(connection.response_buffer(), 404, body::kNotFound, style);
-      return;
+      return 404;
     case Endpoint::wrong_method:
       append_response(connection.response_buffer(), 405, body::kMethodNotAllowed, style,
                       route.allow);
-      return;
+      return 405;
     default:
       break;
   }
@@ -422,11 +536,14 @@ void Shard::handle(Connection& connection, const HttpRequest& request) {
   DecodedRequest decoded;
   if (!decoder_.decode(request.body, request.body_size, request.body_padded_capacity, decoded)) {
     append_response(connection.response_buffer(), 400, body::kInvalidBody, style);
-    return;
+    return 400;
   }
   if (!is_valid_subject(decoded.subject)) {
+    if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
+      metrics_.messages_refused[static_cast<std::size_t>(RefusalReason::invalid_subject)].add();
+    }
     append_response(connection.response_buffer(), 400, body::kInvalidSubject, style);
-    return;
+    return 400;
   }
   SubscriberId id;
   if (route.endpoint == Endpoint::fetch) {
@@ -434,22 +551,21 @@ void Shard::handle(Connection& connection, const HttpRequest& request) {
     std::optional<SubscriberId> parsed = SubscriberId::parse(decoded.id);
     if (!parsed) {
       append_response(connection.response_buffer(), 404, body::kBadId, style);
-      return;
+      return 404;
     }
     id = *parsed;
   }
 
   const unsigned owner = owner_shard(decoded.subject, shard_count_);
-  if (owner == id_) {
-    serve_locally(connection, route.endpoint, decoded, id, style);
-    return;
-  }
+  if (owner == id_) return serve_locally(connection, route.endpoint, decoded, id, style);
 
   ShardCall call;
   call.origin_shard = static_cast<std::uint16_t>(id_);
   call.style = style;
   call.subject = SubjectCopy(decoded.subject);
   call.id = id;
+  call.started_ns = started_ns;
+  metrics_.cross_shard_calls.add();
   switch (route.endpoint) {
     case Endpoint::publish:
       call.kind = CallKind::publish;
@@ -461,7 +577,7 @@ void Shard::handle(Connection& connection, const HttpRequest& request) {
       call.message.reset(Message::create(decoded.data));
       append_response(connection.response_buffer(), 200, body::kOk, style);
       send_call(owner, std::move(call));
-      return;
+      return 200;
     case Endpoint::subscribe:
       call.kind = CallKind::subscribe;
       break;
@@ -473,34 +589,70 @@ void Shard::handle(Connection& connection, const HttpRequest& request) {
   call.connection_generation = connection.generation();
   call.response_sequence = connection.reserve_response();
   send_call(owner, std::move(call));
+  return 0;  // complete_call() answers and counts it
 }
 
-void Shard::serve_locally(Connection& connection, Endpoint endpoint, const DecodedRequest& request,
-                          const SubscriberId& id, const ResponseStyle& style) {
-  switch (endpoint) {
-    case Endpoint::publish:
-      append_fixed_answer(connection.response_buffer(),
-                          publish_outcome(store_.publish(request.subject, request.data)), style);
+void Shard::append_health(ByteBuffer& out, const ResponseStyle& style) {
+  const double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - env_.started).count();
+  char body[160];
+  int size =
+      std::snprintf(body, sizeof body,
+                    "{\"pending\":%llu,\"shards\":%u,\"status\":\"ok\",\"uptime_seconds\":%.3f}\n",
+                    static_cast<unsigned long long>(env_.budget.pending()), shard_count_, uptime);
+  append_response(out, 200, std::string_view(body, static_cast<std::size_t>(size)), style);
+}
+
+void Shard::count_publish(PublishOutcome outcome, bool async) {
+  switch (outcome) {
+    case PublishOutcome::stored:
+      metrics_.messages_published.add();
       return;
+    case PublishOutcome::no_subscriber:
+    case PublishOutcome::overflow: {
+      const bool overflow = outcome == PublishOutcome::overflow;
+      const RefusalReason reason =
+          overflow ? RefusalReason::overflow : RefusalReason::no_subscriber;
+      metrics_.messages_refused[static_cast<std::size_t>(reason)].add();
+      // An async publish was answered 200 already: this is its only trace.
+      if (async) metrics_.async_publish_failures[overflow ? 0 : 1].add();
+      return;
+    }
+  }
+}
+
+std::uint16_t Shard::serve_locally(Connection& connection, Endpoint endpoint,
+                                   const DecodedRequest& request, const SubscriberId& id,
+                                   const ResponseStyle& style) {
+  switch (endpoint) {
+    case Endpoint::publish: {
+      PublishOutcome outcome = store_.publish(request.subject, request.data);
+      count_publish(outcome, false);
+      std::uint16_t status;
+      std::string_view body = outcome_body(publish_outcome(outcome), status);
+      append_response(connection.response_buffer(), status, body, style);
+      return status;
+    }
     case Endpoint::publish_async:
       append_response(connection.response_buffer(), 200, body::kOk, style);
-      store_.publish(request.subject, request.data);
-      return;
+      count_publish(store_.publish(request.subject, request.data), true);
+      return 200;
     case Endpoint::subscribe:
       append_subscribed(connection.response_buffer(), store_.subscribe(request.subject),
                         request.subject, style);
-      return;
+      return 200;
     default: {
       Subscriber* subscriber = store_.find(request.subject, id);
       ByteBuffer& out = connection.response_buffer();
       if (subscriber == nullptr) {
         append_response(out, 404, body::kBadId, style);
-        return;
+        return 404;
       }
       append_response_head(out, 200, fetch_body_size(subscriber->queue, request.subject), style);
       if (!style.head) append_fetch_body(out, subscriber->queue, id, request.subject);
+      metrics_.messages_delivered.add(subscriber->queue.size());
       store_.drain(*subscriber);
-      return;
+      return 200;
     }
   }
 }
@@ -511,6 +663,7 @@ void Shard::send_call(unsigned owner, ShardCall&& call) {
   std::deque<ShardCall>& waiting = waiting_calls_[owner];
   // Calls already waiting go first: order between two shards is kept.
   if (waiting.empty() && env_.matrix.queue(id_, owner).try_stage(std::move(call))) return;
+  metrics_.cross_shard_queue_full.add();
   waiting.push_back(std::move(call));
 }
 
@@ -539,10 +692,11 @@ bool Shard::flush_outgoing_calls() {
   return still_waiting;
 }
 
-void Shard::drain_incoming_calls() {
+std::size_t Shard::drain_incoming_calls() {
+  std::size_t taken = 0;
   for (unsigned from = 0; from < shard_count_; ++from) {
     if (from == id_) continue;
-    env_.matrix.queue(from, id_).consume(
+    taken += env_.matrix.queue(from, id_).consume(
         [this](ShardCall&& call) {
           if (call.outcome == CallOutcome::pending) {
             serve_call(std::move(call));
@@ -552,17 +706,21 @@ void Shard::drain_incoming_calls() {
         },
         kCallsDrainedPerTurn);
   }
+  return taken;
 }
 
 void Shard::serve_call(ShardCall&& call) {
   const std::string_view subject = call.subject.view();
   switch (call.kind) {
     case CallKind::publish_async:
-      store_.publish(subject, std::move(call.message));
+      count_publish(store_.publish(subject, std::move(call.message)), true);
       return;  // answered already
-    case CallKind::publish:
-      call.outcome = publish_outcome(store_.publish(subject, std::move(call.message)));
+    case CallKind::publish: {
+      PublishOutcome outcome = store_.publish(subject, std::move(call.message));
+      count_publish(outcome, false);
+      call.outcome = publish_outcome(outcome);
       break;
+    }
     case CallKind::subscribe:
       call.id = store_.subscribe(subject);
       call.outcome = CallOutcome::subscribed;
@@ -575,6 +733,7 @@ void Shard::serve_call(ShardCall&& call) {
       }
       // Encoded here, where the messages live; the origin only copies bytes.
       append_fetch_body(call.fetch_body, subscriber->queue, call.id, subject);
+      metrics_.messages_delivered.add(subscriber->queue.size());
       store_.drain(*subscriber);
       call.outcome = CallOutcome::fetched;
       break;
@@ -587,6 +746,7 @@ void Shard::complete_call(ShardCall& call) {
   Connection& connection = *connections_[call.connection_index];
   if (connection.generation() != call.connection_generation) return;
   ByteBuffer& out = connection.reserved_buffer(call.response_sequence);
+  std::uint16_t status = 200;
   switch (call.outcome) {
     case CallOutcome::subscribed:
       append_subscribed(out, call.id, call.subject.view(), call.style);
@@ -595,11 +755,17 @@ void Shard::complete_call(ShardCall& call) {
       append_response_head(out, 200, call.fetch_body.size(), call.style);
       if (!call.style.head) out.append(call.fetch_body.view());
       break;
-    default:
-      append_fixed_answer(out, call.outcome, call.style);
+    default: {
+      std::string_view body = outcome_body(call.outcome, status);
+      append_response(out, status, body, call.style);
       break;
+    }
   }
   connection.finish_response(call.response_sequence);
+  const MetricMethod method = call.kind == CallKind::publish     ? MetricMethod::publish
+                              : call.kind == CallKind::subscribe ? MetricMethod::subscribe
+                                                                 : MetricMethod::fetch;
+  metrics_.record_request(method, status, monotonic_ns() - call.started_ns);
   mark_for_send(connection);
 }
 

@@ -25,11 +25,13 @@ void MessageQueue::push(Message* message) {
     tail_ = count;
   }
   slots_[tail_++ & mask_] = message;
+  bytes_ += message->payload().size();
 }
 
 void MessageQueue::drain() {
   for (std::uint64_t i = head_; i != tail_; ++i) slots_[i & mask_]->release();
   head_ = tail_ = 0;
+  bytes_ = 0;
   // A queue that once held a burst gives its ring back once empty, so memory
   // returns to its resting level after the burst is fetched.
   if (mask_ + 1 > 1024) {
@@ -41,8 +43,10 @@ void MessageQueue::drain() {
 
 SubscriberId SubjectStore::subscribe(std::string_view subject) {
   auto found = subjects_.find(subject);
-  if (found == subjects_.end())
+  if (found == subjects_.end()) {
     found = subjects_.emplace(std::string(subject), SubjectEntry{}).first;
+    gauges_.subjects.add();
+  }
   SubjectEntry& entry = found->second;
 
   auto subscriber = std::make_unique<Subscriber>();
@@ -54,6 +58,7 @@ SubscriberId SubjectStore::subscribe(std::string_view subject) {
   } while (!subscribers_.emplace(subscriber->id, subscriber.get()).second);
   SubscriberId id = subscriber->id;
   entry.subscribers.push_back(std::move(subscriber));
+  gauges_.subscribers.add();
   return id;
 }
 
@@ -64,6 +69,7 @@ SubjectEntry* SubjectStore::find_subject(std::string_view subject) {
 
 void SubjectStore::append(SubjectEntry& entry, Message* message) {
   message->set_holders(static_cast<std::uint32_t>(entry.subscribers.size()));
+  gauges_.pending_bytes.add(message->payload().size() * entry.subscribers.size());
   for (auto& subscriber : entry.subscribers) subscriber->queue.push(message);
 }
 
@@ -94,6 +100,7 @@ Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id)
 void SubjectStore::drain(Subscriber& subscriber) {
   const std::size_t drained = subscriber.queue.size();
   if (drained == 0) return;
+  gauges_.pending_bytes.subtract(subscriber.queue.bytes());
   subscriber.queue.drain();
   budget_.release(drained);
 }

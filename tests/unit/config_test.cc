@@ -919,6 +919,7 @@ TEST(UsageTextTest, ListsTheCommandAndEveryFlagWithEnvironmentAndDefault) {
         "env GOPHERMQ_BROKER_MAX__BODY, default 1MiB",
         "env GOPHERMQ_BROKER_MAX__HEADER__BYTES, default 16KiB",
         "env GOPHERMQ_BROKER_IO__URING, default auto",
+        "env GOPHERMQ_BROKER_SHUTDOWN__TIMEOUT, default 10s",
         "env GOPHERMQ_MONITORING_ENABLE, default true",
         "env GOPHERMQ_MONITORING_PORT, default :9001"}) {
     EXPECT_THAT(text, HasSubstr(expected));
@@ -951,7 +952,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 10);
+  EXPECT_EQ(settings, 11);
   expect_same(config, Config{});
 }
 

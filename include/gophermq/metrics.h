@@ -1,0 +1,89 @@
+// What each shard counts for Prometheus. Every counter is written by one
+// shard only, with a relaxed load and store (plain moves on x86: no locked
+// instruction on the request path), and read by the monitoring thread, which
+// sums the shards when scraped.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace gophermq {
+
+class ShardCounter {
+ public:
+  void add(std::uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void subtract(std::uint64_t n) { add(0 - n); }  // for gauges; wraps back exactly
+  std::uint64_t read() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> value_{0};
+};
+
+// The `method` label: which endpoint a request was for.
+enum class MetricMethod : std::uint8_t { publish, publish_async, subscribe, fetch, ready, other };
+inline constexpr std::array<std::string_view, 6> kMetricMethodNames = {
+    "publish", "publish_async", "subscribe", "fetch", "ready", "other"};
+
+// The `code` label: every status the broker answers with.
+inline constexpr std::array<std::uint16_t, 11> kStatusCodes = {200, 204, 400, 404, 405, 408,
+                                                               413, 429, 431, 500, 503};
+constexpr std::size_t status_index(std::uint16_t status) {
+  for (std::size_t i = 0; i < kStatusCodes.size(); ++i) {
+    if (kStatusCodes[i] == status) return i;
+  }
+  return 9;  // 500: a status we never send would be a bug, not a new label
+}
+
+// Latency buckets, upper bounds in nanoseconds: an io_uring broker answers in
+// tens of microseconds, so they start at 10 µs (the Go client's defaults
+// start at 5 ms and would put every request in the first bucket) and reach
+// 10 s for the pathological.
+inline constexpr std::array<std::uint64_t, 19> kLatencyBucketsNs = {
+    10'000,        25'000,        50'000,        100'000,       250'000,
+    500'000,       1'000'000,     2'500'000,     5'000'000,     10'000'000,
+    25'000'000,    50'000'000,    100'000'000,   250'000'000,   500'000'000,
+    1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+
+struct RequestStats {
+  ShardCounter count;
+  ShardCounter duration_ns;
+  // Per bucket, not cumulative (the scrape adds them up); the last is +Inf.
+  std::array<ShardCounter, kLatencyBucketsNs.size() + 1> buckets;
+};
+
+enum class RefusalReason : std::uint8_t { overflow, no_subscriber, invalid_subject };
+inline constexpr std::array<std::string_view, 3> kRefusalReasonNames = {"overflow", "no_subscriber",
+                                                                        "invalid_subject"};
+
+struct ShardMetrics {
+  std::array<std::array<RequestStats, kStatusCodes.size()>, kMetricMethodNames.size()> requests;
+
+  ShardCounter connections_accepted;
+  ShardCounter open_connections;  // gauge
+  ShardCounter received_bytes;
+  ShardCounter sent_bytes;
+
+  ShardCounter messages_published;  // stored, sync and async
+  ShardCounter messages_delivered;  // returned by fetches
+  std::array<ShardCounter, kRefusalReasonNames.size()> messages_refused;
+  std::array<ShardCounter, 2> async_publish_failures;  // overflow, no_subscriber
+
+  ShardCounter cross_shard_calls;       // requests sent to an owner shard
+  ShardCounter cross_shard_queue_full;  // times a call had to wait for room
+
+  void record_request(MetricMethod method, std::uint16_t status, std::uint64_t duration_ns) {
+    RequestStats& stats = requests[static_cast<std::size_t>(method)][status_index(status)];
+    stats.count.add();
+    stats.duration_ns.add(duration_ns);
+    std::size_t bucket = 0;
+    while (bucket < kLatencyBucketsNs.size() && duration_ns > kLatencyBucketsNs[bucket]) ++bucket;
+    stats.buckets[bucket].add();
+  }
+};
+
+}  // namespace gophermq

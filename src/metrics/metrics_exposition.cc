@@ -1,0 +1,275 @@
+#include "gophermq/metrics_exposition.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "gophermq_version.h"
+
+namespace gophermq {
+namespace {
+
+void append_number(std::string& out, std::uint64_t value) { out += std::to_string(value); }
+
+void append_double(std::string& out, double value) {
+  char text[32];
+  int size = std::snprintf(text, sizeof text, "%.15g", value);
+  out.append(text, static_cast<std::size_t>(size));
+}
+
+void append_family(std::string& out, std::string_view name, std::string_view type,
+                   std::string_view help) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+void append_sample(std::string& out, std::string_view name, std::string_view labels,
+                   std::uint64_t value) {
+  out.append(name);
+  if (!labels.empty()) out.append("{").append(labels).append("}");
+  out.append(" ");
+  append_number(out, value);
+  out.append("\n");
+}
+
+template <typename Read>
+std::uint64_t sum_shards(const MetricsSources& sources, Read&& read) {
+  std::uint64_t total = 0;
+  for (const ShardMetrics* shard : sources.shards) total += read(*shard);
+  return total;
+}
+
+template <typename Read>
+std::uint64_t sum_stores(const MetricsSources& sources, Read&& read) {
+  std::uint64_t total = 0;
+  for (const SubjectStore::Gauges* store : sources.stores) total += read(*store);
+  return total;
+}
+
+std::string method_code_labels(std::size_t method, std::size_t code) {
+  return "method=\"" + std::string(kMetricMethodNames[method]) + "\",code=\"" +
+         std::to_string(kStatusCodes[code]) + "\"";
+}
+
+// One request family per (method, code) seen so far, summed over shards.
+void append_request_counter(std::string& out, const MetricsSources& sources, std::string_view name,
+                            std::string_view help) {
+  append_family(out, name, "counter", help);
+  for (std::size_t method = 0; method < kMetricMethodNames.size(); ++method) {
+    for (std::size_t code = 0; code < kStatusCodes.size(); ++code) {
+      std::uint64_t count = sum_shards(
+          sources, [&](const ShardMetrics& m) { return m.requests[method][code].count.read(); });
+      if (count != 0) append_sample(out, name, method_code_labels(method, code), count);
+    }
+  }
+}
+
+void append_latency_histogram(std::string& out, const MetricsSources& sources) {
+  constexpr std::string_view kName = "gophermq_request_duration_seconds";
+  append_family(out, kName, "histogram",
+                "Time from a request's last byte read to its response written, by method and "
+                "status code.");
+  for (std::size_t method = 0; method < kMetricMethodNames.size(); ++method) {
+    for (std::size_t code = 0; code < kStatusCodes.size(); ++code) {
+      auto stats = [&](const ShardMetrics& m) -> const RequestStats& {
+        return m.requests[method][code];
+      };
+      std::uint64_t count =
+          sum_shards(sources, [&](const ShardMetrics& m) { return stats(m).count.read(); });
+      if (count == 0) continue;
+      const std::string labels = method_code_labels(method, code);
+      // Buckets are kept per bucket and added up here; the total of a scrape
+      // made while shards count may lag `count` by a request or two, so the
+      // +Inf bucket is reported as the running total, never less than before.
+      std::uint64_t cumulative = 0;
+      for (std::size_t bucket = 0; bucket <= kLatencyBucketsNs.size(); ++bucket) {
+        cumulative += sum_shards(
+            sources, [&](const ShardMetrics& m) { return stats(m).buckets[bucket].read(); });
+        out.append(kName).append("_bucket{").append(labels).append(",le=\"");
+        if (bucket < kLatencyBucketsNs.size()) {
+          char bound[24];
+          int size = std::snprintf(bound, sizeof bound, "%g",
+                                   static_cast<double>(kLatencyBucketsNs[bucket]) / 1e9);
+          out.append(bound, static_cast<std::size_t>(size));
+        } else {
+          out.append("+Inf");
+        }
+        out.append("\"} ");
+        append_number(out, cumulative);
+        out.append("\n");
+      }
+      std::uint64_t duration_ns =
+          sum_shards(sources, [&](const ShardMetrics& m) { return stats(m).duration_ns.read(); });
+      out.append(kName).append("_sum{").append(labels).append("} ");
+      append_double(out, static_cast<double>(duration_ns) / 1e9);
+      out.append("\n");
+      out.append(kName).append("_count{").append(labels).append("} ");
+      append_number(out, cumulative);
+      out.append("\n");
+    }
+  }
+}
+
+void append_counter(std::string& out, std::string_view name, std::string_view help,
+                    std::uint64_t value) {
+  append_family(out, name, "counter", help);
+  append_sample(out, name, {}, value);
+}
+
+void append_gauge(std::string& out, std::string_view name, std::string_view help,
+                  std::uint64_t value) {
+  append_family(out, name, "gauge", help);
+  append_sample(out, name, {}, value);
+}
+
+// The standard process_* metrics, from /proc (as the Go and Python clients do).
+void append_process_metrics(std::string& out) {
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  std::ifstream stat_file("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which may hold spaces) start at ") ".
+  std::size_t after_name = stat.rfind(") ");
+  if (after_name != std::string::npos) {
+    std::istringstream fields(stat.substr(after_name + 2));
+    std::string field;
+    std::vector<std::string> values;  // values[0] is field 3 (state)
+    while (fields >> field) values.push_back(field);
+    if (values.size() > 21) {
+      const double cpu_seconds = (std::stod(values[11]) + std::stod(values[12])) / ticks;
+      const double start_ticks = std::stod(values[19]);
+      const double virtual_bytes = std::stod(values[20]);
+      const double resident_bytes = std::stod(values[21]) * page;
+      double boot_time = 0;
+      std::ifstream proc_stat("/proc/stat");
+      for (std::string line; std::getline(proc_stat, line);) {
+        if (line.rfind("btime ", 0) == 0) boot_time = std::stod(line.substr(6));
+      }
+      append_family(out, "process_cpu_seconds_total", "counter",
+                    "Total user and system CPU time spent in seconds.");
+      out.append("process_cpu_seconds_total ");
+      append_double(out, cpu_seconds);
+      out.append("\n");
+      append_family(out, "process_resident_memory_bytes", "gauge",
+                    "Resident memory size in bytes.");
+      out.append("process_resident_memory_bytes ");
+      append_double(out, resident_bytes);
+      out.append("\n");
+      append_family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+      out.append("process_virtual_memory_bytes ");
+      append_double(out, virtual_bytes);
+      out.append("\n");
+      append_family(out, "process_start_time_seconds", "gauge",
+                    "Start time of the process since unix epoch in seconds.");
+      out.append("process_start_time_seconds ");
+      append_double(out, boot_time + start_ticks / ticks);
+      out.append("\n");
+    }
+  }
+  std::uint64_t open_fds = 0;
+  if (DIR* fds = opendir("/proc/self/fd")) {
+    while (dirent* entry = readdir(fds)) {
+      if (entry->d_name[0] != '.') ++open_fds;
+    }
+    closedir(fds);
+    --open_fds;  // the directory stream's own descriptor
+  }
+  append_gauge(out, "process_open_fds", "Number of open file descriptors.", open_fds);
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  append_gauge(out, "process_max_fds", "Maximum number of open file descriptors.", limit.rlim_cur);
+}
+
+}  // namespace
+
+void render_metrics(const MetricsSources& sources, std::string& out) {
+  append_request_counter(out, sources, "gophermq_client_request_rate",
+                         "Requests answered, by method and status code. The original's name, "
+                         "kept for its dashboards; gophermq_requests_total is the same count.");
+  append_request_counter(out, sources, "gophermq_requests_total",
+                         "Requests answered, by method and status code.");
+  append_latency_histogram(out, sources);
+
+  append_gauge(out, "gophermq_pending_messages",
+               "Messages stored awaiting a fetch, one per subscriber queue holding them.",
+               sources.budget->pending());
+  append_gauge(out, "gophermq_max_pending_messages",
+               "The configured broker.max-pending: publishes past it get 429.",
+               sources.budget->max_pending());
+  append_gauge(
+      out, "gophermq_pending_bytes",
+      "Payload bytes stored awaiting a fetch, once per subscriber queue holding them.",
+      sum_stores(sources, [](const SubjectStore::Gauges& g) { return g.pending_bytes.read(); }));
+  append_gauge(
+      out, "gophermq_subjects", "Subjects with at least one subscriber.",
+      sum_stores(sources, [](const SubjectStore::Gauges& g) { return g.subjects.read(); }));
+  append_gauge(
+      out, "gophermq_subscribers", "Subscribers.",
+      sum_stores(sources, [](const SubjectStore::Gauges& g) { return g.subscribers.read(); }));
+  append_gauge(
+      out, "gophermq_open_connections", "Client connections open on the API port.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.open_connections.read(); }));
+  append_counter(
+      out, "gophermq_connections_accepted_total", "Client connections accepted on the API port.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.connections_accepted.read(); }));
+  append_counter(
+      out, "gophermq_received_bytes_total", "Bytes received on the API port.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.received_bytes.read(); }));
+  append_counter(out, "gophermq_sent_bytes_total", "Bytes sent on the API port.",
+                 sum_shards(sources, [](const ShardMetrics& m) { return m.sent_bytes.read(); }));
+  append_counter(
+      out, "gophermq_messages_published_total",
+      "Publishes stored (sync and async), counted once however many subscribers.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.messages_published.read(); }));
+  append_counter(
+      out, "gophermq_messages_delivered_total", "Messages returned by fetches.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.messages_delivered.read(); }));
+
+  append_family(out, "gophermq_messages_refused_total", "counter",
+                "Publishes (sync and async) not stored, by reason.");
+  for (std::size_t reason = 0; reason < kRefusalReasonNames.size(); ++reason) {
+    append_sample(out, "gophermq_messages_refused_total",
+                  "reason=\"" + std::string(kRefusalReasonNames[reason]) + "\"",
+                  sum_shards(sources, [&](const ShardMetrics& m) {
+                    return m.messages_refused[reason].read();
+                  }));
+  }
+  append_family(out, "gophermq_async_publish_failures_total", "counter",
+                "Async publishes answered 200 and then not stored, by reason.");
+  for (std::size_t reason = 0; reason < 2; ++reason) {
+    append_sample(out, "gophermq_async_publish_failures_total",
+                  "reason=\"" + std::string(kRefusalReasonNames[reason]) + "\"",
+                  sum_shards(sources, [&](const ShardMetrics& m) {
+                    return m.async_publish_failures[reason].read();
+                  }));
+  }
+  append_counter(
+      out, "gophermq_cross_shard_calls_total", "Requests sent to the shard owning their subject.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.cross_shard_calls.read(); }));
+  append_counter(
+      out, "gophermq_cross_shard_queue_full_total",
+      "Times a cross-shard call waited for room in a full queue (back-pressure).",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.cross_shard_queue_full.read(); }));
+
+  append_family(out, "gophermq_shard_requests_total", "counter",
+                "Requests answered by each shard (read on it), showing the spread.");
+  for (std::size_t shard = 0; shard < sources.shards.size(); ++shard) {
+    std::uint64_t total = 0;
+    for (const auto& by_code : sources.shards[shard]->requests) {
+      for (const RequestStats& stats : by_code) total += stats.count.read();
+    }
+    append_sample(out, "gophermq_shard_requests_total", "shard=\"" + std::to_string(shard) + "\"",
+                  total);
+  }
+  append_family(out, "gophermq_build_info", "gauge", "Always 1, labelled with the version.");
+  append_sample(out, "gophermq_build_info", "version=\"" GOPHERMQ_VERSION "\"", 1);
+
+  append_process_metrics(out);
+}
+
+}  // namespace gophermq
