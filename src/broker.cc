@@ -53,10 +53,12 @@ void raise_open_files_limit() {
   log::info("open files limit", {{"open_files_limit", std::to_string(limit.rlim_cur)}});
 }
 
-std::string features_text(const EventLoop::Features& f) {
+// The features in use (`present`) or the ones the kernel lacks (!present),
+// comma-separated.
+std::string features_text(const EventLoop::Features& f, bool present) {
   std::string text;
   auto add = [&](bool on, const char* name) {
-    if (!on) return;
+    if (on != present) return;
     if (!text.empty()) text += ',';
     text += name;
   };
@@ -66,7 +68,7 @@ std::string features_text(const EventLoop::Features& f) {
   add(f.provided_buffers, "provided_buffers");
   add(f.multishot_receive, "multishot_receive");
   add(f.msg_ring, "msg_ring");
-  return text.empty() ? "basic" : text;
+  return text;
 }
 
 }  // namespace
@@ -159,13 +161,20 @@ int run_broker(const Config& config) {
       }
       monitoring.start(std::move(sources));
     }
+    const bool basic_io_uring = config.io_uring == IoUringMode::basic;
+    const std::string in_use = features_text(shards[0]->features(), true);
+    const std::string missing = features_text(shards[0]->features(), false);
+    if (!basic_io_uring && !missing.empty()) {
+      log::warn("io_uring fallback: this kernel lacks some features; slower paths are used",
+                {{"missing", missing}});
+    }
     log::info("listening",
               {{"api_port", std::to_string(listeners.port)},
                {"metrics_port",
                 config.monitoring_enabled ? std::to_string(monitoring.port()) : std::string("off")},
                {"shards", std::to_string(shard_count)},
                {"max_pending", std::to_string(config.max_pending)},
-               {"io_uring", features_text(shards[0]->features())},
+               {"io_uring", basic_io_uring ? "basic" : in_use},
                {"allocator", allocator},
                {"version", GOPHERMQ_VERSION}});
     int signal_number = 0;
