@@ -1,9 +1,12 @@
 #include "broker_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +60,25 @@ std::uint16_t ListeningPort(const std::string& log) {
     }
   }
   return 0;
+}
+
+// Polls until 127.0.0.1:port accepts a TCP connection; false when the child
+// exits first or the timeout passes.
+bool AcceptsConnections(std::uint16_t port, Subprocess& child, milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool connected =
+        fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+    if (fd >= 0) ::close(fd);
+    if (connected) return true;
+    if (child.WaitForExit(milliseconds(0)) || Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(10));  // nothing to wait on but the port itself
+  }
 }
 
 std::string DescribeWaitStatus(int status) {
@@ -256,6 +278,7 @@ std::unique_ptr<BrokerProcess> BrokerProcess::Start(const BrokerOptions& options
   }
   std::vector<std::string> argv = {binary, "broker", "--broker.port=0", "--broker.host=127.0.0.1",
                                    "--broker.cores=2"};
+  if (options.api_port) argv.push_back("--broker.port=" + std::to_string(*options.api_port));
   if (options.monitoring_address) {
     argv.push_back("--monitoring.enable=true");
     argv.push_back("--monitoring.port=" + *options.monitoring_address);
@@ -274,15 +297,32 @@ std::unique_ptr<BrokerProcess> BrokerProcess::Start(const BrokerOptions& options
                               error)) {
     return nullptr;
   }
-  broker->process_.WaitForStderr([](const std::string& log) { return ListeningPort(log) != 0; },
-                                 kStartTimeout);
-  broker->port_ = ListeningPort(broker->process_.stderr_text());
+  if (options.api_port) {
+    broker->port_ = AcceptsConnections(*options.api_port, broker->process_, kStartTimeout)
+                        ? *options.api_port
+                        : 0;
+  } else {
+    broker->process_.WaitForStderr([](const std::string& log) { return ListeningPort(log) != 0; },
+                                   kStartTimeout);
+    broker->port_ = ListeningPort(broker->process_.stderr_text());
+    const std::optional<std::string> metrics_port =
+        LogField(broker->process_.stderr_text(), "listening", "metrics_port");
+    unsigned parsed = 0;
+    if (metrics_port &&
+        std::from_chars(metrics_port->data(), metrics_port->data() + metrics_port->size(), parsed)
+                .ec == std::errc() &&
+        parsed < 65536) {
+      broker->metrics_port_ = static_cast<std::uint16_t>(parsed);
+    }
+  }
   if (broker->port_ == 0) {
     std::string state =
         broker->process_.WaitForExit(milliseconds(0))
             ? DescribeWaitStatus(broker->process_.wait_status())
             : "still running after " + std::to_string(kStartTimeout.count()) + " ms";
-    *error = "broker did not log msg=listening with api_port (" + state + "); argv:";
+    *error = options.api_port ? "broker did not accept connections on its API port ("
+                              : "broker did not log msg=listening with api_port (";
+    *error += state + "); argv:";
     for (const std::string& arg : argv) *error += " " + arg;
     *error += "\n--- broker output ---\n" + broker->log();
     return nullptr;  // the destructor kills it
@@ -303,6 +343,7 @@ std::string BrokerProcess::Stop() {
   if (stopped_) return {};
   stopped_ = true;
   if (process_.WaitForExit(milliseconds(0))) {
+    if (signalled_by_test_) return {};  // the test that signalled it checks how it ended
     return "broker had died before being stopped: " + DescribeWaitStatus(process_.wait_status());
   }
   process_.Signal(SIGTERM);
@@ -316,6 +357,83 @@ std::string BrokerProcess::Stop() {
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) return {};
   return "broker stopped badly after SIGTERM: " + DescribeWaitStatus(status);
+}
+
+void BrokerProcess::Signal(int signal_number) {
+  signalled_by_test_ = true;
+  process_.Signal(signal_number);
+}
+
+std::string BrokerProcess::listening_line() const {
+  const std::string log = process_.stderr_text();
+  std::size_t line_start = 0;
+  for (std::size_t line_end; (line_end = log.find('\n', line_start)) != std::string::npos;
+       line_start = line_end + 1) {
+    const std::string_view line(log.data() + line_start, line_end - line_start);
+    for (const auto& [key, value] : LogfmtFields(line)) {
+      if (key == "msg" && value == "listening") return std::string(line);
+    }
+  }
+  return {};
+}
+
+std::vector<std::pair<std::string, std::string>> LogfmtFields(std::string_view line) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::size_t at = 0;
+  while (at < line.size()) {
+    while (at < line.size() && line[at] == ' ') ++at;
+    const std::size_t word_start = at;
+    while (at < line.size() && line[at] != ' ' && line[at] != '=') ++at;
+    if (at >= line.size() || line[at] != '=') continue;  // a bare word
+    std::string key(line.substr(word_start, at - word_start));
+    ++at;
+    std::string value;
+    if (at < line.size() && line[at] == '"') {
+      for (++at; at < line.size() && line[at] != '"'; ++at) {
+        if (line[at] == '\\' && at + 1 < line.size()) ++at;
+        value += line[at];
+      }
+      ++at;  // the closing quote
+    } else {
+      while (at < line.size() && line[at] != ' ') value += line[at++];
+    }
+    fields.emplace_back(std::move(key), std::move(value));
+  }
+  return fields;
+}
+
+std::optional<std::string> LogField(const std::string& log, std::string_view msg,
+                                    std::string_view key) {
+  std::size_t line_start = 0;
+  for (std::size_t line_end; (line_end = log.find('\n', line_start)) != std::string::npos;
+       line_start = line_end + 1) {
+    const auto fields =
+        LogfmtFields(std::string_view(log.data() + line_start, line_end - line_start));
+    bool wanted = false;
+    for (const auto& [name, value] : fields) wanted = wanted || (name == "msg" && value == msg);
+    if (!wanted) continue;
+    for (const auto& [name, value] : fields) {
+      if (name == key) return value;
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::uint16_t FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  std::uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  ::close(fd);
+  return port;
 }
 
 // --- RunCommand ---

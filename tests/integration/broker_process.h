@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -94,9 +95,14 @@ struct BrokerOptions {
   std::vector<std::pair<std::string, std::string>> env;
   // When set, written as config.yaml in the working directory.
   std::optional<std::string> config_yaml;
-  // When set, monitoring is enabled on this listen address ("127.0.0.1:9101")
-  // instead of being turned off.
+  // When set, monitoring is enabled on this listen address ("127.0.0.1:9101",
+  // or "127.0.0.1:0" for a free port: see metrics_port()) instead of being
+  // turned off.
   std::optional<std::string> monitoring_address;
+  // When set, the broker listens on this API port, and Start waits until the
+  // port accepts a connection instead of waiting for the `msg=listening` line
+  // (which a quiet logger.level leaves out).
+  std::optional<std::uint16_t> api_port;
 };
 
 class BrokerProcess {
@@ -106,6 +112,12 @@ class BrokerProcess {
   static std::unique_ptr<BrokerProcess> Start(const BrokerOptions& options, std::string* error);
 
   std::uint16_t port() const { return port_; }
+  // The monitoring port from the listening line's `metrics_port=`; 0 when
+  // the line has none.
+  std::uint16_t metrics_port() const { return metrics_port_; }
+  // The whole `msg=listening` line (without its newline); empty when none.
+  std::string listening_line() const;
+  pid_t pid() const { return process_.pid(); }
   // Everything the broker wrote to stderr, then to stdout, so far.
   std::string log() const;
   // Stops the broker: SIGTERM, then SIGKILL after 5 s. Returns empty when it
@@ -116,14 +128,37 @@ class BrokerProcess {
   // False once the broker has exited (it is reaped then).
   bool Running();
 
+  // For tests of the broker's own shutdown: sends a signal (after which Stop
+  // no longer reports the broker's exit as unexpected; the test checks it),
+  // waits for the exit, and gives the raw wait status once exited.
+  void Signal(int signal_number);
+  bool WaitForExit(std::chrono::milliseconds timeout) { return process_.WaitForExit(timeout); }
+  int wait_status() const { return process_.wait_status(); }
+
  private:
   BrokerProcess() = default;
 
   TempDir working_dir_;
   Subprocess process_;
   std::uint16_t port_ = 0;
+  std::uint16_t metrics_port_ = 0;
   bool stopped_ = false;
+  bool signalled_by_test_ = false;
 };
+
+// `key=value` fields of one logfmt line (quoted values unquoted, escapes kept
+// simple: \" and \\). A bare word without '=' is skipped.
+std::vector<std::pair<std::string, std::string>> LogfmtFields(std::string_view line);
+
+// The value of `key` in the first complete line of `log` holding `msg=<msg>`;
+// nullopt when no such line or key.
+std::optional<std::string> LogField(const std::string& log, std::string_view msg,
+                                    std::string_view key);
+
+// A loopback TCP port that was free a moment ago (bound to port 0, then
+// closed). Another process could take it before the caller binds it; on a
+// test machine that is rare.
+std::uint16_t FreeLoopbackPort();
 
 struct CommandResult {
   bool exited = false;  // false: it ran past the timeout and was killed
