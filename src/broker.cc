@@ -41,16 +41,18 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
-// Every connection is a descriptor: take all the kernel allows us.
-void raise_open_files_limit() {
+// Every connection is a descriptor: take all the kernel allows us. Returns
+// the limit now in force (logged once the broker is up, so that a failed
+// start stays one line).
+std::uint64_t raise_open_files_limit() {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
   if (limit.rlim_cur < limit.rlim_max) {
     rlimit raised = limit;
     raised.rlim_cur = limit.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
   }
-  log::info("open files limit", {{"open_files_limit", std::to_string(limit.rlim_cur)}});
+  return limit.rlim_cur;
 }
 
 // The features in use (`present`) or the ones the kernel lacks (!present),
@@ -91,7 +93,7 @@ int run_broker(const Config& config) {
                                    ? config.shards
                                    : static_cast<unsigned>(std::max<std::size_t>(1, cpus.size()));
 
-  raise_open_files_limit();
+  const std::uint64_t open_files_limit = raise_open_files_limit();
 
   Listeners listeners = open_listeners(config.api, shard_count);
   if (!listeners.error.empty()) {
@@ -108,13 +110,14 @@ int run_broker(const Config& config) {
     }
   }
 
-  PendingBudget budget(config.max_pending);
+  PendingBudget budget(config.max_pending, config.max_pending_bytes);
   CrossShardMatrix matrix(shard_count, kCrossShardQueueCapacity);
   std::atomic<bool> stop_requested{false};
   std::latch rings_ready(shard_count);
   std::latch go(1);
   std::atomic<unsigned> shards_with_connections{shard_count};
   std::atomic<unsigned> shards_with_calls{shard_count};
+  std::atomic<std::uint64_t> open_connections{0};
   ShardEnvironment environment{config,
                                budget,
                                matrix,
@@ -123,7 +126,8 @@ int run_broker(const Config& config) {
                                go,
                                std::chrono::steady_clock::now(),
                                shards_with_connections,
-                               shards_with_calls};
+                               shards_with_calls,
+                               open_connections};
 
   std::vector<std::unique_ptr<Shard>> shards;
   std::vector<std::thread> threads;
@@ -176,6 +180,7 @@ int run_broker(const Config& config) {
                {"max_pending", std::to_string(config.max_pending)},
                {"io_uring", basic_io_uring ? "basic" : in_use},
                {"allocator", allocator},
+               {"open_files_limit", std::to_string(open_files_limit)},
                {"version", GOPHERMQ_VERSION}});
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);

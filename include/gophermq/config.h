@@ -42,7 +42,13 @@ struct Config {
   // broker.shutdown-timeout: on SIGTERM/SIGINT, how long requests already
   // read may take to be answered before the broker exits regardless.
   std::chrono::milliseconds shutdown_timeout{10'000};
-  bool monitoring_enabled = true;                 // monitoring.enable
+  // Hostile and slow clients.
+  std::uint64_t max_pending_bytes = 1ull << 30;    // broker.max-pending-bytes: stored payload
+  std::uint64_t max_connections = 100'000;         // broker.max-connections, broker-wide
+  std::chrono::milliseconds read_timeout{10'000};  // broker.read-timeout: a started request
+  std::chrono::milliseconds idle_timeout{60'000};  // broker.idle-timeout: between requests
+  std::size_t max_unsent_bytes = 8 << 20;          // broker.max-unsent-bytes: per connection
+  bool monitoring_enabled = true;                  // monitoring.enable
   ListenAddress monitoring{"", 9001};  // monitoring.port (":9001", "9001", "127.0.0.1:9001")
 };
 

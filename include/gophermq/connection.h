@@ -42,6 +42,9 @@ class Connection final : public RequestSink {
   ParseStatus feed(const char* data, std::size_t size, std::size_t padded_capacity) {
     return parser_.feed(data, size, padded_capacity);
   }
+  // A request has begun arriving and is not complete yet.
+  bool in_request() const { return parser_.in_request(); }
+  std::uint64_t requests_read() const { return requests_read_; }
 
   // --- Responses, in request order ---
   // The buffer for a response that is complete now.
@@ -70,8 +73,15 @@ class Connection final : public RequestSink {
   // keep-alive, or a protocol error. The socket closes once every answer is
   // sent.
   bool closing = false;
+  // Answers can no longer reach the client (send failed, or it was cut off
+  // for not reading): they are dropped instead of sent.
+  bool discard_output = false;
   // Receive buffer when the kernel has no provided-buffer rings.
   ByteBuffer receive_buffer;
+
+  // --- Timing, on the shard's loop-turn clock (milliseconds) ---
+  std::uint64_t last_activity_ms = 0;    // last bytes in, or out
+  std::uint64_t request_started_ms = 0;  // the request now arriving; 0 when none
 
  private:
   void on_request(const HttpRequest& request) override;
@@ -89,6 +99,7 @@ class Connection final : public RequestSink {
   RequestParser parser_;
   std::deque<Slot> slots_;
   std::uint64_t first_slot_sequence_ = 0;
+  std::uint64_t requests_read_ = 0;
 };
 
 }  // namespace gophermq

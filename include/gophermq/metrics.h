@@ -60,11 +60,19 @@ enum class RefusalReason : std::uint8_t { overflow, no_subscriber, invalid_subje
 inline constexpr std::array<std::string_view, 3> kRefusalReasonNames = {"overflow", "no_subscriber",
                                                                         "invalid_subject"};
 
+// Why the broker closed a connection on its own.
+enum class CloseReason : std::uint8_t { read_timeout, idle_timeout, write_stall, unsent_limit };
+inline constexpr std::array<std::string_view, 4> kCloseReasonNames = {
+    "read_timeout", "idle_timeout", "write_stall", "unsent_limit"};
+
 struct ShardMetrics {
   std::array<std::array<RequestStats, kStatusCodes.size()>, kMetricMethodNames.size()> requests;
 
   ShardCounter connections_accepted;
-  ShardCounter open_connections;  // gauge
+  ShardCounter open_connections;     // gauge
+  ShardCounter connections_refused;  // over broker.max-connections
+  ShardCounter accept_errors;        // e.g. out of descriptors (EMFILE)
+  std::array<ShardCounter, kCloseReasonNames.size()> connections_closed;
   ShardCounter received_bytes;
   ShardCounter sent_bytes;
 

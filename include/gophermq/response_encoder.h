@@ -26,6 +26,8 @@ inline constexpr std::string_view kMalformedRequest = "{\"message\":\"malformed 
 inline constexpr std::string_view kBodyTooLarge = "{\"message\":\"request body too large\"}\n";
 inline constexpr std::string_view kHeadersTooLarge =
     "{\"message\":\"request headers too large\"}\n";
+inline constexpr std::string_view kRequestTimeout = "{\"message\":\"request timeout\"}\n";
+inline constexpr std::string_view kTooManyConnections = "{\"message\":\"too many connections\"}\n";
 }  // namespace body
 
 // A JSON string literal (quotes included) as Go's encoding/json writes it:

@@ -41,6 +41,9 @@ struct ShardEnvironment {
   // shard count.
   std::atomic<unsigned>& shards_with_connections;
   std::atomic<unsigned>& shards_with_calls;
+  // Client connections open on all shards, against broker.max-connections
+  // (touched once per accept and close, never per request).
+  std::atomic<std::uint64_t>& open_connections;
 };
 
 class Shard final : public RequestHandler {
@@ -82,6 +85,16 @@ class Shard final : public RequestHandler {
   void flush_sends();
   void start_send(Connection& connection);
   void close_when_done(Connection& connection);
+  void refuse_connection(int fd);
+
+  // Limits on slow, idle and non-reading clients, checked by a sweep a few
+  // times a second rather than a timer per connection.
+  void sweep_connections();
+  void cut_off(Connection& connection, CloseReason reason);
+  // Back-pressure: while calls pile up for a busy shard, this shard stops
+  // receiving (TCP then slows the clients down) until they drain.
+  void pause_receiving();
+  void resume_receiving();
   // The connection a completion is about, or null when it is stale.
   Connection* connection_for(const Completion& completion);
   static std::uint64_t connection_tag(Operation operation, const Connection& connection) {
@@ -126,6 +139,12 @@ class Shard final : public RequestHandler {
   std::vector<std::deque<ShardCall>> waiting_calls_;
   std::vector<bool> published_to_;
   std::uint64_t stop_signal_value_ = 0;  // eventfd read target
+
+  std::uint64_t now_ms_ = 0;  // the loop turn's clock
+  std::uint64_t next_sweep_ms_ = 0;
+  bool accept_paused_ = false;     // out of descriptors: retried by the sweep
+  bool receiving_paused_ = false;  // back-pressure, see pause_receiving()
+  std::size_t calls_waiting_ = 0;  // in waiting_calls_, all destinations
 
   bool draining_ = false;
   bool connections_done_ = false;

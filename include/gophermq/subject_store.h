@@ -89,7 +89,6 @@ class SubjectStore {
   struct Gauges {
     ShardCounter subjects;
     ShardCounter subscribers;
-    ShardCounter pending_bytes;  // payload bytes, once per queue holding them
   };
   const Gauges& gauges() const { return gauges_; }
 

@@ -323,6 +323,43 @@ std::string apply_shutdown_timeout(Config& config, std::string_view value) {
   return "";
 }
 
+std::string apply_timeout(std::chrono::milliseconds& field, std::string_view value) {
+  std::optional<std::uint64_t> milliseconds = parse_duration_ms(value);
+  if (!milliseconds || *milliseconds < 100 || *milliseconds > 86'400'000) {
+    return "must be a duration from 100ms to 24h (e.g. 10s, 500ms, 2m)";
+  }
+  field = std::chrono::milliseconds(*milliseconds);
+  return "";
+}
+
+std::string apply_read_timeout(Config& config, std::string_view value) {
+  return apply_timeout(config.read_timeout, value);
+}
+
+std::string apply_idle_timeout(Config& config, std::string_view value) {
+  return apply_timeout(config.idle_timeout, value);
+}
+
+std::string apply_max_pending_bytes(Config& config, std::string_view value) {
+  std::optional<std::uint64_t> bytes = parse_byte_size(value);
+  if (!bytes || *bytes < kKiB || *bytes > (1ull << 50)) {
+    return "must be a byte size from 1KiB to 1PiB (e.g. 512MiB, 4GiB)";
+  }
+  config.max_pending_bytes = *bytes;
+  return "";
+}
+
+std::string apply_max_connections(Config& config, std::string_view value) {
+  std::optional<std::uint64_t> count = parse_unsigned(value, 100'000'000);
+  if (!count || *count < 1) return "must be an integer from 1 to 100000000";
+  config.max_connections = *count;
+  return "";
+}
+
+std::string apply_max_unsent_bytes(Config& config, std::string_view value) {
+  return apply_byte_size(config.max_unsent_bytes, value, 64 * kKiB, kGiB);
+}
+
 std::string apply_io_uring(Config& config, std::string_view value) {
   if (equals_ignoring_case(value, "auto")) {
     config.io_uring = IoUringMode::automatic;
@@ -353,7 +390,7 @@ struct Setting {
   std::string (*show)(const Config&);  // the current value, for --help's defaults
 };
 
-const std::array<Setting, 11> kSettings{{
+const std::array<Setting, 16> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error", apply_log_level,
      [](const Config& c) { return std::string(log_level_name(c.log_level)); }},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface", apply_host,
@@ -368,6 +405,24 @@ const std::array<Setting, 11> kSettings{{
      apply_max_body, [](const Config& c) { return format_byte_size(c.max_body_bytes); }},
     {"broker.max-header-bytes", "SIZE", "largest request header block, 1KiB to 1MiB",
      apply_max_header_bytes, [](const Config& c) { return format_byte_size(c.max_header_bytes); }},
+    {"broker.max-pending-bytes", "SIZE",
+     "most payload bytes stored broker-wide (1KiB to 1PiB); past it 429", apply_max_pending_bytes,
+     [](const Config& c) { return format_byte_size(c.max_pending_bytes); }},
+    {"broker.max-connections", "N", "most client connections open at once, broker-wide",
+     apply_max_connections, [](const Config& c) { return std::to_string(c.max_connections); }},
+    {"broker.read-timeout", "DURATION",
+     "time a started request may take to arrive whole; then 408 and close", apply_read_timeout,
+     [](const Config& c) {
+       return format_duration_ms(static_cast<std::uint64_t>(c.read_timeout.count()));
+     }},
+    {"broker.idle-timeout", "DURATION", "an idle keep-alive connection is closed after this",
+     apply_idle_timeout,
+     [](const Config& c) {
+       return format_duration_ms(static_cast<std::uint64_t>(c.idle_timeout.count()));
+     }},
+    {"broker.max-unsent-bytes", "SIZE",
+     "answers a client may leave unread before it is cut off (64KiB to 1GiB)",
+     apply_max_unsent_bytes, [](const Config& c) { return format_byte_size(c.max_unsent_bytes); }},
     {"broker.shutdown-timeout", "DURATION",
      "on SIGTERM, most time to answer what was read (e.g. 10s, 500ms)", apply_shutdown_timeout,
      [](const Config& c) {

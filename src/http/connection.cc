@@ -17,7 +17,8 @@ void Connection::reset() {
   fd = -1;
   ++generation_;
   receive_armed = send_in_flight = close_submitted = queued_for_send = false;
-  closing = false;
+  closing = discard_output = false;
+  last_activity_ms = request_started_ms = 0;
   output.clear();
   sending.clear();
   sending_offset = 0;
@@ -30,6 +31,7 @@ void Connection::reset() {
 }
 
 void Connection::on_request(const HttpRequest& request) {
+  ++requests_read_;
   if (!request.keep_alive) closing = true;
   handler_.handle(*this, request);
 }

@@ -201,10 +201,12 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
   append_gauge(out, "gophermq_max_pending_messages",
                "The configured broker.max-pending: publishes past it get 429.",
                sources.budget->max_pending());
-  append_gauge(
-      out, "gophermq_pending_bytes",
-      "Payload bytes stored awaiting a fetch, once per subscriber queue holding them.",
-      sum_stores(sources, [](const SubjectStore::Gauges& g) { return g.pending_bytes.read(); }));
+  append_gauge(out, "gophermq_pending_bytes",
+               "Payload bytes stored awaiting a fetch, once per subscriber queue holding them.",
+               sources.budget->pending_bytes());
+  append_gauge(out, "gophermq_max_pending_bytes",
+               "The configured broker.max-pending-bytes: publishes past it get 429.",
+               sources.budget->max_pending_bytes());
   append_gauge(
       out, "gophermq_subjects", "Subjects with at least one subscriber.",
       sum_stores(sources, [](const SubjectStore::Gauges& g) { return g.subjects.read(); }));
@@ -217,6 +219,22 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
   append_counter(
       out, "gophermq_connections_accepted_total", "Client connections accepted on the API port.",
       sum_shards(sources, [](const ShardMetrics& m) { return m.connections_accepted.read(); }));
+  append_counter(
+      out, "gophermq_connections_refused_total",
+      "Connections refused (503) because broker.max-connections were open.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.connections_refused.read(); }));
+  append_counter(out, "gophermq_accept_errors_total",
+                 "Failed accepts, such as running out of file descriptors.",
+                 sum_shards(sources, [](const ShardMetrics& m) { return m.accept_errors.read(); }));
+  append_family(out, "gophermq_connections_closed_total", "counter",
+                "Connections the broker closed on its own, by reason.");
+  for (std::size_t reason = 0; reason < kCloseReasonNames.size(); ++reason) {
+    append_sample(out, "gophermq_connections_closed_total",
+                  "reason=\"" + std::string(kCloseReasonNames[reason]) + "\"",
+                  sum_shards(sources, [&](const ShardMetrics& m) {
+                    return m.connections_closed[reason].read();
+                  }));
+  }
   append_counter(
       out, "gophermq_received_bytes_total", "Bytes received on the API port.",
       sum_shards(sources, [](const ShardMetrics& m) { return m.received_bytes.read(); }));

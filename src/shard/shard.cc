@@ -41,6 +41,12 @@ constexpr unsigned kRetryWaitMicros = 100;
 constexpr unsigned kIdleWakeMicros = 100'000;
 // While shutting down, how often a shard looks at the other shards' progress.
 constexpr unsigned kDrainPollMicros = 1'000;
+// How often connections are checked against the timeouts.
+constexpr std::uint64_t kSweepIntervalMs = 250;
+// Back-pressure: calls waiting for room in full cross-shard queues at which
+// this shard stops receiving, and resumes.
+constexpr std::size_t kPauseReceivingAtCalls = 8192;
+constexpr std::size_t kResumeReceivingAtCalls = 1024;
 
 std::string_view outcome_body(CallOutcome outcome, std::uint16_t& status) {
   switch (outcome) {
@@ -142,9 +148,13 @@ void Shard::serve() {
   arm_stop_signal();
   ShardMailbox& mailbox = env_.matrix.mailbox(id_);
   while (true) {
+    now_ms_ = monotonic_ns() / 1'000'000;
     loop_.for_each_completion([this](const Completion& completion) { dispatch(completion); });
     drain_incoming_calls();
     const bool calls_waiting = flush_outgoing_calls();
+    if (calls_waiting_ >= kPauseReceivingAtCalls && !receiving_paused_) pause_receiving();
+    if (calls_waiting_ <= kResumeReceivingAtCalls && receiving_paused_) resume_receiving();
+    if (now_ms_ >= next_sweep_ms_) sweep_connections();
     flush_sends();
     if (env_.stop_requested.load(std::memory_order_relaxed)) {
       if (!draining_) begin_draining();
@@ -273,16 +283,35 @@ void Shard::arm_stop_signal() {
 }
 
 void Shard::on_accept(const Completion& completion) {
-  if (!(completion.flags & IORING_CQE_F_MORE) && !draining_) arm_accept();
+  const bool accepting = (completion.flags & IORING_CQE_F_MORE) != 0;
   if (completion.result < 0) {
-    if (completion.result != -ECANCELED) {
-      log::debug("accept failed", {{"error", std::strerror(-completion.result)}});
+    if (completion.result == -ECANCELED) return;  // shutting down
+    metrics_.accept_errors.add();
+    if (completion.result == -EMFILE || completion.result == -ENFILE ||
+        completion.result == -ENOMEM || completion.result == -ENOBUFS) {
+      // Out of descriptors or memory: accepting again at once would fail at
+      // once, forever. The connection waits in the backlog; the sweep
+      // re-arms the accept when something may have been freed.
+      if (!accepting && !accept_paused_) {
+        log::warn("accept paused",
+                  {{"shard", std::to_string(id_)}, {"error", std::strerror(-completion.result)}});
+        accept_paused_ = true;
+      }
+      return;
     }
+    if (!accepting && !draining_) arm_accept();
     return;
   }
+  if (!accepting && !draining_) arm_accept();
   const int fd = completion.result;
   if (draining_) {  // accepted just before the cancel: not served
     ::close(fd);
+    return;
+  }
+  if (env_.open_connections.fetch_add(1, std::memory_order_relaxed) >=
+      env_.config.max_connections) {
+    env_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+    refuse_connection(fd);
     return;
   }
   // Responses leave in one send per loop turn; Nagle would only delay them.
@@ -299,9 +328,26 @@ void Shard::on_accept(const Completion& completion) {
   }
   Connection& connection = *connections_[index];
   connection.open(fd);
+  connection.last_activity_ms = now_ms_;
   metrics_.connections_accepted.add();
   metrics_.open_connections.add();
-  arm_receive(connection);
+  if (!receiving_paused_) arm_receive(connection);
+}
+
+void Shard::refuse_connection(int fd) {
+  // Over broker.max-connections: one clear answer, then the door. A
+  // non-blocking send into the fresh socket's empty buffer; if even that
+  // fails the client just sees the close.
+  static const std::string kRefusal = [] {
+    ByteBuffer out;
+    append_response(out, 503, body::kTooManyConnections, ResponseStyle{false, false, false});
+    return std::string(out.view());
+  }();
+  [[maybe_unused]] ssize_t sent =
+      ::send(fd, kRefusal.data(), kRefusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::close(fd);
+  metrics_.connections_refused.add();
+  metrics_.record_request(MetricMethod::other, 503, 0);
 }
 
 void Shard::arm_receive(Connection& connection) {
@@ -348,20 +394,33 @@ void Shard::on_receive(const Completion& completion) {
       ByteBuffer& buffer = connection.receive_buffer;
       feed(connection, buffer.data(), size, buffer.padded_capacity());
     }
-  } else if (completion.result != -ENOBUFS) {
+  } else if (completion.result != -ENOBUFS && completion.result != -ECANCELED) {
     // The peer closed its side, or the socket failed: read no more. What we
     // owe is still sent where the socket allows.
     connection.closing = true;
   }
   // A multishot receive ends on ENOBUFS (all provided buffers in use); it is
-  // re-armed now that this turn has recycled buffers.
-  if (!connection.receive_armed && !connection.closing && connection.fd >= 0)
+  // re-armed now that this turn has recycled buffers. One cancelled for
+  // back-pressure is re-armed by resume_receiving().
+  if (!connection.receive_armed && !connection.closing && connection.fd >= 0 &&
+      !receiving_paused_) {
     arm_receive(connection);
+  }
   close_when_done(connection);
 }
 
 void Shard::feed(Connection& connection, const char* data, std::size_t size, std::size_t padded) {
+  const bool was_in_request = connection.in_request();
+  const std::uint64_t requests_before = connection.requests_read();
   ParseStatus status = connection.feed(data, size, padded);
+  connection.last_activity_ms = now_ms_;
+  // The read timeout runs from a request's first byte: restart it when a new
+  // request began in these bytes.
+  if (!connection.in_request()) {
+    connection.request_started_ms = 0;
+  } else if (!was_in_request || connection.requests_read() != requests_before) {
+    connection.request_started_ms = now_ms_;
+  }
   std::uint16_t code = 0;
   std::string_view body;
   switch (status) {
@@ -403,6 +462,13 @@ void Shard::flush_sends() {
   for (std::size_t i = 0; i < send_queue_.size(); ++i) {
     Connection& connection = *connections_[send_queue_[i]];
     connection.queued_for_send = false;
+    const std::size_t in_flight =
+        connection.send_in_flight ? connection.sending.size() - connection.sending_offset : 0;
+    const std::size_t unsent = connection.output.size() + in_flight;
+    if (unsent > env_.config.max_unsent_bytes && !connection.discard_output) {
+      // A client that sends requests but does not read the answers.
+      cut_off(connection, CloseReason::unsent_limit);
+    }
     if (!connection.send_in_flight && !connection.output.empty()) start_send(connection);
     close_when_done(connection);
   }
@@ -410,7 +476,7 @@ void Shard::flush_sends() {
 }
 
 void Shard::start_send(Connection& connection) {
-  if (connection.fd < 0) {
+  if (connection.fd < 0 || connection.discard_output) {
     connection.output.clear();
     return;
   }
@@ -431,12 +497,14 @@ void Shard::on_send(const Completion& completion) {
   if (completion.result < 0) {
     // The peer is gone (EPIPE, ECONNRESET): nothing more can reach it.
     connection.closing = true;
+    connection.discard_output = true;
     connection.sending.clear();
     connection.output.clear();
     close_when_done(connection);
     return;
   }
   connection.sending_offset += static_cast<std::size_t>(completion.result);
+  connection.last_activity_ms = now_ms_;
   metrics_.sent_bytes.add(static_cast<std::size_t>(completion.result));
   if (connection.sending_offset < connection.sending.size()) {
     // A short send: the socket buffer is full. Send the rest.
@@ -448,6 +516,7 @@ void Shard::on_send(const Completion& completion) {
     return;
   }
   connection.sending.clear();
+  connection.sending_offset = 0;
   connection.sending.shrink_if_above(256 << 10);
   if (!connection.output.empty()) start_send(connection);
   close_when_done(connection);
@@ -482,6 +551,78 @@ void Shard::on_close(const Completion& completion) {
   connection->reset();
   free_connections_.push_back(connection->index());
   metrics_.open_connections.subtract(1);
+  env_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// --- Limits on clients ----------------------------------------------------
+
+void Shard::sweep_connections() {
+  next_sweep_ms_ = now_ms_ + kSweepIntervalMs;
+  if (accept_paused_ && !draining_) {
+    accept_paused_ = false;
+    arm_accept();
+  }
+  const auto read_timeout = static_cast<std::uint64_t>(env_.config.read_timeout.count());
+  const auto idle_timeout = static_cast<std::uint64_t>(env_.config.idle_timeout.count());
+  for (auto& owned : connections_) {
+    Connection& connection = *owned;
+    if (connection.fd < 0 || connection.close_submitted) continue;
+    const std::uint64_t quiet_ms = now_ms_ - connection.last_activity_ms;
+    if (connection.send_in_flight) {
+      // Answers on their way but the client has not taken a byte of them.
+      if (quiet_ms > idle_timeout && !connection.discard_output) {
+        cut_off(connection, CloseReason::write_stall);
+      }
+      continue;
+    }
+    if (connection.closing) continue;
+    if (connection.request_started_ms != 0 &&
+        now_ms_ - connection.request_started_ms > read_timeout) {
+      // Slowloris, or a stalled body: answer 408 and close.
+      append_response(connection.response_buffer(), 408, body::kRequestTimeout,
+                      ResponseStyle{false, false, false});
+      metrics_.record_request(MetricMethod::other, 408, 0);
+      metrics_.connections_closed[static_cast<std::size_t>(CloseReason::read_timeout)].add();
+      connection.closing = true;
+      mark_for_send(connection);
+    } else if (!connection.in_request() && connection.responses_outstanding() == 0 &&
+               connection.output.empty() && quiet_ms > idle_timeout) {
+      metrics_.connections_closed[static_cast<std::size_t>(CloseReason::idle_timeout)].add();
+      connection.closing = true;
+      close_when_done(connection);
+    }
+  }
+}
+
+void Shard::cut_off(Connection& connection, CloseReason reason) {
+  metrics_.connections_closed[static_cast<std::size_t>(reason)].add();
+  connection.closing = true;
+  connection.discard_output = true;
+  connection.output.clear();
+  // Fails the send the client is not reading, so the close can follow.
+  ::shutdown(connection.fd, SHUT_RDWR);
+  close_when_done(connection);
+}
+
+void Shard::pause_receiving() {
+  receiving_paused_ = true;
+  log::debug("receiving paused: cross-shard calls are backing up",
+             {{"shard", std::to_string(id_)}, {"calls_waiting", std::to_string(calls_waiting_)}});
+  for (auto& connection : connections_) {
+    if (connection->fd < 0 || !connection->receive_armed || connection->close_submitted) continue;
+    io_uring_sqe* cancel = loop_.next_sqe();
+    io_uring_prep_cancel64(cancel, connection_tag(Operation::receive, *connection), 0);
+    io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, *connection));
+  }
+}
+
+void Shard::resume_receiving() {
+  receiving_paused_ = false;
+  for (auto& connection : connections_) {
+    if (connection->fd >= 0 && !connection->receive_armed && !connection->closing) {
+      arm_receive(*connection);
+    }
+  }
 }
 
 // --- Requests ------------------------------------------------------------
@@ -665,6 +806,7 @@ void Shard::send_call(unsigned owner, ShardCall&& call) {
   if (waiting.empty() && env_.matrix.queue(id_, owner).try_stage(std::move(call))) return;
   metrics_.cross_shard_queue_full.add();
   waiting.push_back(std::move(call));
+  ++calls_waiting_;
 }
 
 bool Shard::flush_outgoing_calls() {
@@ -673,7 +815,10 @@ bool Shard::flush_outgoing_calls() {
     if (to == id_) continue;
     SpscQueue<ShardCall>& queue = env_.matrix.queue(id_, to);
     std::deque<ShardCall>& waiting = waiting_calls_[to];
-    while (!waiting.empty() && queue.try_stage(std::move(waiting.front()))) waiting.pop_front();
+    while (!waiting.empty() && queue.try_stage(std::move(waiting.front()))) {
+      waiting.pop_front();
+      --calls_waiting_;
+    }
     still_waiting |= !waiting.empty();
     published_to_[to] = queue.publish();
   }

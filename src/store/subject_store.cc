@@ -69,7 +69,6 @@ SubjectEntry* SubjectStore::find_subject(std::string_view subject) {
 
 void SubjectStore::append(SubjectEntry& entry, Message* message) {
   message->set_holders(static_cast<std::uint32_t>(entry.subscribers.size()));
-  gauges_.pending_bytes.add(message->payload().size() * entry.subscribers.size());
   for (auto& subscriber : entry.subscribers) subscriber->queue.push(message);
 }
 
@@ -77,7 +76,8 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   SubjectEntry* entry = find_subject(subject);
   if (entry == nullptr || entry->subscribers.empty()) return PublishOutcome::no_subscriber;
   // Reserve before allocating: a refused publish costs no allocation.
-  if (!budget_.try_reserve(entry->subscribers.size())) return PublishOutcome::overflow;
+  const std::size_t fan_out = entry->subscribers.size();
+  if (!budget_.try_reserve(fan_out, payload.size() * fan_out)) return PublishOutcome::overflow;
   append(*entry, Message::create(payload));
   return PublishOutcome::stored;
 }
@@ -85,7 +85,10 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
 PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr message) {
   SubjectEntry* entry = find_subject(subject);
   if (entry == nullptr || entry->subscribers.empty()) return PublishOutcome::no_subscriber;
-  if (!budget_.try_reserve(entry->subscribers.size())) return PublishOutcome::overflow;
+  const std::size_t fan_out = entry->subscribers.size();
+  if (!budget_.try_reserve(fan_out, message->payload().size() * fan_out)) {
+    return PublishOutcome::overflow;
+  }
   append(*entry, message.release());
   return PublishOutcome::stored;
 }
@@ -100,9 +103,9 @@ Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id)
 void SubjectStore::drain(Subscriber& subscriber) {
   const std::size_t drained = subscriber.queue.size();
   if (drained == 0) return;
-  gauges_.pending_bytes.subtract(subscriber.queue.bytes());
+  const std::uint64_t bytes = subscriber.queue.bytes();
   subscriber.queue.drain();
-  budget_.release(drained);
+  budget_.release(drained, bytes);
 }
 
 }  // namespace gophermq

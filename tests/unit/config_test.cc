@@ -95,6 +95,13 @@ Config non_default_config() {
   config.max_header_bytes = 2048;
   config.monitoring_enabled = false;
   config.monitoring = {"monitoring-host", 2};
+  config.io_uring = IoUringMode::basic;
+  config.shutdown_timeout = std::chrono::milliseconds(1234);
+  config.max_pending_bytes = 4096;
+  config.max_connections = 9;
+  config.read_timeout = std::chrono::milliseconds(4321);
+  config.idle_timeout = std::chrono::milliseconds(5432);
+  config.max_unsent_bytes = 1 << 17;
   return config;
 }
 
@@ -109,6 +116,13 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.monitoring_enabled, expected.monitoring_enabled);
   EXPECT_EQ(actual.monitoring.host, expected.monitoring.host);
   EXPECT_EQ(actual.monitoring.port, expected.monitoring.port);
+  EXPECT_EQ(actual.io_uring, expected.io_uring);
+  EXPECT_EQ(actual.shutdown_timeout, expected.shutdown_timeout);
+  EXPECT_EQ(actual.max_pending_bytes, expected.max_pending_bytes);
+  EXPECT_EQ(actual.max_connections, expected.max_connections);
+  EXPECT_EQ(actual.read_timeout, expected.read_timeout);
+  EXPECT_EQ(actual.idle_timeout, expected.idle_timeout);
+  EXPECT_EQ(actual.max_unsent_bytes, expected.max_unsent_bytes);
 }
 
 // ---------------------------------------------------------------------------
@@ -612,7 +626,14 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.cores", "1024"}, ValueCase{"broker.max-body", "1KiB"},
         ValueCase{"broker.max-body", "1GiB"}, ValueCase{"broker.max-header-bytes", "1024"},
         ValueCase{"broker.max-header-bytes", "1MiB"}, ValueCase{"monitoring.enable", "YES"},
-        ValueCase{"monitoring.port", "0"}, ValueCase{"monitoring.port", "[::]:9001"}));
+        ValueCase{"monitoring.port", "0"}, ValueCase{"monitoring.port", "[::]:9001"},
+        ValueCase{"broker.io-uring", "auto"}, ValueCase{"broker.io-uring", "BASIC"},
+        ValueCase{"broker.shutdown-timeout", "0"}, ValueCase{"broker.shutdown-timeout", "500ms"},
+        ValueCase{"broker.shutdown-timeout", "1h"}, ValueCase{"broker.shutdown-timeout", "30"},
+        ValueCase{"broker.read-timeout", "100ms"}, ValueCase{"broker.read-timeout", "2m"},
+        ValueCase{"broker.idle-timeout", "24h"}, ValueCase{"broker.max-pending-bytes", "1KiB"},
+        ValueCase{"broker.max-pending-bytes", "64GiB"}, ValueCase{"broker.max-connections", "1"},
+        ValueCase{"broker.max-unsent-bytes", "64KiB"}));
 
 INSTANTIATE_TEST_SUITE_P(
     EveryKey, InvalidValueTest,
@@ -638,6 +659,13 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.cores", ""}, ValueCase{"broker.cores", "4294967297"},
         ValueCase{"broker.max-body", "1023"}, ValueCase{"broker.max-body", "0"},
         ValueCase{"broker.max-body", "1073741825"}, ValueCase{"broker.max-body", "2GiB"},
+        ValueCase{"broker.io-uring", "fast"}, ValueCase{"broker.io-uring", ""},
+        ValueCase{"broker.shutdown-timeout", "2h"}, ValueCase{"broker.shutdown-timeout", "10 s"},
+        ValueCase{"broker.shutdown-timeout", "-1s"}, ValueCase{"broker.shutdown-timeout", "1.5s"},
+        ValueCase{"broker.shutdown-timeout", "10parsecs"}, ValueCase{"broker.read-timeout", "99ms"},
+        ValueCase{"broker.read-timeout", "0"}, ValueCase{"broker.idle-timeout", "25h"},
+        ValueCase{"broker.max-pending-bytes", "1023"}, ValueCase{"broker.max-connections", "0"},
+        ValueCase{"broker.max-connections", "many"}, ValueCase{"broker.max-unsent-bytes", "1KiB"},
         ValueCase{"broker.max-body", "1TiB"}, ValueCase{"broker.max-body", "1.5MiB"},
         ValueCase{"broker.max-body", "MiB"}, ValueCase{"broker.max-body", "-1MiB"},
         ValueCase{"broker.max-body", "4 "}, ValueCase{"broker.max-body", "4  MiB"},
@@ -920,6 +948,11 @@ TEST(UsageTextTest, ListsTheCommandAndEveryFlagWithEnvironmentAndDefault) {
         "env GOPHERMQ_BROKER_MAX__HEADER__BYTES, default 16KiB",
         "env GOPHERMQ_BROKER_IO__URING, default auto",
         "env GOPHERMQ_BROKER_SHUTDOWN__TIMEOUT, default 10s",
+        "env GOPHERMQ_BROKER_MAX__PENDING__BYTES, default 1GiB",
+        "env GOPHERMQ_BROKER_MAX__CONNECTIONS, default 100000",
+        "env GOPHERMQ_BROKER_READ__TIMEOUT, default 10s",
+        "env GOPHERMQ_BROKER_IDLE__TIMEOUT, default 60s",
+        "env GOPHERMQ_BROKER_MAX__UNSENT__BYTES, default 8MiB",
         "env GOPHERMQ_MONITORING_ENABLE, default true",
         "env GOPHERMQ_MONITORING_PORT, default :9001"}) {
     EXPECT_THAT(text, HasSubstr(expected));
@@ -952,7 +985,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 11);
+  EXPECT_EQ(settings, 16);
   expect_same(config, Config{});
 }
 
