@@ -12,15 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "gophermq/api_service.h"
 #include "gophermq/config.h"
 #include "gophermq/connection.h"
 #include "gophermq/cross_shard.h"
 #include "gophermq/event_loop.h"
 #include "gophermq/metrics.h"
 #include "gophermq/pending_budget.h"
-#include "gophermq/request_decoder.h"
-#include "gophermq/router.h"
-#include "gophermq/subject_store.h"
 
 namespace gophermq {
 
@@ -46,7 +44,7 @@ struct ShardEnvironment {
   std::atomic<std::uint64_t>& open_connections;
 };
 
-class Shard final : public RequestHandler {
+class Shard final : private CallForwarder {
  public:
   Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment);
   ~Shard();
@@ -59,10 +57,10 @@ class Shard final : public RequestHandler {
   const EventLoop::Features& features() const { return loop_.features(); }
   // For the monitoring thread (it only reads them).
   const ShardMetrics& metrics() const { return metrics_; }
-  const SubjectStore::Gauges& store_gauges() const { return store_.gauges(); }
+  const SubjectStore::Gauges& store_gauges() const { return api_.store().gauges(); }
 
  private:
-  void handle(Connection& connection, const HttpRequest& request) override;
+  void forward(unsigned owner, ShardCall&& call) override;
 
   std::string start();
   void serve();
@@ -101,15 +99,7 @@ class Shard final : public RequestHandler {
     return make_tag(operation, connection.index(), connection.generation());
   }
 
-  // Requests. answer() and serve_locally() return the status they wrote, or
-  // 0 when the owner shard will answer.
-  std::uint16_t answer(Connection& connection, const HttpRequest& request, const Route& route,
-                       std::uint64_t started_ns);
-  std::uint16_t serve_locally(Connection& connection, Endpoint endpoint,
-                              const DecodedRequest& request, const SubscriberId& id,
-                              const ResponseStyle& style);
-  void append_health(ByteBuffer& out, const ResponseStyle& style);
-  void count_publish(PublishOutcome outcome, bool async);
+  // Cross-shard calls.
   void send_call(unsigned owner, ShardCall&& call);
   void serve_call(ShardCall&& call);
   void complete_call(ShardCall& call);
@@ -124,11 +114,9 @@ class Shard final : public RequestHandler {
   std::string start_error_;
 
   bool multishot_receive_ = false;
-  SubscriberIdSource ids_;
-  SubjectStore store_;
-  RequestDecoder decoder_;
   RequestLimits limits_;
   ShardMetrics metrics_;
+  ApiService api_;
 
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<std::uint32_t> free_connections_;
