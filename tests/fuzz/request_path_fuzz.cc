@@ -1,0 +1,102 @@
+// libFuzzer target: raw bytes through the whole request path, without
+// sockets: a connection's llhttp parser, the API (routing, simdjson
+// decoding, the store, response encoding) of two in-process shards, and the
+// response ordering of pipelined requests answered by the other shard.
+//
+// The first byte chooses where the input is cut into reads, so requests
+// split across receive buffers are explored too. Afterwards the output must
+// be a sequence of complete HTTP responses, one per request answered.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <string_view>
+#include <vector>
+
+#include "gophermq/api_service.h"
+#include "gophermq/connection.h"
+
+namespace gophermq {
+namespace {
+
+// Delivers calls between the two shards after each read, as the real
+// queues do a loop turn later, so answers can come back out of order.
+class InProcessShards final : public CallForwarder {
+ public:
+  InProcessShards()
+      : budget_(64, 4096),
+        shard0_(0, 2, budget_, std::chrono::steady_clock::now(), metrics0_, *this),
+        shard1_(1, 2, budget_, std::chrono::steady_clock::now(), metrics1_, *this) {}
+
+  ApiService& origin() { return shard0_; }
+
+  void forward(unsigned owner, ShardCall&& call) override {
+    if (owner != 1) std::abort();  // only shard 0 reads requests here
+    in_flight_.push_back(std::move(call));
+  }
+
+  void deliver(Connection& connection) {
+    while (!in_flight_.empty()) {
+      ShardCall call = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      if (shard1_.serve_call(call)) shard0_.complete_call(connection, call);
+    }
+  }
+
+ private:
+  PendingBudget budget_;
+  ShardMetrics metrics0_;
+  ShardMetrics metrics1_;
+  ApiService shard0_;
+  ApiService shard1_;
+  std::deque<ShardCall> in_flight_;
+};
+
+// Checks that `output` is whole responses (status line, headers,
+// Content-Length body) and nothing else.
+void expect_whole_responses(std::string_view output) {
+  while (!output.empty()) {
+    std::size_t head_end = output.find("\r\n\r\n");
+    if (output.substr(0, 9) != "HTTP/1.1 " || head_end == std::string_view::npos) std::abort();
+    std::string_view head = output.substr(0, head_end);
+    std::size_t body_size = 0;
+    std::size_t length_at = head.find("Content-Length: ");
+    if (length_at != std::string_view::npos) {
+      body_size = std::strtoul(head.data() + length_at + 16, nullptr, 10);
+    } else if (head.substr(9, 3) != "100" && head.substr(9, 3) != "204") {
+      std::abort();
+    }
+    if (head_end + 4 + body_size > output.size()) std::abort();
+    output.remove_prefix(head_end + 4 + body_size);
+  }
+}
+
+}  // namespace
+}  // namespace gophermq
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace gophermq;
+  if (size == 0) return 0;
+  const std::size_t read_size = 1 + data[0] % 64 * 8;  // 1..505 bytes per read
+  ++data;
+  --size;
+
+  InProcessShards shards;
+  Connection connection(0, RequestLimits{2048, 4096}, shards.origin());
+  connection.open(-1);
+  bool open = true;
+  for (std::size_t offset = 0; offset < size && open; offset += read_size) {
+    const std::size_t chunk = std::min(read_size, size - offset);
+    // A fresh buffer per read, freed after: the parser must copy what it keeps.
+    std::vector<char> read(chunk + ByteBuffer::kPadding);
+    std::memcpy(read.data(), data + offset, chunk);
+    ParseStatus status = connection.feed(read.data(), chunk, read.size());
+    shards.deliver(connection);
+    open = status == ParseStatus::ok;
+  }
+  shards.deliver(connection);
+  if (connection.responses_outstanding() != 0) std::abort();  // every call was answered
+  expect_whole_responses(connection.output.view());
+  return 0;
+}
