@@ -1,10 +1,14 @@
 // The cross-shard channels: one bounded SPSC queue per ordered pair of
 // shards, and for each shard a mailbox saying how to wake it.
 //
-// Waking without busy polling: a shard about to sleep sets `sleeping`, then
-// looks at its queues once more; a producer publishes, then looks at
-// `sleeping`. With a full fence on both sides at least one of them sees the
-// other (the Dekker pattern), so a published call never waits on a sleeper.
+// Waking without busy polling: a shard about to sleep sets `sleeping` with an
+// exchange, then looks at its queues once more; a producer publishes, then
+// reads `sleeping` with a read-modify-write (fetch_add of 0). Both are
+// acq_rel RMWs of one atomic, so one of them comes first in its modification
+// order: either the producer reads 1 and wakes the sleeper, or the sleeper's
+// exchange reads from the producer's RMW and so sees what it published. A
+// published call never waits on a sleeper (the Dekker pattern, without
+// fences, which ThreadSanitizer cannot check).
 #pragma once
 
 #include <atomic>
@@ -17,7 +21,7 @@
 namespace gophermq {
 
 struct ShardMailbox {
-  alignas(64) std::atomic<bool> sleeping{false};
+  alignas(64) std::atomic<unsigned> sleeping{0};
   std::atomic<int> ring_fd{-1};  // target of MSG_RING wake-ups
   int event_fd = -1;             // wake-ups without MSG_RING, and the stop signal
 };

@@ -114,8 +114,7 @@ void Shard::serve() {
 
     // Sleep only when no call is already waiting for us (see cross_shard.h).
     // While draining, other shards' progress does not wake us: look often.
-    mailbox.sleeping.store(true, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    mailbox.sleeping.exchange(1, std::memory_order_acq_rel);
     bool incoming = false;
     for (unsigned from = 0; from < shard_count_ && !incoming; ++from) {
       if (from != id_) incoming = env_.matrix.queue(from, id_).has_published_items();
@@ -124,7 +123,7 @@ void Shard::serve() {
                              : draining_   ? kDrainPollMicros
                                            : kIdleWakeMicros;
     loop_.submit_and_wait(!incoming, wait_us);
-    mailbox.sleeping.store(false, std::memory_order_relaxed);
+    mailbox.sleeping.store(0, std::memory_order_relaxed);
   }
 }
 
@@ -600,12 +599,11 @@ bool Shard::flush_outgoing_calls() {
     still_waiting |= !waiting.empty();
     published_to_[to] = queue.publish();
   }
-  // Pairs with the consumer's fence before it checks its queues and sleeps.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   for (unsigned to = 0; to < shard_count_; ++to) {
     if (!published_to_[to]) continue;
     ShardMailbox& mailbox = env_.matrix.mailbox(to);
-    if (!mailbox.sleeping.load(std::memory_order_relaxed)) continue;
+    // Pairs with the sleeper's exchange (see cross_shard.h).
+    if (mailbox.sleeping.fetch_add(0, std::memory_order_acq_rel) == 0) continue;
     if (loop_.features().msg_ring) {
       loop_.prepare_wake(mailbox.ring_fd.load(std::memory_order_relaxed));
     } else {
