@@ -3,10 +3,14 @@
 // queue. Figures are per operation; compare runs on the same machine.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "gophermq/api_service.h"
+#include "gophermq/connection.h"
 #include "gophermq/request_decoder.h"
 #include "gophermq/request_parser.h"
 #include "gophermq/response_encoder.h"
@@ -133,6 +137,51 @@ void BM_SpscRoundTrip(benchmark::State& state) {
   owner.join();
 }
 BENCHMARK(BM_SpscRoundTrip)->UseRealTime();
+
+// One publish handled whole, in-process: parse, route, decode, store,
+// encode, respond; no sockets, no ring. The subscriber is drained every 1024
+// publishes so the store stays small.
+class NoOtherShards final : public CallForwarder {
+ public:
+  void forward(unsigned, ShardCall&&) override { std::abort(); }
+};
+
+void BM_WholePublishRequestInProcess(benchmark::State& state) {
+  PendingBudget budget(1 << 30);
+  ShardMetrics metrics;
+  NoOtherShards no_other_shards;
+  ApiService api(0, 1, budget, std::chrono::steady_clock::now(), metrics, no_other_shards);
+  Connection connection(0, RequestLimits{16 << 10, 1 << 20}, api);
+  connection.open(-1);
+  std::string subscribe = "POST /api/subscribe HTTP/1.1\r\nContent-Length: 23\r\n\r\n"
+                          "{\"subject\":\"load.test\"}";
+  subscribe = padded(subscribe);
+  connection.feed(subscribe.data(), subscribe.size(), subscribe.capacity());
+  const std::string id(connection.output.view().substr(connection.output.view().find("\"id\":\"") + 6,
+                                                         SubscriberId::kTextLength));
+  std::string publish = "POST /api/publish HTTP/1.1\r\nHost: localhost:8082\r\n"
+                        "Content-Type: application/json\r\nContent-Length: " +
+                        std::to_string(kPublishBody.size()) + "\r\n\r\n" + kPublishBody;
+  publish = padded(publish);
+  const std::string fetch_body = R"({"subject":"load.test","id":")" + id + "\"}";
+  std::string fetch = "POST /api/fetch HTTP/1.1\r\nContent-Length: " +
+                      std::to_string(fetch_body.size()) + "\r\n\r\n" + fetch_body;
+  fetch = padded(fetch);
+  std::size_t published = 0;
+  for (auto _ : state) {
+    connection.output.clear();
+    connection.feed(publish.data(), publish.size(), publish.capacity());
+    if (++published % 1024 == 0) {
+      state.PauseTiming();
+      connection.feed(fetch.data(), fetch.size(), fetch.capacity());
+      state.ResumeTiming();
+    }
+  }
+  if (connection.output.view().find("200 OK") == std::string_view::npos) {
+    state.SkipWithError("the publish was not answered 200");
+  }
+}
+BENCHMARK(BM_WholePublishRequestInProcess);
 
 }  // namespace
 }  // namespace gophermq

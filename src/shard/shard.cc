@@ -69,8 +69,15 @@ void Shard::run() {
   start_error_ = start();
   env_.rings_ready.count_down();
   env_.go.wait();
-  if (!start_error_.empty() || env_.stop_requested.load()) return;
-  serve();
+  if (start_error_.empty()) {
+    // Also when a stop came already: serve() then drains at once, passing
+    // the shutdown barriers the other shards wait at.
+    serve();
+    return;
+  }
+  // Never served, so nothing to drain; it must not hold the others up.
+  env_.shards_with_connections.fetch_sub(1);
+  env_.shards_with_calls.fetch_sub(1);
 }
 
 std::string Shard::start() {

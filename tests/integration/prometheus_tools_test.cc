@@ -1,0 +1,220 @@
+// The metrics endpoint against the real Prometheus tools (Debian package
+// `prometheus`): `promtool check metrics` finds nothing to flag but the legacy
+// counter name kept for the original's dashboards, and a real Prometheus
+// server scrapes the broker. Each test is skipped when its tool is not on PATH.
+#include <signal.h>
+#include <simdjson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_support.h"
+
+extern char** environ;
+
+namespace gophermq::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// The absolute path of an executable found on PATH; empty when none.
+std::string FindOnPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return {};
+  std::istringstream directories(path);
+  for (std::string directory; std::getline(directories, directory, ':');) {
+    if (directory.empty()) continue;
+    std::string candidate = directory;
+    candidate += '/';
+    candidate += name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return {};
+}
+
+std::vector<std::string> OurEnvironment() {
+  std::vector<std::string> env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    env.emplace_back(*entry);
+  }
+  return env;
+}
+
+// Stops a helper process we started: SIGTERM, then SIGKILL (by its pid, via
+// Subprocess) when it does not exit in time.
+void StopHelper(Subprocess& process) {
+  if (process.pid() <= 0 || process.WaitForExit(milliseconds(0))) return;
+  process.Signal(SIGTERM);
+  if (!process.WaitForExit(milliseconds(10'000))) {
+    process.Signal(SIGKILL);
+    process.WaitForExit(milliseconds(5'000));
+  }
+}
+
+class PrometheusToolsTest : public BrokerTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override {
+    BrokerOptions options;
+    options.monitoring_address = "127.0.0.1:0";
+    return options;
+  }
+
+  // Requests of every kind, so each labelled family has series to lint.
+  void MakeSomeTraffic() {
+    const std::string subject = UniqueSubject("tools");
+    const std::string id = Subscribe(subject);
+    PublishOk(subject, "m");
+    EXPECT_EQ(Post("/api/publish/async", PublishBody(subject, "n")).status, 200);
+    EXPECT_EQ(Publish("tools.nobody", "x").status, 404);
+    EXPECT_EQ(Publish("bad..subject", "x").status, 400);
+    EXPECT_EQ(Post("/api/publish/async", PublishBody("tools.nobody.async", "x")).status, 200);
+    Fetch(subject, id);
+    EXPECT_EQ(Call("GET", "/ready").status, 204);
+    EXPECT_EQ(Call("GET", "/nowhere").status, 404);
+  }
+
+  std::string ScrapeBody() {
+    HttpClient client;
+    HttpResponse response;
+    if (broker_->metrics_port() == 0 || !client.Connect(broker_->metrics_port()) ||
+        !client.Request("GET", "/metrics", "", &response)) {
+      ADD_FAILURE() << "cannot scrape (metrics_port " << broker_->metrics_port()
+                    << "): " << client.error();
+      return {};
+    }
+    EXPECT_EQ(response.status, 200) << Describe(response);
+    return response.body;
+  }
+};
+
+TEST_F(PrometheusToolsTest, PromtoolFlagsOnlyTheLegacyCounterName) {
+  const std::string promtool = FindOnPath("promtool");
+  if (promtool.empty()) GTEST_SKIP() << "promtool is not on PATH";
+  MakeSomeTraffic();
+  const std::string body = ScrapeBody();
+  ASSERT_FALSE(body.empty());
+
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  ASSERT_TRUE(dir.WriteFile("metrics.txt", body));
+  // promtool reads the exposition on stdin; the shell only redirects it.
+  Subprocess check;
+  std::string error;
+  ASSERT_TRUE(check.Spawn({"/bin/sh", "-c", "exec \"$0\" check metrics < metrics.txt", promtool},
+                          OurEnvironment(), dir.path(), &error))
+      << error;
+  ASSERT_TRUE(check.WaitForExit(milliseconds(30'000))) << "promtool did not finish in 30 s";
+  check.WaitForOutputEnd(milliseconds(5'000));
+  const std::string output = check.stdout_text() + check.stderr_text();
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    EXPECT_NE(line.find("gophermq_client_request_rate"), std::string::npos)
+        << "promtool complains about something else: [" << line << "]";
+  }
+  std::cout << "[ promtool ] exit " << WEXITSTATUS(check.wait_status()) << ": " << output;
+  if (HasFailure()) std::cerr << "--- /metrics ---\n" << body.substr(0, 20000) << "\n";
+}
+
+// One instant query against Prometheus's HTTP API: the result array; nullopt
+// on transport or decoding trouble (Prometheus may still be starting).
+std::optional<std::vector<std::pair<std::string, std::string>>> Query(std::uint16_t port,
+                                                                      const std::string& query,
+                                                                      std::string* raw) {
+  HttpClient client(milliseconds(2'000));
+  HttpResponse response;
+  if (!client.Connect(port) ||
+      !client.Request("GET", "/api/v1/query?query=" + query, "", &response)) {
+    *raw = client.error();
+    return std::nullopt;
+  }
+  *raw = response.body;
+  if (response.status != 200) return std::nullopt;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(response.body).get(root) != simdjson::SUCCESS) return std::nullopt;
+  std::string_view status;
+  simdjson::dom::array result;
+  if (root["status"].get_string().get(status) != simdjson::SUCCESS || status != "success" ||
+      root["data"]["result"].get_array().get(result) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  // Each element: {"metric":{...},"value":[<time>,"<value>"]}; kept as
+  // (metric name or job, value).
+  std::vector<std::pair<std::string, std::string>> values;
+  for (simdjson::dom::element element : result) {
+    std::string_view value;
+    if (element["value"].at(1).get_string().get(value) != simdjson::SUCCESS) return std::nullopt;
+    std::string_view name;
+    if (element["metric"]["__name__"].get_string().get(name) != simdjson::SUCCESS) name = "";
+    values.emplace_back(std::string(name), std::string(value));
+  }
+  return values;
+}
+
+TEST_F(PrometheusToolsTest, RealPrometheusScrapesTheBroker) {
+  const std::string prometheus = FindOnPath("prometheus");
+  if (prometheus.empty()) GTEST_SKIP() << "prometheus is not on PATH";
+  ASSERT_NE(broker_->metrics_port(), 0) << broker_->listening_line();
+  MakeSomeTraffic();
+
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  const std::string config =
+      "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      "scrape_configs:\n  - job_name: gophermq\n    scrape_interval: 1s\n"
+      "    static_configs:\n      - targets: ['127.0.0.1:" +
+      Numbered("", broker_->metrics_port()) + "']\n";
+  ASSERT_TRUE(dir.WriteFile("prometheus.yml", config));
+  const std::uint16_t web_port = FreeLoopbackPort();
+  ASSERT_NE(web_port, 0);
+  Subprocess server;
+  std::string error;
+  ASSERT_TRUE(server.Spawn({prometheus, "--config.file=" + dir.path() + "/prometheus.yml",
+                            "--storage.tsdb.path=" + dir.path() + "/data",
+                            Numbered("--web.listen-address=127.0.0.1:", web_port)},
+                           OurEnvironment(), dir.path(), &error))
+      << error;
+
+  // up{job="gophermq"} is 1 once a scrape succeeded.
+  const std::string up_query = "up%7Bjob%3D%22gophermq%22%7D";
+  std::string raw;
+  bool up = false;
+  const auto deadline = Clock::now() + milliseconds(20'000);
+  while (!up && Clock::now() < deadline && !server.WaitForExit(milliseconds(0))) {
+    const auto result = Query(web_port, up_query, &raw);
+    up = result && result->size() == 1 && (*result)[0].second == "1";
+    if (!up) std::this_thread::sleep_for(milliseconds(200));
+  }
+  EXPECT_TRUE(up) << "up{job=\"gophermq\"} never became 1 within 20 s; last answer: " << raw;
+
+  // The scrape stored the broker's samples.
+  if (up) {
+    bool found = false;
+    const auto samples_deadline = Clock::now() + milliseconds(5'000);
+    while (!found && Clock::now() < samples_deadline) {
+      const auto result = Query(web_port, "gophermq_requests_total", &raw);
+      found = result && !result->empty();
+      if (!found) std::this_thread::sleep_for(milliseconds(200));
+    }
+    EXPECT_TRUE(found) << "gophermq_requests_total has no series; last answer: " << raw;
+  }
+
+  StopHelper(server);
+  if (HasFailure()) {
+    server.WaitForOutputEnd(milliseconds(2'000));
+    std::string log = server.stderr_text();
+    if (log.size() > 8000) log = "...\n" + log.substr(log.size() - 8000);
+    std::cerr << "--- prometheus log ---\n" << log << "---\n";
+  }
+}
+
+}  // namespace
+}  // namespace gophermq::testing
