@@ -419,11 +419,11 @@ void Shard::flush_sends() {
   for (std::size_t i = 0; i < send_queue_.size(); ++i) {
     Connection& connection = *connections_[send_queue_[i]];
     connection.queued_for_send = false;
-    const std::size_t in_flight =
-        connection.send_in_flight ? connection.sending.size() - connection.sending_offset : 0;
-    const std::size_t unsent = connection.output.size() + in_flight;
-    if (unsent > env_.config.max_unsent_bytes && !connection.discard_output) {
-      // A client that sends requests but does not read the answers.
+    // A client that sends requests but does not read the answers: they pile
+    // up behind the send it is not taking. One large answer (a big fetch)
+    // is not that: it goes out alone, however long, and is never cut off.
+    if (connection.send_in_flight && connection.output.size() > env_.config.max_unsent_bytes &&
+        !connection.discard_output) {
       cut_off(connection, CloseReason::unsent_limit);
     }
     if (!connection.send_in_flight && !connection.output.empty()) start_send(connection);
