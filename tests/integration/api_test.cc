@@ -353,5 +353,31 @@ TEST_F(ApiTest, PublishAsyncRejectsInvalidSubjects) {
       IsJsonResponse(Post("/api/publish/async", "{\"data\":\"x\"}"), 400, kInvalidSubjectBody));
 }
 
+// A fetch answer far larger than broker.max-unsent-bytes is one answer going
+// out, not a client that stopped reading: it must arrive whole. (It was once
+// cut off, losing the messages its fetch had drained.)
+class LargeFetchTest : public BrokerTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override {
+    BrokerOptions options;
+    options.flags.push_back("--broker.max-unsent-bytes=64KiB");
+    return options;
+  }
+};
+
+TEST_F(LargeFetchTest, AnswerLargerThanTheUnsentBoundArrivesWhole) {
+  const std::string id = Subscribe("big.fetch");
+  ASSERT_FALSE(id.empty());
+  std::vector<std::string> published;
+  for (int i = 0; i < 192; ++i) {  // 192 KiB of data: three times the bound
+    std::string data(1024, static_cast<char>('a' + i % 26));
+    data.replace(0, std::to_string(i).size(), std::to_string(i));
+    PublishOk("big.fetch", data);
+    published.push_back(data);
+  }
+  EXPECT_EQ(Fetch("big.fetch", id), published);
+  EXPECT_TRUE(Fetch("big.fetch", id).empty());
+}
+
 }  // namespace
 }  // namespace gophermq::testing
