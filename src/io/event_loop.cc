@@ -121,6 +121,10 @@ bool EventLoop::setup_provided_buffers(unsigned count, unsigned size) {
   buffer_size_ = size;
   buffers_ = static_cast<char*>(std::malloc(count * buffer_stride()));
   if (buffers_ == nullptr) return false;
+  // The kernel hands the buffers out in ring order and we give each back at
+  // the tail, so a busy shard touches every one: fault them all in now, not
+  // on the request path (and not as growth that looks like a leak).
+  std::memset(buffers_, 0, count * buffer_stride());
   for (unsigned id = 0; id < count; ++id) {
     io_uring_buf_ring_add(buffer_ring_, provided_buffer(static_cast<std::uint16_t>(id)), size,
                           static_cast<unsigned short>(id), io_uring_buf_ring_mask(count),

@@ -24,10 +24,13 @@ namespace {
 // Ring sizes: a submission queue deep enough for a turn's sends and
 // receives on a busy shard (the completion queue is four times larger).
 constexpr unsigned kRingEntries = 4096;
-// Provided receive buffers: a power of two (the ring requires it). 16 KiB
-// holds dozens of pipelined requests; 1024 of them are 16 MiB per shard.
-constexpr unsigned kReceiveBuffers = 1024;
-constexpr unsigned kReceiveBufferSize = 16 << 10;
+// Provided receive buffers: a power of two (the ring requires it). 8 KiB
+// holds a pipelined batch of dozens of requests; a buffer is recycled as soon
+// as its bytes are parsed, so 512 of them (4 MiB per shard) serve hundreds of
+// connections receiving in the same loop turn. The kernel cycles through the
+// whole pool, so all of it becomes resident: it is faulted in at start-up.
+constexpr unsigned kReceiveBuffers = 512;
+constexpr unsigned kReceiveBufferSize = 8 << 10;
 // Each cross-shard queue holds this many calls before back-pressure.
 constexpr std::size_t kCallsDrainedPerTurn = 256;
 // While calls wait for room in a full queue, sleep no longer than this.
