@@ -62,6 +62,10 @@ class Connection final : public RequestSink {
   ByteBuffer output;
   ByteBuffer sending;
   std::size_t sending_offset = 0;
+  // Answers in each: the unsent-bytes bound is for answers piling up unread,
+  // never for one large answer going out.
+  std::uint32_t answers_in_output = 0;
+  std::uint32_t answers_sending = 0;
 
   // --- I/O state, kept by the shard ---
   int fd = -1;
@@ -76,6 +80,11 @@ class Connection final : public RequestSink {
   // Answers can no longer reach the client (send failed, or it was cut off
   // for not reading): they are dropped instead of sent.
   bool discard_output = false;
+  // The client closed its side, or the socket failed: nothing more to read.
+  bool peer_closed = false;
+  // Our FIN is sent; input is read and dropped until the client closes.
+  bool write_shut = false;
+  std::uint64_t linger_started_ms = 0;
   // Receive buffer when the kernel has no provided-buffer rings.
   ByteBuffer receive_buffer;
 

@@ -84,6 +84,9 @@ class Shard final : private CallForwarder {
   void start_send(Connection& connection);
   void close_when_done(Connection& connection);
   void refuse_connection(int fd);
+  // A request half read, or bytes waiting in the socket (one syscall; only
+  // when closing).
+  static bool client_still_sending(const Connection& connection);
 
   // Limits on slow, idle and non-reading clients, checked by a sweep a few
   // times a second rather than a timer per connection.
@@ -131,6 +134,7 @@ class Shard final : private CallForwarder {
   std::uint64_t now_ms_ = 0;  // the loop turn's clock
   std::uint64_t next_sweep_ms_ = 0;
   bool accept_paused_ = false;     // out of descriptors: retried by the sweep
+  bool accept_outage_ = false;     // since the last accept that worked
   bool receiving_paused_ = false;  // back-pressure, see pause_receiving()
   std::size_t calls_waiting_ = 0;  // in waiting_calls_, all destinations
 

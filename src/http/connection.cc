@@ -17,11 +17,13 @@ void Connection::reset() {
   fd = -1;
   ++generation_;
   receive_armed = send_in_flight = close_submitted = queued_for_send = false;
-  closing = discard_output = false;
+  closing = discard_output = peer_closed = write_shut = false;
+  linger_started_ms = 0;
   last_activity_ms = request_started_ms = 0;
   output.clear();
   sending.clear();
   sending_offset = 0;
+  answers_in_output = answers_sending = 0;
   // An idle slot keeps no large buffers.
   output.shrink_if_above(64 << 10);
   sending.shrink_if_above(64 << 10);
@@ -39,7 +41,10 @@ void Connection::on_request(const HttpRequest& request) {
 void Connection::on_continue_expected() { response_buffer().append(kContinueResponse); }
 
 ByteBuffer& Connection::response_buffer() {
-  if (slots_.empty()) return output;
+  if (slots_.empty()) {
+    ++answers_in_output;
+    return output;
+  }
   slots_.push_back(Slot{true, {}});
   return slots_.back().bytes;
 }
@@ -60,6 +65,7 @@ void Connection::finish_response(std::uint64_t sequence) {
     slots_[sequence - first_slot_sequence_].finished = true;
     return;
   }
+  ++answers_in_output;  // written straight to the output
   slots_.pop_front();
   ++first_slot_sequence_;
   release_finished_slots();
@@ -68,6 +74,7 @@ void Connection::finish_response(std::uint64_t sequence) {
 void Connection::release_finished_slots() {
   while (!slots_.empty() && slots_.front().finished) {
     output.append(slots_.front().bytes.view());
+    ++answers_in_output;
     slots_.pop_front();
     ++first_slot_sequence_;
   }

@@ -4,9 +4,9 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
 
 #include <cerrno>
 #include <chrono>
@@ -44,6 +44,9 @@ constexpr unsigned kIdleWakeMicros = 100'000;
 constexpr unsigned kDrainPollMicros = 1'000;
 // How often connections are checked against the timeouts.
 constexpr std::uint64_t kSweepIntervalMs = 250;
+// How long a closing connection waits for the client's own close after our
+// FIN (see close_when_done()).
+constexpr std::uint64_t kLingerMs = 1000;
 // Back-pressure: calls waiting for room in full cross-shard queues at which
 // this shard stops receiving, and resumes.
 constexpr std::size_t kPauseReceivingAtCalls = 8192;
@@ -253,8 +256,12 @@ void Shard::on_accept(const Completion& completion) {
       // once, forever. The connection waits in the backlog; the sweep
       // re-arms the accept when something may have been freed.
       if (!accepting && !accept_paused_) {
-        log::warn("accept paused",
-                  {{"shard", std::to_string(id_)}, {"error", std::strerror(-completion.result)}});
+        // Warned once per outage, not at every retry of the sweep.
+        if (!accept_outage_) {
+          log::warn("accept paused",
+                    {{"shard", std::to_string(id_)}, {"error", std::strerror(-completion.result)}});
+        }
+        accept_outage_ = true;
         accept_paused_ = true;
       }
       return;
@@ -263,6 +270,10 @@ void Shard::on_accept(const Completion& completion) {
     return;
   }
   if (!accepting && !draining_) arm_accept();
+  if (accept_outage_) {
+    log::info("accepting again", {{"shard", std::to_string(id_)}});
+    accept_outage_ = false;
+  }
   const int fd = completion.result;
   if (draining_) {  // accepted just before the cancel: not served
     ::close(fd);
@@ -358,11 +369,13 @@ void Shard::on_receive(const Completion& completion) {
     // The peer closed its side, or the socket failed: read no more. What we
     // owe is still sent where the socket allows.
     connection.closing = true;
+    connection.peer_closed = true;
   }
   // A multishot receive ends on ENOBUFS (all provided buffers in use); it is
   // re-armed now that this turn has recycled buffers. One cancelled for
   // back-pressure is re-armed by resume_receiving().
-  if (!connection.receive_armed && !connection.closing && connection.fd >= 0 &&
+  const bool lingering = connection.write_shut && !connection.peer_closed;
+  if (!connection.receive_armed && (!connection.closing || lingering) && connection.fd >= 0 &&
       !receiving_paused_) {
     arm_receive(connection);
   }
@@ -423,9 +436,13 @@ void Shard::flush_sends() {
     Connection& connection = *connections_[send_queue_[i]];
     connection.queued_for_send = false;
     // A client that sends requests but does not read the answers: they pile
-    // up behind the send it is not taking. One large answer (a big fetch)
-    // is not that: it goes out alone, however long, and is never cut off.
-    if (connection.send_in_flight && connection.output.size() > env_.config.max_unsent_bytes &&
+    // up unsent. One large answer (a big fetch) is not that: it goes out
+    // alone, however long, and is never cut off.
+    const std::size_t in_flight =
+        connection.send_in_flight ? connection.sending.size() - connection.sending_offset : 0;
+    const std::uint32_t answers_unsent =
+        connection.answers_in_output + (connection.send_in_flight ? connection.answers_sending : 0);
+    if (connection.output.size() + in_flight > env_.config.max_unsent_bytes && answers_unsent > 1 &&
         !connection.discard_output) {
       cut_off(connection, CloseReason::unsent_limit);
     }
@@ -442,6 +459,8 @@ void Shard::start_send(Connection& connection) {
   }
   std::swap(connection.output, connection.sending);
   connection.sending_offset = 0;
+  connection.answers_sending = connection.answers_in_output;
+  connection.answers_in_output = 0;
   connection.send_in_flight = true;
   io_uring_sqe* sqe = loop_.next_sqe();
   io_uring_prep_send(sqe, connection.fd, connection.sending.data(), connection.sending.size(),
@@ -477,6 +496,7 @@ void Shard::on_send(const Completion& completion) {
   }
   connection.sending.clear();
   connection.sending_offset = 0;
+  connection.answers_sending = 0;
   connection.sending.shrink_if_above(256 << 10);
   if (!connection.output.empty()) start_send(connection);
   close_when_done(connection);
@@ -486,6 +506,22 @@ void Shard::close_when_done(Connection& connection) {
   if (!connection.closing || connection.close_submitted || connection.fd < 0) return;
   if (connection.send_in_flight || !connection.output.empty() ||
       connection.responses_outstanding() > 0) {
+    return;
+  }
+  if (!connection.peer_closed && !connection.discard_output &&
+      (connection.write_shut || client_still_sending(connection))) {
+    // Lingering close. Closing a socket with unread input makes the kernel
+    // send a reset, and a reset makes the client's kernel drop answers it
+    // has received but not yet read. So: a FIN after the last answer, then
+    // read and drop what the client still sends until it closes too (or the
+    // linger time passes, see sweep_connections()). A quiet client (nothing
+    // unread, no request half read) just gets the close, and its FIN.
+    if (!connection.write_shut) {
+      connection.write_shut = true;
+      connection.linger_started_ms = now_ms_;
+      ::shutdown(connection.fd, SHUT_WR);
+      if (!connection.receive_armed && !receiving_paused_) arm_receive(connection);
+    }
     return;
   }
   connection.close_submitted = true;
@@ -501,6 +537,11 @@ void Shard::close_when_done(Connection& connection) {
   io_uring_sqe* close = loop_.next_sqe();
   io_uring_prep_close(close, connection.fd);
   io_uring_sqe_set_data64(close, connection_tag(Operation::close, connection));
+}
+
+bool Shard::client_still_sending(const Connection& connection) {
+  int unread = 0;
+  return connection.in_request() || (::ioctl(connection.fd, FIONREAD, &unread) == 0 && unread > 0);
 }
 
 void Shard::on_close(const Completion& completion) {
@@ -533,6 +574,11 @@ void Shard::sweep_connections() {
       if (quiet_ms > idle_timeout && !connection.discard_output) {
         cut_off(connection, CloseReason::write_stall);
       }
+      continue;
+    }
+    if (connection.write_shut && now_ms_ - connection.linger_started_ms > kLingerMs) {
+      connection.peer_closed = true;  // waited long enough for its FIN
+      close_when_done(connection);
       continue;
     }
     if (connection.closing) continue;

@@ -1,0 +1,1351 @@
+// Hostile and overloading clients: the broker.* limits that keep one bad or
+// greedy client from hurting the others (read and idle timeouts, the unsent
+// bytes bound, max-connections, max-pending-bytes, running out of file
+// descriptors), clients that vanish at the worst moment, and load that must
+// be absorbed by back-pressure instead of loss.
+//
+// Every wait is bounded: sockets carry timeouts and polls have deadlines.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "test_support.h"
+
+namespace gophermq::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr std::string_view kRequestTimeoutBody = "{\"message\":\"request timeout\"}\n";
+constexpr std::string_view kTooManyConnectionsBody = "{\"message\":\"too many connections\"}\n";
+
+constexpr std::string_view kReadTimeoutClosed =
+    "gophermq_connections_closed_total{reason=\"read_timeout\"}";
+constexpr std::string_view kIdleTimeoutClosed =
+    "gophermq_connections_closed_total{reason=\"idle_timeout\"}";
+constexpr std::string_view kWriteStallClosed =
+    "gophermq_connections_closed_total{reason=\"write_stall\"}";
+constexpr std::string_view kUnsentLimitClosed =
+    "gophermq_connections_closed_total{reason=\"unsent_limit\"}";
+constexpr std::string_view kConnectionsRefused = "gophermq_connections_refused_total";
+constexpr std::string_view kAcceptErrors = "gophermq_accept_errors_total";
+constexpr std::string_view kOverflowRefused =
+    "gophermq_messages_refused_total{reason=\"overflow\"}";
+constexpr std::string_view kOpenConnections = "gophermq_open_connections";
+
+long long MillisecondsSince(Clock::time_point start) {
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+}
+
+int RemainingMs(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, 1000));
+}
+
+bool HeaderEquals(const HttpResponse& response, std::string_view name, std::string_view value) {
+  const std::string* found = response.Header(name);
+  if (found == nullptr || found->size() != value.size()) return false;
+  return std::equal(found->begin(), found->end(), value.begin(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
+  });
+}
+
+// A payload of exactly `size` bytes that starts with `tag` (plain ASCII).
+std::string Payload(std::string_view tag, std::size_t size) {
+  std::string data(tag);
+  data.resize(size, '.');
+  return data;
+}
+
+// A raw non-blocking TCP socket, for what HttpClient hides: socket options set
+// before connecting, sends that give up when the peer stops reading,
+// half-close and abortive close.
+class RawSocket {
+ public:
+  enum class End { eof, reset, timeout };
+
+  RawSocket() = default;
+  ~RawSocket() { Close(); }
+  RawSocket(const RawSocket&) = delete;
+  RawSocket& operator=(const RawSocket&) = delete;
+
+  // Connects to 127.0.0.1:port. A non-zero `receive_buffer` is set with
+  // SO_RCVBUF before connecting, so the window the peer sees stays that small.
+  bool Connect(std::uint16_t port, int receive_buffer = 0) {
+    Close();
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd_ < 0) return Fail("socket");
+    if (receive_buffer > 0 &&
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer) != 0) {
+      return Fail("SO_RCVBUF");
+    }
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 &&
+        errno != EINPROGRESS) {
+      return Fail("connect");
+    }
+    pollfd pfd{fd_, POLLOUT, 0};
+    if (::poll(&pfd, 1, 5000) != 1) {
+      error_ = "connect timed out";
+      return false;
+    }
+    int socket_error = 0;
+    socklen_t length = sizeof socket_error;
+    ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &socket_error, &length);
+    if (socket_error != 0) {
+      errno = socket_error;
+      return Fail("connect");
+    }
+    return true;
+  }
+
+  // Sends `bytes` until all are sent, the send fails, or the peer takes
+  // nothing for `stall`. Returns how many bytes were sent.
+  std::size_t Send(std::string_view bytes, milliseconds stall = seconds(5)) {
+    std::size_t total = 0;
+    while (fd_ >= 0 && total < bytes.size()) {
+      const ssize_t sent = ::send(fd_, bytes.data() + total, bytes.size() - total, MSG_NOSIGNAL);
+      if (sent > 0) {
+        total += static_cast<std::size_t>(sent);
+        continue;
+      }
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent < 0 && errno == EAGAIN) {
+        pollfd pfd{fd_, POLLOUT, 0};
+        const int ready = ::poll(&pfd, 1, static_cast<int>(stall.count()));
+        if (ready == 0) {
+          error_ = "send stalled";
+          break;
+        }
+        continue;  // writable, or an error the next send reports
+      }
+      Fail("send");
+      break;
+    }
+    return total;
+  }
+  bool SendAll(std::string_view bytes) { return Send(bytes) == bytes.size(); }
+
+  // Waits until a byte (or EOF) can be read.
+  bool WaitReadable(milliseconds timeout) {
+    pollfd pfd{fd_, POLLIN, 0};
+    return ::poll(&pfd, 1, static_cast<int>(timeout.count())) == 1;
+  }
+
+  // Appends everything received to `received` until EOF, an error (a reset)
+  // or the timeout, and says which ended it.
+  End ReadToEnd(milliseconds timeout, std::string* received) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    char chunk[64 << 10];
+    while (Clock::now() < deadline) {
+      const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (got > 0) {
+        received->append(chunk, static_cast<std::size_t>(got));
+        continue;
+      }
+      if (got == 0) return End::eof;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) {
+        Fail("recv");
+        return End::reset;
+      }
+      pollfd pfd{fd_, POLLIN, 0};
+      ::poll(&pfd, 1, RemainingMs(deadline));
+    }
+    return End::timeout;
+  }
+
+  bool ShutdownWrite() { return ::shutdown(fd_, SHUT_WR) == 0; }
+
+  // Closes with SO_LINGER {1, 0}: the kernel sends a RST instead of a FIN.
+  void AbortiveClose() {
+    if (fd_ < 0) return;
+    const linger abort_now{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+    Close();
+  }
+
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Fail(std::string_view what) {
+    error_ = std::string(what) + ": " + std::strerror(errno);
+    return false;
+  }
+
+  int fd_ = -1;
+  std::string error_;
+};
+
+std::string_view EndName(RawSocket::End end) {
+  switch (end) {
+    case RawSocket::End::eof:
+      return "EOF";
+    case RawSocket::End::reset:
+      return "reset";
+    case RawSocket::End::timeout:
+      return "timeout (still open)";
+  }
+  return "?";
+}
+
+struct RawResponse {
+  int status = 0;
+  std::string body;
+};
+
+// The complete responses at the start of `bytes` (framed by Content-Length;
+// 204 without a body). `rest` gets the bytes after the last complete one.
+std::vector<RawResponse> SplitResponses(std::string_view bytes, std::size_t* rest = nullptr) {
+  std::vector<RawResponse> responses;
+  std::size_t pos = 0;
+  for (;;) {
+    const std::size_t head_end = bytes.find("\r\n\r\n", pos);
+    if (head_end == std::string_view::npos || bytes.substr(pos, 9).size() < 9) break;
+    RawResponse response;
+    const std::string_view code = bytes.substr(pos + 9, 3);
+    std::from_chars(code.data(), code.data() + code.size(), response.status);
+    std::string head(bytes.substr(pos, head_end + 2 - pos));
+    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::size_t length = 0;
+    const std::size_t field = head.find("\r\ncontent-length:");
+    if (field != std::string::npos) {
+      std::size_t digits = field + 17;
+      while (digits < head.size() && head[digits] == ' ') ++digits;
+      std::from_chars(head.data() + digits, head.data() + head.size(), length);
+    }
+    const std::size_t body_start = head_end + 4;
+    if (bytes.size() - body_start < length) break;
+    response.body = std::string(bytes.substr(body_start, length));
+    responses.push_back(std::move(response));
+    pos = body_start + length;
+  }
+  if (rest != nullptr) *rest = bytes.size() - pos;
+  return responses;
+}
+
+// The value of one sample line (the name with its labels, as the broker writes
+// them) of GET /metrics; nullopt when it cannot be scraped or has no such line.
+std::optional<double> ScrapeSample(std::uint16_t metrics_port, std::string_view sample) {
+  HttpClient client(seconds(5));
+  HttpResponse response;
+  if (!client.Connect(metrics_port) || !client.Request("GET", "/metrics", "", &response) ||
+      response.status != 200) {
+    return std::nullopt;
+  }
+  std::istringstream lines(response.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() > sample.size() && line.compare(0, sample.size(), sample) == 0 &&
+        line[sample.size()] == ' ') {
+      return std::strtod(line.c_str() + sample.size() + 1, nullptr);
+    }
+  }
+  return std::nullopt;
+}
+
+// CPU time (user + system) the process has used, from /proc/<pid>/stat.
+std::optional<double> CpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(stat, text);
+  const std::size_t after_name = text.rfind(')');
+  if (after_name == std::string::npos) return std::nullopt;
+  std::istringstream fields(text.substr(after_name + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  // Fields 3.. : state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+  for (int index = 3; index <= 15 && fields >> field; ++index) {
+    if (index == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (index == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+int OpenDescriptors(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return -1;
+  int count = 0;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  ::closedir(dir);
+  return count;
+}
+
+// --- Fixture ---
+
+// Each test starts its broker with the limits it needs, always with the
+// monitoring endpoint on a free port so the counters can be checked.
+class HostileTest : public BrokerTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override { return std::nullopt; }
+
+  void Start(std::vector<std::string> flags) {
+    BrokerOptions options;
+    options.monitoring_address = "127.0.0.1:0";
+    options.flags = std::move(flags);
+    StartBroker(options);
+  }
+
+  bool HaveMetrics() const { return broker_ && broker_->metrics_port() != 0; }
+
+  // A sample's value; nullopt (and a note) when the broker has no metrics
+  // port, nullopt and a failure when the sample cannot be read.
+  std::optional<double> Sample(std::string_view sample) {
+    if (!HaveMetrics()) {
+      std::cerr << "note: no metrics_port= in the listening line; not checking " << sample << "\n";
+      return std::nullopt;
+    }
+    std::optional<double> value = ScrapeSample(broker_->metrics_port(), sample);
+    if (!value) ADD_FAILURE() << "cannot read " << sample << " from /metrics";
+    return value;
+  }
+
+  // Polls the sample until `done(value)` holds; false (with a failure) when
+  // it does not within `timeout`. True when metrics are unavailable.
+  bool WaitForSample(std::string_view sample, const std::function<bool(double)>& done,
+                     milliseconds timeout) {
+    if (!HaveMetrics()) {
+      std::cerr << "note: no metrics_port= in the listening line; not checking " << sample << "\n";
+      return true;
+    }
+    const Clock::time_point deadline = Clock::now() + timeout;
+    std::optional<double> value;
+    for (;;) {
+      value = ScrapeSample(broker_->metrics_port(), sample);
+      if (value && done(*value)) return true;
+      if (Clock::now() >= deadline) break;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    ADD_FAILURE() << sample << " did not reach the expected value within " << timeout.count()
+                  << " ms; last value " << (value ? std::to_string(*value) : "(unreadable)");
+    return false;
+  }
+
+  // Waits for a counter to reach at least `target`.
+  bool WaitForCounter(std::string_view sample, double target, milliseconds timeout = seconds(3)) {
+    return WaitForSample(
+        sample, [target](double value) { return value >= target; }, timeout);
+  }
+
+  // The counter's value now, 0 when metrics are unavailable.
+  double CounterNow(std::string_view sample) { return Sample(sample).value_or(0); }
+
+  // The broker process is alive and answers new connections.
+  void ExpectBrokerHealthy(std::string_view after) {
+    SCOPED_TRACE(std::string("after ") + std::string(after));
+    EXPECT_TRUE(broker_->Running()) << "the broker died";
+    ExpectNewConnectionsServed(2);
+  }
+
+  // Reconnects client_ (a short idle timeout may have closed it).
+  void Reconnect() { ASSERT_TRUE(client_->Connect(port())) << client_->error(); }
+
+  // `count` subscribers of `subject`, then one publish of `size` bytes that
+  // reaches each of them: `count` fetches of `size` bytes are then waiting.
+  std::vector<std::string> FanOutBigMessage(const std::string& subject, int count,
+                                            std::size_t size) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < count; ++i) ids.push_back(Subscribe(subject));
+    PublishOk(subject, Payload("big", size));
+    return ids;
+  }
+};
+
+// Reads one response on `client` while a second thread keeps dribbling
+// `dribble` every `every` until the response arrived (or the send fails).
+HttpResponse ReadWhileDribbling(HttpClient& client, std::string_view dribble, milliseconds every,
+                                bool* read_ok) {
+  std::atomic<bool> stop{false};
+  std::thread dribbler([&] {
+    while (!stop.load()) {
+      std::this_thread::sleep_for(every);
+      if (stop.load() || !client.SendRaw(dribble)) break;
+    }
+  });
+  HttpResponse response;
+  *read_ok = client.ReadResponse(&response);
+  stop.store(true);
+  dribbler.join();
+  return response;
+}
+
+// ---------------------------------------------------------------------------
+// broker.read-timeout and broker.idle-timeout
+
+constexpr int kReadTimeoutMs = 300;
+constexpr int kIdleTimeoutMs = 700;
+// The broker checks the timeouts every 250 ms: a close may come that much
+// later, plus scheduling slack on a busy test machine.
+constexpr int kTimeoutSlackMs = 600 + 400;
+
+class HostileTimeoutTest : public HostileTest {
+ protected:
+  void SetUp() override {
+    HostileTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(Start({Numbered("--broker.read-timeout=", kReadTimeoutMs) + "ms",
+                                   Numbered("--broker.idle-timeout=", kIdleTimeoutMs) + "ms"}));
+  }
+
+  // The 408 of the contract, then the close.
+  void ExpectRequestTimeout(HttpClient& client, const HttpResponse& response, bool read_ok,
+                            long long elapsed_ms) {
+    ASSERT_TRUE(read_ok) << "no 408 within " << elapsed_ms << " ms: " << client.error();
+    EXPECT_TRUE(IsJsonResponse(response, 408, kRequestTimeoutBody));
+    EXPECT_TRUE(HeaderEquals(response, "Connection", "close")) << Describe(response);
+    EXPECT_GE(elapsed_ms, kReadTimeoutMs - 50) << "timed out before broker.read-timeout";
+    EXPECT_LE(elapsed_ms, kReadTimeoutMs + kTimeoutSlackMs);
+    EXPECT_TRUE(client.WaitForClose())
+        << "the connection stayed open after the 408: " << client.error();
+  }
+};
+
+TEST_F(HostileTimeoutTest, SlowlorisHeadersGet408AndTheConnectionCloses) {
+  const double closed_before = CounterNow(kReadTimeoutClosed);
+  HttpClient slow(seconds(3));
+  ASSERT_TRUE(slow.Connect(port())) << slow.error();
+  const Clock::time_point start = Clock::now();
+  ASSERT_TRUE(slow.SendRaw("GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+  // A header line every 50 ms, never the blank line: the broker keeps
+  // receiving bytes, but the request never completes.
+  bool read_ok = false;
+  const HttpResponse response =
+      ReadWhileDribbling(slow, "X-Slow: still coming\r\n", milliseconds(50), &read_ok);
+  ExpectRequestTimeout(slow, response, read_ok, MillisecondsSince(start));
+  WaitForCounter(kReadTimeoutClosed, closed_before + 1);
+  ExpectBrokerHealthy("a slowloris client");
+}
+
+TEST_F(HostileTimeoutTest, SlowlorisRequestLineGets408) {
+  // Not even the request line completes: a path growing one byte at a time.
+  HttpClient slow(seconds(3));
+  ASSERT_TRUE(slow.Connect(port())) << slow.error();
+  const Clock::time_point start = Clock::now();
+  ASSERT_TRUE(slow.SendRaw("GET /"));
+  bool read_ok = false;
+  const HttpResponse response = ReadWhileDribbling(slow, "a", milliseconds(40), &read_ok);
+  ExpectRequestTimeout(slow, response, read_ok, MillisecondsSince(start));
+}
+
+TEST_F(HostileTimeoutTest, StalledBodyGets408AndStoresNothing) {
+  Reconnect();
+  const std::string subject = UniqueSubject("stall");
+  const std::string id = Subscribe(subject);
+  const double closed_before = CounterNow(kReadTimeoutClosed);
+
+  HttpClient stalled(seconds(3));
+  ASSERT_TRUE(stalled.Connect(port())) << stalled.error();
+  const std::string request = FormatRequest("POST", "/api/publish", PublishBody(subject, "lost"));
+  const Clock::time_point start = Clock::now();
+  // Headers complete, the body cut short: Content-Length promises more.
+  ASSERT_TRUE(stalled.SendRaw(std::string_view(request).substr(0, request.size() - 8)));
+  HttpResponse response;
+  const bool read_ok = stalled.ReadResponse(&response);
+  ExpectRequestTimeout(stalled, response, read_ok, MillisecondsSince(start));
+  WaitForCounter(kReadTimeoutClosed, closed_before + 1);
+
+  Reconnect();
+  EXPECT_TRUE(Fetch(subject, id).empty()) << "a publish whose body never completed was stored";
+  ExpectBrokerHealthy("a stalled body");
+}
+
+TEST_F(HostileTimeoutTest, SlowBodyDribbleGets408) {
+  // Headers complete, then the body one byte every 50 ms: bytes keep coming,
+  // but the request is not whole within the read timeout.
+  HttpClient slow(seconds(3));
+  ASSERT_TRUE(slow.Connect(port())) << slow.error();
+  const Clock::time_point start = Clock::now();
+  ASSERT_TRUE(slow.SendRaw(
+      "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{"));
+  bool read_ok = false;
+  const HttpResponse response = ReadWhileDribbling(slow, " ", milliseconds(50), &read_ok);
+  ExpectRequestTimeout(slow, response, read_ok, MillisecondsSince(start));
+}
+
+TEST_F(HostileTimeoutTest, ReadTimeoutCountsFromTheFirstByteOfEachRequest) {
+  // A keep-alive exchange, a quiet spell, then one complete request and the
+  // start of another in one send: the first is answered, the unfinished one
+  // gets the 408 a read timeout after its own first byte.
+  HttpClient client(seconds(3));
+  ASSERT_TRUE(client.Connect(port())) << client.error();
+  HttpResponse response;
+  ASSERT_TRUE(client.Request("GET", "/ready", "", &response)) << client.error();
+  EXPECT_EQ(response.status, 204);
+  std::this_thread::sleep_for(milliseconds(kReadTimeoutMs - 100));
+  const Clock::time_point start = Clock::now();
+  ASSERT_TRUE(client.SendRaw(FormatRequest("GET", "/ready", "") + "GET /ready HTTP/1.1\r\nHo"));
+  ASSERT_TRUE(client.ReadResponse(&response)) << client.error();
+  EXPECT_EQ(response.status, 204) << Describe(response);
+  const bool read_ok = client.ReadResponse(&response);
+  ExpectRequestTimeout(client, response, read_ok, MillisecondsSince(start));
+}
+
+TEST_F(HostileTimeoutTest, SlowButCompleteRequestIsServed) {
+  Reconnect();
+  const std::string subject = UniqueSubject("slowok");
+  const std::string id = Subscribe(subject);
+  HttpClient slow(seconds(3));
+  ASSERT_TRUE(slow.Connect(port())) << slow.error();
+  const std::string request = FormatRequest("POST", "/api/publish", PublishBody(subject, "slow"));
+  // Three pieces over ~150 ms: well inside the 300 ms read timeout.
+  const std::size_t third = request.size() / 3;
+  ASSERT_TRUE(slow.SendRaw(std::string_view(request).substr(0, third)));
+  std::this_thread::sleep_for(milliseconds(75));
+  ASSERT_TRUE(slow.SendRaw(std::string_view(request).substr(third, third)));
+  std::this_thread::sleep_for(milliseconds(75));
+  ASSERT_TRUE(slow.SendRaw(std::string_view(request).substr(2 * third)));
+  HttpResponse response;
+  ASSERT_TRUE(slow.ReadResponse(&response)) << slow.error();
+  EXPECT_TRUE(IsJsonResponse(response, 200, kOkBody));
+  EXPECT_EQ(Fetch(subject, id), std::vector<std::string>{"slow"});
+}
+
+TEST_F(HostileTimeoutTest, ReadTimeoutDoesNotRunBetweenRequests) {
+  // Quiet for longer than the read timeout but shorter than the idle timeout:
+  // no request is in progress, so the connection must still be usable.
+  HttpClient client(seconds(3));
+  ASSERT_TRUE(client.Connect(port())) << client.error();
+  HttpResponse response;
+  ASSERT_TRUE(client.Request("GET", "/ready", "", &response)) << client.error();
+  EXPECT_EQ(response.status, 204);
+  std::this_thread::sleep_for(milliseconds(kReadTimeoutMs + 200));
+  ASSERT_TRUE(client.Request("GET", "/ready", "", &response))
+      << "closed while idle for less than broker.idle-timeout: " << client.error();
+  EXPECT_EQ(response.status, 204) << Describe(response);
+}
+
+TEST_F(HostileTimeoutTest, IdleConnectionsAreClosedWithoutAResponse) {
+  const double closed_before = CounterNow(kIdleTimeoutClosed);
+  // One that never sent a byte, one idle after a complete exchange.
+  HttpClient silent(seconds(4));
+  HttpClient after_request(seconds(4));
+  ASSERT_TRUE(silent.Connect(port())) << silent.error();
+  const Clock::time_point silent_start = Clock::now();
+  ASSERT_TRUE(after_request.Connect(port())) << after_request.error();
+  HttpResponse response;
+  ASSERT_TRUE(after_request.Request("GET", "/ready", "", &response)) << after_request.error();
+  const Clock::time_point after_start = Clock::now();
+
+  // WaitForClose fails if any byte arrives: the idle close sends nothing.
+  EXPECT_TRUE(silent.WaitForClose()) << silent.error();
+  const long long silent_ms = MillisecondsSince(silent_start);
+  EXPECT_TRUE(after_request.WaitForClose()) << after_request.error();
+  const long long after_ms = MillisecondsSince(after_start);
+  EXPECT_GE(silent_ms, kIdleTimeoutMs - 50);
+  EXPECT_LE(silent_ms, kIdleTimeoutMs + kTimeoutSlackMs);
+  EXPECT_GE(after_ms, kIdleTimeoutMs - 50);
+  EXPECT_LE(after_ms, kIdleTimeoutMs + kTimeoutSlackMs);
+  WaitForCounter(kIdleTimeoutClosed, closed_before + 2);
+  ExpectBrokerHealthy("idle connections were closed");
+}
+
+TEST_F(HostileTimeoutTest, ConnectionWithRegularRequestsStaysOpen) {
+  HttpClient busy(seconds(3));
+  ASSERT_TRUE(busy.Connect(port())) << busy.error();
+  // A request every 150 ms for more than twice the idle timeout.
+  const Clock::time_point end = Clock::now() + milliseconds(2 * kIdleTimeoutMs + 200);
+  int served = 0;
+  while (Clock::now() < end) {
+    HttpResponse response;
+    ASSERT_TRUE(busy.Request("GET", "/ready", "", &response))
+        << "after " << served << " requests: " << busy.error();
+    ASSERT_EQ(response.status, 204) << Describe(response);
+    ++served;
+    std::this_thread::sleep_for(milliseconds(150));
+  }
+  EXPECT_GE(served, 5);
+}
+
+// ---------------------------------------------------------------------------
+// broker.max-unsent-bytes and the write stall
+
+constexpr int kBigSubscribers = 200;
+constexpr std::size_t kBigMessage = 60 << 10;
+
+// Counts the complete responses in `received`; the tests expect fewer than
+// all the fetches they sent: the broker cut the client off.
+std::string DescribeEnd(RawSocket::End end, const std::string& received, const RawSocket& socket) {
+  std::size_t rest = 0;
+  const std::size_t complete = SplitResponses(received, &rest).size();
+  return std::string(EndName(end)) + " after " + std::to_string(received.size()) + " bytes (" +
+         std::to_string(complete) + " complete responses); " + socket.error();
+}
+
+class HostileUnsentTest : public HostileTest {
+ protected:
+  // Sends one fetch per subscriber on a socket with a 4 KiB receive buffer and
+  // never reads: ~12 MB of answers pile up in the broker.
+  void SendFetchesWithoutReading(RawSocket& greedy, const std::string& subject,
+                                 const std::vector<std::string>& ids) {
+    std::string fetches;
+    for (const std::string& id : ids) {
+      fetches += FormatRequest("POST", "/api/fetch", FetchBody(subject, id));
+    }
+    ASSERT_TRUE(greedy.Connect(port(), 4096)) << greedy.error();
+    // The broker may stop reading once it is cut off: a short send is fine.
+    greedy.Send(fetches, milliseconds(500));
+  }
+
+  // Reads what is left: the broker must end the connection, and the client
+  // must not have received all the answers.
+  void ExpectCutOff(RawSocket& greedy) {
+    std::string received;
+    const RawSocket::End end = greedy.ReadToEnd(seconds(5), &received);
+    EXPECT_NE(end, RawSocket::End::timeout)
+        << "the connection stayed open: " << DescribeEnd(end, received, greedy);
+    EXPECT_LT(SplitResponses(received).size(), static_cast<std::size_t>(kBigSubscribers))
+        << "every answer was delivered: the client was not cut off; "
+        << DescribeEnd(end, received, greedy);
+  }
+};
+
+TEST_F(HostileUnsentTest, ClientThatNeverReadsIsCutOffPastMaxUnsentBytes) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-unsent-bytes=64KiB"}));
+  const std::string subject = UniqueSubject("unsent");
+  const std::vector<std::string> ids = FanOutBigMessage(subject, kBigSubscribers, kBigMessage);
+  ASSERT_FALSE(HasFailure());
+  const double cut_before = CounterNow(kUnsentLimitClosed);
+
+  RawSocket greedy;
+  ASSERT_NO_FATAL_FAILURE(SendFetchesWithoutReading(greedy, subject, ids));
+  // Cut off at once (the answers are far past 64 KiB): not after a timeout.
+  WaitForCounter(kUnsentLimitClosed, cut_before + 1, seconds(2));
+  ExpectCutOff(greedy);
+  ExpectBrokerHealthy("a client was cut off");
+  // The well-behaved connection is untouched.
+  const std::string other = Subscribe(UniqueSubject("unsent.after"));
+  EXPECT_FALSE(other.empty());
+}
+
+TEST_F(HostileUnsentTest, PipelinedHealthChecksNeverReadAreCutOff) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-unsent-bytes=64KiB"}));
+  const double cut_before = CounterNow(kUnsentLimitClosed);
+  // 60000 tiny requests (~2.5 MB) whose ~8 MB of answers are never read.
+  constexpr int kRequests = 60000;
+  const std::string one = FormatRequest("GET", "/healthz", "");
+  std::string batch;
+  batch.reserve(one.size() * kRequests);
+  for (int i = 0; i < kRequests; ++i) batch += one;
+  RawSocket greedy;
+  ASSERT_TRUE(greedy.Connect(port(), 4096)) << greedy.error();
+  const std::size_t sent = greedy.Send(batch, milliseconds(500));
+  WaitForCounter(kUnsentLimitClosed, cut_before + 1, seconds(3));
+  std::string received;
+  const RawSocket::End end = greedy.ReadToEnd(seconds(5), &received);
+  EXPECT_NE(end, RawSocket::End::timeout) << "sent " << sent << " of " << batch.size() << " bytes; "
+                                          << DescribeEnd(end, received, greedy);
+  EXPECT_LT(SplitResponses(received).size(), static_cast<std::size_t>(kRequests))
+      << DescribeEnd(end, received, greedy);
+  ExpectBrokerHealthy("a client was cut off");
+}
+
+TEST_F(HostileUnsentTest, StalledReaderIsCutOffAfterTheIdleTimeout) {
+  constexpr int kIdleMs = 500;
+  // The unsent bound is far above what is owed: only the stall can end it.
+  ASSERT_NO_FATAL_FAILURE(Start(
+      {Numbered("--broker.idle-timeout=", kIdleMs) + "ms", "--broker.max-unsent-bytes=64MiB"}));
+  const std::string subject = UniqueSubject("stall");
+  const std::vector<std::string> ids = FanOutBigMessage(subject, kBigSubscribers, kBigMessage);
+  ASSERT_FALSE(HasFailure());
+  const double stalls_before = CounterNow(kWriteStallClosed);
+  const double unsent_before = CounterNow(kUnsentLimitClosed);
+
+  RawSocket stalled;
+  ASSERT_NO_FATAL_FAILURE(SendFetchesWithoutReading(stalled, subject, ids));
+  const Clock::time_point sent_at = Clock::now();
+  WaitForCounter(kWriteStallClosed, stalls_before + 1, milliseconds(kIdleMs + kTimeoutSlackMs));
+  const long long elapsed = MillisecondsSince(sent_at);
+  if (HaveMetrics()) {
+    EXPECT_GE(elapsed, kIdleMs - 100) << "cut off before broker.idle-timeout";
+    EXPECT_EQ(CounterNow(kUnsentLimitClosed), unsent_before) << "counted under the wrong reason";
+  }
+  ExpectCutOff(stalled);
+  Reconnect();
+  ExpectBrokerHealthy("a stalled reader was cut off");
+}
+
+// ---------------------------------------------------------------------------
+// broker.max-connections
+
+class HostileMaxConnectionsTest : public HostileTest {
+ protected:
+  static constexpr int kMax = 4;
+
+  void SetUp() override {
+    HostileTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(Start({Numbered("--broker.max-connections=", kMax)}));
+    client_->Close();  // the fixture's connection would take one of the four
+  }
+
+  // Connects until a connection answers GET /ready with 204: a slot freed by a
+  // close is released asynchronously, so a 503 or a close is retried.
+  std::unique_ptr<HttpClient> ConnectServed(milliseconds timeout = seconds(3)) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    auto client = std::make_unique<HttpClient>(seconds(3));
+    std::string last;
+    while (Clock::now() < deadline) {
+      HttpResponse response;
+      if (client->Connect(port()) && client->Request("GET", "/ready", "", &response) &&
+          response.status == 204) {
+        return client;
+      }
+      last = response.status != 0 ? Describe(response) : client->error();
+      client->Close();
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    ADD_FAILURE() << "no connection served within " << timeout.count() << " ms; last: " << last;
+    return nullptr;
+  }
+
+  // A connection over the limit: the 503 of the contract arrives without a
+  // request being sent, then the close.
+  void ExpectRefused() {
+    HttpClient extra(seconds(3));
+    ASSERT_TRUE(extra.Connect(port())) << extra.error();
+    HttpResponse response;
+    ASSERT_TRUE(extra.ReadResponse(&response)) << "no 503: " << extra.error();
+    EXPECT_TRUE(IsJsonResponse(response, 503, kTooManyConnectionsBody));
+    EXPECT_EQ(response.version, "HTTP/1.1");
+    EXPECT_EQ(response.reason, "Service Unavailable");
+    EXPECT_TRUE(extra.WaitForClose()) << "a refused connection stayed open: " << extra.error();
+  }
+};
+
+TEST_F(HostileMaxConnectionsTest, ConnectionOverTheLimitGets503AndTheOthersKeepWorking) {
+  const double refused_before = CounterNow(kConnectionsRefused);
+  std::vector<std::unique_ptr<HttpClient>> open;
+  for (int i = 0; i < kMax; ++i) {
+    open.push_back(ConnectServed());
+    ASSERT_NE(open.back(), nullptr) << "connection " << i;
+  }
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    SCOPED_TRACE(attempt);
+    ASSERT_NO_FATAL_FAILURE(ExpectRefused());
+  }
+  // The four are unaffected, on both keep-alive and new requests.
+  for (int round = 0; round < 2; ++round) {
+    for (std::size_t i = 0; i < open.size(); ++i) {
+      HttpResponse response;
+      ASSERT_TRUE(open[i]->Request("GET", "/ready", "", &response))
+          << "open connection " << i << ": " << open[i]->error();
+      EXPECT_EQ(response.status, 204) << Describe(response);
+    }
+  }
+  WaitForCounter(kConnectionsRefused, refused_before + 3);
+
+  // Closing one frees its slot for a newcomer; then the limit holds again.
+  open[0].reset();
+  open[0] = ConnectServed();
+  ASSERT_NE(open[0], nullptr);
+  ASSERT_NO_FATAL_FAILURE(ExpectRefused());
+
+  // Refusals leaked nothing: with all closed, four new connections fit.
+  open.clear();
+  for (int i = 0; i < kMax; ++i) {
+    open.push_back(ConnectServed());
+    ASSERT_NE(open.back(), nullptr) << "connection " << i << " after closing all";
+  }
+  EXPECT_TRUE(broker_->Running());
+}
+
+TEST_F(HostileMaxConnectionsTest, ManyRefusedConnectionsAtOnceLeakNoSlots) {
+  std::vector<std::unique_ptr<HttpClient>> open;
+  for (int i = 0; i < kMax; ++i) {
+    open.push_back(ConnectServed());
+    ASSERT_NE(open.back(), nullptr) << "connection " << i;
+  }
+  // A burst of 50 connections, all over the limit, half of them closed
+  // abruptly before reading their 503.
+  std::vector<std::unique_ptr<RawSocket>> burst;
+  for (int i = 0; i < 50; ++i) {
+    burst.push_back(std::make_unique<RawSocket>());
+    ASSERT_TRUE(burst.back()->Connect(port())) << burst.back()->error();
+  }
+  for (std::size_t i = 0; i < burst.size(); ++i) {
+    if (i % 2 == 0) {
+      burst[i]->AbortiveClose();
+      continue;
+    }
+    // Like most clients, half of them send their request without waiting:
+    // the 503 must still be readable before the close.
+    if (i % 4 == 1) burst[i]->SendAll(FormatRequest("GET", "/ready", ""));
+    std::string received;
+    const RawSocket::End end = burst[i]->ReadToEnd(seconds(3), &received);
+    EXPECT_NE(end, RawSocket::End::timeout) << "refused connection " << i << " stayed open";
+    const std::vector<RawResponse> responses = SplitResponses(received);
+    ASSERT_EQ(responses.size(), 1u) << "connection " << i << ": " << received;
+    EXPECT_EQ(responses[0].status, 503);
+    EXPECT_EQ(responses[0].body, kTooManyConnectionsBody);
+  }
+  burst.clear();
+  open.clear();
+  for (int i = 0; i < kMax; ++i) {
+    open.push_back(ConnectServed());
+    ASSERT_NE(open.back(), nullptr) << "connection " << i << " after the burst";
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectRefused());
+}
+
+// ---------------------------------------------------------------------------
+// broker.max-pending-bytes
+
+constexpr std::size_t kMessageBytes = 300;
+
+class HostilePendingBytesTest : public HostileTest {
+ protected:
+  void SetUp() override {
+    HostileTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-pending-bytes=1KiB"}));
+  }
+};
+
+TEST_F(HostilePendingBytesTest, OneSubscriberHoldsThreeOf300BytesNotFour) {
+  const double refused_before = CounterNow(kOverflowRefused);
+  const std::string id = Subscribe("bytes");
+  std::vector<std::string> sent;
+  for (int i = 0; i < 3; ++i) {
+    sent.push_back(Payload(Numbered("m", i), kMessageBytes));
+    PublishOk("bytes", sent.back());  // 300, 600, 900
+  }
+  // 1200 > 1024: refused, nothing stored.
+  EXPECT_TRUE(IsJsonResponse(Publish("bytes", Payload("x", kMessageBytes)), 429, kOverflowBody));
+  // A small message that still fits (900 + 100 <= 1024) is taken.
+  sent.push_back(Payload("small", 100));
+  PublishOk("bytes", sent.back());
+  EXPECT_TRUE(IsJsonResponse(Publish("bytes", Payload("y", 25)), 429, kOverflowBody));
+  EXPECT_EQ(Fetch("bytes", id), sent);
+  WaitForCounter(kOverflowRefused, refused_before + 2);
+
+  // The fetch gave all the room back: exactly the limit fits, a byte more not.
+  const std::string whole = Payload("whole", 1024);
+  PublishOk("bytes", whole);
+  EXPECT_TRUE(IsJsonResponse(Publish("bytes", "z"), 429, kOverflowBody));
+  EXPECT_EQ(Fetch("bytes", id), std::vector<std::string>{whole});
+  for (int i = 0; i < 3; ++i) PublishOk("bytes", Payload(Numbered("again", i), kMessageBytes));
+  EXPECT_EQ(Fetch("bytes", id).size(), 3u);
+}
+
+TEST_F(HostilePendingBytesTest, BytesCountOncePerSubscriberQueue) {
+  const std::string a = Subscribe("pair");
+  const std::string b = Subscribe("pair");
+  const std::string first = Payload("first", kMessageBytes);
+  PublishOk("pair", first);  // 2 x 300 = 600
+  // 600 + 600 = 1200 > 1024: refused for both.
+  EXPECT_TRUE(
+      IsJsonResponse(Publish("pair", Payload("second", kMessageBytes)), 429, kOverflowBody));
+  // Draining one subscriber gives back its share only: 300 left.
+  EXPECT_EQ(Fetch("pair", a), std::vector<std::string>{first});
+  const std::string third = Payload("third", kMessageBytes);
+  PublishOk("pair", third);  // 300 + 600 = 900
+  EXPECT_TRUE(
+      IsJsonResponse(Publish("pair", Payload("fourth", kMessageBytes)), 429, kOverflowBody));
+  EXPECT_EQ(Fetch("pair", b), (std::vector<std::string>{first, third}));
+  EXPECT_EQ(Fetch("pair", a), std::vector<std::string>{third});
+  // Empty again: two more 300-byte fan-outs no longer fit, one does.
+  PublishOk("pair", Payload("fifth", kMessageBytes));
+  EXPECT_TRUE(IsJsonResponse(Publish("pair", Payload("sixth", kMessageBytes)), 429, kOverflowBody));
+}
+
+TEST_F(HostilePendingBytesTest, MessageBiggerThanTheBudgetIsAlwaysRefused) {
+  const std::string id = Subscribe("huge");
+  EXPECT_TRUE(IsJsonResponse(Publish("huge", Payload("huge", 1025)), 429, kOverflowBody));
+  EXPECT_TRUE(Fetch("huge", id).empty());
+  const std::string fits = Payload("fits", 1024);
+  PublishOk("huge", fits);
+  EXPECT_EQ(Fetch("huge", id), std::vector<std::string>{fits});
+}
+
+TEST_F(HostilePendingBytesTest, AsyncPublishPastTheBudgetIsNotStoredAndIsCounted) {
+  constexpr std::string_view kAsyncOverflow =
+      "gophermq_async_publish_failures_total{reason=\"overflow\"}";
+  const double failures_before = CounterNow(kAsyncOverflow);
+  const std::string id = Subscribe("async");
+  std::vector<std::string> sent;
+  for (int i = 0; i < 3; ++i) {
+    sent.push_back(Payload(Numbered("m", i), kMessageBytes));
+    PublishOk("async", sent.back());
+  }
+  // Answered before it is stored: 200, then dropped for the overflow.
+  EXPECT_TRUE(IsJsonResponse(
+      Post("/api/publish/async", PublishBody("async", Payload("async", kMessageBytes))), 200,
+      kOkBody));
+  WaitForCounter(kAsyncOverflow, failures_before + 1);
+  EXPECT_EQ(Fetch("async", id), sent);
+  // With room again, an async publish is stored.
+  const std::string later = Payload("later", kMessageBytes);
+  EXPECT_TRUE(
+      IsJsonResponse(Post("/api/publish/async", PublishBody("async", later)), 200, kOkBody));
+  const Clock::time_point deadline = Clock::now() + seconds(3);
+  std::vector<std::string> fetched;
+  while (fetched.empty() && Clock::now() < deadline && !HasFailure()) {
+    fetched = Fetch("async", id);
+    if (fetched.empty()) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(fetched, std::vector<std::string>{later});
+}
+
+TEST_F(HostilePendingBytesTest, TheByteBudgetIsBrokerWide) {
+  // Subjects spread over both shards share the one budget.
+  std::vector<std::string> subjects, ids;
+  for (int i = 0; i < 8; ++i) {
+    subjects.push_back(Numbered("budget.s", i));
+    ids.push_back(Subscribe(subjects.back()));
+  }
+  for (int i = 0; i < 3; ++i) PublishOk(subjects[i], Payload(subjects[i], kMessageBytes));
+  for (int i = 3; i < 8; ++i) {
+    EXPECT_TRUE(
+        IsJsonResponse(Publish(subjects[i], Payload("over", kMessageBytes)), 429, kOverflowBody))
+        << subjects[i];
+  }
+  EXPECT_EQ(Fetch(subjects[1], ids[1]).size(), 1u);
+  PublishOk(subjects[7], Payload("room", kMessageBytes));
+  EXPECT_TRUE(
+      IsJsonResponse(Publish(subjects[6], Payload("over", kMessageBytes)), 429, kOverflowBody));
+}
+
+// ---------------------------------------------------------------------------
+// Clients that vanish mid-request or mid-response
+
+class HostileFaultTest : public HostileTest {
+ protected:
+  void SetUp() override {
+    HostileTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(Start({}));
+  }
+
+  // Waits until only `expected` client connections are left open: the broker
+  // has dealt with every connection the test dropped.
+  void WaitForOpenConnections(double expected) {
+    WaitForSample(
+        kOpenConnections, [expected](double value) { return value <= expected; }, seconds(5));
+  }
+};
+
+TEST_F(HostileFaultTest, ClientsVanishingMidRequestOrResponseLeaveTheBrokerHealthy) {
+  const std::string keep = UniqueSubject("keep");
+  const std::string keep_id = Subscribe(keep);
+  std::vector<std::string> kept;
+  for (int i = 0; i < 10; ++i) {
+    kept.push_back(Numbered("kept", i));
+    PublishOk(keep, kept.back());
+  }
+  const std::string big = UniqueSubject("big");
+  const std::vector<std::string> big_ids = FanOutBigMessage(big, 20, kBigMessage);
+  ASSERT_FALSE(HasFailure());
+  const std::string publish = FormatRequest("POST", "/api/publish", PublishBody(keep, "partial"));
+  std::string fetches;
+  for (const std::string& id : big_ids) {
+    fetches += FormatRequest("POST", "/api/fetch", FetchBody(big, id));
+  }
+
+  {  // Half the headers, then a close.
+    RawSocket socket;
+    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.SendAll(std::string_view(publish).substr(0, 30))) << socket.error();
+  }
+  ExpectBrokerHealthy("a close mid-headers");
+  {  // The headers and half the body, then a close.
+    RawSocket socket;
+    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.SendAll(std::string_view(publish).substr(0, publish.size() - 10)));
+  }
+  ExpectBrokerHealthy("a close mid-body");
+  {  // Half the headers, then a RST.
+    RawSocket socket;
+    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.SendAll(std::string_view(publish).substr(0, 30))) << socket.error();
+    socket.AbortiveClose();
+  }
+  ExpectBrokerHealthy("a RST mid-headers");
+  {  // Many big answers on their way, then a close without reading: the
+     // unread data turns the close into a RST under the broker's sends.
+    RawSocket socket;
+    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.SendAll(fetches)) << socket.error();
+    EXPECT_TRUE(socket.WaitReadable(seconds(3))) << "no answer started";
+  }
+  ExpectBrokerHealthy("a close mid-response");
+  {  // A pipeline of requests, then SO_LINGER {1, 0}: a RST mid-response.
+    RawSocket socket;
+    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    std::string readies;
+    for (int i = 0; i < 5000; ++i) readies += FormatRequest("GET", "/ready", "");
+    ASSERT_TRUE(socket.SendAll(readies)) << socket.error();
+    EXPECT_TRUE(socket.WaitReadable(seconds(3))) << "no answer started";
+    socket.AbortiveClose();
+  }
+  ExpectBrokerHealthy("a RST mid-response");
+  {  // Big answers, a RST right after the requests, before any answer.
+    RawSocket socket;
+    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.SendAll(fetches)) << socket.error();
+    socket.AbortiveClose();
+  }
+  WaitForOpenConnections(1);  // only client_ is left
+  ExpectBrokerHealthy("a RST right after the requests");
+
+  // Nothing was lost or duplicated for the subscriber, and the partial
+  // publishes stored nothing.
+  EXPECT_EQ(Fetch(keep, keep_id), kept);
+  EXPECT_TRUE(Fetch(keep, keep_id).empty());
+  EXPECT_TRUE(broker_->Running());
+}
+
+TEST_F(HostileFaultTest, HalfClosedClientGetsItsAnswersThenEof) {
+  const std::string subject = UniqueSubject("half");
+  const std::string id = Subscribe(subject);
+  RawSocket socket;
+  ASSERT_TRUE(socket.Connect(port())) << socket.error();
+  ASSERT_TRUE(socket.SendAll(FormatRequest("POST", "/api/publish", PublishBody(subject, "hc")) +
+                             FormatRequest("POST", "/api/fetch", FetchBody(subject, id)) +
+                             FormatRequest("GET", "/ready", "")));
+  ASSERT_TRUE(socket.ShutdownWrite());
+  std::string received;
+  const RawSocket::End end = socket.ReadToEnd(seconds(3), &received);
+  EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
+  std::size_t rest = 0;
+  const std::vector<RawResponse> responses = SplitResponses(received, &rest);
+  ASSERT_EQ(responses.size(), 3u) << received;
+  EXPECT_EQ(rest, 0u) << received;
+  EXPECT_EQ(responses[0].status, 200);
+  EXPECT_EQ(responses[0].body, kOkBody);
+  EXPECT_EQ(responses[1].status, 200);
+  EXPECT_EQ(responses[1].body, ExpectedFetchBody({"hc"}, id, subject));
+  EXPECT_EQ(responses[2].status, 204);
+  EXPECT_TRUE(Fetch(subject, id).empty());
+  ExpectBrokerHealthy("a half-close");
+}
+
+TEST_F(HostileFaultTest, HalfCloseAfterABigAnswerStillDeliversItAll) {
+  const std::string subject = UniqueSubject("halfbig");
+  const std::vector<std::string> ids = FanOutBigMessage(subject, 30, kBigMessage);
+  ASSERT_FALSE(HasFailure());
+  RawSocket socket;
+  ASSERT_TRUE(socket.Connect(port(), 4096)) << socket.error();
+  std::string fetches;
+  for (const std::string& id : ids) {
+    fetches += FormatRequest("POST", "/api/fetch", FetchBody(subject, id));
+  }
+  ASSERT_TRUE(socket.SendAll(fetches)) << socket.error();
+  ASSERT_TRUE(socket.ShutdownWrite());
+  std::string received;
+  const RawSocket::End end = socket.ReadToEnd(seconds(5), &received);
+  EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
+  std::size_t rest = 0;
+  const std::vector<RawResponse> responses = SplitResponses(received, &rest);
+  ASSERT_EQ(responses.size(), ids.size()) << DescribeEnd(end, received, socket);
+  EXPECT_EQ(rest, 0u);
+  const std::vector<std::string> data{Payload("big", kBigMessage)};
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(responses[i].status, 200) << i;
+    EXPECT_TRUE(responses[i].body == ExpectedFetchBody(data, ids[i], subject)) << i;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Load: many connections, publish storms, running out of descriptors
+
+class HostileLoadTest : public HostileTest {};
+
+TEST_F(HostileLoadTest, FiveHundredConcurrentConnectionsAreAllServed) {
+  ASSERT_NO_FATAL_FAILURE(Start({}));
+  constexpr int kConnections = 500;
+  constexpr int kThreads = 10;
+  const std::string subject = UniqueSubject("many");
+  const std::string id = Subscribe(subject);
+
+  // All open at once before the first request.
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(std::make_unique<HttpClient>(seconds(10)));
+    ASSERT_TRUE(clients.back()->Connect(port()))
+        << "connection " << i << ": " << clients.back()->error();
+  }
+  std::mutex mutex;
+  std::vector<std::string> failures;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        for (int i = t; i < kConnections; i += kThreads) {
+          HttpClient& client = *clients[static_cast<std::size_t>(i)];
+          HttpResponse response;
+          std::string failure;
+          if (round == 1) {
+            if (!client.Request("POST", "/api/publish", PublishBody(subject, Numbered("c", i)),
+                                &response)) {
+              failure = client.error();
+            } else if (response.status != 200 || response.body != kOkBody) {
+              failure = Describe(response);
+            }
+          } else if (!client.Request("GET", "/ready", "", &response)) {
+            failure = client.error();
+          } else if (response.status != 204) {
+            failure = Describe(response);
+          }
+          if (!failure.empty()) {
+            std::lock_guard lock(mutex);
+            failures.push_back(Numbered("connection ", i) + ": " + failure);
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failures; first: " << failures.front();
+  if (HaveMetrics()) {
+    const std::optional<double> open = Sample(kOpenConnections);
+    EXPECT_TRUE(open && *open >= kConnections) << "open connections: " << open.value_or(-1);
+  }
+  std::vector<std::string> expected, fetched = Fetch(subject, id);
+  for (int i = 0; i < kConnections; ++i) expected.push_back(Numbered("c", i));
+  std::sort(expected.begin(), expected.end());
+  std::sort(fetched.begin(), fetched.end());
+  EXPECT_EQ(fetched, expected);
+  clients.clear();
+  ExpectBrokerHealthy("500 connections");
+}
+
+TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
+  // Each connection lives on one shard and publishes to all 16 subjects, so
+  // about half its publishes cross to the other shard. Pipelined batches fill
+  // the cross-shard queues: the broker must slow down, not drop. (Batches of
+  // 2000 already fill them; 8000 also take the shards past the point where
+  // they stop reading from clients. Both take well under a second.)
+  constexpr int kConnections = 8;
+  constexpr int kRounds = 5;
+  constexpr int kBatch = 8000;
+  constexpr int kSubjects = 16;
+  ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-pending=1000000"}));
+  std::vector<std::string> subjects, ids;
+  for (int s = 0; s < kSubjects; ++s) {
+    subjects.push_back(UniqueSubject("storm"));
+    ids.push_back(Subscribe(subjects.back()));
+  }
+  ASSERT_FALSE(HasFailure());
+
+  struct Outcome {
+    std::vector<std::vector<std::string>> acked;  // per subject, in publish order
+    std::map<int, int> other_statuses;
+    std::string error;
+  };
+  std::vector<Outcome> outcomes(kConnections);
+  std::atomic<bool> storming{true};
+  std::atomic<long long> worst_ready_ms{0};
+  std::atomic<int> probes{0};
+  std::string probe_error;
+  std::thread prober([&] {
+    HttpClient client(seconds(10));
+    if (!client.Connect(port())) {
+      probe_error = client.error();
+      return;
+    }
+    while (storming.load()) {
+      const Clock::time_point start = Clock::now();
+      HttpResponse response;
+      if (!client.Request("GET", "/ready", "", &response) || response.status != 204) {
+        probe_error = client.error() + Describe(response);
+        return;
+      }
+      worst_ready_ms.store(std::max(worst_ready_ms.load(), MillisecondsSince(start)));
+      probes.fetch_add(1);
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int c = 0; c < kConnections; ++c) {
+    workers.emplace_back([&, c] {
+      Outcome& outcome = outcomes[static_cast<std::size_t>(c)];
+      outcome.acked.resize(kSubjects);
+      HttpClient client(seconds(10));
+      if (!client.Connect(port())) {
+        outcome.error = client.error();
+        return;
+      }
+      for (int round = 0; round < kRounds; ++round) {
+        std::string batch;
+        std::vector<std::pair<int, std::string>> sent;
+        for (int i = 0; i < kBatch; ++i) {
+          const int s = (i + c) % kSubjects;
+          std::string data = Numbered("c", c) + Numbered(".r", round) + Numbered(".i", i);
+          batch += FormatRequest("POST", "/api/publish", PublishBody(subjects[s], data));
+          sent.emplace_back(s, std::move(data));
+        }
+        bool sent_ok = false;
+        std::thread sender([&] { sent_ok = client.SendRaw(batch); });
+        for (const auto& [s, data] : sent) {
+          HttpResponse response;
+          if (!client.ReadResponse(&response)) {
+            outcome.error = client.error();
+            break;
+          }
+          if (response.status == 200 && response.body == kOkBody) {
+            outcome.acked[static_cast<std::size_t>(s)].push_back(data);
+          } else {
+            ++outcome.other_statuses[response.status];
+          }
+        }
+        sender.join();
+        if (!sent_ok && outcome.error.empty()) outcome.error = "send failed: " + client.error();
+        if (!outcome.error.empty()) return;
+      }
+    });
+  }
+  for (std::thread& worker : workers) worker.join();
+  storming.store(false);
+  prober.join();
+
+  if (HaveMetrics()) {
+    // Whether the storm filled a cross-shard queue depends on the machine's
+    // speed, so it is reported, not asserted.
+    std::cerr << "note: gophermq_cross_shard_queue_full_total = "
+              << ScrapeSample(broker_->metrics_port(), "gophermq_cross_shard_queue_full_total")
+                     .value_or(-1)
+              << "\n";
+  }
+  std::size_t acked = 0;
+  for (int c = 0; c < kConnections; ++c) {
+    const Outcome& outcome = outcomes[static_cast<std::size_t>(c)];
+    EXPECT_EQ(outcome.error, "") << "connection " << c;
+    for (const auto& [status, count] : outcome.other_statuses) {
+      ADD_FAILURE() << "connection " << c << ": " << count << " publishes answered " << status;
+    }
+    for (const auto& per_subject : outcome.acked) acked += per_subject.size();
+  }
+  EXPECT_EQ(acked, static_cast<std::size_t>(kConnections * kRounds * kBatch));
+  EXPECT_EQ(probe_error, "");
+  EXPECT_GT(probes.load(), 0);
+  EXPECT_LT(worst_ready_ms.load(), 2000) << "GET /ready waited that long during the storm";
+
+  // Every acknowledged publish is there exactly once, in each connection's
+  // publish order, and nothing else is.
+  client_->set_timeout(seconds(10));
+  for (int s = 0; s < kSubjects; ++s) {
+    SCOPED_TRACE(subjects[static_cast<std::size_t>(s)]);
+    const std::vector<std::string> fetched =
+        Fetch(subjects[static_cast<std::size_t>(s)], ids[static_cast<std::size_t>(s)]);
+    std::vector<std::vector<std::string>> by_connection(kConnections);
+    for (const std::string& data : fetched) {
+      int c = -1;
+      const auto [end, ec] = std::from_chars(data.data() + 1, data.data() + data.size(), c);
+      if (data.empty() || data[0] != 'c' || ec != std::errc() || c < 0 || c >= kConnections) {
+        ADD_FAILURE() << "unexpected message " << data;
+        continue;
+      }
+      by_connection[static_cast<std::size_t>(c)].push_back(data);
+    }
+    for (int c = 0; c < kConnections; ++c) {
+      const std::vector<std::string>& expected =
+          outcomes[static_cast<std::size_t>(c)].acked[static_cast<std::size_t>(s)];
+      const std::vector<std::string>& got = by_connection[static_cast<std::size_t>(c)];
+      EXPECT_EQ(got.size(), expected.size()) << "connection " << c;
+      EXPECT_TRUE(got == expected) << "connection " << c << ": lost, duplicated or reordered";
+    }
+    EXPECT_TRUE(
+        Fetch(subjects[static_cast<std::size_t>(s)], ids[static_cast<std::size_t>(s)]).empty());
+  }
+  ExpectBrokerHealthy("the publish storm");
+}
+
+TEST_F(HostileLoadTest, RunningOutOfDescriptorsPausesAcceptsUntilOneIsFree) {
+  // A multishot io_uring accept keeps the descriptor limit it was armed with,
+  // so lowering the limit of a running broker only bites on accepts armed
+  // afterwards: the basic mode arms one accept per connection.
+  ASSERT_NO_FATAL_FAILURE(Start({"--broker.io-uring=basic"}));
+  client_->Close();
+  // Leave the broker a handful of descriptors above what it holds now (the
+  // listening, io_uring and eventfd ones), lowering only its soft limit.
+  rlimit original{};
+  ASSERT_EQ(::prlimit(broker_->pid(), RLIMIT_NOFILE, nullptr, &original), 0)
+      << std::strerror(errno);
+  // Let the close of client_ land first, so the count is stable.
+  if (HaveMetrics()) {
+    WaitForSample(
+        kOpenConnections, [](double value) { return value == 0; }, seconds(3));
+  }
+  const double errors_before = CounterNow(kAcceptErrors);
+  const int in_use = OpenDescriptors(broker_->pid());
+  ASSERT_GT(in_use, 0);
+  constexpr int kSpare = 6;
+  rlimit lowered = original;
+  lowered.rlim_cur = static_cast<rlim_t>(in_use + kSpare);
+  ASSERT_EQ(::prlimit(broker_->pid(), RLIMIT_NOFILE, &lowered, nullptr), 0) << std::strerror(errno);
+
+  // Fill the descriptors: connections are served until one is not.
+  std::vector<std::unique_ptr<HttpClient>> served;
+  std::unique_ptr<HttpClient> waiting;
+  for (int i = 0; i < kSpare + 10 && !waiting; ++i) {
+    auto client = std::make_unique<HttpClient>(milliseconds(700));
+    ASSERT_TRUE(client->Connect(port())) << client->error();
+    HttpResponse response;
+    if (client->Request("GET", "/ready", "", &response)) {
+      EXPECT_EQ(response.status, 204) << Describe(response);
+      served.push_back(std::move(client));
+    } else {
+      waiting = std::move(client);  // in the backlog: the broker has no descriptor for it
+    }
+  }
+  ASSERT_NE(waiting, nullptr) << "served " << served.size()
+                              << " connections; the lowered limit did not bite";
+
+  // While out of descriptors, the broker must not spin on failing accepts.
+  const std::optional<double> cpu_before = CpuSeconds(broker_->pid());
+  std::this_thread::sleep_for(milliseconds(1000));
+  const std::optional<double> cpu_after = CpuSeconds(broker_->pid());
+  ASSERT_TRUE(cpu_before && cpu_after);
+  EXPECT_LT(*cpu_after - *cpu_before, 0.5) << "CPU seconds burnt in one second out of descriptors";
+
+  // Free descriptors: the waiting connection is accepted and answered.
+  served.clear();
+  waiting->set_timeout(seconds(3));
+  HttpResponse response;
+  ASSERT_TRUE(waiting->ReadResponse(&response))
+      << "the connection waiting in the backlog was never served: " << waiting->error();
+  EXPECT_EQ(response.status, 204) << Describe(response);
+  waiting.reset();
+  ASSERT_EQ(::prlimit(broker_->pid(), RLIMIT_NOFILE, &original, nullptr), 0);
+  WaitForCounter(kAcceptErrors, errors_before + 1);
+  ExpectBrokerHealthy("running out of descriptors");
+}
+
+}  // namespace
+}  // namespace gophermq::testing
