@@ -17,32 +17,6 @@ namespace {
 
 using ConcurrencyTest = BrokerTest;
 
-// Collects the first few errors seen by worker threads; reported from the
-// test's thread (a worker failing never hangs the others).
-class ErrorLog {
- public:
-  void Add(std::string error) {
-    std::lock_guard lock(mutex_);
-    ++count_;
-    if (errors_.size() < 10) errors_.push_back(std::move(error));
-  }
-  int count() const {
-    std::lock_guard lock(mutex_);
-    return count_;
-  }
-  std::string Dump() const {
-    std::lock_guard lock(mutex_);
-    std::string out;
-    for (const std::string& error : errors_) out += error + "\n";
-    return out;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  int count_ = 0;
-  std::vector<std::string> errors_;
-};
-
 // One fetch on `client`; appends the data to `out`. Empty string on success.
 std::string FetchOn(HttpClient& client, const std::string& subject, const std::string& id,
                     std::vector<std::string>* out) {

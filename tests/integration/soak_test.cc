@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "raw_socket.h"
 #include "test_support.h"
 
 namespace gophermq::testing {
@@ -94,32 +95,6 @@ std::string Cat(std::initializer_list<std::string_view> parts) {
 }
 
 double MiB(double bytes) { return bytes / (1024.0 * 1024.0); }
-
-// Collects the first few errors seen by worker threads; reported from the
-// test's thread (a worker failing never hangs the others).
-class ErrorLog {
- public:
-  void Add(std::string error) {
-    std::lock_guard lock(mutex_);
-    ++count_;
-    if (errors_.size() < 20) errors_.push_back(std::move(error));
-  }
-  int count() const {
-    std::lock_guard lock(mutex_);
-    return count_;
-  }
-  std::string Dump() const {
-    std::lock_guard lock(mutex_);
-    std::string out;
-    for (const std::string& error : errors_) out += error + "\n";
-    return out;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  int count_ = 0;
-  std::vector<std::string> errors_;
-};
 
 // --- Messages: "p<publisher>-<seq>", seq counting up per publisher ---
 
@@ -182,81 +157,6 @@ std::optional<double> MetricValue(std::string_view exposition, std::string_view 
   }
   return std::nullopt;
 }
-
-// --- A bare blocking socket for the chaos thread (HttpClient hides what it
-// needs: abortive close, reading a close without a response) ---
-
-class ChaosSocket {
- public:
-  ChaosSocket() = default;
-  ~ChaosSocket() { Close(); }
-  ChaosSocket(const ChaosSocket&) = delete;
-  ChaosSocket& operator=(const ChaosSocket&) = delete;
-
-  bool Connect(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return false;
-    const timeval timeout{static_cast<time_t>(kSocketTimeout.count() / 1000), 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
-  }
-
-  bool SendAll(std::string_view bytes) {
-    std::size_t sent = 0;
-    while (sent < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n > 0) {
-        sent += static_cast<std::size_t>(n);
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  // Reads until the peer closes (EOF or reset: true) or the socket timeout
-  // passes with the connection still open (false).
-  bool ReadUntilClosed(std::string* received) {
-    char chunk[4096];
-    for (;;) {
-      const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n > 0) {
-        received->append(chunk, static_cast<std::size_t>(n));
-      } else if (n == 0) {
-        return true;
-      } else if (errno == EINTR) {
-        continue;
-      } else {
-        return errno != EAGAIN && errno != EWOULDBLOCK;  // a reset counts as closed
-      }
-    }
-  }
-
-  // SO_LINGER {1, 0}: the kernel sends a RST instead of a FIN.
-  void AbortiveClose() {
-    if (fd_ < 0) return;
-    const linger abort_now{1, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
-    Close();
-  }
-
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // --- What was published, and checking deliveries against it as they come ---
 
@@ -635,7 +535,7 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
         }
         continue;
       }
-      ChaosSocket socket;
+      RawSocket socket;
       if (!socket.Connect(api_port)) {
         errors.Add(std::string("chaos connect: ") + std::strerror(errno));
         continue;
@@ -649,7 +549,8 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
           const std::string_view request = malformed[(n / 6) % std::size(malformed)];
           socket.SendAll(request);
           std::string received;
-          const bool closed = socket.ReadUntilClosed(&received);
+          const bool closed =
+              socket.ReadToEnd(kSocketTimeout, &received) != RawSocket::End::timeout;
           if (!closed || !(received.empty() || received.starts_with("HTTP/1.1 400 "))) {
             std::string what = "chaos malformed request ";
             what += JsonQuote(request);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -79,6 +80,32 @@ std::string UniqueSubject(std::string_view prefix);
 // Starts a broker (Options()) before each test, connects client_ to it, and
 // stops the broker after the test, failing the test when it crashed or did not
 // stop cleanly. The broker's log is printed when a test failed.
+// Failures gathered from worker threads: counted, and the first few kept
+// for the report.
+class ErrorLog {
+ public:
+  void Add(std::string error) {
+    std::lock_guard lock(mutex_);
+    ++count_;
+    if (errors_.size() < 20) errors_.push_back(std::move(error));
+  }
+  int count() const {
+    std::lock_guard lock(mutex_);
+    return count_;
+  }
+  std::string Dump() const {
+    std::lock_guard lock(mutex_);
+    std::string out;
+    for (const std::string& error : errors_) out += error + "\n";
+    return out;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  int count_ = 0;
+  std::vector<std::string> errors_;
+};
+
 class BrokerTest : public ::testing::Test {
  protected:
   // Override to start the broker differently; return nullopt to start none in
