@@ -28,16 +28,13 @@
 //   SLEEP      think time per iteration in seconds (default 1, as in the
 //              original; 0 for none)
 //   P99_MS     99th percentile latency bound in ms for the thresholds (default 50)
-import http from 'k6/http';
-import { check, fail, sleep } from 'k6';
+import { sleep } from 'k6';
+import { fetch, publish, subscribe } from './gophermq.js';
 
-const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8082').replace(/\/+$/, '');
 const SUBJECT = __ENV.SUBJECT || 'load.test';
 const PAYLOAD = __ENV.PAYLOAD !== undefined ? __ENV.PAYLOAD : ':(';
 const SLEEP_SECONDS = numberFromEnv('SLEEP', 1);
 const P99_MS = numberFromEnv('P99_MS', 50);
-
-const PARAMS = { headers: { 'Content-Type': 'application/json' } };
 
 function numberFromEnv(name, fallback) {
   const text = __ENV[name];
@@ -74,53 +71,13 @@ export const options = {
   },
 };
 
-// The body as JSON, or null when it is not JSON.
-function jsonBody(response) {
-  try {
-    return JSON.parse(response.body);
-  } catch (e) {
-    return null;
-  }
-}
-
 export function setup() {
-  const res = http.post(`${BASE_URL}/api/subscribe`, JSON.stringify({ subject: SUBJECT }),
-    Object.assign({ tags: { name: 'subscribe' } }, PARAMS));
-  const body = jsonBody(res);
-  if (res.status !== 200 || !body || typeof body.id !== 'string' || body.subject !== SUBJECT) {
-    fail(`subscribe to ${SUBJECT} at ${BASE_URL} failed: status ${res.status}, body ${res.body}`);
-  }
   // Passed to every iteration of the default function.
-  return { id: body.id, subject: SUBJECT };
+  return subscribe(SUBJECT);
 }
 
 export default function (subscriber) {
-  const publish = http.post(`${BASE_URL}/api/publish`,
-    JSON.stringify({ subject: subscriber.subject, data: PAYLOAD }),
-    Object.assign({ tags: { name: 'publish' } }, PARAMS));
-  check(publish, {
-    'publish: status is 200': (r) => r.status === 200,
-    'publish: body is {"status":"ok"}': (r) => {
-      const body = jsonBody(r);
-      return body !== null && body.status === 'ok';
-    },
-  });
-
-  const fetched = http.post(`${BASE_URL}/api/fetch`,
-    JSON.stringify({ subject: subscriber.subject, id: subscriber.id }),
-    Object.assign({ tags: { name: 'fetch' } }, PARAMS));
-  check(fetched, {
-    'fetch: status is 200': (r) => r.status === 200,
-    // All VUs share one subscriber, so a fetch may find the queue already
-    // drained by another VU: data may be empty, but it is always a list of
-    // what was published, for this id and subject.
-    'fetch: body is {data: [...], id, subject}': (r) => {
-      const body = jsonBody(r);
-      return body !== null && Array.isArray(body.data) &&
-        body.data.every((message) => message === PAYLOAD) &&
-        body.id === subscriber.id && body.subject === subscriber.subject;
-    },
-  });
-
+  publish(subscriber, PAYLOAD);
+  fetch(subscriber, PAYLOAD);
   if (SLEEP_SECONDS > 0) sleep(SLEEP_SECONDS);
 }

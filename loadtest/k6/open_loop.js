@@ -23,10 +23,8 @@
 //   SCENARIOS  which to run, comma-separated (default publish,publish_fetch)
 //   PAYLOAD    the published data string (default 16 x "x")
 //   P99_MS     99th percentile latency bound in ms for the thresholds (default 50)
-import http from 'k6/http';
-import { check, fail } from 'k6';
+import { fetch, publish, subscribe } from './gophermq.js';
 
-const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8082').replace(/\/+$/, '');
 const RATE = integerFromEnv('RATE', 1000, 1);
 const DURATION = __ENV.DURATION || '30s';
 const PRE_VUS = integerFromEnv('PRE_VUS', 50, 1);
@@ -38,7 +36,6 @@ const SELECTED = (__ENV.SCENARIOS || 'publish,publish_fetch').split(',').map((s)
 // the second one's start.
 const GAP_SECONDS = 5;
 
-const PARAMS = { headers: { 'Content-Type': 'application/json' } };
 // Each scenario has its own subject and subscriber.
 const SUBJECTS = { publish: 'load.open.publish', publish_fetch: 'load.open.publish_fetch' };
 
@@ -116,61 +113,17 @@ export const options = {
   thresholds: buildThresholds(),
 };
 
-function jsonBody(response) {
-  try {
-    return JSON.parse(response.body);
-  } catch (e) {
-    return null;
-  }
-}
-
 export function setup() {
   const subscribers = {};
-  for (const name of SELECTED) {
-    const subject = SUBJECTS[name];
-    const res = http.post(`${BASE_URL}/api/subscribe`, JSON.stringify({ subject }),
-      Object.assign({ tags: { name: 'subscribe' } }, PARAMS));
-    const body = jsonBody(res);
-    if (res.status !== 200 || !body || typeof body.id !== 'string' || body.subject !== subject) {
-      fail(`subscribe to ${subject} at ${BASE_URL} failed: status ${res.status}, body ${res.body}`);
-    }
-    subscribers[name] = { id: body.id, subject };
-  }
+  for (const name of SELECTED) subscribers[name] = subscribe(SUBJECTS[name]);
   return subscribers;
 }
 
-function publish(subscriber) {
-  const res = http.post(`${BASE_URL}/api/publish`,
-    JSON.stringify({ subject: subscriber.subject, data: PAYLOAD }),
-    Object.assign({ tags: { name: 'publish' } }, PARAMS));
-  check(res, {
-    'publish: status is 200': (r) => r.status === 200,
-    'publish: body is {"status":"ok"}': (r) => {
-      const body = jsonBody(r);
-      return body !== null && body.status === 'ok';
-    },
-  });
-}
-
 export function publishOnly(subscribers) {
-  publish(subscribers.publish);
+  publish(subscribers.publish, PAYLOAD);
 }
 
 export function publishThenFetch(subscribers) {
-  const subscriber = subscribers.publish_fetch;
-  publish(subscriber);
-  const res = http.post(`${BASE_URL}/api/fetch`,
-    JSON.stringify({ subject: subscriber.subject, id: subscriber.id }),
-    Object.assign({ tags: { name: 'fetch' } }, PARAMS));
-  check(res, {
-    'fetch: status is 200': (r) => r.status === 200,
-    // Concurrent iterations share the subscriber: a fetch may find the queue
-    // drained already, but what it returns is always what was published.
-    'fetch: body is {data: [...], id, subject}': (r) => {
-      const body = jsonBody(r);
-      return body !== null && Array.isArray(body.data) &&
-        body.data.every((message) => message === PAYLOAD) &&
-        body.id === subscriber.id && body.subject === subscriber.subject;
-    },
-  });
+  publish(subscribers.publish_fetch, PAYLOAD);
+  fetch(subscribers.publish_fetch, PAYLOAD);
 }
