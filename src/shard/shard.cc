@@ -31,7 +31,8 @@ constexpr unsigned kRingEntries = 4096;
 // whole pool, so all of it becomes resident: it is faulted in at start-up.
 constexpr unsigned kReceiveBuffers = 512;
 constexpr unsigned kReceiveBufferSize = 8 << 10;
-// Each cross-shard queue holds this many calls before back-pressure.
+// Calls taken from each other shard's queue per loop turn, so a busy
+// neighbour cannot starve this shard's own connections.
 constexpr std::size_t kCallsDrainedPerTurn = 256;
 // While calls wait for room in a full queue, sleep no longer than this.
 constexpr unsigned kRetryWaitMicros = 100;
