@@ -313,21 +313,6 @@ class MetricsTest : public BrokerTest {
     }
   }
 
-  // One request of every method label and the interesting codes, so that
-  // every labelled family has at least one series.
-  void ExerciseEveryRequestKind() {
-    const std::string subject = UniqueSubject("exercise");
-    const std::string id = Subscribe(subject);
-    PublishOk(subject, "one");
-    EXPECT_EQ(Post("/api/publish/async", PublishBody(subject, "two")).status, 200);
-    EXPECT_EQ(Publish("exercise.nobody", "x").status, 404);
-    EXPECT_EQ(Publish("bad..subject", "x").status, 400);
-    EXPECT_EQ(Post("/api/publish/async", PublishBody("exercise.nobody.async", "x")).status, 200);
-    Fetch(subject, id);
-    EXPECT_EQ(Call("GET", "/ready").status, 204);
-    EXPECT_EQ(Call("GET", "/no/such/path").status, 404);
-  }
-
   std::string last_scrape_;
 };
 
@@ -341,7 +326,7 @@ class MetricsWithFlagsTest : public MetricsTest {
 // --- Format ---
 
 TEST_F(MetricsTest, ServesTextFormatWithHelpAndTypeForEveryFamily) {
-  ExerciseEveryRequestKind();
+  MakeRequestsOfEveryKind("exercise");
   const Exposition exposition = Scrape();
   EXPECT_FALSE(exposition.families.empty());
   for (const auto& [name, family] : exposition.families) {
@@ -352,7 +337,7 @@ TEST_F(MetricsTest, ServesTextFormatWithHelpAndTypeForEveryFamily) {
 }
 
 TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
-  ExerciseEveryRequestKind();
+  MakeRequestsOfEveryKind("exercise");
   // The async publish to a subject nobody subscribed fails after its answer.
   const Exposition exposition = ScrapeUntil([](const Exposition& e) {
     return CounterValue(e, "gophermq_async_publish_failures_total", {{"reason", "no_subscriber"}}) >
@@ -393,7 +378,7 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       continue;
     }
     EXPECT_EQ(found->second.type, type) << name;
-    // Every family here has something to report after ExerciseEveryRequestKind
+    // Every family here has something to report after MakeRequestsOfEveryKind
     // (cross_shard_queue_full_total and the like report 0).
     EXPECT_FALSE(found->second.samples.empty()) << name << " has no sample";
   }
@@ -518,7 +503,7 @@ TEST_F(MetricsTest, CountsEveryRequestByMethodAndCode) {
 }
 
 TEST_F(MetricsTest, LatencyHistogramHasTheContractBucketsAndMatchesTheCounts) {
-  ExerciseEveryRequestKind();
+  MakeRequestsOfEveryKind("exercise");
   for (int i = 0; i < 20; ++i) EXPECT_EQ(Call("GET", "/ready").status, 204);
   const Exposition exposition = Scrape();
   const std::vector<std::string> kBounds = {"1e-05",  "2.5e-05", "5e-05",  "0.0001", "0.00025",

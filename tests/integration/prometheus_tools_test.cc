@@ -66,20 +66,6 @@ class PrometheusToolsTest : public BrokerTest {
     return options;
   }
 
-  // Requests of every kind, so each labelled family has series to lint.
-  void MakeSomeTraffic() {
-    const std::string subject = UniqueSubject("tools");
-    const std::string id = Subscribe(subject);
-    PublishOk(subject, "m");
-    EXPECT_EQ(Post("/api/publish/async", PublishBody(subject, "n")).status, 200);
-    EXPECT_EQ(Publish("tools.nobody", "x").status, 404);
-    EXPECT_EQ(Publish("bad..subject", "x").status, 400);
-    EXPECT_EQ(Post("/api/publish/async", PublishBody("tools.nobody.async", "x")).status, 200);
-    Fetch(subject, id);
-    EXPECT_EQ(Call("GET", "/ready").status, 204);
-    EXPECT_EQ(Call("GET", "/nowhere").status, 404);
-  }
-
   std::string ScrapeBody() {
     HttpClient client;
     HttpResponse response;
@@ -97,7 +83,7 @@ class PrometheusToolsTest : public BrokerTest {
 TEST_F(PrometheusToolsTest, PromtoolFlagsOnlyTheLegacyCounterName) {
   const std::string promtool = FindOnPath("promtool");
   if (promtool.empty()) GTEST_SKIP() << "promtool is not on PATH";
-  MakeSomeTraffic();
+  MakeRequestsOfEveryKind("tools");
   const std::string body = ScrapeBody();
   ASSERT_FALSE(body.empty());
 
@@ -163,7 +149,7 @@ TEST_F(PrometheusToolsTest, RealPrometheusScrapesTheBroker) {
   const std::string prometheus = FindOnPath("prometheus");
   if (prometheus.empty()) GTEST_SKIP() << "prometheus is not on PATH";
   ASSERT_NE(broker_->metrics_port(), 0) << broker_->listening_line();
-  MakeSomeTraffic();
+  MakeRequestsOfEveryKind("tools");
 
   TempDir dir;
   ASSERT_TRUE(dir.ok());

@@ -230,4 +230,18 @@ std::vector<std::string> BrokerTest::Fetch(std::string_view subject, std::string
   return reply->data;
 }
 
+void BrokerTest::MakeRequestsOfEveryKind(std::string_view prefix) {
+  const std::string subject = UniqueSubject(prefix);
+  const std::string id = Subscribe(subject);
+  PublishOk(subject, "one");
+  EXPECT_EQ(Post("/api/publish/async", PublishBody(subject, "two")).status, 200);
+  const std::string nobody = std::string(prefix) + ".nobody";
+  EXPECT_EQ(Publish(nobody, "x").status, 404);
+  EXPECT_EQ(Publish("bad..subject", "x").status, 400);
+  EXPECT_EQ(Post("/api/publish/async", PublishBody(nobody + ".async", "x")).status, 200);
+  Fetch(subject, id);
+  EXPECT_EQ(Call("GET", "/ready").status, 204);
+  EXPECT_EQ(Call("GET", "/no/such/path").status, 404);
+}
+
 }  // namespace gophermq::testing

@@ -145,6 +145,10 @@ class BrokerTest : public ::testing::Test {
   void PublishOk(std::string_view subject, std::string_view data);
   // Fetches and checks the reply's shape, id and subject; returns the data.
   std::vector<std::string> Fetch(std::string_view subject, std::string_view id);
+  // One request of every method label and the interesting status codes,
+  // under subjects starting with `prefix`, so that every labelled metric
+  // family has at least one series.
+  void MakeRequestsOfEveryKind(std::string_view prefix);
 
   std::unique_ptr<BrokerProcess> broker_;
   std::unique_ptr<HttpClient> client_;
