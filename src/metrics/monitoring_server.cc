@@ -1,6 +1,7 @@
 #include "gophermq/monitoring_server.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -126,6 +127,7 @@ void MonitoringServer::stop() {
 }
 
 void MonitoringServer::serve() {
+  pthread_setname_np(pthread_self(), "monitoring");
   const int listen_fd = listeners_.fds.front();
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<pollfd> polled;

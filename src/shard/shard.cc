@@ -88,6 +88,9 @@ void Shard::run() {
 }
 
 std::string Shard::start() {
+  // "shard-3" in top -H, perf and /proc/<pid>/task/*/comm.
+  std::string name = "shard-" + std::to_string(id_);
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
   if (cpu_ >= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);

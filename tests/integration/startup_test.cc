@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -160,6 +161,30 @@ TEST_F(StartupLogTest, ListeningLineCarriesPortsShardsLimitsAndVersion) {
   ASSERT_TRUE(metrics.Connect(broker_->metrics_port())) << metrics.error();
   ASSERT_TRUE(metrics.Request("GET", "/metrics", "", &response)) << metrics.error();
   EXPECT_EQ(response.status, 200);
+}
+
+// Each shard's thread is named shard-N, and the metrics thread monitoring, so
+// `top -H`, perf and tools/loadtest's cross mode can tell them apart.
+TEST_F(StartupLogTest, ThreadsAreNamedAfterTheirShard) {
+  BrokerOptions options;
+  options.monitoring_address = "127.0.0.1:0";
+  options.flags = {"--broker.cores=3"};
+  ASSERT_NO_FATAL_FAILURE(StartBroker(options));
+  const std::string tasks = Numbered("/proc/", broker_->pid()) + "/task";
+  std::vector<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.push_back(name);
+  }
+  // Exactly these, whatever else a sanitizer runtime may start.
+  std::vector<std::string> named;
+  for (const std::string& name : names) {
+    if (name.starts_with("shard-") || name == "monitoring") named.push_back(name);
+  }
+  std::sort(named.begin(), named.end());
+  const std::vector<std::string> expected = {"monitoring", "shard-0", "shard-1", "shard-2"};
+  EXPECT_EQ(named, expected);
 }
 
 // The soft and hard "Max open files" of a process, from /proc/<pid>/limits.
