@@ -50,11 +50,11 @@ class MessageQueue {
 
 struct Subscriber {
   SubscriberId id;
-  const struct SubjectEntry* subject;  // the subject it subscribed to
   MessageQueue queue;
 };
 
 struct SubjectEntry {
+  // In subscription order; a subscriber's index is the slot its id carries.
   std::vector<std::unique_ptr<Subscriber>> subscribers;
 };
 
@@ -83,7 +83,7 @@ class SubjectStore {
   void drain(Subscriber& subscriber);
 
   std::size_t subject_count() const { return subjects_.size(); }
-  std::size_t subscriber_count() const { return subscribers_.size(); }
+  std::size_t subscriber_count() const { return subscriber_count_; }
 
   // Read by the monitoring thread while the shard writes them.
   struct Gauges {
@@ -104,7 +104,7 @@ class SubjectStore {
   PendingBudget& budget_;
   SubscriberIdSource& ids_;
   std::unordered_map<std::string, SubjectEntry, StringHash, std::equal_to<>> subjects_;
-  std::unordered_map<SubscriberId, Subscriber*, SubscriberIdHash> subscribers_;
+  std::size_t subscriber_count_ = 0;
   Gauges gauges_;
 };
 

@@ -1,5 +1,13 @@
 // Subscriber ids: random (version 4) UUIDs, written in the canonical
 // lower-case 8-4-4-4-12 form exactly as the original's uuid.New().String().
+//
+// Each id also carries its subscriber's slot, the index among its subject's
+// subscribers, so a fetch finds the subscriber by indexing, with no id table
+// to search or to grow. A table of millions of ids grows by rehashing all of
+// them at once, which stalled the shard for tens of milliseconds. The last
+// four bytes hold the slot XORed with the first four, which are random, so the
+// id still looks random. The other 90 random bits are what a fetch must match:
+// guessing someone's id is as hopeless as before.
 #pragma once
 
 #include <array>
@@ -22,14 +30,16 @@ struct SubscriberId {
   // Only the canonical lower-case form parses: the original compared id
   // strings, so "ABC..." never matched an id it had handed out.
   static std::optional<SubscriberId> parse(std::string_view text);
-};
 
-struct SubscriberIdHash {
-  // The bytes are random already; any 8 of them are a good hash.
-  std::size_t operator()(const SubscriberId& id) const {
-    std::uint64_t h;
-    std::memcpy(&h, id.bytes.data(), sizeof h);
-    return static_cast<std::size_t>(h);
+  // The slot folded in by SubscriberIdSource::next().
+  std::uint32_t slot() const { return word(12) ^ word(0); }
+
+ private:
+  friend class SubscriberIdSource;
+  std::uint32_t word(std::size_t at) const {
+    std::uint32_t value;
+    std::memcpy(&value, bytes.data() + at, sizeof value);
+    return value;
   }
 };
 
@@ -38,7 +48,8 @@ struct SubscriberIdHash {
 // not thread-safe.
 class SubscriberIdSource {
  public:
-  SubscriberId next();
+  // A fresh random id that carries `slot` (see above).
+  SubscriberId next(std::uint32_t slot);
 
  private:
   std::array<std::uint8_t, 4096> pool_{};

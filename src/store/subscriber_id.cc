@@ -44,7 +44,7 @@ std::optional<SubscriberId> SubscriberId::parse(std::string_view text) {
   return id;
 }
 
-SubscriberId SubscriberIdSource::next() {
+SubscriberId SubscriberIdSource::next(std::uint32_t slot) {
   SubscriberId id;
   if (used_ + id.bytes.size() > pool_.size()) {
     std::size_t filled = 0;
@@ -62,6 +62,8 @@ SubscriberId SubscriberIdSource::next() {
   used_ += id.bytes.size();
   id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0f) | 0x40);  // version 4
   id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  const std::uint32_t folded = slot ^ id.word(0);
+  std::memcpy(id.bytes.data() + 12, &folded, sizeof folded);
   return id;
 }
 

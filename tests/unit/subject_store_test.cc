@@ -3,12 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 #include "gophermq/message.h"
@@ -62,11 +63,11 @@ class SubjectStoreTest : public ::testing::Test {
 // --- Subscribe and find ---------------------------------------------------------
 
 TEST_F(SubjectStoreTest, SubscribeGivesUniqueIds) {
-  std::unordered_set<SubscriberId, SubscriberIdHash> seen;
+  std::set<std::array<std::uint8_t, 16>> seen;
   for (int i = 0; i < 1000; ++i) {
     // Same subject and different subjects alike: every call is a new subscriber.
-    EXPECT_TRUE(seen.insert(store_.subscribe("a")).second);
-    EXPECT_TRUE(seen.insert(store_.subscribe(name("s", i))).second);
+    EXPECT_TRUE(seen.insert(store_.subscribe("a").bytes).second);
+    EXPECT_TRUE(seen.insert(store_.subscribe(name("s", i)).bytes).second);
   }
   EXPECT_EQ(store_.subscriber_count(), 2000u);
   EXPECT_EQ(store_.subject_count(), 1001u);
@@ -80,6 +81,34 @@ TEST_F(SubjectStoreTest, FindReturnsTheSubscriberOfThatSubject) {
   EXPECT_TRUE(found->queue.empty());
 }
 
+TEST_F(SubjectStoreTest, EverySubscriberOfACrowdedSubjectIsFoundByItsOwnId) {
+  constexpr int kSubscribers = 20000;
+  std::vector<SubscriberId> ids;
+  for (int i = 0; i < kSubscribers; ++i) {
+    ids.push_back(store_.subscribe("crowd"));
+    store_.subscribe(name("other", i % 7));  // other subjects' slots interleave
+  }
+  for (const SubscriberId& id : ids) {
+    Subscriber* found = store_.find("crowd", id);
+    ASSERT_NE(found, nullptr);
+    ASSERT_EQ(found->id, id);
+  }
+}
+
+TEST_F(SubjectStoreTest, AnIdAlteredOutsideItsSlotIsNotFound) {
+  store_.subscribe("a");
+  const SubscriberId real = store_.subscribe("a");
+  ASSERT_NE(store_.find("a", real), nullptr);
+  // Bytes 4 to 11 do not encode the slot: the altered id still points at the
+  // real subscriber's slot, and only the whole-id comparison refuses it.
+  for (std::size_t byte = 4; byte < 12; ++byte) {
+    SubscriberId forged = real;
+    forged.bytes[byte] ^= 0x01;
+    ASSERT_EQ(forged.slot(), real.slot());
+    EXPECT_EQ(store_.find("a", forged), nullptr) << "byte " << byte;
+  }
+}
+
 TEST_F(SubjectStoreTest, FindWithTheWrongSubjectOrAnUnknownIdIsNull) {
   const SubscriberId on_a = store_.subscribe("a");
   const SubscriberId on_b = store_.subscribe("b");
@@ -88,10 +117,13 @@ TEST_F(SubjectStoreTest, FindWithTheWrongSubjectOrAnUnknownIdIsNull) {
   EXPECT_EQ(store_.find("a", on_b), nullptr);
   // A subject nobody subscribed to.
   EXPECT_EQ(store_.find("c", on_a), nullptr);
-  // An id nobody was given.
+  // An id nobody was given, though its slot (0) is taken on "a".
   SubscriberIdSource other_source;
-  EXPECT_EQ(store_.find("a", other_source.next()), nullptr);
+  EXPECT_EQ(store_.find("a", other_source.next(0)), nullptr);
   EXPECT_EQ(store_.find("a", SubscriberId{}), nullptr);
+  // A slot past the subject's last subscriber.
+  EXPECT_EQ(store_.find("a", other_source.next(1)), nullptr);
+  EXPECT_EQ(store_.find("a", other_source.next(0xffffffff)), nullptr);
   // Subjects are compared exactly.
   EXPECT_EQ(store_.find("A", on_a), nullptr);
   EXPECT_EQ(store_.find("a ", on_a), nullptr);
