@@ -7,12 +7,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "gophermq/message.h"
 #include "gophermq/metrics.h"
 #include "gophermq/pending_budget.h"
+#include "gophermq/subject_table.h"
 #include "gophermq/subscriber_id.h"
 
 namespace gophermq {
@@ -93,17 +93,12 @@ class SubjectStore {
   const Gauges& gauges() const { return gauges_; }
 
  private:
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  SubjectEntry* find_subject(std::string_view subject);
   // Appends a message whose budget is reserved to every subscriber's queue.
   void append(SubjectEntry& entry, Message* message);
 
   PendingBudget& budget_;
   SubscriberIdSource& ids_;
-  std::unordered_map<std::string, SubjectEntry, StringHash, std::equal_to<>> subjects_;
+  SubjectTable<SubjectEntry> subjects_;
   std::size_t subscriber_count_ = 0;
   Gauges gauges_;
 };

@@ -42,12 +42,9 @@ void MessageQueue::drain() {
 }
 
 SubscriberId SubjectStore::subscribe(std::string_view subject) {
-  auto found = subjects_.find(subject);
-  if (found == subjects_.end()) {
-    found = subjects_.emplace(std::string(subject), SubjectEntry{}).first;
-    gauges_.subjects.add();
-  }
-  SubjectEntry& entry = found->second;
+  bool added = false;
+  SubjectEntry& entry = subjects_.find_or_add(subject, added);
+  if (added) gauges_.subjects.add();
 
   // Ids of one subject are unique by construction: their slots differ. (Four
   // billion subscribers of one subject would need hundreds of GiB first.)
@@ -60,18 +57,13 @@ SubscriberId SubjectStore::subscribe(std::string_view subject) {
   return id;
 }
 
-SubjectEntry* SubjectStore::find_subject(std::string_view subject) {
-  auto found = subjects_.find(subject);
-  return found == subjects_.end() ? nullptr : &found->second;
-}
-
 void SubjectStore::append(SubjectEntry& entry, Message* message) {
   message->set_holders(static_cast<std::uint32_t>(entry.subscribers.size()));
   for (auto& subscriber : entry.subscribers) subscriber->queue.push(message);
 }
 
 PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view payload) {
-  SubjectEntry* entry = find_subject(subject);
+  SubjectEntry* entry = subjects_.find(subject);
   if (entry == nullptr || entry->subscribers.empty()) return PublishOutcome::no_subscriber;
   // Reserve before allocating: a refused publish costs no allocation.
   const std::size_t fan_out = entry->subscribers.size();
@@ -81,7 +73,7 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
 }
 
 PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr message) {
-  SubjectEntry* entry = find_subject(subject);
+  SubjectEntry* entry = subjects_.find(subject);
   if (entry == nullptr || entry->subscribers.empty()) return PublishOutcome::no_subscriber;
   const std::size_t fan_out = entry->subscribers.size();
   if (!budget_.try_reserve(fan_out, message->payload().size() * fan_out)) {
@@ -92,7 +84,7 @@ PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr messag
 }
 
 Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id) {
-  SubjectEntry* entry = find_subject(subject);
+  SubjectEntry* entry = subjects_.find(subject);
   if (entry == nullptr) return nullptr;
   const std::uint32_t slot = id.slot();
   if (slot >= entry->subscribers.size()) return nullptr;
