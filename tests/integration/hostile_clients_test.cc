@@ -81,41 +81,6 @@ std::string Payload(std::string_view tag, std::size_t size) {
   return data;
 }
 
-struct RawResponse {
-  int status = 0;
-  std::string body;
-};
-
-// The complete responses at the start of `bytes` (framed by Content-Length;
-// 204 without a body). `rest` gets the bytes after the last complete one.
-std::vector<RawResponse> SplitResponses(std::string_view bytes, std::size_t* rest = nullptr) {
-  std::vector<RawResponse> responses;
-  std::size_t pos = 0;
-  for (;;) {
-    const std::size_t head_end = bytes.find("\r\n\r\n", pos);
-    if (head_end == std::string_view::npos || bytes.substr(pos, 9).size() < 9) break;
-    RawResponse response;
-    const std::string_view code = bytes.substr(pos + 9, 3);
-    std::from_chars(code.data(), code.data() + code.size(), response.status);
-    std::string head(bytes.substr(pos, head_end + 2 - pos));
-    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::size_t length = 0;
-    const std::size_t field = head.find("\r\ncontent-length:");
-    if (field != std::string::npos) {
-      std::size_t digits = field + 17;
-      while (digits < head.size() && head[digits] == ' ') ++digits;
-      std::from_chars(head.data() + digits, head.data() + head.size(), length);
-    }
-    const std::size_t body_start = head_end + 4;
-    if (bytes.size() - body_start < length) break;
-    response.body = std::string(bytes.substr(body_start, length));
-    responses.push_back(std::move(response));
-    pos = body_start + length;
-  }
-  if (rest != nullptr) *rest = bytes.size() - pos;
-  return responses;
-}
-
 // The value of one sample line (the name with its labels, as the broker writes
 // them) of GET /metrics; nullopt when it cannot be scraped or has no such line.
 std::optional<double> ScrapeSample(std::uint16_t metrics_port, std::string_view sample) {
@@ -458,8 +423,7 @@ constexpr std::size_t kBigMessage = 60 << 10;
 // Counts the complete responses in `received`; the tests expect fewer than
 // all the fetches they sent: the broker cut the client off.
 std::string DescribeEnd(RawSocket::End end, const std::string& received, const RawSocket& socket) {
-  std::size_t rest = 0;
-  const std::size_t complete = SplitResponses(received, &rest).size();
+  const std::size_t complete = SplitResponses(received).responses.size();
   return std::string(EndName(end)) + " after " + std::to_string(received.size()) + " bytes (" +
          std::to_string(complete) + " complete responses); " + socket.error();
 }
@@ -486,7 +450,7 @@ class HostileUnsentTest : public HostileTest {
     const RawSocket::End end = greedy.ReadToEnd(seconds(5), &received);
     EXPECT_NE(end, RawSocket::End::timeout)
         << "the connection stayed open: " << DescribeEnd(end, received, greedy);
-    EXPECT_LT(SplitResponses(received).size(), static_cast<std::size_t>(kBigSubscribers))
+    EXPECT_LT(SplitResponses(received).responses.size(), static_cast<std::size_t>(kBigSubscribers))
         << "every answer was delivered: the client was not cut off; "
         << DescribeEnd(end, received, greedy);
   }
@@ -527,7 +491,7 @@ TEST_F(HostileUnsentTest, PipelinedHealthChecksNeverReadAreCutOff) {
   const RawSocket::End end = greedy.ReadToEnd(seconds(5), &received);
   EXPECT_NE(end, RawSocket::End::timeout) << "sent " << sent << " of " << batch.size() << " bytes; "
                                           << DescribeEnd(end, received, greedy);
-  EXPECT_LT(SplitResponses(received).size(), static_cast<std::size_t>(kRequests))
+  EXPECT_LT(SplitResponses(received).responses.size(), static_cast<std::size_t>(kRequests))
       << DescribeEnd(end, received, greedy);
   ExpectBrokerHealthy("a client was cut off");
 }
@@ -665,7 +629,7 @@ TEST_F(HostileMaxConnectionsTest, ManyRefusedConnectionsAtOnceLeakNoSlots) {
     std::string received;
     const RawSocket::End end = burst[i]->ReadToEnd(seconds(3), &received);
     EXPECT_NE(end, RawSocket::End::timeout) << "refused connection " << i << " stayed open";
-    const std::vector<RawResponse> responses = SplitResponses(received);
+    const std::vector<RawResponse> responses = SplitResponses(received).responses;
     ASSERT_EQ(responses.size(), 1u) << "connection " << i << ": " << received;
     EXPECT_EQ(responses[0].status, 503);
     EXPECT_EQ(responses[0].body, kTooManyConnectionsBody);
@@ -896,10 +860,10 @@ TEST_F(HostileFaultTest, HalfClosedClientGetsItsAnswersThenEof) {
   std::string received;
   const RawSocket::End end = socket.ReadToEnd(seconds(3), &received);
   EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
-  std::size_t rest = 0;
-  const std::vector<RawResponse> responses = SplitResponses(received, &rest);
+  const SplitStream split = SplitResponses(received);
+  const std::vector<RawResponse>& responses = split.responses;
   ASSERT_EQ(responses.size(), 3u) << received;
-  EXPECT_EQ(rest, 0u) << received;
+  EXPECT_EQ(split.rest, 0u) << received;
   EXPECT_EQ(responses[0].status, 200);
   EXPECT_EQ(responses[0].body, kOkBody);
   EXPECT_EQ(responses[1].status, 200);
@@ -924,10 +888,10 @@ TEST_F(HostileFaultTest, HalfCloseAfterABigAnswerStillDeliversItAll) {
   std::string received;
   const RawSocket::End end = socket.ReadToEnd(seconds(5), &received);
   EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
-  std::size_t rest = 0;
-  const std::vector<RawResponse> responses = SplitResponses(received, &rest);
+  const SplitStream split = SplitResponses(received);
+  const std::vector<RawResponse>& responses = split.responses;
   ASSERT_EQ(responses.size(), ids.size()) << DescribeEnd(end, received, socket);
-  EXPECT_EQ(rest, 0u);
+  EXPECT_EQ(split.rest, 0u);
   const std::vector<std::string> data{Payload("big", kBigMessage)};
   for (std::size_t i = 0; i < ids.size(); ++i) {
     EXPECT_EQ(responses[i].status, 200) << i;

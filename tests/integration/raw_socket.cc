@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 namespace gophermq::testing {
@@ -86,25 +88,43 @@ bool RawSocket::WaitReadable(milliseconds timeout) {
   return ::poll(&pfd, 1, static_cast<int>(timeout.count())) == 1;
 }
 
-RawSocket::End RawSocket::ReadToEnd(milliseconds timeout, std::string* received) {
+RawSocket::End RawSocket::ReadToEnd(milliseconds timeout, std::string* received,
+                                    std::atomic<std::size_t>* progress) {
   const Clock::time_point deadline = Clock::now() + timeout;
   char chunk[64 << 10];
   while (Clock::now() < deadline) {
     const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
     if (got > 0) {
       received->append(chunk, static_cast<std::size_t>(got));
+      if (progress != nullptr) progress->store(received->size());
       continue;
     }
     if (got == 0) return End::eof;
     if (errno == EINTR) continue;
-    if (errno != EAGAIN) {
-      Fail("recv");
-      return End::reset;
-    }
+    if (errno == ECONNRESET) return End::reset;
+    if (errno != EAGAIN) return End::error;
     pollfd pfd{fd_, POLLIN, 0};
     ::poll(&pfd, 1, RemainingMs(deadline));
   }
   return End::timeout;
+}
+
+bool RawSocket::ReadUntil(std::string_view marker, milliseconds timeout, std::string* received) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  char chunk[4096];
+  while (received->find(marker) == std::string::npos) {
+    if (Clock::now() >= deadline) return false;
+    const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (got > 0) {
+      received->append(chunk, static_cast<std::size_t>(got));
+    } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+      return false;
+    } else {
+      pollfd pfd{fd_, POLLIN, 0};
+      ::poll(&pfd, 1, RemainingMs(deadline));
+    }
+  }
+  return true;
 }
 
 bool RawSocket::ShutdownWrite() { return ::shutdown(fd_, SHUT_WR) == 0; }
@@ -122,6 +142,7 @@ void RawSocket::Close() {
 }
 
 bool RawSocket::Fail(std::string_view what) {
+  error_number_ = errno;
   error_ = std::string(what) + ": " + std::strerror(errno);
   return false;
 }
@@ -132,10 +153,57 @@ std::string_view EndName(RawSocket::End end) {
       return "EOF";
     case RawSocket::End::reset:
       return "reset";
+    case RawSocket::End::error:
+      return "error";
     case RawSocket::End::timeout:
       return "timeout (still open)";
   }
   return "?";
+}
+
+SplitStream SplitResponses(std::string_view stream) {
+  SplitStream split;
+  std::size_t at = 0;
+  while (at < stream.size()) {
+    const std::size_t head_end = stream.find("\r\n\r\n", at);
+    if (head_end == std::string_view::npos) break;
+    const std::string_view head = stream.substr(at, head_end - at);
+    if (!head.starts_with("HTTP/1.1 ") || head.size() < 12) {
+      split.problem = "not a status line: " + std::string(head.substr(0, 80));
+      break;
+    }
+    RawResponse response;
+    std::from_chars(head.data() + 9, head.data() + 12, response.status);
+    std::size_t length = 0;
+    bool has_length = false;
+    std::size_t line_start = head.find("\r\n");
+    while (line_start != std::string_view::npos && line_start < head.size()) {
+      line_start += 2;
+      std::size_t line_end = head.find("\r\n", line_start);
+      if (line_end == std::string_view::npos) line_end = head.size();
+      std::string line(head.substr(line_start, line_end - line_start));
+      for (char& c : line) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (line.starts_with("content-length:")) {
+        std::string_view digits = std::string_view(line).substr(15);
+        while (!digits.empty() && digits.front() == ' ') digits.remove_prefix(1);
+        has_length =
+            std::from_chars(digits.data(), digits.data() + digits.size(), length).ec == std::errc();
+      }
+      line_start = line_end;
+    }
+    if (!has_length && response.status != 204) {
+      split.problem =
+          "a response without Content-Length, status " + std::to_string(response.status);
+      break;
+    }
+    const std::size_t body_start = head_end + 4;
+    if (stream.size() - body_start < length) break;  // cut short
+    response.body = std::string(stream.substr(body_start, length));
+    split.responses.push_back(std::move(response));
+    at = body_start + length;
+  }
+  split.rest = stream.size() - at;
+  return split;
 }
 
 }  // namespace gophermq::testing

@@ -3,29 +3,23 @@
 // closes keep-alive connections only between responses, and exits 0 within
 // broker.shutdown-timeout.
 //
-// The load test reads each connection's whole byte stream to its end with its
-// own socket code (not HttpClient, which stops at the first error) and then
-// parses it offline, so a response cut short or a close in the middle of a
+// The load test reads each connection's whole byte stream to its end with a
+// RawSocket (not HttpClient, which stops at the first error) and then splits
+// it into responses, so a response cut short or a close in the middle of a
 // response is seen as exactly that.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "raw_socket.h"
 #include "test_support.h"
 
 namespace gophermq::testing {
@@ -33,178 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-// How a connection's byte stream ended.
-enum class StreamEnd { kEof, kReset, kTimeout, kError };
-
-const char* StreamEndName(StreamEnd end) {
-  switch (end) {
-    case StreamEnd::kEof:
-      return "EOF";
-    case StreamEnd::kReset:
-      return "reset";
-    case StreamEnd::kTimeout:
-      return "timeout (the broker neither answered nor closed)";
-    case StreamEnd::kError:
-      return "error";
-  }
-  return "?";
-}
-
-// A plain blocking TCP connection to 127.0.0.1.
-class RawConnection {
- public:
-  RawConnection() = default;
-  ~RawConnection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-
-  // False with errno_ set when the connection is refused (or fails).
-  bool Connect(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) {
-      errno_ = errno;
-      return false;
-    }
-    // Bounds connect() and send(): a broker that stopped reading cannot hang us.
-    timeval tv{};
-    tv.tv_sec = 10;
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-      errno_ = errno;
-      ::close(fd_);
-      fd_ = -1;
-      return false;
-    }
-    return true;
-  }
-
-  // Sends everything; false when the peer went away (or SO_SNDTIMEO passed).
-  // Safe while another thread is in ReadToEnd.
-  bool SendAll(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t sent = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (sent < 0) {
-        if (errno == EINTR) continue;
-        send_errno_ = errno;
-        return false;
-      }
-      bytes.remove_prefix(static_cast<std::size_t>(sent));
-    }
-    return true;
-  }
-
-  // Reads until EOF, reset, error or `timeout`; everything read goes to `out`.
-  // `progress`, when given, follows out->size() for other threads.
-  StreamEnd ReadToEnd(std::string* out, milliseconds timeout,
-                      std::atomic<std::size_t>* progress = nullptr) {
-    const auto deadline = Clock::now() + timeout;
-    char chunk[64 << 10];
-    for (;;) {
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) return StreamEnd::kTimeout;
-      pollfd pfd{fd_, POLLIN, 0};
-      const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 200)));
-      if (ready < 0 && errno != EINTR) return StreamEnd::kError;
-      if (ready <= 0) continue;
-      const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (got > 0) {
-        out->append(chunk, static_cast<std::size_t>(got));
-        if (progress != nullptr) progress->store(out->size());
-      } else if (got == 0) {
-        return StreamEnd::kEof;
-      } else if (errno == ECONNRESET || errno == EPIPE) {
-        return StreamEnd::kReset;
-      } else if (errno != EINTR && errno != EAGAIN) {
-        return StreamEnd::kError;
-      }
-    }
-  }
-
-  // Reads until `out` holds `marker`; false at EOF, error or `timeout`.
-  bool ReadUntil(std::string* out, std::string_view marker, milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    char chunk[4096];
-    while (out->find(marker) == std::string::npos) {
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) return false;
-      pollfd pfd{fd_, POLLIN, 0};
-      const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 200)));
-      if (ready <= 0) continue;
-      const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) return false;
-      if (got > 0) out->append(chunk, static_cast<std::size_t>(got));
-    }
-    return true;
-  }
-
-  int connect_errno() const { return errno_; }
-  int send_errno() const { return send_errno_; }
-
- private:
-  int fd_ = -1;
-  int errno_ = 0;
-  int send_errno_ = 0;
-};
-
-struct RawResponse {
-  int status = 0;
-  std::string body;
-};
-
-// Splits a byte stream into complete Content-Length-framed responses. Returns
-// the number of bytes left after the last complete one (a partial response),
-// with `problem` set when the stream is not HTTP/1.1 responses at all.
-std::size_t SplitResponses(const std::string& stream, std::vector<RawResponse>* responses,
-                           std::string* problem) {
-  std::size_t at = 0;
-  while (at < stream.size()) {
-    const std::size_t head_end = stream.find("\r\n\r\n", at);
-    if (head_end == std::string::npos) break;
-    const std::string_view head(stream.data() + at, head_end - at);
-    if (!head.starts_with("HTTP/1.1 ") || head.size() < 12) {
-      *problem = "not a status line: " + std::string(head.substr(0, 80));
-      break;
-    }
-    RawResponse response;
-    std::from_chars(head.data() + 9, head.data() + 12, response.status);
-    std::size_t length = 0;
-    bool has_length = false;
-    std::size_t line_start = head.find("\r\n");
-    while (line_start != std::string_view::npos && line_start < head.size()) {
-      line_start += 2;
-      std::size_t line_end = head.find("\r\n", line_start);
-      if (line_end == std::string_view::npos) line_end = head.size();
-      std::string line(head.substr(line_start, line_end - line_start));
-      for (char& c : line) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (line.starts_with("content-length:")) {
-        std::string_view digits = std::string_view(line).substr(15);
-        while (!digits.empty() && digits.front() == ' ') digits.remove_prefix(1);
-        has_length =
-            std::from_chars(digits.data(), digits.data() + digits.size(), length).ec == std::errc();
-      }
-      line_start = line_end;
-    }
-    if (!has_length && response.status != 204) {
-      *problem = Numbered("a response without Content-Length, status ", response.status);
-      break;
-    }
-    const std::size_t body_start = head_end + 4;
-    if (stream.size() - body_start < length) break;  // cut short
-    response.body = stream.substr(body_start, length);
-    responses->push_back(std::move(response));
-    at = body_start + length;
-  }
-  return stream.size() - at;
-}
 
 class ShutdownTest : public BrokerTest {
  protected:
@@ -380,14 +202,13 @@ class ShutdownLoadTest : public ShutdownTest {
     const BrokerCounts before_batches = ScrapeCounts(broker_->metrics_port());
     ASSERT_GE(before_batches.answered, kConnections * kSubjects) << "the subscribes";
     ASSERT_GT(before_batches.received_bytes, 0);
-    std::vector<std::unique_ptr<RawConnection>> connections;
+    std::vector<std::unique_ptr<RawSocket>> connections;
     for (int c = 0; c < kConnections; ++c) {
-      connections.push_back(std::make_unique<RawConnection>());
-      ASSERT_TRUE(connections.back()->Connect(port()))
-          << "connect: " << std::strerror(connections.back()->connect_errno());
+      connections.push_back(std::make_unique<RawSocket>());
+      ASSERT_TRUE(connections.back()->Connect(port())) << connections.back()->error();
     }
     std::vector<std::string> streams(kConnections);
-    std::vector<StreamEnd> ends(kConnections, StreamEnd::kError);
+    std::vector<RawSocket::End> ends(kConnections, RawSocket::End::error);
     std::vector<std::atomic<std::size_t>> received(kConnections);
     std::vector<int> sent(kConnections, 0);
     std::atomic<int> writers_done{0};
@@ -395,7 +216,7 @@ class ShutdownLoadTest : public ShutdownTest {
     auto start_readers = [&] {
       for (int c = 0; c < kConnections; ++c) {
         readers.emplace_back([&, c] {
-          ends[c] = connections[c]->ReadToEnd(&streams[c], milliseconds(30'000), &received[c]);
+          ends[c] = connections[c]->ReadToEnd(milliseconds(30'000), &streams[c], &received[c]);
         });
       }
     };
@@ -404,7 +225,9 @@ class ShutdownLoadTest : public ShutdownTest {
     if (reading == Reading::kWhileWriting) start_readers();
     for (int c = 0; c < kConnections; ++c) {
       writers.emplace_back([&, c] {
-        sent[c] = connections[c]->SendAll(batches[c].bytes) ? 1 : 0;
+        // A broker that stops reading for 10 s cuts the write short.
+        const std::string& bytes = batches[c].bytes;
+        sent[c] = connections[c]->Send(bytes, milliseconds(10'000)) == bytes.size() ? 1 : 0;
         writers_done.fetch_add(1);
       });
     }
@@ -447,13 +270,13 @@ class ShutdownLoadTest : public ShutdownTest {
     for (int c = 0; c < kConnections; ++c) {
       SCOPED_TRACE(Numbered("connection ", c));
       const LoadBatch& batch = batches[c];
-      EXPECT_NE(ends[c], StreamEnd::kTimeout) << StreamEndName(ends[c]);
-      EXPECT_NE(ends[c], StreamEnd::kError) << StreamEndName(ends[c]);
-      std::vector<RawResponse> responses;
-      std::string problem;
-      const std::size_t leftover = SplitResponses(streams[c], &responses, &problem);
-      EXPECT_EQ(problem, "");
-      EXPECT_EQ(leftover, 0u) << "the connection ended (" << StreamEndName(ends[c])
+      EXPECT_NE(ends[c], RawSocket::End::timeout) << EndName(ends[c]);
+      EXPECT_NE(ends[c], RawSocket::End::error) << EndName(ends[c]);
+      const SplitStream split = SplitResponses(streams[c]);
+      const std::vector<RawResponse>& responses = split.responses;
+      const std::size_t leftover = split.rest;
+      EXPECT_EQ(split.problem, "");
+      EXPECT_EQ(leftover, 0u) << "the connection ended (" << EndName(ends[c])
                               << ") inside a response: " << leftover << " bytes of it arrived: ["
                               << streams[c].substr(streams[c].size() -
                                                    std::min<std::size_t>(leftover, 300))
@@ -483,7 +306,7 @@ class ShutdownLoadTest : public ShutdownTest {
       summary += Numbered(" c", c) + ": " + Numbered("", static_cast<long long>(responses.size())) +
                  "/" + Numbered("", static_cast<long long>(batch.expected.size())) + " answered, " +
                  Numbered("", static_cast<long long>(streams[c].size() - received_at_signal[c])) +
-                 " bytes after SIGTERM, " + StreamEndName(ends[c]) +
+                 " bytes after SIGTERM, " + std::string(EndName(ends[c])) +
                  (sent[c] ? "" : ", write cut short") + ";";
     }
     // Every request the broker had answered when the signal came (it counts
@@ -531,7 +354,7 @@ TEST_F(ShutdownTest, NewConnectionAfterSigtermIsRefusedOrClosedWithoutAnswer) {
   // A half-sent request may keep the broker (not its listener) alive until the
   // shutdown timeout, so the new connection below meets a stopping broker
   // rather than a dead one.
-  RawConnection half;
+  RawSocket half;
   ASSERT_TRUE(half.Connect(port()));
   ASSERT_TRUE(half.SendAll(FormatRequest("GET", "/ready", "")));
   ASSERT_TRUE(
@@ -543,16 +366,16 @@ TEST_F(ShutdownTest, NewConnectionAfterSigtermIsRefusedOrClosedWithoutAnswer) {
   // signal: from then on it must not take new connections.
   EXPECT_TRUE(client_->WaitForClose()) << client_->error();
 
-  RawConnection late;
+  RawSocket late;
   if (!late.Connect(port())) {
-    EXPECT_EQ(late.connect_errno(), ECONNREFUSED) << std::strerror(late.connect_errno());
+    EXPECT_EQ(late.error_number(), ECONNREFUSED) << late.error();
   } else {
     // Connected (the kernel may complete a handshake on a listener not yet
     // closed): the request must get no answer, and the connection must end.
     late.SendAll(FormatRequest("GET", "/ready", ""));
     std::string received;
-    const StreamEnd end = late.ReadToEnd(&received, milliseconds(5'000));
-    EXPECT_TRUE(end == StreamEnd::kEof || end == StreamEnd::kReset) << StreamEndName(end);
+    const RawSocket::End end = late.ReadToEnd(milliseconds(5'000), &received);
+    EXPECT_TRUE(end == RawSocket::End::eof || end == RawSocket::End::reset) << EndName(end);
     EXPECT_EQ(received, "") << "a connection made after SIGTERM was answered";
   }
   const bool exited = broker_->WaitForExit(milliseconds(8'000));
@@ -566,14 +389,14 @@ TEST_F(ShutdownTest, HalfSentRequestsDoNotOutliveTheShutdownTimeout) {
   // One connection sent a request's head but not its body, another only part
   // of a head. Each first has a whole request answered, so the broker has
   // accepted it and is serving it when the signal comes.
-  RawConnection no_body, half_head;
+  RawSocket no_body, half_head;
   ASSERT_TRUE(no_body.Connect(port()));
   ASSERT_TRUE(half_head.Connect(port()));
   const std::string ready = FormatRequest("GET", "/ready", "");
-  for (RawConnection* connection : {&no_body, &half_head}) {
+  for (RawSocket* connection : {&no_body, &half_head}) {
     ASSERT_TRUE(connection->SendAll(ready));
     std::string received;
-    EXPECT_TRUE(connection->ReadUntil(&received, "\r\n\r\n", milliseconds(5'000)));
+    EXPECT_TRUE(connection->ReadUntil("\r\n\r\n", milliseconds(5'000), &received));
     EXPECT_TRUE(received.starts_with("HTTP/1.1 204")) << "[" << received << "]";
   }
   ASSERT_TRUE(no_body.SendAll(
