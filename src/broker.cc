@@ -25,9 +25,6 @@
 namespace gophermq {
 namespace {
 
-// Each cross-shard queue holds this many calls before back-pressure.
-constexpr std::size_t kCrossShardQueueCapacity = 4096;
-
 // The CPUs this process may run on (taskset, cgroup cpusets), in order.
 std::vector<int> allowed_cpus() {
   cpu_set_t set;
@@ -111,7 +108,7 @@ int run_broker(const Config& config) {
   }
 
   PendingBudget budget(config.max_pending, config.max_pending_bytes);
-  CrossShardMatrix matrix(shard_count, kCrossShardQueueCapacity);
+  CrossShardMatrix matrix(shard_count);
   std::atomic<bool> stop_requested{false};
   std::latch rings_ready(shard_count);
   std::latch go(1);

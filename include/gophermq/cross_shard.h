@@ -28,10 +28,25 @@ struct ShardMailbox {
 
 class CrossShardMatrix {
  public:
-  CrossShardMatrix(unsigned shards, std::size_t queue_capacity);
+  // Every shard has this many slots for the calls it sends, split evenly
+  // between its queues to the other shards: memory grows with the shard
+  // count, not with its square (n - 1 queues of 128-byte calls per shard:
+  // at most 1 MiB each, however many shards).
+  static constexpr std::size_t kOutgoingSlotsPerShard = 8192;
+  // Each queue holds at least this many calls (fewer would make every burst
+  // wait for room) and at most this many (more buys no throughput).
+  static constexpr std::size_t kMinQueueCapacity = 64;
+  static constexpr std::size_t kMaxQueueCapacity = 4096;
+  // The capacity of each queue for `shards` shards: a power of two.
+  static std::size_t queue_capacity_for(unsigned shards);
+
+  // `queue_capacity` 0 picks queue_capacity_for(shards); tests pass a small
+  // one to reach back-pressure quickly.
+  explicit CrossShardMatrix(unsigned shards, std::size_t queue_capacity = 0);
   ~CrossShardMatrix();
 
   unsigned shard_count() const { return shards_; }
+  std::size_t queue_capacity() const { return queue_capacity_; }
   SpscQueue<ShardCall>& queue(unsigned from, unsigned to) { return *queues_[from * shards_ + to]; }
   ShardMailbox& mailbox(unsigned shard) { return mailboxes_[shard]; }
 
@@ -41,6 +56,11 @@ class CrossShardMatrix {
 
  private:
   unsigned shards_;
+  std::size_t queue_capacity_;
+  // Every queue's slots, in one anonymous mapping: pages are faulted in only
+  // where calls were staged, so idle RSS stays O(shards).
+  void* slot_memory_ = nullptr;
+  std::size_t slot_memory_bytes_ = 0;
   std::vector<std::unique_ptr<SpscQueue<ShardCall>>> queues_;  // null on the diagonal
   std::unique_ptr<ShardMailbox[]> mailboxes_;
 };

@@ -17,13 +17,33 @@ namespace gophermq {
 
 template <typename T>
 class SpscQueue {
+  struct Slot {
+    alignas(T) unsigned char storage[sizeof(T)];
+  };
+
  public:
   // `capacity` is rounded up to a power of two.
   explicit SpscQueue(std::size_t capacity) {
+    mask_ = rounded_capacity(capacity) - 1;
+    // Default-initialised, not zero-filled: a slot is written only when an
+    // item is first staged there.
+    owned_slots_.reset(new Slot[mask_ + 1]);
+    slots_ = owned_slots_.get();
+  }
+  // Slots in memory the caller owns and keeps until the queue is gone:
+  // storage_bytes(capacity) bytes, aligned for T, `capacity` a power of two.
+  // The cross-shard matrix carves every queue out of one lazily faulted
+  // mapping, so a queue that never fills costs only the pages it used.
+  SpscQueue(std::size_t capacity, void* storage) : slots_(static_cast<Slot*>(storage)) {
+    mask_ = capacity - 1;
+  }
+  static constexpr std::size_t rounded_capacity(std::size_t capacity) {
     std::size_t rounded = 2;
     while (rounded < capacity) rounded *= 2;
-    mask_ = rounded - 1;
-    slots_ = std::make_unique<Slot[]>(rounded);
+    return rounded;
+  }
+  static constexpr std::size_t storage_bytes(std::size_t capacity) {
+    return rounded_capacity(capacity) * sizeof(Slot);
   }
   SpscQueue(const SpscQueue&) = delete;
   SpscQueue& operator=(const SpscQueue&) = delete;
@@ -84,12 +104,9 @@ class SpscQueue {
   }
 
  private:
-  struct Slot {
-    alignas(T) unsigned char storage[sizeof(T)];
-  };
-
   std::size_t mask_;
-  std::unique_ptr<Slot[]> slots_;
+  std::unique_ptr<Slot[]> owned_slots_;  // empty when the caller owns the slots
+  Slot* slots_;
 
   // Written by the consumer, read by the producer.
   alignas(64) std::atomic<std::size_t> head_{0};

@@ -14,7 +14,7 @@ EventLoop::~EventLoop() {
     io_uring_unregister_buf_ring(&ring_, kBufferGroup);
     munmap(buffer_ring_, buffer_count_ * sizeof(io_uring_buf));
   }
-  std::free(buffers_);
+  if (buffers_ != nullptr) munmap(buffers_, buffer_count_ * buffer_stride());
   if (ring_started_) io_uring_queue_exit(&ring_);
 }
 
@@ -123,12 +123,15 @@ bool EventLoop::setup_provided_buffers(unsigned count, unsigned size) {
   buffer_ring_ = buffer_ring;
   buffer_count_ = count;
   buffer_size_ = size;
-  buffers_ = static_cast<char*>(std::malloc(count * buffer_stride()));
-  if (buffers_ == nullptr) return false;
-  // The kernel hands the buffers out in ring order and we give each back at
-  // the tail, so a busy shard touches every one: fault them all in now, not
-  // on the request path (and not as growth that looks like a leak).
-  std::memset(buffers_, 0, count * buffer_stride());
+  // Mapped, not allocated: a buffer's pages are faulted in only when the
+  // kernel first receives into it, so an idle shard holds almost none of the
+  // pool. Under load the kernel hands the buffers out in ring order and we
+  // give each back at the tail, so the whole pool (count x size) becomes
+  // resident and stays so: growth bounded by the pool, not a leak.
+  void* buffer_memory = mmap(nullptr, count * buffer_stride(), PROT_READ | PROT_WRITE,
+                             MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1, 0);
+  if (buffer_memory == MAP_FAILED) return false;
+  buffers_ = static_cast<char*>(buffer_memory);
   for (unsigned id = 0; id < count; ++id) {
     io_uring_buf_ring_add(buffer_ring_, provided_buffer(static_cast<std::uint16_t>(id)), size,
                           static_cast<unsigned short>(id), io_uring_buf_ring_mask(count),

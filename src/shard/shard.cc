@@ -27,8 +27,8 @@ constexpr unsigned kRingEntries = 4096;
 // Provided receive buffers: a power of two (the ring requires it). 8 KiB
 // holds a pipelined batch of dozens of requests; a buffer is recycled as soon
 // as its bytes are parsed, so 512 of them (4 MiB per shard) serve hundreds of
-// connections receiving in the same loop turn. The kernel cycles through the
-// whole pool, so all of it becomes resident: it is faulted in at start-up.
+// connections receiving in the same loop turn. Its pages are faulted in as
+// the kernel first fills each buffer (see setup_provided_buffers()).
 constexpr unsigned kReceiveBuffers = 512;
 constexpr unsigned kReceiveBufferSize = 8 << 10;
 // Calls taken from each other shard's queue per loop turn, so a busy
