@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <utility>
 
 namespace gophermq {
 
@@ -15,12 +17,14 @@ namespace gophermq {
 // 64-bit user_data: [operation:8][generation:24][object index:32]. The
 // generation tells a late completion for a reused connection slot apart.
 enum class Operation : std::uint8_t {
-  accept = 1,  // index: unused
-  receive,     // index: connection
-  send,        // index: connection
-  cancel,      // index: connection; only failures are reported, and ignored
-  close,       // index: connection
-  wake,        // index 0: another shard queued calls for us; 1: our eventfd
+  accept = 1,   // index: unused
+  receive,      // index: connection
+  send,         // index: connection
+  cancel,       // index: connection; only failures are reported, and ignored
+  close,        // index: connection
+  wake,         // another shard queued calls for us (its MSG_RING)
+  stop_signal,  // the read of our mailbox's eventfd: a stop, or a fallback wake-up
+  wake_sent,    // index: the shard we woke; only a failed MSG_RING is reported
 };
 
 struct Completion {
@@ -63,14 +67,29 @@ class EventLoop {
   const Features& features() const { return features_; }
   int ring_fd() const { return ring_.ring_fd; }
 
-  // A free submission entry; when the queue is full it submits what is there
-  // first, so this never fails.
+  // A free submission entry. When the ring's queue is full it submits what
+  // is there first; when the kernel takes nothing for now (its completion
+  // queue is overflowing, -EBUSY), the entry waits in a backlog, in order,
+  // and goes in at the next submit_and_wait(), after this turn's completions
+  // were reaped. So this never fails, and entries keep their order.
   io_uring_sqe* next_sqe();
+  // Two entries that go to the kernel in the same submit: a linked pair
+  // (IOSQE_IO_LINK or IO_HARDLINK on the first), which a submit between the
+  // two would cut.
+  std::pair<io_uring_sqe*, io_uring_sqe*> next_sqe_pair();
 
   // Submits everything prepared and, when `may_sleep`, waits for at least one
   // completion or `timeout_us`. Under DEFER_TASKRUN this is also what lets the
-  // kernel run our completion work.
+  // kernel run our completion work. It does not sleep while entries wait in
+  // the backlog: the caller must reap first.
   void submit_and_wait(bool may_sleep, unsigned timeout_us);
+
+  // What went wrong below us, for the metrics: completions the kernel had to
+  // drop (it could not even queue them in its overflow list), and submits it
+  // refused for a while (a full completion queue, or no memory).
+  std::uint64_t lost_completions() const { return lost_completions_; }
+  std::uint64_t refused_submits() const { return refused_submits_; }
+  std::size_t backlog_size() const { return backlog_.size(); }
 
   // Hands every ready completion to `handle(const Completion&)`.
   template <typename Handle>
@@ -101,11 +120,19 @@ class EventLoop {
   static constexpr std::uint16_t kBufferGroup = 0;
 
   // Prepares a wake-up of another shard's ring (MSG_RING), whose completion
-  // arrives there tagged Operation::wake. Needs features().msg_ring.
-  void prepare_wake(int target_ring_fd);
+  // arrives there tagged Operation::wake. Needs features().msg_ring. Should
+  // it fail, our ring reports Operation::wake_sent with `target_shard`.
+  void prepare_wake(int target_ring_fd, std::uint32_t target_shard);
 
  private:
   std::size_t buffer_stride() const { return buffer_size_ + kBufferPadding; }
+  // io_uring_submit, retried on EINTR; a refusal is counted. Returns what
+  // the kernel returned.
+  int submit_ready();
+  // Moves backlog entries into the ring while they fit, a linked chain whole.
+  void move_backlog_into_ring();
+  // Reads the kernel's count of dropped completions; logs what is new.
+  void check_lost_completions();
 
   io_uring ring_{};
   bool ring_started_ = false;
@@ -114,6 +141,10 @@ class EventLoop {
   unsigned buffer_count_ = 0;
   unsigned buffer_size_ = 0;
   char* buffers_ = nullptr;
+
+  std::deque<io_uring_sqe> backlog_;  // entries the ring had no room for (stable addresses)
+  std::uint64_t lost_completions_ = 0;
+  std::uint64_t refused_submits_ = 0;
 };
 
 }  // namespace gophermq

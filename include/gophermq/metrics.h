@@ -83,6 +83,10 @@ struct ShardMetrics {
 
   ShardCounter cross_shard_calls;       // requests sent to an owner shard
   ShardCounter cross_shard_queue_full;  // times a call had to wait for room
+  ShardCounter wake_fallbacks;          // MSG_RING failed: woken by eventfd instead
+
+  ShardCounter ring_lost_completions;  // dropped by the kernel (cq.koverflow)
+  ShardCounter ring_refused_submits;   // io_uring_enter said -EBUSY/-EAGAIN for now
 
   void record_request(MetricMethod method, std::uint16_t status, std::uint64_t duration_ns) {
     RequestStats& stats = requests[static_cast<std::size_t>(method)][status_index(status)];

@@ -66,6 +66,9 @@ class Shard final : private CallForwarder {
   void serve();
   void begin_draining();
   bool finished_draining();
+  // Cancels what is still in flight and reaps until the kernel is done with
+  // our memory; the last thing serve() does.
+  void quiesce_ring();
 
   // Completions.
   void dispatch(const Completion& completion);
@@ -78,6 +81,8 @@ class Shard final : private CallForwarder {
   void arm_accept();
   void arm_receive(Connection& connection);
   void arm_stop_signal();
+  void on_wake_failed(const Completion& completion);
+  void copy_ring_counters();
   void feed(Connection& connection, const char* data, std::size_t size, std::size_t padded);
   void mark_for_send(Connection& connection);
   void flush_sends();
@@ -129,14 +134,18 @@ class Shard final : private CallForwarder {
   // never a drop); one list per destination shard.
   std::vector<std::deque<ShardCall>> waiting_calls_;
   std::vector<bool> published_to_;
-  std::uint64_t stop_signal_value_ = 0;  // eventfd read target
+  std::uint64_t stop_signal_value_ = 0;           // eventfd read target
+  std::uint64_t ring_lost_completions_seen_ = 0;  // loop_'s counts already in metrics_
+  std::uint64_t ring_refused_submits_seen_ = 0;
 
   std::uint64_t now_ms_ = 0;  // the loop turn's clock
   std::uint64_t next_sweep_ms_ = 0;
-  bool accept_paused_ = false;     // out of descriptors: retried by the sweep
-  bool accept_outage_ = false;     // since the last accept that worked
-  bool receiving_paused_ = false;  // back-pressure, see pause_receiving()
-  std::size_t calls_waiting_ = 0;  // in waiting_calls_, all destinations
+  bool accept_armed_ = false;       // an accept will still report
+  bool stop_signal_armed_ = false;  // the eventfd read will still report
+  bool accept_paused_ = false;      // out of descriptors: retried by the sweep
+  bool accept_outage_ = false;      // since the last accept that worked
+  bool receiving_paused_ = false;   // back-pressure, see pause_receiving()
+  std::size_t calls_waiting_ = 0;   // in waiting_calls_, all destinations
 
   bool draining_ = false;
   bool connections_done_ = false;

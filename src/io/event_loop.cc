@@ -6,6 +6,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+
+#include "gophermq/log.h"
 
 namespace gophermq {
 
@@ -82,25 +85,84 @@ std::string EventLoop::start(unsigned entries, bool basic) {
 }
 
 io_uring_sqe* EventLoop::next_sqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (sqe == nullptr) {
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
+  if (backlog_.empty()) {
+    if (io_uring_sq_space_left(&ring_) == 0) submit_ready();
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
   }
-  return sqe;
+  return &backlog_.emplace_back();  // zeroed, like a ring entry before its prep
+}
+
+std::pair<io_uring_sqe*, io_uring_sqe*> EventLoop::next_sqe_pair() {
+  if (backlog_.empty()) {
+    if (io_uring_sq_space_left(&ring_) < 2) submit_ready();
+    if (io_uring_sq_space_left(&ring_) >= 2) {
+      io_uring_sqe* first = io_uring_get_sqe(&ring_);
+      return {first, io_uring_get_sqe(&ring_)};
+    }
+  }
+  io_uring_sqe* first = &backlog_.emplace_back();
+  return {first, &backlog_.emplace_back()};
+}
+
+int EventLoop::submit_ready() {
+  int rc;
+  do {
+    rc = io_uring_submit(&ring_);
+  } while (rc == -EINTR);
+  // -EBUSY or -EAGAIN: the kernel keeps the entries in the queue and takes
+  // them once completions are reaped; the loop turns without sleeping.
+  if (rc < 0) ++refused_submits_;
+  return rc;
+}
+
+void EventLoop::move_backlog_into_ring() {
+  while (!backlog_.empty()) {
+    unsigned chain = 1;
+    while (chain < backlog_.size() &&
+           (backlog_[chain - 1].flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) != 0) {
+      ++chain;
+    }
+    if (io_uring_sq_space_left(&ring_) < chain) {
+      if (submit_ready() < 0 || io_uring_sq_space_left(&ring_) < chain) return;
+    }
+    for (unsigned i = 0; i < chain; ++i) {
+      *io_uring_get_sqe(&ring_) = backlog_.front();
+      backlog_.pop_front();
+    }
+  }
+}
+
+void EventLoop::check_lost_completions() {
+  // Only when the kernel cannot allocate room in its overflow list does it
+  // drop a completion and count it here (-EBADR from a wait says the same).
+  // The operation it belonged to is never reported: the slot or buffer it
+  // held stays taken. Rare, and never silent.
+  const unsigned dropped = IO_URING_READ_ONCE(*ring_.cq.koverflow);
+  if (dropped == lost_completions_) return;
+  log::error("io_uring dropped completions: their operations will never report",
+             {{"dropped", std::to_string(dropped - lost_completions_)},
+              {"total", std::to_string(dropped)}});
+  lost_completions_ = dropped;
 }
 
 void EventLoop::submit_and_wait(bool may_sleep, unsigned timeout_us) {
+  move_backlog_into_ring();
+  // Entries still waiting: the kernel wants its completions reaped first.
+  if (!backlog_.empty()) may_sleep = false;
+  int rc;
   if (!may_sleep) {
     // Submits and, under DEFER_TASKRUN, runs pending completion work.
-    io_uring_submit_and_get_events(&ring_);
-    return;
+    rc = io_uring_submit_and_get_events(&ring_);
+  } else {
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec timeout{};
+    timeout.tv_sec = timeout_us / 1'000'000;
+    timeout.tv_nsec = static_cast<long long>(timeout_us % 1'000'000) * 1000;
+    rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &timeout, nullptr);
   }
-  io_uring_cqe* cqe = nullptr;
-  __kernel_timespec timeout{};
-  timeout.tv_sec = timeout_us / 1'000'000;
-  timeout.tv_nsec = static_cast<long long>(timeout_us % 1'000'000) * 1000;
-  io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &timeout, nullptr);
+  // -ETIME: nothing came in time. -EINTR: a signal; the loop just turns.
+  if (rc == -EBUSY || rc == -EAGAIN) ++refused_submits_;
+  check_lost_completions();
 }
 
 bool EventLoop::setup_provided_buffers(unsigned count, unsigned size) {
@@ -148,12 +210,14 @@ void EventLoop::recycle_provided_buffer(std::uint16_t id) {
   io_uring_buf_ring_advance(buffer_ring_, 1);
 }
 
-void EventLoop::prepare_wake(int target_ring_fd) {
+void EventLoop::prepare_wake(int target_ring_fd, std::uint32_t target_shard) {
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_msg_ring(sqe, target_ring_fd, 0, make_tag(Operation::wake, 0), 0);
-  // Our own ring needs no word that the message went out.
+  // Our own ring needs no word that the message went out, only that it
+  // failed (the target's completion queue overflowing, say): then the shard
+  // falls back to the target's eventfd.
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-  io_uring_sqe_set_data64(sqe, make_tag(Operation::wake, 1));
+  io_uring_sqe_set_data64(sqe, make_tag(Operation::wake_sent, target_shard));
 }
 
 }  // namespace gophermq

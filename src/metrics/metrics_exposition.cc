@@ -273,6 +273,18 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
       out, "gophermq_cross_shard_queue_full_total",
       "Times a cross-shard call waited for room in a full queue (back-pressure).",
       sum_shards(sources, [](const ShardMetrics& m) { return m.cross_shard_queue_full.read(); }));
+  append_counter(
+      out, "gophermq_wake_fallbacks_total",
+      "Wake-ups of another shard sent through its eventfd because MSG_RING failed.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.wake_fallbacks.read(); }));
+  append_counter(
+      out, "gophermq_io_uring_lost_completions_total",
+      "Completions the kernel dropped (its overflow list was out of memory).",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.ring_lost_completions.read(); }));
+  append_counter(
+      out, "gophermq_io_uring_refused_submits_total",
+      "Submissions the kernel refused for a while (completion queue full or no memory).",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.ring_refused_submits.read(); }));
 
   append_family(out, "gophermq_shard_requests_total", "counter",
                 "Requests answered by each shard (read on it), showing the spread.");

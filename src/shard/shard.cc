@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <tuple>
 #include <utility>
 
 #include "gophermq/clock.h"
@@ -36,10 +37,12 @@ constexpr unsigned kReceiveBufferSize = 8 << 10;
 constexpr std::size_t kCallsDrainedPerTurn = 256;
 // While calls wait for room in a full queue, sleep no longer than this.
 constexpr unsigned kRetryWaitMicros = 100;
-// Even an idle shard looks around ten times a second. This bounds the cost
-// of a wake-up the kernel fails to deliver: on a 6.18 kernel, a ring without
-// COOP_TASKRUN was seen asleep with a completion ready and task work pending
-// (the broker then ignored SIGTERM). It also bounds how long a stop can take.
+// Even an idle shard looks around ten times a second: a safety net, not part
+// of the protocol. A wake-up once went missing here because a failed MSG_RING
+// was taken for the eventfd read, so its eventfd fallback never ran (fixed:
+// see on_wake_failed()); loadtest/wake_probe, which runs the sleep/wake
+// protocol with no such timer, has lost none since, in every ring mode. The
+// net bounds the cost of any cause still unknown, and how long a stop takes.
 constexpr unsigned kIdleWakeMicros = 100'000;
 // While shutting down, how often a shard looks at the other shards' progress.
 constexpr unsigned kDrainPollMicros = 1'000;
@@ -126,7 +129,10 @@ void Shard::serve() {
     flush_sends();
     if (env_.stop_requested.load(std::memory_order_relaxed)) {
       if (!draining_) begin_draining();
-      if (finished_draining()) return;
+      if (finished_draining()) {
+        quiesce_ring();
+        return;
+      }
     }
 
     // Sleep only when no call is already waiting for us (see cross_shard.h).
@@ -141,6 +147,7 @@ void Shard::serve() {
                                            : kIdleWakeMicros;
     loop_.submit_and_wait(!incoming, wait_us);
     mailbox.sleeping.store(0, std::memory_order_relaxed);
+    copy_ring_counters();
   }
 }
 
@@ -168,6 +175,56 @@ void Shard::begin_draining() {
     if (connection->fd < 0) continue;
     connection->closing = true;
     close_when_done(*connection);
+  }
+}
+
+void Shard::quiesce_ring() {
+  // The kernel may still be reading our send buffers, writing into receive
+  // targets, or about to report on connections. Freeing them while it does
+  // is a use-after-free the kernel commits, so: cancel everything on every
+  // connection still open (there are some only after the shutdown deadline),
+  // close it, and reap until each operation has reported.
+  std::size_t cancelled = 0;
+  for (auto& owned : connections_) {
+    Connection& connection = *owned;
+    if (connection.fd < 0 || connection.close_submitted) continue;
+    connection.closing = true;
+    connection.discard_output = true;
+    connection.peer_closed = true;  // no lingering: nothing more is read
+    connection.output.clear();
+    if (connection.send_in_flight || connection.receive_armed) {
+      io_uring_sqe* cancel = loop_.next_sqe();
+      io_uring_prep_cancel_fd(cancel, connection.fd, IORING_ASYNC_CANCEL_ALL);
+      cancel->flags |= IOSQE_CQE_SKIP_SUCCESS;
+      io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, connection));
+      ++cancelled;
+    }
+    close_when_done(connection);  // now, or once the cancelled send reports
+  }
+  if (cancelled != 0) {
+    log::debug("cancelling connections' operations still in flight",
+               {{"shard", std::to_string(id_)}, {"connections", std::to_string(cancelled)}});
+  }
+  if (stop_signal_armed_) {
+    io_uring_sqe* cancel = loop_.next_sqe();
+    io_uring_prep_cancel64(cancel, make_tag(Operation::stop_signal, 0), 0);
+    io_uring_sqe_set_data64(cancel, make_tag(Operation::cancel, 0));
+  }
+  auto in_flight = [this] {
+    return accept_armed_ || stop_signal_armed_ || connections_.size() != free_connections_.size();
+  };
+  // Cancellation takes the kernel microseconds; the bound is for a kernel
+  // that never answers, where leaking beats hanging the exit.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (in_flight() && std::chrono::steady_clock::now() < deadline) {
+    loop_.submit_and_wait(true, kDrainPollMicros);
+    loop_.for_each_completion([this](const Completion& completion) { dispatch(completion); });
+  }
+  if (in_flight()) {
+    log::warn(
+        "shard stopping with io_uring operations still in flight",
+        {{"shard", std::to_string(id_)},
+         {"open_connections", std::to_string(connections_.size() - free_connections_.size())}});
   }
 }
 
@@ -225,14 +282,20 @@ void Shard::dispatch(const Completion& completion) {
     case Operation::cancel:
       break;  // nothing left to cancel; the close follows anyway
     case Operation::wake:
-      // index 0: another shard woke us (the queues are drained every turn);
-      // index 1: the stop signal's eventfd read, or our own failed MSG_RING.
-      if (completion.index == 1 && !env_.stop_requested.load()) arm_stop_signal();
+      break;  // another shard queued calls: the queues are drained every turn
+    case Operation::stop_signal:
+      // A stop, or another shard's fallback wake-up (see on_wake_failed()).
+      stop_signal_armed_ = false;
+      if (!env_.stop_requested.load()) arm_stop_signal();
+      break;
+    case Operation::wake_sent:
+      on_wake_failed(completion);
       break;
   }
 }
 
 void Shard::arm_accept() {
+  accept_armed_ = true;
   io_uring_sqe* sqe = loop_.next_sqe();
   if (loop_.features().multishot_accept) {
     io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -243,14 +306,39 @@ void Shard::arm_accept() {
 }
 
 void Shard::arm_stop_signal() {
+  stop_signal_armed_ = true;
   io_uring_sqe* sqe = loop_.next_sqe();
   io_uring_prep_read(sqe, env_.matrix.mailbox(id_).event_fd, &stop_signal_value_,
                      sizeof stop_signal_value_, 0);
-  io_uring_sqe_set_data64(sqe, make_tag(Operation::wake, 1));
+  io_uring_sqe_set_data64(sqe, make_tag(Operation::stop_signal, 0));
+}
+
+void Shard::copy_ring_counters() {
+  // The loop's own counts are plain integers of this thread; the metrics
+  // are what the monitoring thread may read.
+  const std::uint64_t lost = loop_.lost_completions();
+  const std::uint64_t refused = loop_.refused_submits();
+  metrics_.ring_lost_completions.add(lost - ring_lost_completions_seen_);
+  metrics_.ring_refused_submits.add(refused - ring_refused_submits_seen_);
+  ring_lost_completions_seen_ = lost;
+  ring_refused_submits_seen_ = refused;
+}
+
+void Shard::on_wake_failed(const Completion& completion) {
+  // Our MSG_RING could not post to the other shard's ring (its completion
+  // queue full, say). The calls we published would wait for its next wake,
+  // so ring its eventfd instead, which its ring always has a read armed on.
+  metrics_.wake_fallbacks.add();
+  log::debug("MSG_RING wake-up failed: woken by eventfd instead",
+             {{"shard", std::to_string(id_)},
+              {"target", std::to_string(completion.index)},
+              {"error", std::strerror(-completion.result)}});
+  env_.matrix.wake_by_event_fd(completion.index);
 }
 
 void Shard::on_accept(const Completion& completion) {
   const bool accepting = (completion.flags & IORING_CQE_F_MORE) != 0;
+  if (!accepting) accept_armed_ = false;
   if (completion.result < 0) {
     if (completion.result == -ECANCELED) return;  // shutting down
     metrics_.accept_errors.add();
@@ -477,8 +565,10 @@ void Shard::on_send(const Completion& completion) {
   if (found == nullptr) return;
   Connection& connection = *found;
   connection.send_in_flight = false;
-  if (completion.result < 0) {
-    // The peer is gone (EPIPE, ECONNRESET): nothing more can reach it.
+  if (completion.result > 0) metrics_.sent_bytes.add(static_cast<std::size_t>(completion.result));
+  if (completion.result < 0 || connection.discard_output) {
+    // The peer is gone (EPIPE, ECONNRESET), or we gave up on it (cut off, or
+    // cancelled at exit): nothing more is sent.
     connection.closing = true;
     connection.discard_output = true;
     connection.sending.clear();
@@ -488,7 +578,6 @@ void Shard::on_send(const Completion& completion) {
   }
   connection.sending_offset += static_cast<std::size_t>(completion.result);
   connection.last_activity_ms = now_ms_;
-  metrics_.sent_bytes.add(static_cast<std::size_t>(completion.result));
   if (connection.sending_offset < connection.sending.size()) {
     // A short send: the socket buffer is full. Send the rest.
     connection.send_in_flight = true;
@@ -532,13 +621,16 @@ void Shard::close_when_done(Connection& connection) {
   // A multishot receive holds its own reference to the socket: closing the
   // descriptor alone would not end it. Cancel it first; the close follows
   // whether or not there was anything to cancel (a hard link).
+  io_uring_sqe* close;
   if (connection.receive_armed) {
-    io_uring_sqe* cancel = loop_.next_sqe();
+    io_uring_sqe* cancel;
+    std::tie(cancel, close) = loop_.next_sqe_pair();  // a submit must not cut the link
     io_uring_prep_cancel_fd(cancel, connection.fd, 0);
     cancel->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, connection));
+  } else {
+    close = loop_.next_sqe();
   }
-  io_uring_sqe* close = loop_.next_sqe();
   io_uring_prep_close(close, connection.fd);
   io_uring_sqe_set_data64(close, connection_tag(Operation::close, connection));
 }
@@ -665,7 +757,7 @@ bool Shard::flush_outgoing_calls() {
     // Pairs with the sleeper's exchange (see cross_shard.h).
     if (mailbox.sleeping.fetch_add(0, std::memory_order_acq_rel) == 0) continue;
     if (loop_.features().msg_ring) {
-      loop_.prepare_wake(mailbox.ring_fd.load(std::memory_order_relaxed));
+      loop_.prepare_wake(mailbox.ring_fd.load(std::memory_order_relaxed), to);
     } else {
       env_.matrix.wake_by_event_fd(to);
     }

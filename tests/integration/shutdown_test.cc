@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -403,6 +404,45 @@ TEST_F(ShutdownTest, HalfSentRequestsDoNotOutliveTheShutdownTimeout) {
       "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"));
   ASSERT_TRUE(half_head.SendAll("POST /api/publish HTTP/1.1\r\nHost: 127.0"));
   SignalAndExpectCleanExit(SIGTERM, milliseconds(2'000));
+}
+
+// A fetch answer far larger than the socket buffers can hold, to a client
+// that reads none of it: at the shutdown deadline the broker's send is still
+// in flight. The shard must cancel it and reap every operation before it
+// frees the connection's buffers (under AddressSanitizer, anything else shows
+// as a use-after-free), and still exit 0 at once.
+TEST_F(ShutdownTest, ASendStillInFlightAtTheDeadlineIsCancelledAndReapedBeforeExit) {
+  BrokerOptions options = WithShutdownTimeout("300ms");
+  options.flags.push_back("--logger.level=debug");
+  ASSERT_NO_FATAL_FAILURE(StartBroker(options));
+  // More than the kernel can buffer on both sides: the broker's send buffer
+  // may autotune up to tcp_wmem's maximum, the client's receive buffer is
+  // pinned small below.
+  std::size_t send_buffer_max = 4 << 20;
+  if (FILE* wmem = std::fopen("/proc/sys/net/ipv4/tcp_wmem", "r")) {
+    unsigned long low = 0, initial = 0, high = 0;
+    if (std::fscanf(wmem, "%lu %lu %lu", &low, &initial, &high) == 3) send_buffer_max = high;
+    std::fclose(wmem);
+  }
+  const std::string subject = UniqueSubject("shutdown.stalled");
+  const std::string id = Subscribe(subject);
+  ASSERT_FALSE(id.empty());
+  const std::string payload(512 << 10, 'x');
+  const std::size_t publishes = (send_buffer_max + (4 << 20)) / payload.size() + 1;
+  for (std::size_t i = 0; i < publishes; ++i) PublishOk(subject, payload);
+
+  RawSocket stalled;
+  ASSERT_TRUE(stalled.Connect(port(), 4096));
+  ASSERT_TRUE(stalled.SendAll(FormatRequest("POST", "/api/fetch", FetchBody(subject, id))));
+  // The answer has started to leave (the client could read its first byte),
+  // and the rest cannot: the client never reads.
+  ASSERT_TRUE(stalled.WaitReadable(milliseconds(5'000)));
+  SignalAndExpectCleanExit(SIGTERM, milliseconds(3'000));
+  const std::string log = broker_->log();
+  EXPECT_EQ(LogField(log, "cancelling connections' operations still in flight", "connections"), "1")
+      << log;
+  EXPECT_EQ(log.find("shard stopping with io_uring operations still in flight"), std::string::npos)
+      << log;
 }
 
 }  // namespace
