@@ -9,8 +9,9 @@
 #include <thread>
 #include <vector>
 
-#include "gophermq/api_service.h"
+#include "gophermq/broker_api.h"
 #include "gophermq/connection.h"
+#include "gophermq/http_connection.h"
 #include "gophermq/request_decoder.h"
 #include "gophermq/request_parser.h"
 #include "gophermq/response_encoder.h"
@@ -141,35 +142,44 @@ BENCHMARK(BM_SpscRoundTrip)->UseRealTime();
 // One publish handled whole, in-process: parse, route, decode, store,
 // encode, respond; no sockets, no ring. The subscriber is drained every 1024
 // publishes so the store stays small.
-class NoOtherShards final : public CallForwarder {
+class OneShard final : public RequestHandler {
  public:
-  void forward(unsigned, ShardCall&&) override { std::abort(); }
+  explicit OneShard(BrokerApi& api) : api_(api) {}
+  void handle(HttpConnection& http, const HttpRequest& request) override {
+    if (api_.handle(request, http, call_).forward) std::abort();  // one shard owns everything
+  }
+
+ private:
+  BrokerApi& api_;
+  ShardCall call_;
 };
 
 void BM_WholePublishRequestInProcess(benchmark::State& state) {
   PendingBudget budget(1 << 30);
   ShardMetrics metrics;
-  NoOtherShards no_other_shards;
-  ApiService api(0, 1, budget, std::chrono::steady_clock::now(), metrics, no_other_shards);
-  Connection connection(0, RequestLimits{16 << 10, 1 << 20}, api);
-  connection.open(-1);
-  std::string subscribe = "POST /api/subscribe HTTP/1.1\r\nContent-Length: 23\r\n\r\n"
-                          "{\"subject\":\"load.test\"}";
+  BrokerApi api(0, 1, budget, std::chrono::steady_clock::now(), metrics);
+  OneShard shard(api);
+  OutgoingBytes out;
+  HttpConnection connection(0, RequestLimits{16 << 10, 1 << 20}, shard, out);
+  std::string subscribe =
+      "POST /api/subscribe HTTP/1.1\r\nHost: localhost:8082\r\nContent-Length: 23\r\n\r\n"
+      "{\"subject\":\"load.test\"}";
   subscribe = padded(subscribe);
   connection.feed(subscribe.data(), subscribe.size(), subscribe.capacity());
-  const std::string id(connection.output.view().substr(connection.output.view().find("\"id\":\"") + 6,
-                                                         SubscriberId::kTextLength));
-  std::string publish = "POST /api/publish HTTP/1.1\r\nHost: localhost:8082\r\n"
-                        "Content-Type: application/json\r\nContent-Length: " +
-                        std::to_string(kPublishBody.size()) + "\r\n\r\n" + kPublishBody;
+  const std::string id(
+      out.output.view().substr(out.output.view().find("\"id\":\"") + 6, SubscriberId::kTextLength));
+  std::string publish =
+      "POST /api/publish HTTP/1.1\r\nHost: localhost:8082\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(kPublishBody.size()) + "\r\n\r\n" + kPublishBody;
   publish = padded(publish);
   const std::string fetch_body = R"({"subject":"load.test","id":")" + id + "\"}";
-  std::string fetch = "POST /api/fetch HTTP/1.1\r\nContent-Length: " +
+  std::string fetch = "POST /api/fetch HTTP/1.1\r\nHost: localhost:8082\r\nContent-Length: " +
                       std::to_string(fetch_body.size()) + "\r\n\r\n" + fetch_body;
   fetch = padded(fetch);
   std::size_t published = 0;
   for (auto _ : state) {
-    connection.output.clear();
+    out.output.clear();
     connection.feed(publish.data(), publish.size(), publish.capacity());
     if (++published % 1024 == 0) {
       state.PauseTiming();
@@ -177,7 +187,7 @@ void BM_WholePublishRequestInProcess(benchmark::State& state) {
       state.ResumeTiming();
     }
   }
-  if (connection.output.view().find("200 OK") == std::string_view::npos) {
+  if (out.output.view().find("200 OK") == std::string_view::npos) {
     state.SkipWithError("the publish was not answered 200");
   }
 }

@@ -1,78 +1,47 @@
-// One client connection on a shard: its HTTP parser, and its responses kept
-// in request order.
-//
-// Ordering: a pipelined request for a subject owned by another shard is
-// answered later than the local request after it. Responses therefore go
-// straight to the output only while nothing earlier is outstanding; otherwise
-// each waits in a slot until those before it are done.
+// One client socket on a shard, as the connection table sees it: its I/O
+// state, the bytes on their way out, and its clocks. What the bytes mean is
+// the protocol's business above (see http_connection.h).
 #pragma once
 
 #include <cstdint>
-#include <deque>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/request_parser.h"
 
 namespace gophermq {
 
-class Connection;
-
-// Where complete requests go (the shard).
-class RequestHandler {
- public:
-  virtual void handle(Connection& connection, const HttpRequest& request) = 0;
-
- protected:
-  ~RequestHandler() = default;
+// Answers on their way to the client: `output` fills while `sending` is on
+// the wire. The answers in each are counted, because the unsent-bytes bound
+// is for answers piling up unread, never for one large answer going out.
+struct OutgoingBytes {
+  ByteBuffer output;
+  ByteBuffer sending;
+  std::size_t sending_offset = 0;
+  std::uint32_t answers_in_output = 0;
+  std::uint32_t answers_sending = 0;
 };
 
-class Connection final : public RequestSink {
+class Connection {
  public:
-  Connection(std::uint32_t index, const RequestLimits& limits, RequestHandler& handler);
+  explicit Connection(std::uint32_t index) : index_(index) {}
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   std::uint32_t index() const { return index_; }
   std::uint32_t generation() const { return generation_; }
 
   // Takes a freshly accepted socket (the object is reused across sockets).
-  void open(int fd);
+  void open(int socket, std::uint64_t now_ms);
   // Forgets the socket once it is closed and nothing refers to it; bumps the
   // generation so late answers addressed to the old socket are recognised.
   void reset();
 
-  ParseStatus feed(const char* data, std::size_t size, std::size_t padded_capacity) {
-    return parser_.feed(data, size, padded_capacity);
-  }
-  // A request has begun arriving and is not complete yet.
-  bool in_request() const { return parser_.in_request(); }
-  std::uint64_t requests_read() const { return requests_read_; }
+  OutgoingBytes out;
 
-  // --- Responses, in request order ---
-  // The buffer for a response that is complete now.
-  ByteBuffer& response_buffer();
-  // A place for a response that will come later; returns its sequence.
-  std::uint64_t reserve_response();
-  // The buffer for the reserved response `sequence`; call finish_response()
-  // once it is written.
-  ByteBuffer& reserved_buffer(std::uint64_t sequence);
-  void finish_response(std::uint64_t sequence);
-  // Answers reserved and not yet finished.
-  std::size_t responses_outstanding() const { return slots_.size(); }
-
-  // --- Output: `output` fills while `sending` is on the wire ---
-  ByteBuffer output;
-  ByteBuffer sending;
-  std::size_t sending_offset = 0;
-  // Answers in each: the unsent-bytes bound is for answers piling up unread,
-  // never for one large answer going out.
-  std::uint32_t answers_in_output = 0;
-  std::uint32_t answers_sending = 0;
-
-  // --- I/O state, kept by the shard ---
   int fd = -1;
   bool receive_armed = false;    // a receive is in the kernel
   bool send_in_flight = false;   // a send is in the kernel
   bool close_submitted = false;  // the socket's close is in the kernel
-  bool queued_for_send = false;  // on the shard's list of connections to flush
+  bool queued_for_send = false;  // on the table's list of connections to flush
   // No more requests will be read: the peer closed, a request ended
   // keep-alive, or a protocol error. The socket closes once every answer is
   // sent.
@@ -93,22 +62,8 @@ class Connection final : public RequestSink {
   std::uint64_t request_started_ms = 0;  // the request now arriving; 0 when none
 
  private:
-  void on_request(const HttpRequest& request) override;
-  void on_continue_expected() override;
-  void release_finished_slots();
-
-  struct Slot {
-    bool finished = false;
-    ByteBuffer bytes;
-  };
-
   std::uint32_t index_;
   std::uint32_t generation_ = 0;
-  RequestHandler& handler_;
-  RequestParser parser_;
-  std::deque<Slot> slots_;
-  std::uint64_t first_slot_sequence_ = 0;
-  std::uint64_t requests_read_ = 0;
 };
 
 }  // namespace gophermq

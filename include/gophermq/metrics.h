@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "gophermq/router.h"
+
 namespace gophermq {
 
 class ShardCounter {
@@ -24,10 +26,26 @@ class ShardCounter {
   std::atomic<std::uint64_t> value_{0};
 };
 
-// The `method` label: which endpoint a request was for.
-enum class MetricMethod : std::uint8_t { publish, publish_async, subscribe, fetch, ready, other };
+// The `method` label: which endpoint a request was for; /healthz, unknown
+// paths, wrong methods and requests never routed are all `other`.
 inline constexpr std::array<std::string_view, 6> kMetricMethodNames = {
     "publish", "publish_async", "subscribe", "fetch", "ready", "other"};
+constexpr std::size_t method_label(Endpoint endpoint) {
+  switch (endpoint) {
+    case Endpoint::publish:
+      return 0;
+    case Endpoint::publish_async:
+      return 1;
+    case Endpoint::subscribe:
+      return 2;
+    case Endpoint::fetch:
+      return 3;
+    case Endpoint::ready:
+      return 4;
+    default:
+      return 5;
+  }
+}
 
 // The `code` label: every status the broker answers with.
 inline constexpr std::array<std::uint16_t, 11> kStatusCodes = {200, 204, 400, 404, 405, 408,
@@ -88,8 +106,8 @@ struct ShardMetrics {
   ShardCounter ring_lost_completions;  // dropped by the kernel (cq.koverflow)
   ShardCounter ring_refused_submits;   // io_uring_enter said -EBUSY/-EAGAIN for now
 
-  void record_request(MetricMethod method, std::uint16_t status, std::uint64_t duration_ns) {
-    RequestStats& stats = requests[static_cast<std::size_t>(method)][status_index(status)];
+  void record_request(Endpoint endpoint, std::uint16_t status, std::uint64_t duration_ns) {
+    RequestStats& stats = requests[method_label(endpoint)][status_index(status)];
     stats.count.add();
     stats.duration_ns.add(duration_ns);
     std::size_t bucket = 0;

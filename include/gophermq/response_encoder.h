@@ -22,12 +22,6 @@ inline constexpr std::string_view kBadId = "{\"message\":\"bad id\"}\n";
 inline constexpr std::string_view kNotFound = "{\"message\":\"Not Found\"}\n";
 inline constexpr std::string_view kMethodNotAllowed = "{\"message\":\"Method Not Allowed\"}\n";
 inline constexpr std::string_view kServerError = "{\"message\":\"server error\"}\n";
-inline constexpr std::string_view kMalformedRequest = "{\"message\":\"malformed request\"}\n";
-inline constexpr std::string_view kBodyTooLarge = "{\"message\":\"request body too large\"}\n";
-inline constexpr std::string_view kHeadersTooLarge =
-    "{\"message\":\"request headers too large\"}\n";
-inline constexpr std::string_view kRequestTimeout = "{\"message\":\"request timeout\"}\n";
-inline constexpr std::string_view kTooManyConnections = "{\"message\":\"too many connections\"}\n";
 }  // namespace body
 
 // A JSON string literal (quotes included) as Go's encoding/json writes it:

@@ -1,5 +1,5 @@
-// Writing HTTP/1.1 responses (status line, headers, body) into a
-// connection's output buffer.
+// Writing HTTP/1.1 responses (status line, headers, body), and the answers
+// the HTTP layer gives on its own: to a request it could not read.
 #pragma once
 
 #include <cstddef>
@@ -7,12 +7,32 @@
 #include <string_view>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/shard_call.h"
+#include "gophermq/request_parser.h"
 
 namespace gophermq {
 
+// How a response is framed, decided when its request was read (a cross-shard
+// request carries it to the owner and back).
+struct ResponseStyle {
+  bool keep_alive = true;
+  bool http_1_0 = false;
+  bool head = false;  // HEAD: headers only
+};
+// The framing of an answer after which the connection closes.
+inline constexpr ResponseStyle kClosingStyle{false, false, false};
+
 // Sent when a client waits on `Expect: 100-continue` before its body.
 inline constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
+
+// The bodies of the answers below the API: the request never reached it.
+namespace protocol_body {
+inline constexpr std::string_view kMalformedRequest = "{\"message\":\"malformed request\"}\n";
+inline constexpr std::string_view kBodyTooLarge = "{\"message\":\"request body too large\"}\n";
+inline constexpr std::string_view kHeadersTooLarge =
+    "{\"message\":\"request headers too large\"}\n";
+inline constexpr std::string_view kRequestTimeout = "{\"message\":\"request timeout\"}\n";
+inline constexpr std::string_view kTooManyConnections = "{\"message\":\"too many connections\"}\n";
+}  // namespace protocol_body
 
 // Status line and headers for a JSON body of `content_length` bytes; the
 // caller appends the body (unless style.head).
@@ -25,5 +45,10 @@ void append_response(ByteBuffer& out, std::uint16_t status, std::string_view bod
 
 // 204 No Content: no body, no Content-Type, no Content-Length.
 void append_no_content(ByteBuffer& out, const ResponseStyle& style);
+
+// The answer to a stream the parser gave up on (400, 413 or 431), after
+// which the connection closes: nothing past a protocol error can be trusted.
+// Returns its status; 0 (and nothing written) for a status that is no error.
+std::uint16_t append_protocol_error(ByteBuffer& out, ParseStatus status);
 
 }  // namespace gophermq

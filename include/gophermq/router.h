@@ -8,6 +8,8 @@
 
 namespace gophermq {
 
+// Which operation a request asks for: the one name for it from routing to
+// the store, the cross-shard calls and the metrics' `method` label.
 enum class Endpoint : std::uint8_t {
   publish,        // POST /api/publish
   publish_async,  // POST /api/publish/async
@@ -17,6 +19,7 @@ enum class Endpoint : std::uint8_t {
   health,         // GET /healthz
   not_found,      // 404 {"message":"Not Found"}
   wrong_method,   // 405 {"message":"Method Not Allowed"}
+  unrouted,       // never routed: the HTTP layer refused the stream (400, 408, 413, 431, 503)
 };
 
 struct Route {

@@ -1,22 +1,26 @@
 // A shard: one pinned thread, one io_uring, one listening socket, the
-// connections it accepted and the subjects it owns. Nothing here is shared
+// connections it accepted and the subjects it owns. It starts up, turns the
+// loop, dispatches completions, glues the layers together (the connection
+// table's bytes to HTTP, HTTP's requests to the API, the API's calls to the
+// cross-shard link) and shuts down. Nothing here is shared
 // with other shards except the cross-shard queues and the pending budget.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <latch>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "gophermq/api_service.h"
+#include "gophermq/broker_api.h"
 #include "gophermq/config.h"
-#include "gophermq/connection.h"
+#include "gophermq/connection_table.h"
 #include "gophermq/cross_shard.h"
+#include "gophermq/cross_shard_link.h"
 #include "gophermq/event_loop.h"
+#include "gophermq/http_connection.h"
 #include "gophermq/metrics.h"
 #include "gophermq/pending_budget.h"
 
@@ -44,10 +48,9 @@ struct ShardEnvironment {
   std::atomic<std::uint64_t>& open_connections;
 };
 
-class Shard final : private CallForwarder {
+class Shard final : private ConnectionProtocol, private RequestHandler {
  public:
   Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment);
-  ~Shard();
 
   // The thread body: pins itself, sets up its ring, serves until stopped.
   void run();
@@ -60,100 +63,65 @@ class Shard final : private CallForwarder {
   const SubjectStore::Gauges& store_gauges() const { return api_.store().gauges(); }
 
  private:
-  void forward(unsigned owner, ShardCall&& call) override;
-
   std::string start();
   void serve();
+  void dispatch(const Completion& completion);
+  void arm_stop_signal();
+  void on_wake_failed(const Completion& completion);
+  void copy_ring_counters();
+
+  // Shutdown (see the comment above begin_draining()).
   void begin_draining();
   bool finished_draining();
   // Cancels what is still in flight and reaps until the kernel is done with
   // our memory; the last thing serve() does.
   void quiesce_ring();
 
-  // Completions.
-  void dispatch(const Completion& completion);
-  void on_accept(const Completion& completion);
-  void on_receive(const Completion& completion);
-  void on_send(const Completion& completion);
-  void on_close(const Completion& completion);
+  // ConnectionProtocol: HTTP over the connection table's sockets.
+  void on_open(Connection& connection) override;
+  void on_received(Connection& connection, const char* data, std::size_t size,
+                   std::size_t padded_capacity) override;
+  RequestProgress progress(const Connection& connection) const override;
+  void on_read_timeout(Connection& connection) override;
+  std::string_view answer_refused() override;
 
-  // Connection I/O.
-  void arm_accept();
-  void arm_receive(Connection& connection);
-  void arm_stop_signal();
-  void on_wake_failed(const Completion& completion);
-  void copy_ring_counters();
-  void feed(Connection& connection, const char* data, std::size_t size, std::size_t padded);
-  void mark_for_send(Connection& connection);
-  void flush_sends();
-  void start_send(Connection& connection);
-  void close_when_done(Connection& connection);
-  void refuse_connection(int fd);
-  // A request half read, or bytes waiting in the socket (one syscall; only
-  // when closing).
-  static bool client_still_sending(const Connection& connection);
+  // RequestHandler: a complete request, to the API; a call to another shard
+  // when the subject is not ours.
+  void handle(HttpConnection& http, const HttpRequest& request) override;
 
-  // Limits on slow, idle and non-reading clients, checked by a sweep a few
-  // times a second rather than a timer per connection.
-  void sweep_connections();
-  void cut_off(Connection& connection, CloseReason reason);
-  // Back-pressure: while calls pile up for a busy shard, this shard stops
-  // receiving (TCP then slows the clients down) until they drain.
-  void pause_receiving();
-  void resume_receiving();
-  // The connection a completion is about, or null when it is stale.
-  Connection* connection_for(const Completion& completion);
-  static std::uint64_t connection_tag(Operation operation, const Connection& connection) {
-    return make_tag(operation, connection.index(), connection.generation());
-  }
-
-  // Cross-shard calls.
-  void send_call(unsigned owner, ShardCall&& call);
-  void serve_call(ShardCall&& call);
-  void complete_call(ShardCall& call);
-  std::size_t drain_incoming_calls();  // returns how many calls it took
-  bool flush_outgoing_calls();
+  // Cross-shard calls that arrived: served here (we own the subject), or
+  // the answer to one we sent.
+  void drain_incoming_calls();
+  void complete_call(const ShardCall& call);
 
   const unsigned id_;
   const int cpu_;
   const int listen_fd_;
   ShardEnvironment& env_;
-  const unsigned shard_count_;
   std::string start_error_;
 
   bool multishot_receive_ = false;
   RequestLimits limits_;
   ShardMetrics metrics_;
-  ApiService api_;
+  BrokerApi api_;
+  ConnectionTable table_;
+  // The HTTP side of each connection slot, by the table's index.
+  std::vector<std::unique_ptr<HttpConnection>> http_;
+  CrossShardLink link_;
+  ShardCall outgoing_call_;  // filled by the API when a request goes to its owner
 
-  std::vector<std::unique_ptr<Connection>> connections_;
-  std::vector<std::uint32_t> free_connections_;
-  std::vector<std::uint32_t> send_queue_;  // connections with output to flush this turn
-
-  // Calls that found their queue full wait here, in order (back-pressure,
-  // never a drop); one list per destination shard.
-  std::vector<std::deque<ShardCall>> waiting_calls_;
-  std::vector<bool> published_to_;
   std::uint64_t stop_signal_value_ = 0;           // eventfd read target
+  bool stop_signal_armed_ = false;                // the eventfd read will still report
   std::uint64_t ring_lost_completions_seen_ = 0;  // loop_'s counts already in metrics_
   std::uint64_t ring_refused_submits_seen_ = 0;
-
-  std::uint64_t now_ms_ = 0;  // the loop turn's clock
-  std::uint64_t next_sweep_ms_ = 0;
-  bool accept_armed_ = false;       // an accept will still report
-  bool stop_signal_armed_ = false;  // the eventfd read will still report
-  bool accept_paused_ = false;      // out of descriptors: retried by the sweep
-  bool accept_outage_ = false;      // since the last accept that worked
-  bool receiving_paused_ = false;   // back-pressure, see pause_receiving()
-  std::size_t calls_waiting_ = 0;   // in waiting_calls_, all destinations
 
   bool draining_ = false;
   bool connections_done_ = false;
   bool calls_done_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;
 
-  // Last, so it is destroyed first: the ring's in-flight receives may target
-  // connections' buffers, which must outlive it.
+  // Last, so it is destroyed first: its rings and buffers go before the
+  // connections they served (quiesce_ring() has reaped every operation).
   EventLoop loop_;
 };
 

@@ -9,6 +9,8 @@
 
 #include "gophermq/byte_buffer.h"
 #include "gophermq/message.h"
+#include "gophermq/response_writer.h"
+#include "gophermq/router.h"
 #include "gophermq/subscriber_id.h"
 
 namespace gophermq {
@@ -35,36 +37,18 @@ class SubjectCopy {
   char inline_[36];
 };
 
-enum class CallKind : std::uint8_t { publish, publish_async, subscribe, fetch };
-
-// The owner's answer, turned into an HTTP response by the origin shard.
-enum class CallOutcome : std::uint8_t {
-  pending,        // not served yet
-  published,      // 200 {"status":"ok"}
-  no_subscriber,  // 404 subscriber not found
-  overflow,       // 429 broker overflow
-  subscribed,     // 200 with `id`
-  fetched,        // 200 with `fetch_body`
-  bad_id,         // 404 bad id
-};
-
-// How the origin will frame the response (decided when the request was read).
-struct ResponseStyle {
-  bool keep_alive = true;
-  bool http_1_0 = false;
-  bool head = false;  // HEAD: headers only
-};
-
 struct ShardCall {
-  CallKind kind;
-  CallOutcome outcome = CallOutcome::pending;
+  Endpoint endpoint;  // publish, publish_async, subscribe or fetch
+  // The owner's answer: its HTTP status, 0 while the call is on its way
+  // there. The origin shard turns it into the response.
+  std::uint16_t status = 0;
   std::uint16_t origin_shard;
   ResponseStyle style;
-  // The connection and response slot the answer belongs to (unused for
+  // The connection and answer slot the answer belongs to (unused for
   // publish_async, whose answer was already sent).
   std::uint32_t connection_index;
   std::uint32_t connection_generation;
-  std::uint64_t response_sequence;
+  std::uint64_t answer_sequence;
   std::uint64_t started_ns;  // when the request was read, for its latency
   SubjectCopy subject;
   MessagePtr message;     // publish: owned by the call until the store takes it

@@ -67,4 +67,28 @@ void append_no_content(ByteBuffer& out, const ResponseStyle& style) {
   out.append("\r\n");
 }
 
+std::uint16_t append_protocol_error(ByteBuffer& out, ParseStatus status) {
+  std::uint16_t code = 0;
+  std::string_view body;
+  switch (status) {
+    case ParseStatus::ok:
+    case ParseStatus::stopped:
+      return 0;
+    case ParseStatus::malformed:
+      code = 400;
+      body = protocol_body::kMalformedRequest;
+      break;
+    case ParseStatus::headers_too_large:
+      code = 431;
+      body = protocol_body::kHeadersTooLarge;
+      break;
+    case ParseStatus::body_too_large:
+      code = 413;
+      body = protocol_body::kBodyTooLarge;
+      break;
+  }
+  append_response(out, code, body, kClosingStyle);
+  return code;
+}
+
 }  // namespace gophermq

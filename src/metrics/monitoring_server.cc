@@ -48,7 +48,7 @@ class Client final : public RequestSink {
     if (status == ParseStatus::stopped) {
       closing_ = true;
     } else if (status != ParseStatus::ok) {
-      append_response(out_, 400, body::kMalformedRequest, ResponseStyle{false, false, false});
+      append_response(out_, 400, protocol_body::kMalformedRequest, kClosingStyle);
       closing_ = true;
     }
     return true;

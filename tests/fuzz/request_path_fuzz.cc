@@ -14,33 +14,38 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/api_service.h"
+#include "gophermq/broker_api.h"
 #include "gophermq/connection.h"
+#include "gophermq/http_connection.h"
 
 namespace gophermq {
 namespace {
 
-// Delivers calls between the two shards after each read, as the real
-// queues do a loop turn later, so answers can come back out of order.
-class InProcessShards final : public CallForwarder {
+// Shard 0 reads the requests, shard 1 owns the subjects it does not. Calls
+// are delivered between them after each read, as the real queues do a loop
+// turn later, so answers can come back out of order.
+class InProcessShards final : public RequestHandler {
  public:
   InProcessShards()
       : budget_(64, 4096),
-        shard0_(0, 2, budget_, std::chrono::steady_clock::now(), metrics0_, *this),
-        shard1_(1, 2, budget_, std::chrono::steady_clock::now(), metrics1_, *this) {}
+        shard0_(0, 2, budget_, std::chrono::steady_clock::now(), metrics0_),
+        shard1_(1, 2, budget_, std::chrono::steady_clock::now(), metrics1_) {}
 
-  ApiService& origin() { return shard0_; }
-
-  void forward(unsigned owner, ShardCall&& call) override {
-    if (owner != 1) std::abort();  // only shard 0 reads requests here
-    in_flight_.push_back(std::move(call));
+  void handle(HttpConnection& http, const HttpRequest& request) override {
+    const Placement placement = shard0_.handle(request, http, call_);
+    if (!placement.forward) return;
+    if (placement.owner != 1) std::abort();
+    if (placement.status == 0) call_.answer_sequence = http.reserve_answer();
+    in_flight_.push_back(std::move(call_));
   }
 
-  void deliver(Connection& connection) {
+  void deliver(HttpConnection& http) {
     while (!in_flight_.empty()) {
       ShardCall call = std::move(in_flight_.front());
       in_flight_.pop_front();
-      if (shard1_.serve_call(call)) shard0_.complete_call(connection, call);
+      if (!shard1_.serve_call(call)) continue;
+      shard0_.complete_call(call, http.reserved_buffer(call.answer_sequence));
+      http.finish_answer(call.answer_sequence);
     }
   }
 
@@ -48,8 +53,9 @@ class InProcessShards final : public CallForwarder {
   PendingBudget budget_;
   ShardMetrics metrics0_;
   ShardMetrics metrics1_;
-  ApiService shard0_;
-  ApiService shard1_;
+  BrokerApi shard0_;
+  BrokerApi shard1_;
+  ShardCall call_;
   std::deque<ShardCall> in_flight_;
 };
 
@@ -83,8 +89,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   --size;
 
   InProcessShards shards;
-  Connection connection(0, RequestLimits{2048, 4096}, shards.origin());
-  connection.open(-1);
+  OutgoingBytes out;
+  HttpConnection connection(0, RequestLimits{2048, 4096}, shards, out);
   bool open = true;
   for (std::size_t offset = 0; offset < size && open; offset += read_size) {
     const std::size_t chunk = std::min(read_size, size - offset);
@@ -96,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     open = status == ParseStatus::ok;
   }
   shards.deliver(connection);
-  if (connection.responses_outstanding() != 0) std::abort();  // every call was answered
-  expect_whole_responses(connection.output.view());
+  if (connection.answers_outstanding() != 0) std::abort();  // every call was answered
+  expect_whole_responses(out.output.view());
   return 0;
 }

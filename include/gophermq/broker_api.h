@@ -1,0 +1,73 @@
+// The broker's API on one shard: what a complete HTTP request asks for, and
+// its answer. Routes the request, decodes its body, checks the subject, and
+// either serves it from this shard's store or places it with the shard that
+// owns the subject, whose answer comes back through complete_call(). It knows
+// nothing of sockets, rings or connections: it writes answers into an
+// AnswerBuffer and hands calls back to the caller, so it runs in-process too
+// (the fuzzer and the benchmarks drive it directly).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "gophermq/http_connection.h"
+#include "gophermq/metrics.h"
+#include "gophermq/pending_budget.h"
+#include "gophermq/request_decoder.h"
+#include "gophermq/request_parser.h"
+#include "gophermq/router.h"
+#include "gophermq/shard_call.h"
+#include "gophermq/subject_store.h"
+#include "gophermq/subscriber_id.h"
+
+namespace gophermq {
+
+// What became of a request.
+struct Placement {
+  // The answer written into the AnswerBuffer now; 0 when there is none yet.
+  std::uint16_t status = 0;
+  // The request is for another shard's subject: the call is to be sent to
+  // `owner`. Its answer comes back unless it was answered already (an async
+  // publish is answered at once).
+  bool forward = false;
+  unsigned owner = 0;
+};
+
+class BrokerApi {
+ public:
+  BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& budget,
+            std::chrono::steady_clock::time_point started, ShardMetrics& metrics);
+
+  // A complete request. Answers it into `answer` when it can; otherwise fills
+  // `call` for the owner shard (the caller adds where the answer belongs).
+  Placement handle(const HttpRequest& request, AnswerBuffer& answer, ShardCall& call);
+
+  // Owner side: serves a call from another shard. True when the call must
+  // travel back with its answer (every endpoint but publish_async).
+  bool serve_call(ShardCall& call);
+  // Origin side: writes the owner's answer into `out` (the call's reserved
+  // answer slot).
+  void complete_call(const ShardCall& call, ByteBuffer& out);
+
+  const SubjectStore& store() const { return store_; }
+
+ private:
+  std::uint16_t answer(const HttpRequest& request, const Route& route, AnswerBuffer& answer,
+                       ShardCall& call, Placement& placement, std::uint64_t started_ns);
+  std::uint16_t serve_locally(Endpoint endpoint, const DecodedRequest& request,
+                              const SubscriberId& id, const ResponseStyle& style,
+                              AnswerBuffer& answer);
+  void append_health(ByteBuffer& out, const ResponseStyle& style);
+  void count_publish(PublishOutcome outcome, bool async);
+
+  const unsigned shard_id_;
+  const unsigned shard_count_;
+  PendingBudget& budget_;
+  const std::chrono::steady_clock::time_point started_;
+  ShardMetrics& metrics_;
+  SubscriberIdSource ids_;
+  SubjectStore store_;
+  RequestDecoder decoder_;
+};
+
+}  // namespace gophermq

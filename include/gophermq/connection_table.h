@@ -1,0 +1,146 @@
+// A shard's client connections: accept, receive, send, close (lingering where
+// the client still sends), the sweep that enforces the timeouts, and
+// per-shard pause and resume of receiving. It speaks io_uring and sockets,
+// never HTTP: bytes go up to a ConnectionProtocol, answers come down as the
+// bytes in each connection's OutgoingBytes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "gophermq/connection.h"
+#include "gophermq/event_loop.h"
+#include "gophermq/metrics.h"
+
+namespace gophermq {
+
+// Where the protocol stands on a connection, as the table needs it.
+struct RequestProgress {
+  bool in_request = false;          // a request has begun and is not complete
+  std::uint64_t requests_read = 0;  // complete requests so far
+  std::size_t answers_owed = 0;     // read, and not yet answered
+};
+
+// The protocol above the sockets (HTTP), per connection slot.
+class ConnectionProtocol {
+ public:
+  // A new socket took the slot.
+  virtual void on_open(Connection& connection) = 0;
+  // Bytes received. The protocol writes what answers it can into
+  // connection.out, and sets connection.closing when nothing more may be read.
+  virtual void on_received(Connection& connection, const char* data, std::size_t size,
+                           std::size_t padded_capacity) = 0;
+  virtual RequestProgress progress(const Connection& connection) const = 0;
+  // A request did not arrive whole within the read timeout: answer it (the
+  // connection closes after).
+  virtual void on_read_timeout(Connection& connection) = 0;
+  // A connection is refused for being over the limit: the bytes it is sent
+  // (the protocol counts the answer).
+  virtual std::string_view answer_refused() = 0;
+
+ protected:
+  ~ConnectionProtocol() = default;
+};
+
+struct ConnectionLimits {
+  std::uint64_t max_connections;  // broker-wide
+  std::size_t max_unsent_bytes;
+  std::chrono::milliseconds read_timeout;
+  std::chrono::milliseconds idle_timeout;
+};
+
+class ConnectionTable {
+ public:
+  // `open_connections` counts every shard's connections against
+  // limits.max_connections (touched once per accept and close).
+  ConnectionTable(unsigned shard_id, EventLoop& loop, const ConnectionLimits& limits,
+                  ShardMetrics& metrics, std::atomic<std::uint64_t>& open_connections,
+                  ConnectionProtocol& protocol);
+  ConnectionTable(const ConnectionTable&) = delete;
+  ConnectionTable& operator=(const ConnectionTable&) = delete;
+  ~ConnectionTable();
+
+  // Starts accepting on `listen_fd`; `multishot_receive` says whether the
+  // loop's provided buffers serve the receives.
+  void start(int listen_fd, bool multishot_receive);
+
+  // The loop turn's clock, set once per turn.
+  void set_now(std::uint64_t now_ms) { now_ms_ = now_ms; }
+
+  // Completions of the operations the table submitted.
+  void on_accept(const Completion& completion);
+  void on_receive(const Completion& completion);
+  void on_send(const Completion& completion);
+  void on_close(const Completion& completion);
+
+  // The slot `index` when it still holds the socket of `generation`.
+  Connection* find(std::uint32_t index, std::uint32_t generation);
+  Connection& at(std::uint32_t index) { return *connections_[index]; }
+
+  // The connection has new output, or may now close: looked at in flush().
+  void mark_for_send(Connection& connection);
+  // One send per connection per turn, carrying every answer of the turn.
+  void flush();
+  // The timeouts, and a paused accept retried; a few times a second.
+  void sweep_if_due();
+
+  // Back-pressure from above: stop receiving on every connection (TCP then
+  // slows the clients down), and start again.
+  void pause_receiving();
+  void resume_receiving();
+  bool receiving_paused() const { return receiving_paused_; }
+
+  // Shutdown: no more accepts; every connection closes once nothing is owed.
+  void stop_accepting();
+  void close_all_when_done();
+  std::size_t open_count() const { return connections_.size() - free_connections_.size(); }
+  // Cancels what is in flight on every connection still open, and closes it.
+  void cancel_all();
+  // Nothing the table submitted is still in the kernel.
+  bool quiet() const { return !accept_armed_ && open_count() == 0; }
+
+ private:
+  void arm_accept();
+  void arm_receive(Connection& connection);
+  void deliver(Connection& connection, const char* data, std::size_t size, std::size_t padded);
+  void start_send(Connection& connection);
+  void close_when_done(Connection& connection);
+  void refuse_connection(int fd);
+  void cut_off(Connection& connection, CloseReason reason);
+  void sweep();
+  // A request half read, or bytes waiting in the socket (one syscall; only
+  // when closing).
+  bool client_still_sending(const Connection& connection) const;
+  Connection* connection_for(const Completion& completion);
+  static std::uint64_t connection_tag(Operation operation, const Connection& connection) {
+    return make_tag(operation, connection.index(), connection.generation());
+  }
+
+  const unsigned shard_id_;
+  EventLoop& loop_;
+  const ConnectionLimits limits_;
+  ShardMetrics& metrics_;
+  std::atomic<std::uint64_t>& open_connections_;
+  ConnectionProtocol& protocol_;
+  int listen_fd_ = -1;
+  bool multishot_receive_ = false;
+
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<std::uint32_t> free_connections_;
+  std::vector<std::uint32_t> send_queue_;  // connections with output to flush this turn
+
+  std::uint64_t now_ms_ = 0;
+  std::uint64_t next_sweep_ms_ = 0;
+  bool accepting_ = false;         // false once stopped for shutdown
+  bool accept_armed_ = false;      // an accept will still report
+  bool accept_paused_ = false;     // out of descriptors: retried by the sweep
+  bool accept_outage_ = false;     // since the last accept that worked
+  bool receiving_paused_ = false;  // see pause_receiving()
+};
+
+}  // namespace gophermq

@@ -1,0 +1,249 @@
+#include "gophermq/broker_api.h"
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <utility>
+
+#include "gophermq/clock.h"
+#include "gophermq/response_encoder.h"
+#include "gophermq/response_writer.h"
+#include "gophermq/subject.h"
+
+namespace gophermq {
+namespace {
+
+std::uint16_t publish_status(PublishOutcome outcome) {
+  switch (outcome) {
+    case PublishOutcome::stored:
+      return 200;
+    case PublishOutcome::no_subscriber:
+      return 404;
+    case PublishOutcome::overflow:
+      return 429;
+  }
+  return 500;
+}
+
+// The fixed body of each status a publish or fetch can answer with.
+std::string_view fixed_body(Endpoint endpoint, std::uint16_t status) {
+  switch (status) {
+    case 200:
+      return body::kOk;
+    case 404:
+      return endpoint == Endpoint::fetch ? body::kBadId : body::kSubscriberNotFound;
+    case 429:
+      return body::kBrokerOverflow;
+    default:
+      return body::kServerError;
+  }
+}
+
+// Only GET endpoints can be asked with HEAD (the router answers 405 to a HEAD
+// of a POST endpoint), so the API's own bodies are always written whole.
+void append_subscribed(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
+                       const ResponseStyle& style) {
+  append_response_head(out, 200, subscribe_body_size(subject), style);
+  append_subscribe_body(out, id, subject);
+}
+
+}  // namespace
+
+BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& budget,
+                     std::chrono::steady_clock::time_point started, ShardMetrics& metrics)
+    : shard_id_(shard_id),
+      shard_count_(shard_count),
+      budget_(budget),
+      started_(started),
+      metrics_(metrics),
+      store_(budget, ids_) {}
+
+Placement BrokerApi::handle(const HttpRequest& request, AnswerBuffer& answer, ShardCall& call) {
+  const std::uint64_t started_ns = monotonic_ns();
+  const Route route = gophermq::route(request.method, request.path);
+  Placement placement;
+  placement.status = this->answer(request, route, answer, call, placement, started_ns);
+  if (placement.status != 0) {
+    metrics_.record_request(route.endpoint, placement.status, monotonic_ns() - started_ns);
+  }
+  return placement;
+}
+
+std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route,
+                                AnswerBuffer& answer, ShardCall& call, Placement& placement,
+                                std::uint64_t started_ns) {
+  const ResponseStyle style{request.keep_alive, request.http_1_0, request.method == HTTP_HEAD};
+  switch (route.endpoint) {
+    case Endpoint::ready:
+      append_no_content(answer.answer_now(), style);
+      return 204;
+    case Endpoint::health:
+      append_health(answer.answer_now(), style);
+      return 200;
+    case Endpoint::not_found:
+      append_response(answer.answer_now(), 404, body::kNotFound, style);
+      return 404;
+    case Endpoint::wrong_method:
+      append_response(answer.answer_now(), 405, body::kMethodNotAllowed, style, route.allow);
+      return 405;
+    default:
+      break;
+  }
+
+  DecodedRequest decoded;
+  if (!decoder_.decode(request.body, request.body_size, request.body_padded_capacity, decoded)) {
+    append_response(answer.answer_now(), 400, body::kInvalidBody, style);
+    return 400;
+  }
+  if (!is_valid_subject(decoded.subject)) {
+    if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
+      metrics_.messages_refused[static_cast<std::size_t>(RefusalReason::invalid_subject)].add();
+    }
+    append_response(answer.answer_now(), 400, body::kInvalidSubject, style);
+    return 400;
+  }
+  SubscriberId id;
+  if (route.endpoint == Endpoint::fetch) {
+    // A malformed id can match no subscriber, wherever the subject lives.
+    std::optional<SubscriberId> parsed = SubscriberId::parse(decoded.id);
+    if (!parsed) {
+      append_response(answer.answer_now(), 404, body::kBadId, style);
+      return 404;
+    }
+    id = *parsed;
+  }
+
+  const unsigned owner = owner_shard(decoded.subject, shard_count_);
+  if (owner == shard_id_) return serve_locally(route.endpoint, decoded, id, style, answer);
+
+  call = ShardCall{};
+  call.endpoint = route.endpoint;
+  call.origin_shard = static_cast<std::uint16_t>(shard_id_);
+  call.style = style;
+  call.subject = SubjectCopy(decoded.subject);
+  call.id = id;
+  call.started_ns = started_ns;
+  if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
+    call.message.reset(Message::create(decoded.data));
+  }
+  metrics_.cross_shard_calls.add();
+  placement.forward = true;
+  placement.owner = owner;
+  if (route.endpoint == Endpoint::publish_async) {
+    // Answered now; the owner stores it when the call arrives.
+    append_response(answer.answer_now(), 200, body::kOk, style);
+    return 200;
+  }
+  return 0;  // complete_call() answers and counts it
+}
+
+void BrokerApi::append_health(ByteBuffer& out, const ResponseStyle& style) {
+  const double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  char body[160];
+  int size =
+      std::snprintf(body, sizeof body,
+                    "{\"pending\":%llu,\"shards\":%u,\"status\":\"ok\",\"uptime_seconds\":%.3f}\n",
+                    static_cast<unsigned long long>(budget_.pending()), shard_count_, uptime);
+  append_response(out, 200, std::string_view(body, static_cast<std::size_t>(size)), style);
+}
+
+void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
+  switch (outcome) {
+    case PublishOutcome::stored:
+      metrics_.messages_published.add();
+      return;
+    case PublishOutcome::no_subscriber:
+    case PublishOutcome::overflow: {
+      const bool overflow = outcome == PublishOutcome::overflow;
+      const RefusalReason reason =
+          overflow ? RefusalReason::overflow : RefusalReason::no_subscriber;
+      metrics_.messages_refused[static_cast<std::size_t>(reason)].add();
+      // An async publish was answered 200 already: this is its only trace.
+      if (async) metrics_.async_publish_failures[overflow ? 0 : 1].add();
+      return;
+    }
+  }
+}
+
+std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& request,
+                                       const SubscriberId& id, const ResponseStyle& style,
+                                       AnswerBuffer& answer) {
+  switch (endpoint) {
+    case Endpoint::publish: {
+      const PublishOutcome outcome = store_.publish(request.subject, request.data);
+      count_publish(outcome, false);
+      const std::uint16_t status = publish_status(outcome);
+      append_response(answer.answer_now(), status, fixed_body(endpoint, status), style);
+      return status;
+    }
+    case Endpoint::publish_async:
+      append_response(answer.answer_now(), 200, body::kOk, style);
+      count_publish(store_.publish(request.subject, request.data), true);
+      return 200;
+    case Endpoint::subscribe:
+      append_subscribed(answer.answer_now(), store_.subscribe(request.subject), request.subject,
+                        style);
+      return 200;
+    default: {
+      Subscriber* subscriber = store_.find(request.subject, id);
+      ByteBuffer& out = answer.answer_now();
+      if (subscriber == nullptr) {
+        append_response(out, 404, body::kBadId, style);
+        return 404;
+      }
+      append_response_head(out, 200, fetch_body_size(subscriber->queue, request.subject), style);
+      append_fetch_body(out, subscriber->queue, id, request.subject);
+      metrics_.messages_delivered.add(subscriber->queue.size());
+      store_.drain(*subscriber);
+      return 200;
+    }
+  }
+}
+
+bool BrokerApi::serve_call(ShardCall& call) {
+  const std::string_view subject = call.subject.view();
+  switch (call.endpoint) {
+    case Endpoint::publish_async:
+      count_publish(store_.publish(subject, std::move(call.message)), true);
+      return false;  // answered already
+    case Endpoint::publish: {
+      const PublishOutcome outcome = store_.publish(subject, std::move(call.message));
+      count_publish(outcome, false);
+      call.status = publish_status(outcome);
+      break;
+    }
+    case Endpoint::subscribe:
+      call.id = store_.subscribe(subject);
+      call.status = 200;
+      break;
+    default: {
+      Subscriber* subscriber = store_.find(subject, call.id);
+      if (subscriber == nullptr) {
+        call.status = 404;
+        break;
+      }
+      // Encoded here, where the messages live; the origin only copies bytes.
+      append_fetch_body(call.fetch_body, subscriber->queue, call.id, subject);
+      metrics_.messages_delivered.add(subscriber->queue.size());
+      store_.drain(*subscriber);
+      call.status = 200;
+      break;
+    }
+  }
+  return true;
+}
+
+void BrokerApi::complete_call(const ShardCall& call, ByteBuffer& out) {
+  if (call.status == 200 && call.endpoint == Endpoint::subscribe) {
+    append_subscribed(out, call.id, call.subject.view(), call.style);
+  } else if (call.status == 200 && call.endpoint == Endpoint::fetch) {
+    append_response_head(out, 200, call.fetch_body.size(), call.style);
+    out.append(call.fetch_body.view());
+  } else {
+    append_response(out, call.status, fixed_body(call.endpoint, call.status), call.style);
+  }
+  metrics_.record_request(call.endpoint, call.status, monotonic_ns() - call.started_ns);
+}
+
+}  // namespace gophermq

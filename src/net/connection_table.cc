@@ -1,0 +1,489 @@
+#include "gophermq/connection_table.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <tuple>
+
+#include "gophermq/log.h"
+
+namespace gophermq {
+namespace {
+
+// How often connections are checked against the timeouts.
+constexpr std::uint64_t kSweepIntervalMs = 250;
+// How long a closing connection waits for the client's own close after our
+// FIN (see close_when_done()).
+constexpr std::uint64_t kLingerMs = 1000;
+// A receive buffer's growth per receive, without provided buffers.
+constexpr std::size_t kReceiveChunk = 16 << 10;
+
+}  // namespace
+
+ConnectionTable::ConnectionTable(unsigned shard_id, EventLoop& loop, const ConnectionLimits& limits,
+                                 ShardMetrics& metrics,
+                                 std::atomic<std::uint64_t>& open_connections,
+                                 ConnectionProtocol& protocol)
+    : shard_id_(shard_id),
+      loop_(loop),
+      limits_(limits),
+      metrics_(metrics),
+      open_connections_(open_connections),
+      protocol_(protocol) {}
+
+ConnectionTable::~ConnectionTable() {
+  for (auto& connection : connections_) {
+    if (connection->fd >= 0) ::close(connection->fd);
+  }
+}
+
+void ConnectionTable::start(int listen_fd, bool multishot_receive) {
+  listen_fd_ = listen_fd;
+  multishot_receive_ = multishot_receive;
+  accepting_ = true;
+  arm_accept();
+}
+
+Connection* ConnectionTable::find(std::uint32_t index, std::uint32_t generation) {
+  Connection& connection = *connections_[index];
+  return connection.generation() == generation ? &connection : nullptr;
+}
+
+Connection* ConnectionTable::connection_for(const Completion& completion) {
+  Connection& connection = *connections_[completion.index];
+  if ((connection.generation() & kGenerationMask) != completion.generation) return nullptr;
+  return &connection;
+}
+
+// --- Accept ------------------------------------------------------------------
+
+void ConnectionTable::arm_accept() {
+  accept_armed_ = true;
+  io_uring_sqe* sqe = loop_.next_sqe();
+  if (loop_.features().multishot_accept) {
+    io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  } else {
+    io_uring_prep_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  }
+  io_uring_sqe_set_data64(sqe, make_tag(Operation::accept, 0));
+}
+
+void ConnectionTable::stop_accepting() {
+  accepting_ = false;
+  // The accept is cancelled (its completion then comes without F_MORE and
+  // is not re-armed) and the listener shut, so the kernel refuses new
+  // connections here instead of queueing them on a socket nobody accepts.
+  io_uring_sqe* cancel = loop_.next_sqe();
+  io_uring_prep_cancel64(cancel, make_tag(Operation::accept, 0), 0);
+  io_uring_sqe_set_data64(cancel, make_tag(Operation::cancel, 0));
+  ::shutdown(listen_fd_, SHUT_RDWR);
+}
+
+void ConnectionTable::on_accept(const Completion& completion) {
+  const bool more = (completion.flags & IORING_CQE_F_MORE) != 0;
+  if (!more) accept_armed_ = false;
+  if (completion.result < 0) {
+    if (completion.result == -ECANCELED) return;  // shutting down
+    metrics_.accept_errors.add();
+    if (completion.result == -EMFILE || completion.result == -ENFILE ||
+        completion.result == -ENOMEM || completion.result == -ENOBUFS) {
+      // Out of descriptors or memory: accepting again at once would fail at
+      // once, forever. The connection waits in the backlog; the sweep
+      // re-arms the accept when something may have been freed.
+      if (!more && !accept_paused_) {
+        // Warned once per outage, not at every retry of the sweep.
+        if (!accept_outage_) {
+          log::warn("accept paused", {{"shard", std::to_string(shard_id_)},
+                                      {"error", std::strerror(-completion.result)}});
+        }
+        accept_outage_ = true;
+        accept_paused_ = true;
+      }
+      return;
+    }
+    if (!more && accepting_) arm_accept();
+    return;
+  }
+  if (!more && accepting_) arm_accept();
+  if (accept_outage_) {
+    log::info("accepting again", {{"shard", std::to_string(shard_id_)}});
+    accept_outage_ = false;
+  }
+  const int fd = completion.result;
+  if (!accepting_) {  // accepted just before the cancel: not served
+    ::close(fd);
+    return;
+  }
+  if (open_connections_.fetch_add(1, std::memory_order_relaxed) >= limits_.max_connections) {
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    refuse_connection(fd);
+    return;
+  }
+  // Answers leave in one send per loop turn; Nagle would only delay them.
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  std::uint32_t index;
+  if (!free_connections_.empty()) {
+    index = free_connections_.back();
+    free_connections_.pop_back();
+  } else {
+    index = static_cast<std::uint32_t>(connections_.size());
+    connections_.push_back(std::make_unique<Connection>(index));
+  }
+  Connection& connection = *connections_[index];
+  connection.open(fd, now_ms_);
+  protocol_.on_open(connection);
+  metrics_.connections_accepted.add();
+  metrics_.open_connections.add();
+  if (!receiving_paused_) arm_receive(connection);
+}
+
+void ConnectionTable::refuse_connection(int fd) {
+  // Over broker.max-connections: one clear answer, then the door. A
+  // non-blocking send into the fresh socket's empty buffer; if even that
+  // fails the client just sees the close.
+  const std::string_view refusal = protocol_.answer_refused();
+  [[maybe_unused]] ssize_t sent =
+      ::send(fd, refusal.data(), refusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::close(fd);
+  metrics_.connections_refused.add();
+}
+
+// --- Receive -----------------------------------------------------------------
+
+void ConnectionTable::arm_receive(Connection& connection) {
+  io_uring_sqe* sqe = loop_.next_sqe();
+  if (multishot_receive_) {
+    // One receive serves the connection for its lifetime; the kernel picks a
+    // free provided buffer per completion.
+    io_uring_prep_recv_multishot(sqe, connection.fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = EventLoop::kBufferGroup;
+  } else {
+    char* target = connection.receive_buffer.reserve_tail(kReceiveChunk);
+    io_uring_prep_recv(sqe, connection.fd, target, kReceiveChunk, 0);
+  }
+  io_uring_sqe_set_data64(sqe, connection_tag(Operation::receive, connection));
+  connection.receive_armed = true;
+}
+
+void ConnectionTable::on_receive(const Completion& completion) {
+  Connection* found = connection_for(completion);
+  if (found == nullptr) {
+    if (completion.flags & IORING_CQE_F_BUFFER) {
+      loop_.recycle_provided_buffer(
+          static_cast<std::uint16_t>(completion.flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    return;
+  }
+  Connection& connection = *found;
+  const bool more = (completion.flags & IORING_CQE_F_MORE) != 0;
+  if (!more) connection.receive_armed = false;
+
+  if (completion.result > 0) {
+    const auto size = static_cast<std::size_t>(completion.result);
+    metrics_.received_bytes.add(size);
+    if (completion.flags & IORING_CQE_F_BUFFER) {
+      auto buffer_id = static_cast<std::uint16_t>(completion.flags >> IORING_CQE_BUFFER_SHIFT);
+      char* data = loop_.provided_buffer(buffer_id);
+      if (!connection.closing) {
+        deliver(connection, data, size, loop_.provided_buffer_size() + EventLoop::kBufferPadding);
+      }
+      loop_.recycle_provided_buffer(buffer_id);
+    } else if (!connection.closing) {
+      ByteBuffer& buffer = connection.receive_buffer;
+      deliver(connection, buffer.data(), size, buffer.padded_capacity());
+    }
+  } else if (completion.result != -ENOBUFS && completion.result != -ECANCELED) {
+    // The peer closed its side, or the socket failed: read no more. What we
+    // owe is still sent where the socket allows.
+    connection.closing = true;
+    connection.peer_closed = true;
+  }
+  // A multishot receive ends on ENOBUFS (all provided buffers in use); it is
+  // re-armed now that this turn has recycled buffers. One cancelled for
+  // back-pressure is re-armed by resume_receiving().
+  const bool lingering = connection.write_shut && !connection.peer_closed;
+  if (!connection.receive_armed && (!connection.closing || lingering) && connection.fd >= 0 &&
+      !receiving_paused_) {
+    arm_receive(connection);
+  }
+  close_when_done(connection);
+}
+
+void ConnectionTable::deliver(Connection& connection, const char* data, std::size_t size,
+                              std::size_t padded) {
+  const RequestProgress before = protocol_.progress(connection);
+  protocol_.on_received(connection, data, size, padded);
+  const RequestProgress after = protocol_.progress(connection);
+  connection.last_activity_ms = now_ms_;
+  // The read timeout runs from a request's first byte: restart it when a new
+  // request began in these bytes.
+  if (!after.in_request) {
+    connection.request_started_ms = 0;
+  } else if (!before.in_request || after.requests_read != before.requests_read) {
+    connection.request_started_ms = now_ms_;
+  }
+  mark_for_send(connection);
+}
+
+// --- Send --------------------------------------------------------------------
+
+void ConnectionTable::mark_for_send(Connection& connection) {
+  if (connection.queued_for_send) return;
+  connection.queued_for_send = true;
+  send_queue_.push_back(connection.index());
+}
+
+void ConnectionTable::flush() {
+  for (std::size_t i = 0; i < send_queue_.size(); ++i) {
+    Connection& connection = *connections_[send_queue_[i]];
+    connection.queued_for_send = false;
+    OutgoingBytes& out = connection.out;
+    // A client that sends requests but does not read the answers: they pile
+    // up unsent. One large answer (a big fetch) is not that: it goes out
+    // alone, however long, and is never cut off.
+    const std::size_t in_flight =
+        connection.send_in_flight ? out.sending.size() - out.sending_offset : 0;
+    const std::uint32_t answers_unsent =
+        out.answers_in_output + (connection.send_in_flight ? out.answers_sending : 0);
+    if (out.output.size() + in_flight > limits_.max_unsent_bytes && answers_unsent > 1 &&
+        !connection.discard_output) {
+      cut_off(connection, CloseReason::unsent_limit);
+    }
+    if (!connection.send_in_flight && !out.output.empty()) start_send(connection);
+    close_when_done(connection);
+  }
+  send_queue_.clear();
+}
+
+void ConnectionTable::start_send(Connection& connection) {
+  OutgoingBytes& out = connection.out;
+  if (connection.fd < 0 || connection.discard_output) {
+    out.output.clear();
+    return;
+  }
+  std::swap(out.output, out.sending);
+  out.sending_offset = 0;
+  out.answers_sending = out.answers_in_output;
+  out.answers_in_output = 0;
+  connection.send_in_flight = true;
+  io_uring_sqe* sqe = loop_.next_sqe();
+  io_uring_prep_send(sqe, connection.fd, out.sending.data(), out.sending.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, connection_tag(Operation::send, connection));
+}
+
+void ConnectionTable::on_send(const Completion& completion) {
+  Connection* found = connection_for(completion);
+  if (found == nullptr) return;
+  Connection& connection = *found;
+  OutgoingBytes& out = connection.out;
+  connection.send_in_flight = false;
+  if (completion.result > 0) metrics_.sent_bytes.add(static_cast<std::size_t>(completion.result));
+  if (completion.result < 0 || connection.discard_output) {
+    // The peer is gone (EPIPE, ECONNRESET), or we gave up on it (cut off, or
+    // cancelled at exit): nothing more is sent.
+    connection.closing = true;
+    connection.discard_output = true;
+    out.sending.clear();
+    out.output.clear();
+    close_when_done(connection);
+    return;
+  }
+  out.sending_offset += static_cast<std::size_t>(completion.result);
+  connection.last_activity_ms = now_ms_;
+  if (out.sending_offset < out.sending.size()) {
+    // A short send: the socket buffer is full. Send the rest.
+    connection.send_in_flight = true;
+    io_uring_sqe* sqe = loop_.next_sqe();
+    io_uring_prep_send(sqe, connection.fd, out.sending.data() + out.sending_offset,
+                       out.sending.size() - out.sending_offset, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, connection_tag(Operation::send, connection));
+    return;
+  }
+  out.sending.clear();
+  out.sending_offset = 0;
+  out.answers_sending = 0;
+  out.sending.shrink_if_above(256 << 10);
+  if (!out.output.empty()) start_send(connection);
+  close_when_done(connection);
+}
+
+// --- Close -------------------------------------------------------------------
+
+void ConnectionTable::close_when_done(Connection& connection) {
+  if (!connection.closing || connection.close_submitted || connection.fd < 0) return;
+  if (connection.send_in_flight || !connection.out.output.empty() ||
+      protocol_.progress(connection).answers_owed > 0) {
+    return;
+  }
+  if (!connection.peer_closed && !connection.discard_output &&
+      (connection.write_shut || client_still_sending(connection))) {
+    // Lingering close. Closing a socket with unread input makes the kernel
+    // send a reset, and a reset makes the client's kernel drop answers it
+    // has received but not yet read. So: a FIN after the last answer, then
+    // read and drop what the client still sends until it closes too (or the
+    // linger time passes, see sweep()). A quiet client (nothing unread, no
+    // request half read) just gets the close, and its FIN.
+    if (!connection.write_shut) {
+      connection.write_shut = true;
+      connection.linger_started_ms = now_ms_;
+      ::shutdown(connection.fd, SHUT_WR);
+      if (!connection.receive_armed && !receiving_paused_) arm_receive(connection);
+    }
+    return;
+  }
+  connection.close_submitted = true;
+  // A multishot receive holds its own reference to the socket: closing the
+  // descriptor alone would not end it. Cancel it first; the close follows
+  // whether or not there was anything to cancel (a hard link).
+  io_uring_sqe* close;
+  if (connection.receive_armed) {
+    io_uring_sqe* cancel;
+    std::tie(cancel, close) = loop_.next_sqe_pair();  // a submit must not cut the link
+    io_uring_prep_cancel_fd(cancel, connection.fd, 0);
+    cancel->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, connection));
+  } else {
+    close = loop_.next_sqe();
+  }
+  io_uring_prep_close(close, connection.fd);
+  io_uring_sqe_set_data64(close, connection_tag(Operation::close, connection));
+}
+
+bool ConnectionTable::client_still_sending(const Connection& connection) const {
+  int unread = 0;
+  return protocol_.progress(connection).in_request ||
+         (::ioctl(connection.fd, FIONREAD, &unread) == 0 && unread > 0);
+}
+
+void ConnectionTable::on_close(const Completion& completion) {
+  Connection* connection = connection_for(completion);
+  if (connection == nullptr) return;
+  // The cancelled receive reported before the close (the link orders them);
+  // the generation bump turns any later completion for this slot stale.
+  connection->reset();
+  free_connections_.push_back(connection->index());
+  metrics_.open_connections.subtract(1);
+  open_connections_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ConnectionTable::close_all_when_done() {
+  for (auto& connection : connections_) {
+    if (connection->fd < 0) continue;
+    connection->closing = true;
+    close_when_done(*connection);
+  }
+}
+
+void ConnectionTable::cancel_all() {
+  std::size_t cancelled = 0;
+  for (auto& owned : connections_) {
+    Connection& connection = *owned;
+    if (connection.fd < 0 || connection.close_submitted) continue;
+    connection.closing = true;
+    connection.discard_output = true;
+    connection.peer_closed = true;  // no lingering: nothing more is read
+    connection.out.output.clear();
+    if (connection.send_in_flight || connection.receive_armed) {
+      io_uring_sqe* cancel = loop_.next_sqe();
+      io_uring_prep_cancel_fd(cancel, connection.fd, IORING_ASYNC_CANCEL_ALL);
+      cancel->flags |= IOSQE_CQE_SKIP_SUCCESS;
+      io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, connection));
+      ++cancelled;
+    }
+    close_when_done(connection);  // now, or once the cancelled send reports
+  }
+  if (cancelled != 0) {
+    log::debug("cancelling connections' operations still in flight",
+               {{"shard", std::to_string(shard_id_)}, {"connections", std::to_string(cancelled)}});
+  }
+}
+
+// --- Limits on clients -------------------------------------------------------
+
+void ConnectionTable::sweep_if_due() {
+  if (now_ms_ >= next_sweep_ms_) sweep();
+}
+
+void ConnectionTable::sweep() {
+  next_sweep_ms_ = now_ms_ + kSweepIntervalMs;
+  if (accept_paused_ && accepting_) {
+    accept_paused_ = false;
+    arm_accept();
+  }
+  const auto read_timeout = static_cast<std::uint64_t>(limits_.read_timeout.count());
+  const auto idle_timeout = static_cast<std::uint64_t>(limits_.idle_timeout.count());
+  for (auto& owned : connections_) {
+    Connection& connection = *owned;
+    if (connection.fd < 0 || connection.close_submitted) continue;
+    const std::uint64_t quiet_ms = now_ms_ - connection.last_activity_ms;
+    if (connection.send_in_flight) {
+      // Answers on their way but the client has not taken a byte of them.
+      if (quiet_ms > idle_timeout && !connection.discard_output) {
+        cut_off(connection, CloseReason::write_stall);
+      }
+      continue;
+    }
+    if (connection.write_shut && now_ms_ - connection.linger_started_ms > kLingerMs) {
+      connection.peer_closed = true;  // waited long enough for its FIN
+      close_when_done(connection);
+      continue;
+    }
+    if (connection.closing) continue;
+    if (connection.request_started_ms != 0 &&
+        now_ms_ - connection.request_started_ms > read_timeout) {
+      // Slowloris, or a stalled body: answer (408) and close.
+      protocol_.on_read_timeout(connection);
+      metrics_.connections_closed[static_cast<std::size_t>(CloseReason::read_timeout)].add();
+      connection.closing = true;
+      mark_for_send(connection);
+      continue;
+    }
+    const RequestProgress progress = protocol_.progress(connection);
+    if (!progress.in_request && progress.answers_owed == 0 && connection.out.output.empty() &&
+        quiet_ms > idle_timeout) {
+      metrics_.connections_closed[static_cast<std::size_t>(CloseReason::idle_timeout)].add();
+      connection.closing = true;
+      close_when_done(connection);
+    }
+  }
+}
+
+void ConnectionTable::cut_off(Connection& connection, CloseReason reason) {
+  metrics_.connections_closed[static_cast<std::size_t>(reason)].add();
+  connection.closing = true;
+  connection.discard_output = true;
+  connection.out.output.clear();
+  // Fails the send the client is not reading, so the close can follow.
+  ::shutdown(connection.fd, SHUT_RDWR);
+  close_when_done(connection);
+}
+
+void ConnectionTable::pause_receiving() {
+  receiving_paused_ = true;
+  for (auto& connection : connections_) {
+    if (connection->fd < 0 || !connection->receive_armed || connection->close_submitted) continue;
+    io_uring_sqe* cancel = loop_.next_sqe();
+    io_uring_prep_cancel64(cancel, connection_tag(Operation::receive, *connection), 0);
+    io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, *connection));
+  }
+}
+
+void ConnectionTable::resume_receiving() {
+  receiving_paused_ = false;
+  for (auto& connection : connections_) {
+    if (connection->fd >= 0 && !connection->receive_armed && !connection->closing) {
+      arm_receive(*connection);
+    }
+  }
+}
+
+}  // namespace gophermq
