@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "gophermq/ascii.h"
+
 namespace gophermq {
 namespace {
 
@@ -20,9 +22,7 @@ constexpr int kMaxNesting = 1000;
 bool key_is(std::string_view key, std::string_view name) {
   if (key.size() != name.size()) return false;
   for (std::size_t i = 0; i < key.size(); ++i) {
-    char c = key[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != name[i]) return false;
+    if (ascii_lower(key[i]) != name[i]) return false;
   }
   return true;
 }
@@ -156,19 +156,12 @@ std::size_t utf8_sequence_length(const unsigned char* bytes, std::size_t availab
   return length;
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // The code unit of a `\uXXXX` escape at `text[i]`, or -1.
 int escaped_unit(std::string_view text, std::size_t i) {
   if (i + 6 > text.size() || text[i] != '\\' || text[i + 1] != 'u') return -1;
   int unit = 0;
   for (std::size_t k = i + 2; k < i + 6; ++k) {
-    int digit = hex_digit(text[k]);
+    int digit = hex_value(text[k]);
     if (digit < 0) return -1;
     unit = unit << 4 | digit;
   }

@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "gophermq/ascii.h"
+
 namespace gophermq {
 namespace {
 
@@ -16,8 +18,6 @@ constexpr std::array<std::uint8_t, 256> kEscapeCost = [] {
   cost['<'] = cost['>'] = cost['&'] = 5;
   return cost;
 }();
-
-constexpr char kHexDigits[] = "0123456789abcdef";
 
 // U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR: E2 80 A8 / E2 80 A9.
 bool is_line_separator(std::string_view text, std::size_t i) {

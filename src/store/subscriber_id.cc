@@ -5,20 +5,18 @@
 #include <cerrno>
 #include <system_error>
 
+#include "gophermq/ascii.h"
+
 namespace gophermq {
 namespace {
 
-constexpr char kHexDigits[] = "0123456789abcdef";
 // Byte index -> is a dash written before it (8-4-4-4-12 grouping).
 constexpr bool dash_before(std::size_t byte) {
   return byte == 4 || byte == 6 || byte == 8 || byte == 10;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
+// A hex digit of the canonical, lower-case form, or -1.
+int lower_hex_value(char c) { return ascii_lower(c) == c ? hex_value(c) : -1; }
 
 }  // namespace
 
@@ -36,8 +34,8 @@ std::optional<SubscriberId> SubscriberId::parse(std::string_view text) {
   std::size_t pos = 0;
   for (std::size_t i = 0; i < id.bytes.size(); ++i) {
     if (dash_before(i) && text[pos++] != '-') return std::nullopt;
-    int high = hex_value(text[pos++]);
-    int low = hex_value(text[pos++]);
+    int high = lower_hex_value(text[pos++]);
+    int low = lower_hex_value(text[pos++]);
     if (high < 0 || low < 0) return std::nullopt;
     id.bytes[i] = static_cast<std::uint8_t>(high << 4 | low);
   }
