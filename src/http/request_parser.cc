@@ -306,7 +306,11 @@ int RequestParser::on_headers_complete(llhttp_t* parser) {
   if (head_end == nullptr) return p.fail(ParseStatus::malformed);
   if (ParseStatus status = p.advance(head_end); status != ParseStatus::ok) return p.fail(status);
   p.in_head_ = false;
-  const bool http_1_0 = parser->http_major == 1 && parser->http_minor == 0;
+  // We serve HTTP/1.0 and 1.1. llhttp also takes 0.9 and 2.0, and a request
+  // line without a version (as 0.9, whose headers it reads all the same);
+  // it refuses the other 1.x itself.
+  if (parser->http_major != 1) return p.fail(ParseStatus::malformed);
+  const bool http_1_0 = parser->http_minor == 0;
   // RFC 9112 3.2: an HTTP/1.1 request without Host, and any request with
   // two, must be answered 400.
   if (p.hosts_ > 1 || (p.hosts_ == 0 && !http_1_0)) return p.fail(ParseStatus::malformed);

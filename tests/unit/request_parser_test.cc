@@ -708,6 +708,14 @@ TEST(RequestParser, Http11NeedsExactlyOneHost) {
   }
 }
 
+TEST(RequestParser, OnlyHttp10And11AreServed) {
+  // llhttp takes 0.9 and 2.0, and a request line without a version (as 0.9,
+  // reading its headers all the same).
+  expect_refused({"GET /ready\r\nHost: x\r\n\r\n", "GET /ready HTTP/0.9\r\nHost: x\r\n\r\n",
+                  "GET /ready HTTP/2.0\r\nHost: x\r\n\r\n",
+                  "GET /ready HTTP/1.2\r\nHost: x\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"});
+}
+
 TEST(RequestParser, TransferEncodingOtherThanChunkedIsRefused) {
   auto with = [](std::string_view headers) {
     return "POST /api/publish HTTP/1.1\r\nHost: x\r\n"s + std::string(headers) +
