@@ -75,48 +75,75 @@ class RequestParser {
   static constexpr std::size_t kMaxPath = 256;
 
   static int on_message_begin(llhttp_t* parser);
+  static int on_method(llhttp_t* parser, const char* at, std::size_t length);
   static int on_url(llhttp_t* parser, const char* at, std::size_t length);
   static int on_header_field(llhttp_t* parser, const char* at, std::size_t length);
+  static int on_header_field_complete(llhttp_t* parser);
   static int on_header_value(llhttp_t* parser, const char* at, std::size_t length);
   static int on_header_value_complete(llhttp_t* parser);
   static int on_headers_complete(llhttp_t* parser);
   static int on_body(llhttp_t* parser, const char* at, std::size_t length);
   static int on_message_complete(llhttp_t* parser);
 
-  // Counts the request head's bytes as they pass, from the last mark up to
-  // `end`: spans of the stream rather than callback lengths, so whitespace
-  // llhttp skips counts too, and however the stream is cut the total is the
-  // same. False once the head is over its limit.
-  bool count_head_bytes(const char* at, const char* end);
+  // One set of callbacks for every parser (llhttp keeps a pointer to it).
+  static const llhttp_settings_t kSettings;
+
+  // The bytes llhttp consumes without reporting them in a span (the line
+  // ends of head and chunked body above all) are checked here, from the
+  // mark on: at each span, at the end of each feed, and up to the blank line
+  // that ends a head or a chunked body. Positions in the stream rather than
+  // callback lengths, so however the stream is cut the same bytes are
+  // checked and counted.
+  enum class Unreported : std::uint8_t { ok, malformed, blank_line };
+  Unreported check_unreported(char c);
+  bool check_unreported(const char* from, const char* to);
+  // Checks up to just past the next blank line, which llhttp has consumed
+  // when it reports the end of a head or a chunked body: that position, or
+  // nullptr if the bytes break a rule (or, llhttp disagreeing, hold none).
+  const char* find_blank_line_end(const char* from);
+  // Moves the mark to `to`, counting the bytes passed while in a head.
+  ParseStatus advance(const char* to);
+  // A span of the head or trailers: checks what llhttp skipped before it.
+  ParseStatus take_span(const char* at, std::size_t length);
   int fail(ParseStatus status);
 
-  llhttp_settings_t settings_;
+  enum class Header : std::uint8_t { other, host, expect, transfer_encoding };
+
   llhttp_t parser_;
   RequestLimits limits_;
   RequestSink& sink_;
   ParseStatus failure_ = ParseStatus::ok;
 
   // The chunk being fed: body views into it are valid until feed() returns.
+  const char* chunk_end_ = nullptr;
   const char* chunk_padded_end_ = nullptr;
+  const char* mark_ = nullptr;  // bytes of this chunk before it are checked
+
+  // State of the unreported-bytes check, carried across feeds.
+  bool cr_pending_ = false;  // the last byte was a CR: an LF must follow
+  bool line_empty_ = true;   // nothing but a CR since the last LF
+  bool crlf_due_ = false;    // a chunk's data just ended: CRLF must follow
 
   bool in_message_ = false;
-  bool headers_done_ = false;
+  bool in_head_ = false;  // from the method to the blank line after the headers
   std::size_t header_bytes_ = 0;
-  const char* head_mark_ = nullptr;  // head bytes before this are counted
   char path_[kMaxPath];
   std::size_t path_size_ = 0;
   bool path_overflow_ = false;
   bool path_done_ = false;  // a '?' ended the path; the query is ignored
 
-  // The one header we act on is Expect. Names and values are collected as
-  // they stream in (lower-cased, bounded), so a header split across receive
+  // The headers we act on or check. Names and values are collected as they
+  // stream in (lower-cased, bounded), so a header split across receive
   // buffers is still recognised.
-  char field_[8];
+  char field_[24];
   std::size_t field_size_ = 0;
   char value_[16];
   std::size_t value_size_ = 0;
-  bool in_value_ = false;
+  Header header_ = Header::other;
   bool expects_continue_ = false;
+  std::size_t hosts_ = 0;  // Host fields
+  std::size_t transfer_encodings_ = 0;
+  bool chunked_coding_ = false;  // the last Transfer-Encoding said exactly "chunked"
 
   // The body: a view into the current chunk while it is contiguous there,
   // otherwise (chunked encoding, or spanning chunks) a copy in body_.

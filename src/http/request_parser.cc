@@ -11,17 +11,22 @@ RequestParser& self(llhttp_t* parser) { return *static_cast<RequestParser*>(pars
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // Appends lower-cased bytes to a small fixed buffer; overflowing it marks the
-// text as "too long to be what we look for" by pushing size past capacity.
+// text as "too long to be what we look for" by pushing size past capacity. A
+// run of spaces and tabs is kept as one space, so optional whitespace of any
+// length does not push a value past the buffer.
 template <std::size_t N>
 void collect(char (&buffer)[N], std::size_t& size, const char* at, std::size_t length) {
-  for (std::size_t i = 0; i < length && size <= N; ++i, ++size) {
-    if (size < N) buffer[size] = lower(at[i]);
+  for (std::size_t i = 0; i < length && size <= N; ++i) {
+    const char c = at[i] == '\t' ? ' ' : lower(at[i]);
+    if (c == ' ' && size > 0 && size <= N && buffer[size - 1] == ' ') continue;
+    if (size < N) buffer[size] = c;
+    ++size;
   }
 }
 
 template <std::size_t N>
 bool collected_equals(const char (&buffer)[N], std::size_t size, std::string_view expected) {
-  while (size > 0 && size <= N && (buffer[size - 1] == ' ' || buffer[size - 1] == '\t')) --size;
+  if (size > 0 && size <= N && buffer[size - 1] == ' ') --size;
   return size <= N && std::string_view(buffer, size) == expected;
 }
 
@@ -56,40 +61,50 @@ alignas(64) constexpr char kEmptyBody[ByteBuffer::kPadding] = {};
 
 }  // namespace
 
+constexpr llhttp_settings_t RequestParser::kSettings = [] {
+  llhttp_settings_t settings{};  // what llhttp_settings_init() does: no callbacks
+  settings.on_message_begin = &on_message_begin;
+  settings.on_method = &on_method;
+  settings.on_url = &on_url;
+  settings.on_header_field = &on_header_field;
+  settings.on_header_field_complete = &on_header_field_complete;
+  settings.on_header_value = &on_header_value;
+  settings.on_header_value_complete = &on_header_value_complete;
+  settings.on_headers_complete = &on_headers_complete;
+  settings.on_body = &on_body;
+  settings.on_message_complete = &on_message_complete;
+  return settings;
+}();
+
 RequestParser::RequestParser(const RequestLimits& limits, RequestSink& sink)
     : limits_(limits), sink_(sink) {
-  llhttp_settings_init(&settings_);
-  settings_.on_message_begin = &RequestParser::on_message_begin;
-  settings_.on_url = &RequestParser::on_url;
-  settings_.on_header_field = &RequestParser::on_header_field;
-  settings_.on_header_value = &RequestParser::on_header_value;
-  settings_.on_header_value_complete = &RequestParser::on_header_value_complete;
-  settings_.on_headers_complete = &RequestParser::on_headers_complete;
-  settings_.on_body = &RequestParser::on_body;
-  settings_.on_message_complete = &RequestParser::on_message_complete;
   reset();
 }
 
 void RequestParser::reset() {
-  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
   parser_.data = this;
   failure_ = ParseStatus::ok;
+  cr_pending_ = false;
+  line_empty_ = true;
+  crlf_due_ = false;
   in_message_ = false;
+  in_head_ = false;
   body_view_ = nullptr;
   body_.clear();
   body_.shrink_if_above(64 << 10);
 }
 
 ParseStatus RequestParser::feed(const char* data, std::size_t size, std::size_t padded_capacity) {
+  chunk_end_ = data + size;
   chunk_padded_end_ = data + padded_capacity;
-  head_mark_ = data;
+  mark_ = data;
   llhttp_errno_t error = llhttp_execute(&parser_, data, size);
   if (error == HPE_OK) {
-    // A head still incomplete at the chunk's end: what it holds so far counts
-    // (slowly streamed headers, or padding no callback reports).
-    if (in_message_ && !headers_done_ && !count_head_bytes(data + size, data + size)) {
-      return ParseStatus::headers_too_large;
-    }
+    // What follows the last span is checked (and counted, in a head) now:
+    // the next chunk starts a new stretch.
+    if (!check_unreported(mark_, chunk_end_)) return ParseStatus::malformed;
+    if (ParseStatus status = advance(chunk_end_); status != ParseStatus::ok) return status;
     // The chunk is about to be recycled: keep the part of a body we hold by view.
     if (body_view_ != nullptr) {
       body_.append(body_view_, body_view_size_);
@@ -106,28 +121,87 @@ int RequestParser::fail(ParseStatus status) {
   return -1;  // makes llhttp stop with HPE_CB_* and return to feed()
 }
 
-bool RequestParser::count_head_bytes(const char* at, const char* end) {
-  // A message that began inside this chunk starts counting at its target
-  // (the method, a few bytes, is left out).
-  if (head_mark_ == nullptr) head_mark_ = at;
-  header_bytes_ += static_cast<std::size_t>(end - head_mark_);
-  head_mark_ = end;
-  return header_bytes_ <= limits_.max_header_bytes;
+// llhttp 8.1 checks few of the line ends it skips: it takes a bare LF after
+// the request line and for the blank line ending a head or trailers, and any
+// byte after the CR of a chunk-size line or of that blank line, and any two
+// bytes after a chunk's data. A proxy in front reads such bytes differently,
+// and the two then disagree on where a message ends: request smuggling. So
+// every CR must be followed by LF and every LF preceded by CR; a line that
+// starts with whitespace continues a header (obs-fold, which RFC 9112 5.2
+// lets a server refuse and proxies differ on); and a chunk's data must be
+// followed by CRLF.
+RequestParser::Unreported RequestParser::check_unreported(char c) {
+  if (cr_pending_) {
+    if (c != '\n') return Unreported::malformed;
+    cr_pending_ = false;
+    const bool blank = line_empty_;
+    line_empty_ = true;
+    return blank ? Unreported::blank_line : Unreported::ok;
+  }
+  if (c == '\r') {
+    cr_pending_ = true;
+    crlf_due_ = false;
+    return Unreported::ok;
+  }
+  if (c == '\n' || crlf_due_ || (line_empty_ && (c == ' ' || c == '\t'))) {
+    return Unreported::malformed;
+  }
+  line_empty_ = false;
+  return Unreported::ok;
+}
+
+bool RequestParser::check_unreported(const char* from, const char* to) {
+  for (const char* c = from; c < to; ++c) {
+    if (check_unreported(*c) == Unreported::malformed) return false;
+  }
+  return true;
+}
+
+const char* RequestParser::find_blank_line_end(const char* from) {
+  for (const char* c = from; c < chunk_end_; ++c) {
+    switch (check_unreported(*c)) {
+      case Unreported::ok:
+        break;
+      case Unreported::malformed:
+        return nullptr;
+      case Unreported::blank_line:
+        return c + 1;
+    }
+  }
+  return nullptr;
+}
+
+ParseStatus RequestParser::advance(const char* to) {
+  if (in_head_) header_bytes_ += static_cast<std::size_t>(to - mark_);
+  mark_ = to;
+  return in_head_ && header_bytes_ > limits_.max_header_bytes ? ParseStatus::headers_too_large
+                                                              : ParseStatus::ok;
+}
+
+ParseStatus RequestParser::take_span(const char* at, std::size_t length) {
+  if (!check_unreported(mark_, at)) return ParseStatus::malformed;
+  if (length > 0) {
+    // A field value starting a line: an obs-fold continuation.
+    if (line_empty_ && (at[0] == ' ' || at[0] == '\t')) return ParseStatus::malformed;
+    line_empty_ = false;
+  }
+  return advance(at + length);
 }
 
 int RequestParser::on_message_begin(llhttp_t* parser) {
   RequestParser& p = self(parser);
   p.in_message_ = true;
-  p.headers_done_ = false;
   p.header_bytes_ = 0;
-  p.head_mark_ = nullptr;
   p.path_size_ = 0;
   p.path_overflow_ = false;
   p.path_done_ = false;
   p.field_size_ = 0;
   p.value_size_ = 0;
-  p.in_value_ = false;
+  p.header_ = Header::other;
   p.expects_continue_ = false;
+  p.hosts_ = 0;
+  p.transfer_encodings_ = 0;
+  p.chunked_coding_ = false;
   p.body_view_ = nullptr;
   p.body_view_size_ = 0;
   p.body_.clear();
@@ -135,9 +209,24 @@ int RequestParser::on_message_begin(llhttp_t* parser) {
   return 0;
 }
 
+int RequestParser::on_method(llhttp_t* parser, const char* at, std::size_t length) {
+  RequestParser& p = self(parser);
+  // The head starts at the method: empty lines llhttp skips before it are
+  // checked but not counted.
+  if (!p.in_head_) {
+    if (!p.check_unreported(p.mark_, at)) return p.fail(ParseStatus::malformed);
+    p.mark_ = at;
+    p.in_head_ = true;
+  }
+  const ParseStatus status = p.take_span(at, length);
+  return status == ParseStatus::ok ? 0 : p.fail(status);
+}
+
 int RequestParser::on_url(llhttp_t* parser, const char* at, std::size_t length) {
   RequestParser& p = self(parser);
-  if (!p.count_head_bytes(at, at + length)) return p.fail(ParseStatus::headers_too_large);
+  if (ParseStatus status = p.take_span(at, length); status != ParseStatus::ok) {
+    return p.fail(status);
+  }
   for (std::size_t i = 0; i < length && !p.path_done_; ++i) {
     if (at[i] == '?' || at[i] == '#') {
       p.path_done_ = true;
@@ -152,7 +241,9 @@ int RequestParser::on_url(llhttp_t* parser, const char* at, std::size_t length) 
 
 int RequestParser::on_header_field(llhttp_t* parser, const char* at, std::size_t length) {
   RequestParser& p = self(parser);
-  if (!p.count_head_bytes(at, at + length)) return p.fail(ParseStatus::headers_too_large);
+  if (ParseStatus status = p.take_span(at, length); status != ParseStatus::ok) {
+    return p.fail(status);
+  }
   for (std::size_t i = 0; i < length; ++i) {
     if (!kTokenCharacter[static_cast<unsigned char>(at[i])]) return p.fail(ParseStatus::malformed);
   }
@@ -160,10 +251,28 @@ int RequestParser::on_header_field(llhttp_t* parser, const char* at, std::size_t
   return 0;
 }
 
+int RequestParser::on_header_field_complete(llhttp_t* parser) {
+  RequestParser& p = self(parser);
+  // llhttp 8.1 takes ": value", a field without a name.
+  if (p.field_size_ == 0) return p.fail(ParseStatus::malformed);
+  // Trailers are read past: what they say does not change how we serve.
+  p.header_ = Header::other;
+  if (p.in_head_) {
+    if (collected_equals(p.field_, p.field_size_, "host")) p.header_ = Header::host;
+    if (collected_equals(p.field_, p.field_size_, "expect")) p.header_ = Header::expect;
+    if (collected_equals(p.field_, p.field_size_, "transfer-encoding")) {
+      p.header_ = Header::transfer_encoding;
+    }
+  }
+  return 0;
+}
+
 int RequestParser::on_header_value(llhttp_t* parser, const char* at, std::size_t length) {
   RequestParser& p = self(parser);
-  if (!p.count_head_bytes(at, at + length)) return p.fail(ParseStatus::headers_too_large);
-  if (collected_equals(p.field_, p.field_size_, "expect")) {
+  if (ParseStatus status = p.take_span(at, length); status != ParseStatus::ok) {
+    return p.fail(status);
+  }
+  if (p.header_ == Header::expect || p.header_ == Header::transfer_encoding) {
     collect(p.value_, p.value_size_, at, length);
   }
   return 0;
@@ -171,18 +280,47 @@ int RequestParser::on_header_value(llhttp_t* parser, const char* at, std::size_t
 
 int RequestParser::on_header_value_complete(llhttp_t* parser) {
   RequestParser& p = self(parser);
-  if (collected_equals(p.field_, p.field_size_, "expect") &&
-      collected_equals(p.value_, p.value_size_, "100-continue")) {
-    p.expects_continue_ = true;
+  switch (p.header_) {
+    case Header::other:
+      break;
+    case Header::host:
+      ++p.hosts_;
+      break;
+    case Header::expect:
+      if (collected_equals(p.value_, p.value_size_, "100-continue")) p.expects_continue_ = true;
+      break;
+    case Header::transfer_encoding:
+      ++p.transfer_encodings_;
+      p.chunked_coding_ = collected_equals(p.value_, p.value_size_, "chunked");
+      break;
   }
   p.field_size_ = 0;
   p.value_size_ = 0;
+  p.header_ = Header::other;
   return 0;
 }
 
 int RequestParser::on_headers_complete(llhttp_t* parser) {
   RequestParser& p = self(parser);
-  p.headers_done_ = true;
+  const char* head_end = p.find_blank_line_end(p.mark_);
+  if (head_end == nullptr) return p.fail(ParseStatus::malformed);
+  if (ParseStatus status = p.advance(head_end); status != ParseStatus::ok) return p.fail(status);
+  p.in_head_ = false;
+  // We serve HTTP/1.0 and 1.1. llhttp also takes 0.9 and 2.0, and a request
+  // line without a version (as 0.9, whose headers it reads all the same);
+  // it refuses the other 1.x itself.
+  if (parser->http_major != 1) return p.fail(ParseStatus::malformed);
+  const bool http_1_0 = parser->http_minor == 0;
+  // RFC 9112 3.2: an HTTP/1.1 request without Host, and any request with
+  // two, must be answered 400.
+  if (p.hosts_ > 1 || (p.hosts_ == 0 && !http_1_0)) return p.fail(ParseStatus::malformed);
+  // Chunked is the one coding we take, alone and once: llhttp 8.1 reads
+  // "gzip, chunked" as chunked and ignores an empty Transfer-Encoding, where
+  // a proxy may refuse or decode. HTTP/1.0 has no transfer codings at all
+  // (RFC 9112 6.1: its framing is faulty), though llhttp honours them.
+  if (p.transfer_encodings_ > 0 && (p.transfer_encodings_ > 1 || !p.chunked_coding_ || http_1_0)) {
+    return p.fail(ParseStatus::malformed);
+  }
   // We speak HTTP/1.1 only: an Upgrade (h2c, websocket) or CONNECT is served
   // as an ordinary request instead of handing the stream to another protocol.
   parser->upgrade = 0;
@@ -198,6 +336,12 @@ int RequestParser::on_headers_complete(llhttp_t* parser) {
 
 int RequestParser::on_body(llhttp_t* parser, const char* at, std::size_t length) {
   RequestParser& p = self(parser);
+  if (!p.check_unreported(p.mark_, at)) return p.fail(ParseStatus::malformed);
+  p.mark_ = at + length;
+  if (length > 0) p.line_empty_ = false;
+  // llhttp zeroes the count when a chunk's data is all here, and then skips
+  // the two bytes after it unseen.
+  if ((parser->flags & F_CHUNKED) != 0 && parser->content_length == 0) p.crlf_due_ = true;
   p.body_size_ += length;
   if (p.body_size_ > p.limits_.max_body_bytes) return p.fail(ParseStatus::body_too_large);
   if (p.body_.empty()) {
@@ -220,6 +364,12 @@ int RequestParser::on_body(llhttp_t* parser, const char* at, std::size_t length)
 
 int RequestParser::on_message_complete(llhttp_t* parser) {
   RequestParser& p = self(parser);
+  // A chunked body ends at the blank line after its last chunk and trailers.
+  if ((parser->flags & F_CHUNKED) != 0) {
+    const char* end = p.find_blank_line_end(p.mark_);
+    if (end == nullptr) return p.fail(ParseStatus::malformed);
+    p.mark_ = end;
+  }
   HttpRequest request;
   request.method = static_cast<llhttp_method_t>(parser->method);
   request.path = p.path_overflow_ ? std::string_view() : origin_path({p.path_, p.path_size_});

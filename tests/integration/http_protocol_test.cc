@@ -278,6 +278,7 @@ TEST_F(HttpProtocolTest, ExpectContinueWithBodySentAtOnce) {
 }
 
 TEST_F(HttpProtocolTest, Http10RequestGetsResponseThenClose) {
+  // Without Host, which only HTTP/1.1 requires.
   const std::string body = SubscribeBody("http10");
   ASSERT_TRUE(client_->SendRaw("POST /api/subscribe HTTP/1.0\r\nContent-Length: " +
                                std::to_string(body.size()) + "\r\n\r\n" + body));
@@ -372,10 +373,55 @@ INSTANTIATE_TEST_SUITE_P(
         MalformedCase{"BadChunkSize",
                       "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                       "zz\r\n{}\r\n0\r\n\r\n"},
-        MalformedCase{"EmptyMethod", " /ready HTTP/1.1\r\nHost: x\r\n\r\n"}),
+        MalformedCase{"EmptyMethod", " /ready HTTP/1.1\r\nHost: x\r\n\r\n"},
+        // Framings a proxy in front may read differently from us (request
+        // smuggling), each let through by llhttp 8.1.
+        MalformedCase{"ChunkDataWithoutCrlf",
+                      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "2\r\n{}XX0\r\n\r\n"},
+        MalformedCase{"ChunkSizeCrWithoutLf",
+                      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "2\rX{}\r\n0\r\n\r\n"},
+        MalformedCase{
+            "ObsFoldedTransferEncoding",
+            "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+            "2\r\n{}\r\n0\r\n\r\n"},
+        MalformedCase{"EmptyHeaderName", "GET /ready HTTP/1.1\r\nHost: x\r\n: value\r\n\r\n"},
+        MalformedCase{"Http11WithoutHost", "GET /ready HTTP/1.1\r\n\r\n"},
+        MalformedCase{"TwoHosts", "GET /ready HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
+        MalformedCase{
+            "GzipThenChunked",
+            "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+            "\r\n2\r\n{}\r\n0\r\n\r\n"},
+        MalformedCase{"TransferEncodingOnHttp10",
+                      "POST /api/publish HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "2\r\n{}\r\n0\r\n\r\n"},
+        MalformedCase{"BareLfAfterRequestLine", "GET /ready HTTP/1.1\nHost: x\r\n\r\n"}),
     [](const ::testing::TestParamInfo<MalformedCase>& info) {
       return std::string(info.param.name);
     });
+
+TEST_F(HttpProtocolTest, RequestSmuggledAfterBadChunkFramingIsNotServed) {
+  // Behind a proxy that takes "{}XX" as chunk data up to the next CRLF, the
+  // bytes after it are the same request's body; llhttp alone would end the
+  // request at "0\r\n\r\n" and serve what follows as a second request.
+  const std::string id = Subscribe("smuggled");
+  const std::string smuggled = FormatRequest("POST", "/api/publish", PublishBody("smuggled", "x"));
+  auto client = Connect();
+  ASSERT_TRUE(
+      client->SendRaw(FormatRequest("GET", "/ready", "") +
+                      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "2\r\n{}XX0\r\n\r\n" +
+                      smuggled));
+  HttpResponse response;
+  ASSERT_TRUE(client->ReadResponse(&response)) << client->error();
+  EXPECT_EQ(response.status, 204) << Describe(response);
+  ASSERT_TRUE(client->ReadResponse(&response)) << client->error();
+  EXPECT_EQ(response.status, 400) << Describe(response);
+  EXPECT_TRUE(client->WaitForClose()) << client->error();
+  EXPECT_TRUE(Fetch("smuggled", id).empty());
+  ExpectNewConnectionsServed();
+}
 
 TEST_F(HttpProtocolTest, ValidRequestBeforeGarbageIsAnsweredFirst) {
   auto client = Connect();
@@ -399,7 +445,8 @@ TEST_F(HttpProtocolTest, ClientsVanishingMidRequestLeaveTheServerHealthy) {
         client->SendRaw("POST /api/pub");
         break;
       case 1:  // headers promise a body that never comes
-        client->SendRaw("POST /api/publish HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"sub");
+        client->SendRaw(
+            "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"sub");
         break;
       case 2:  // pipelined requests whose answers nobody reads
         for (int k = 0; k < 50; ++k) {
@@ -409,7 +456,8 @@ TEST_F(HttpProtocolTest, ClientsVanishingMidRequestLeaveTheServerHealthy) {
         break;
       case 3:  // a chunked body cut short
         client->SendRaw(
-            "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"su");
+            "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "10\r\n{\"su");
         break;
     }
     client->Close();

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -111,7 +112,15 @@ struct Outcome {
   ParseStatus status;
   std::vector<Recorded> requests;
   int continues;
+
+  bool operator==(const Outcome&) const = default;
 };
+
+void PrintTo(const Outcome& o, std::ostream* out) {
+  *out << ::testing::PrintToString(o.status) << ", " << o.requests.size() << " request(s)";
+  for (const Recorded& r : o.requests) *out << "\n  " << ::testing::PrintToString(r);
+  *out << "\n  continues=" << o.continues;
+}
 
 Outcome parse_in_pieces(std::string_view bytes, std::size_t piece,
                         RequestLimits limits = kRoomyLimits) {
@@ -123,6 +132,45 @@ Outcome parse_in_pieces(std::string_view bytes, std::size_t piece,
 
 Outcome parse(std::string_view bytes, RequestLimits limits = kRoomyLimits) {
   return parse_in_pieces(bytes, bytes.empty() ? 1 : bytes.size(), limits);
+}
+
+// `bytes` fed in two pieces, cut at `cut`.
+Outcome parse_cut_at(std::string_view bytes, std::size_t cut, RequestLimits limits = kRoomyLimits) {
+  RecordingSink sink;
+  RequestParser parser(limits, sink);
+  ParseStatus status = feed(parser, bytes.substr(0, cut));
+  if (status == ParseStatus::ok) status = feed(parser, bytes.substr(cut));
+  return {status, sink.requests, sink.continues};
+}
+
+// The outcome of `bytes` fed whole, after checking it is the same fed a byte
+// at a time and cut in two at every place: no check may depend on where
+// receive buffers end.
+Outcome parse_however_cut(std::string_view bytes, RequestLimits limits = kRoomyLimits) {
+  const Outcome whole = parse(bytes, limits);
+  EXPECT_EQ(parse_in_pieces(bytes, 1, limits), whole) << "fed a byte at a time: " << bytes;
+  for (std::size_t cut = 1; cut < bytes.size(); ++cut) {
+    const Outcome split = parse_cut_at(bytes, cut, limits);
+    if (split != whole) {
+      ADD_FAILURE() << "cut at " << cut << ": " << ::testing::PrintToString(split)
+                    << "\nwhole: " << ::testing::PrintToString(whole) << "\n"
+                    << bytes;
+      break;
+    }
+  }
+  return whole;
+}
+
+// Each of `requests` is refused however it is cut, and nothing of it is
+// handed over.
+void expect_refused(std::initializer_list<std::string_view> requests) {
+  for (std::string_view request : requests) {
+    SCOPED_TRACE(::testing::PrintToString(std::string(request)));
+    const Outcome outcome = parse_however_cut(request);
+    EXPECT_EQ(outcome.status, ParseStatus::malformed);
+    EXPECT_TRUE(outcome.requests.empty());
+    EXPECT_EQ(outcome.continues, 0);
+  }
 }
 
 std::string post(std::string_view path, std::string_view body, std::string_view headers = "") {
@@ -160,7 +208,8 @@ TEST(RequestParser, ParsesAGetWithoutBody) {
 
 TEST(RequestParser, PathLeavesOutTheQueryStringAndFragment) {
   Outcome outcome = parse(post("/api/fetch?subject=a&x=%20?y", "{}") +
-                          "GET /ready#top HTTP/1.1\r\n\r\n"s + "GET /a?b#c HTTP/1.1\r\n\r\n");
+                          "GET /ready#top HTTP/1.1\r\nHost: x\r\n\r\n"s +
+                          "GET /a?b#c HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_EQ(outcome.requests.size(), 3u);
   EXPECT_EQ(outcome.requests[0].path, "/api/fetch");
   EXPECT_EQ(outcome.requests[1].path, "/ready");
@@ -168,7 +217,8 @@ TEST(RequestParser, PathLeavesOutTheQueryStringAndFragment) {
 }
 
 TEST(RequestParser, QueryStringSplitAcrossFeedsIsStillDropped) {
-  Outcome outcome = parse_in_pieces("GET /ready?long=query&more=stuff HTTP/1.1\r\n\r\n", 3);
+  Outcome outcome =
+      parse_in_pieces("GET /ready?long=query&more=stuff HTTP/1.1\r\nHost: x\r\n\r\n", 3);
   ASSERT_EQ(outcome.requests.size(), 1u);
   EXPECT_EQ(outcome.requests[0].path, "/ready");
 }
@@ -178,13 +228,13 @@ TEST(RequestParser, APathLongerThanAnyRouteIsEmpty) {
   // target); one that does not fit is no route of ours, so it is handed over
   // empty (and routed to 404).
   const std::string long_path = "/api/"s + std::string(300, 'x');
-  Outcome outcome = parse("GET "s + long_path + " HTTP/1.1\r\n\r\n");
+  Outcome outcome = parse("GET "s + long_path + " HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_EQ(outcome.requests.size(), 1u);
   EXPECT_EQ(outcome.requests[0].path, "");
   // 256 characters still fit.
   std::string fits(256, 'y');
   fits[0] = '/';
-  outcome = parse("GET "s + fits + " HTTP/1.1\r\n\r\n");
+  outcome = parse("GET "s + fits + " HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_EQ(outcome.requests.size(), 1u);
   EXPECT_EQ(outcome.requests[0].path, fits);
 }
@@ -226,7 +276,7 @@ TEST(RequestParser, ConnectionCloseStopsTheStream) {
 }
 
 TEST(RequestParser, ConnectionCloseIsCaseInsensitive) {
-  Outcome outcome = parse("GET /ready HTTP/1.1\r\nconnection: CLOSE\r\n\r\n");
+  Outcome outcome = parse("GET /ready HTTP/1.1\r\nHost: x\r\nconnection: CLOSE\r\n\r\n");
   EXPECT_EQ(outcome.status, ParseStatus::stopped);
   ASSERT_EQ(outcome.requests.size(), 1u);
   EXPECT_FALSE(outcome.requests[0].keep_alive);
@@ -251,8 +301,8 @@ TEST(RequestParser, Http10ClosesUnlessAskedToKeepAlive) {
 
 // Three requests of different shapes, back to back.
 const std::string kPipeline =
-    post("/api/subscribe", "{\"subject\":\"a\"}") + "GET /ready HTTP/1.1\r\n\r\n" +
-    "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    post("/api/subscribe", "{\"subject\":\"a\"}") + "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n" +
+    "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     "4\r\n{\"su\r\n10\r\nbject\":\"a\",\"data\r\n5\r\n\":\"x\"\r\n1\r\n}\r\n0\r\n\r\n"s +
     post("/api/fetch", "{\"subject\":\"a\",\"id\":\"x\"}");
 
@@ -329,9 +379,9 @@ TEST(RequestParser, ReassemblesAChunkedBodyWithExtensions) {
 
 TEST(RequestParser, AcceptsChunkedTrailers) {
   Outcome outcome = parse(
-      "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
       "2\r\n{}\r\n0\r\nX-Checksum: abc\r\n\r\n"
-      "GET /ready HTTP/1.1\r\n\r\n");
+      "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(outcome.status, ParseStatus::ok);
   ASSERT_EQ(outcome.requests.size(), 2u);
   EXPECT_EQ(outcome.requests[0].body, "{}");
@@ -340,7 +390,7 @@ TEST(RequestParser, AcceptsChunkedTrailers) {
 
 TEST(RequestParser, AnEmptyChunkedBodyIsEmpty) {
   Outcome outcome =
-      parse("POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+      parse("POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
   ASSERT_EQ(outcome.requests.size(), 1u);
   EXPECT_EQ(outcome.requests[0].body, "");
 }
@@ -352,7 +402,8 @@ TEST(RequestParser, ExpectContinueIsSignalledOnceBeforeTheBody) {
   RequestParser parser(kRoomyLimits, sink);
   // The client sends the headers and waits: the signal must come now.
   ASSERT_EQ(feed(parser,
-                 "POST /api/publish HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"),
+                 "POST /api/publish HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: "
+                 "2\r\n\r\n"),
             ParseStatus::ok);
   EXPECT_EQ(sink.continues, 1);
   EXPECT_TRUE(sink.requests.empty());
@@ -375,7 +426,7 @@ TEST(RequestParser, ExpectContinueSplitAcrossFeedsIsRecognised) {
   // Cut inside the header name and inside the value.
   RecordingSink sink;
   RequestParser parser(kRoomyLimits, sink);
-  ASSERT_EQ(feed(parser, "POST /api/publish HTTP/1.1\r\nExp"), ParseStatus::ok);
+  ASSERT_EQ(feed(parser, "POST /api/publish HTTP/1.1\r\nHost: x\r\nExp"), ParseStatus::ok);
   ASSERT_EQ(feed(parser, "ect: 100-con"), ParseStatus::ok);
   ASSERT_EQ(feed(parser, "tinue\r\nContent-Length: 2\r\n\r\n"), ParseStatus::ok);
   EXPECT_EQ(sink.continues, 1);
@@ -385,7 +436,8 @@ TEST(RequestParser, ExpectContinueSplitAcrossFeedsIsRecognised) {
 
 TEST(RequestParser, ExpectContinueWorksWithAChunkedBody) {
   Outcome outcome = parse(
-      "POST /api/publish HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n"
       "2\r\n{}\r\n0\r\n\r\n");
   EXPECT_EQ(outcome.continues, 1);
   ASSERT_EQ(outcome.requests.size(), 1u);
@@ -397,12 +449,12 @@ TEST(RequestParser, NoContinueSignalWhenNothingWaitsForIt) {
   // has no 100 Continue).
   for (
       std::string_view request : {
-          "POST /api/publish HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"sv,
-          "GET /ready HTTP/1.1\r\nExpect: 100-continue\r\n\r\n"sv,
-          "POST /api/publish HTTP/1.1\r\nX-Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"sv,
-          "POST /api/publish HTTP/1.1\r\nExpect: 100-continues\r\nContent-Length: 2\r\n\r\n{}"sv,
-          "POST /api/publish HTTP/1.1\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}"sv,
-          "POST /api/publish HTTP/1.1\r\nExpectation: 100-continue\r\nContent-Length: 2\r\n\r\n{}"sv,
+          "POST /api/publish HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"sv,
+          "GET /ready HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n"sv,
+          "POST /api/publish HTTP/1.1\r\nHost: x\r\nX-Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"sv,
+          "POST /api/publish HTTP/1.1\r\nHost: x\r\nExpect: 100-continues\r\nContent-Length: 2\r\n\r\n{}"sv,
+          "POST /api/publish HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}"sv,
+          "POST /api/publish HTTP/1.1\r\nHost: x\r\nExpectation: 100-continue\r\nContent-Length: 2\r\n\r\n{}"sv,
           "POST /api/publish HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"sv,
       }) {
     Outcome outcome = parse(request);
@@ -418,12 +470,13 @@ TEST(RequestParser, ContentLengthOverTheLimitIsRefusedFromTheHeaders) {
   RecordingSink sink;
   RequestParser parser(limits, sink);
   // Only the headers have arrived: the answer must not wait for the body.
-  EXPECT_EQ(feed(parser, "POST /api/publish HTTP/1.1\r\nContent-Length: 101\r\n\r\n"),
+  EXPECT_EQ(feed(parser, "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n"),
             ParseStatus::body_too_large);
   EXPECT_TRUE(sink.requests.empty());
   // Even a length that would not fit in any integer type.
   Outcome huge =
-      parse("POST /api/publish HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n", limits);
+      parse("POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\n",
+            limits);
   EXPECT_EQ(huge.status, ParseStatus::body_too_large);
 }
 
@@ -436,7 +489,8 @@ TEST(RequestParser, ContentLengthAtTheLimitIsAccepted) {
 }
 
 std::string chunked_post(std::size_t body_size, std::size_t chunk_size) {
-  std::string request = "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string request =
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (std::size_t sent = 0; sent < body_size; sent += chunk_size) {
     const std::size_t n = std::min(chunk_size, body_size - sent);
     char size_line[32];
@@ -476,7 +530,8 @@ TEST(RequestParser, HeadersOverTheLimitAreRefused) {
   for (int i = 0; i < 100; ++i) many += "X-Header-"s + std::to_string(i) + ": value\r\n";
   EXPECT_EQ(parse(post("/api/publish", "{}", many), limits).status, ParseStatus::headers_too_large);
 
-  const std::string long_url = "GET /ready?"s + std::string(2000, 'q') + " HTTP/1.1\r\n\r\n";
+  const std::string long_url =
+      "GET /ready?"s + std::string(2000, 'q') + " HTTP/1.1\r\nHost: x\r\n\r\n";
   EXPECT_EQ(parse(long_url, limits).status, ParseStatus::headers_too_large);
 }
 
@@ -505,6 +560,16 @@ TEST(RequestParser, HeaderLimitDoesNotDependOnHowTheStreamIsCut) {
   }
 }
 
+TEST(RequestParser, TheHeadIsCountedExactlyHoweverCut) {
+  // From the method to the blank line ending the head; empty lines before
+  // it are not counted.
+  const std::string head = "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n";
+  const std::string stream = "\r\n\r\n" + head + "{}";
+  EXPECT_EQ(parse_however_cut(stream, {head.size(), 1 << 20}).status, ParseStatus::ok);
+  EXPECT_EQ(parse_however_cut(stream, {head.size() - 1, 1 << 20}).status,
+            ParseStatus::headers_too_large);
+}
+
 TEST(RequestParser, WhitespaceInHeadersCountsTowardTheLimit) {
   // Padding a header value with spaces is still header bytes: a client must
   // not be able to stream an unbounded header block.
@@ -517,16 +582,17 @@ TEST(RequestParser, WhitespaceInHeadersCountsTowardTheLimit) {
 // --- Malformed input ---------------------------------------------------------------
 
 TEST(RequestParser, MalformedRequestsAreRefused) {
-  for (std::string_view request : {
-           "NOT A REQUEST\r\n\r\n"sv, "GET\r\n\r\n"sv, "G@T /ready HTTP/1.1\r\n\r\n"sv,
-           "GET /ready HTTP/1.1 extra\r\n\r\n"sv, "GET /ready HTTX/1.1\r\n\r\n"sv,
-           "GET /ready HTTP/1.1\r\nNo colon here\r\n\r\n"sv,
-           "GET /ready HTTP/1.1\r\nBad Name: x\r\n\r\n"sv,
-           "POST /api/publish HTTP/1.1\r\nContent-Length: abc\r\n\r\n"sv,
-           "POST /api/publish HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"sv,
-           "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"sv,
-           "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"sv,  // a TLS ClientHello
-       }) {
+  for (
+      std::string_view request : {
+          "NOT A REQUEST\r\n\r\n"sv, "GET\r\n\r\n"sv, "G@T /ready HTTP/1.1\r\nHost: x\r\n\r\n"sv,
+          "GET /ready HTTP/1.1 extra\r\n\r\n"sv, "GET /ready HTTX/1.1\r\n\r\n"sv,
+          "GET /ready HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"sv,
+          "GET /ready HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n"sv,
+          "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"sv,
+          "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"sv,
+          "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"sv,
+          "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"sv,  // a TLS ClientHello
+      }) {
     Outcome outcome = parse(request);
     EXPECT_EQ(outcome.status, ParseStatus::malformed) << request;
     EXPECT_TRUE(outcome.requests.empty()) << request;
@@ -540,17 +606,236 @@ TEST(RequestParser, RequestsBeforeAMalformedOneAreStillHandedOver) {
   EXPECT_EQ(outcome.requests[0].body, "{}");
 }
 
+// --- Request smuggling ------------------------------------------------------------
+//
+// Framings a proxy in front (HAProxy) may read differently from us, so that
+// the two disagree on where a request ends. llhttp 8.1 lets each of them
+// through unless noted; every one must be refused (400) whole, however the
+// stream is cut, before any of it is handed over.
+
+constexpr std::string_view kChunkedHead =
+    "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+std::string chunked(std::string_view body) { return std::string(kChunkedHead) + std::string(body); }
+
+TEST(RequestParser, ChunkDataNotFollowedByCrlfIsRefused) {
+  // llhttp skips the two bytes after a chunk's data without looking at them.
+  const std::string bad_tail = chunked("2\r\n{}XX0\r\n\r\n");
+  expect_refused({bad_tail, chunked("2\r\n{}\nX0\r\n\r\n"), chunked("2\r\n{}\rX0\r\n\r\n"),
+                  chunked("2\r\n{}\n\r\n0\r\n\r\n"), chunked("2\r\n{}X\r\n0\r\n\r\n"),
+                  chunked("1\r\nab\r\n0\r\n\r\n")});
+  // What follows is not taken as a new request either...
+  expect_refused({bad_tail + "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n",
+                  chunked("2\r\n{}\r\n3\r\nabc") + post("/api/publish", "{}") + "\r\n0\r\n\r\n"});
+  // ...while the request before it is served.
+  const Outcome outcome = parse_however_cut(post("/api/subscribe", "{}") + bad_tail);
+  EXPECT_EQ(outcome.status, ParseStatus::malformed);
+  EXPECT_EQ(outcome.requests, (std::vector<Recorded>{posted("/api/subscribe", "{}")}));
+}
+
+TEST(RequestParser, ChunkLinesNotEndingInCrlfAreRefused) {
+  // llhttp takes any byte after the CR of a chunk-size line, of the last
+  // chunk's line and of the blank line ending the trailers, and a bare LF
+  // for that blank line.
+  expect_refused({
+      chunked("2\rX{}\r\n0\r\n\r\n"),
+      chunked("2;name=value\rX{}\r\n0\r\n\r\n"),
+      chunked("0\rX\r\n"),
+      chunked("0\r\n\rX"),
+      chunked("0\r\n\n"),
+      chunked("0\r\nX-Trailer: t\r\n\n"),
+      chunked("2\n{}\r\n0\r\n\r\n"),  // llhttp refuses these itself
+      chunked("2\r\n{}\r\n0\n\r\n"),
+  });
+}
+
+TEST(RequestParser, AChunkExtensionWithABareCrIsRefused) {
+  expect_refused({chunked("2;a\rb\r\n{}\r\n0\r\n\r\n"), chunked("2;a\rX{}\r\n0\r\n\r\n"),
+                  chunked("2;a=b\rX\r\n{}\r\n0\r\n\r\n"),
+                  chunked("2;a\nb\r\n{}\r\n0\r\n\r\n"),  // refused by llhttp
+                  chunked("2;a=\"x\ry\"\r\n{}\r\n0\r\n\r\n")});
+}
+
+TEST(RequestParser, AnOverlongChunkSizeIsRefused) {
+  // llhttp refuses a size past 64 bits itself.
+  expect_refused({chunked("10000000000000002\r\n{}\r\n0\r\n\r\n"),
+                  chunked("ffffffffffffffffff\r\n{}\r\n0\r\n\r\n")});
+}
+
+TEST(RequestParser, ObsFoldIsRefused) {
+  // RFC 9112 5.2 lets a server refuse a field value continued on the next
+  // line; llhttp honours it, so "Transfer-Encoding:\r\n chunked" is chunked
+  // to us and perhaps not to a proxy.
+  expect_refused({
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+      "2\r\n{}\r\n0\r\n\r\n",
+      "GET /ready HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+      "GET /ready HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n",
+      "GET /ready HTTP/1.1\r\nHost: x\r\nX-A:\r\n\tb\r\n\r\n",
+      "GET /ready HTTP/1.1\r\nHost: x\r\nX-A: a\r\n \r\n\r\n",
+      "GET /ready HTTP/1.1\r\nHost:\r\n x\r\n\r\n",
+      chunked("0\r\nX-Trailer: a\r\n b\r\n\r\n"),
+  });
+}
+
+TEST(RequestParser, AnEmptyHeaderNameIsRefused) {
+  expect_refused({"GET /ready HTTP/1.1\r\nHost: x\r\n: value\r\n\r\n",
+                  "GET /ready HTTP/1.1\r\n: x\r\nHost: x\r\n\r\n",
+                  "GET /ready HTTP/1.1\r\nHost: x\r\n:\r\n\r\n",
+                  chunked("0\r\n: trailer\r\n\r\n")});
+}
+
+TEST(RequestParser, Http11NeedsExactlyOneHost) {
+  // RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, and for any
+  // request with more than one.
+  expect_refused({
+      "GET /ready HTTP/1.1\r\n\r\n",
+      "POST /api/publish HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+      "GET /ready HTTP/1.1\r\nX-Host: x\r\nHosts: x\r\n\r\n",
+      "GET /ready HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n",
+      "GET /ready HTTP/1.1\r\nHost: a\r\nhOST: b\r\n\r\n",
+      "GET /ready HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+      // A Host among the trailers is no Host.
+      "POST /api/publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nHost: x\r\n\r\n",
+  });
+  for (std::string_view request : {
+           "GET /ready HTTP/1.1\r\nHOST: localhost:8082\r\n\r\n"sv,
+           "GET /ready HTTP/1.1\r\nhost:\r\n\r\n"sv,  // empty: a target without authority
+           "GET /ready HTTP/1.0\r\n\r\n"sv,
+           "GET /ready HTTP/1.0\r\nHost: x\r\n\r\n"sv,
+       }) {
+    EXPECT_EQ(parse_however_cut(request).requests.size(), 1u) << request;
+  }
+}
+
+TEST(RequestParser, OnlyHttp10And11AreServed) {
+  // llhttp takes 0.9 and 2.0, and a request line without a version (as 0.9,
+  // reading its headers all the same).
+  expect_refused({"GET /ready\r\nHost: x\r\n\r\n", "GET /ready HTTP/0.9\r\nHost: x\r\n\r\n",
+                  "GET /ready HTTP/2.0\r\nHost: x\r\n\r\n",
+                  "GET /ready HTTP/1.2\r\nHost: x\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"});
+}
+
+TEST(RequestParser, TransferEncodingOtherThanChunkedIsRefused) {
+  auto with = [](std::string_view headers) {
+    return "POST /api/publish HTTP/1.1\r\nHost: x\r\n"s + std::string(headers) +
+           "\r\n2\r\n{}\r\n0\r\n\r\n";
+  };
+  expect_refused({
+      with("Transfer-Encoding: gzip, chunked\r\n"),
+      with("Transfer-Encoding: , chunked\r\n"),
+      with("Transfer-Encoding: chunked, chunked\r\n"),
+      with("Transfer-Encoding: chunked, gzip\r\n"),
+      with("Transfer-Encoding: gzip\r\n"),
+      with("Transfer-Encoding: identity\r\n"),
+      with("Transfer-Encoding: xchunked\r\n"),
+      with("Transfer-Encoding: chunked;q=1\r\n"),
+      with("Transfer-Encoding: \r\n"),
+      with("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"),
+      with("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
+      with("Transfer-Encoding: chunked\r\nContent-Length: 9\r\n"),
+      with("Content-Length: 9\r\nTransfer-Encoding: chunked\r\n"),
+      with("Content-Length: 0\r\nTransfer-Encoding: \r\n"),
+      // HTTP/1.0 has no transfer codings (RFC 9112 6.1).
+      "POST /api/publish HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+      "POST /api/publish HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+  });
+}
+
+TEST(RequestParser, ChunkedIsRecognisedInAnyCaseWithWhitespace) {
+  for (std::string_view coding : {"chunked"sv, "CHUNKED"sv, "Chunked "sv, "  chunked"sv,
+                                  "chunked                          "sv}) {
+    const Outcome outcome =
+        parse_however_cut("POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "s +
+                          std::string(coding) + "\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
+    EXPECT_EQ(outcome.status, ParseStatus::ok) << coding;
+    EXPECT_EQ(outcome.requests, (std::vector<Recorded>{posted("/api/publish", "{}")})) << coding;
+  }
+}
+
+TEST(RequestParser, BareLineFeedsAreRefused) {
+  // llhttp takes a bare LF after the request line and for the blank line
+  // ending the head, and any byte after that blank line's CR.
+  expect_refused({
+      "GET /ready HTTP/1.1\nHost: x\r\n\r\n",
+      "GET /ready HTTP/1.1\r\nHost: x\r\n\n",
+      "GET /ready HTTP/1.1\r\nHost: x\r\n\rX",
+      "GET /ready HTTP/1.0\n\n",
+      "GET /ready HTTP/1.0\r\n\n",
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\n{}",
+      "\nGET /ready HTTP/1.1\r\nHost: x\r\n\r\n",
+      // llhttp refuses these itself.
+      "GET /ready HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n",
+      "GET /ready HTTP/1.1\rHost: x\r\n\r\n",
+      "GET /ready HTTP/1.1\r\nHost: x\rX-A: b\r\n\r\n",
+  });
+  // Empty lines before a request are skipped (RFC 9112 2.2), when they are CRLF.
+  const Outcome outcome =
+      parse_however_cut("\r\n\r\nGET /ready HTTP/1.1\r\nHost: x\r\n\r\n" + post("/api/x", "{}") +
+                        "\r\nGET /ready HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  EXPECT_EQ(outcome.requests.size(), 3u);
+}
+
+TEST(RequestParser, BadContentLengthsAreRefused) {
+  // llhttp refuses all of these itself.
+  auto with = [](std::string_view value) {
+    return "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: "s + std::string(value) +
+           "\r\n\r\n{}";
+  };
+  expect_refused({with("abc"), with("1a"), with("+2"), with("-2"), with("2 2"), with("2,2"),
+                  with("0x2"), with(""), with("2\r\nContent-Length: 3"),
+                  with("2\r\nContent-Length: 2"), with("99999999999999999999999")});
+  // Whitespace around the digits is optional whitespace.
+  const Outcome outcome = parse_however_cut(with("  2  "));
+  EXPECT_EQ(outcome.requests, (std::vector<Recorded>{posted("/api/publish", "{}")}));
+}
+
+TEST(RequestParser, WhitespaceBeforeTheColonIsRefused) {
+  // RFC 9112 5.1: a server must refuse it. llhttp takes "Host : x" (a name
+  // with a space); tabs it refuses.
+  expect_refused({"GET /ready HTTP/1.1\r\nHost : x\r\n\r\n",
+                  "GET /ready HTTP/1.1\r\nHost\t: x\r\n\r\n",
+                  "GET /ready HTTP/1.1\r\nHost: x\r\nContent-Length : 0\r\n\r\n"});
+}
+
+TEST(RequestParser, ControlCharactersInHeaderValuesAreRefused) {
+  // llhttp refuses these itself; a tab and obs-text are allowed.
+  auto with = [](std::string_view value) {
+    return "GET /ready HTTP/1.1\r\nHost: x\r\nX-A: a"s + std::string(value) + "b\r\n\r\n";
+  };
+  expect_refused({with("\0"sv), with("\x01"), with("\x1f"), with("\x7f"), with("\r"), with("\n")});
+  EXPECT_EQ(parse_however_cut(with("\t")).requests.size(), 1u);
+  EXPECT_EQ(parse_however_cut(with("\xe9")).requests.size(), 1u);
+}
+
+TEST(RequestParser, ValidFramingsParseTheSameHoweverCut) {
+  const Outcome outcome = parse_however_cut(
+      chunked("0002;a=\"q\";b\r\n{}\r\n1\r\n \r\n0;last\r\nX-Trailer: t\r\nX-Other:\r\n\r\n") +
+      "POST /api/publish HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n  " +
+      post("/api/fetch", "{}", "Expect: 100-continue\r\n") +
+      "GET /ready HTTP/1.1\r\nhost: x\r\nX-Tab:\ta\tb\t\r\nX-Empty:\r\n\r\n");
+  EXPECT_EQ(outcome.status, ParseStatus::ok);
+  EXPECT_EQ(outcome.requests, (std::vector<Recorded>{
+                                  posted("/api/publish", "{} "),
+                                  {HTTP_POST, "/api/publish", "  ", true, true},
+                                  posted("/api/fetch", "{}"),
+                                  {HTTP_GET, "/ready", "", true, false},
+                              }));
+  EXPECT_EQ(outcome.continues, 1);
+}
+
 // --- Upgrade and CONNECT ---------------------------------------------------------------
 
 TEST(RequestParser, UpgradeRequestsAreOrdinaryRequests) {
   // We speak HTTP/1.1 only: the stream must not be handed to another
   // protocol, so what follows is parsed as the next request.
   Outcome outcome = parse(
-      "GET /ready HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+      "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
       "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
-      "POST /api/publish HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
       "Content-Length: 2\r\n\r\n{}"
-      "GET /ready HTTP/1.1\r\n\r\n");
+      "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(outcome.status, ParseStatus::ok);
   ASSERT_EQ(outcome.requests.size(), 3u);
   EXPECT_EQ(outcome.requests[0], (Recorded{HTTP_GET, "/ready", "", true, false}));
@@ -561,7 +846,7 @@ TEST(RequestParser, UpgradeRequestsAreOrdinaryRequests) {
 TEST(RequestParser, ConnectIsAnOrdinaryRequest) {
   Outcome outcome = parse(
       "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
-      "GET /ready HTTP/1.1\r\n\r\n");
+      "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(outcome.status, ParseStatus::ok);
   ASSERT_EQ(outcome.requests.size(), 2u);
   EXPECT_EQ(outcome.requests[0].method, HTTP_CONNECT);
@@ -580,15 +865,15 @@ TEST(RequestParser, BodyPaddingHoldsForViewsCopiesAndEmptyBodies) {
   EXPECT_EQ(parse(at_end).requests.size(), 1u);
   EXPECT_EQ(parse_in_pieces(at_end, 333).requests.size(), 1u);
   EXPECT_EQ(parse(chunked_post(1000, 64)).requests.size(), 1u);
-  EXPECT_EQ(parse("GET /ready HTTP/1.1\r\n\r\n").requests.size(), 1u);
+  EXPECT_EQ(parse("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n").requests.size(), 1u);
   EXPECT_EQ(parse(post("/api/publish", "")).requests.size(), 1u);
 }
 
 TEST(RequestParser, AbsoluteFormTargetIsRoutedByItsPath) {
   // RFC 9112 3.2.2: a server must accept the absolute form proxies send.
   Outcome outcome = parse(
-      "POST http://localhost:8082/api/publish?x=1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
-      "GET HTTPS://example.com HTTP/1.1\r\n\r\n");
+      "POST http://localhost:8082/api/publish?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+      "GET HTTPS://example.com HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_EQ(outcome.requests.size(), 2u);
   EXPECT_EQ(outcome.requests[0].path, "/api/publish");
   EXPECT_EQ(outcome.requests[1].path, "/");
