@@ -1,11 +1,19 @@
 // The broker-wide budget of stored messages: their count against
 // broker.max-pending, and their payload bytes against broker.max-pending-bytes
 // (so a flood of large messages cannot exhaust memory). The one piece of
-// state every shard shares: touched once per publish and once per non-empty
-// fetch.
+// state every shard shares.
+//
+// A shard does not touch it per publish: its Lease takes allowance from the
+// budget in chunks and spends it locally, so a publish costs an RMW on a
+// cache line only that shard writes. Near the limit the chunks shrink to
+// exactly what a publish needs, and a publish that finds no room takes back
+// every other lease's unspent allowance before it is refused: the 429 point
+// stays exact.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
@@ -13,31 +21,34 @@ namespace gophermq {
 
 class PendingBudget {
  public:
+  class Lease;
+
   explicit PendingBudget(std::uint64_t max_pending, std::uint64_t max_pending_bytes =
                                                         std::numeric_limits<std::uint64_t>::max())
       : messages_(max_pending), bytes_(max_pending_bytes) {}
+  PendingBudget(const PendingBudget&) = delete;
+  PendingBudget& operator=(const PendingBudget&) = delete;
 
   // Reserves room for `count` more stored messages (one per subscriber a
-  // publish fans out to) holding `bytes` of payload in all. Nothing is
-  // reserved when either limit would be passed.
-  bool try_reserve(std::uint64_t count, std::uint64_t bytes = 0) {
-    if (!messages_.try_add(count)) return false;
-    if (bytes_.try_add(bytes)) return true;
-    messages_.subtract(count);
-    return false;
-  }
+  // publish fans out to) holding `bytes` of payload in all, straight from
+  // the shared counters. Nothing is reserved when either limit would be
+  // passed.
+  bool try_reserve(std::uint64_t count, std::uint64_t bytes = 0);
   // Gives back what a fetch drained.
-  void release(std::uint64_t count, std::uint64_t bytes = 0) {
-    messages_.subtract(count);
-    bytes_.subtract(bytes);
-  }
+  void release(std::uint64_t count, std::uint64_t bytes = 0);
 
-  std::uint64_t pending() const { return messages_.value(); }
+  // Stored now: what was reserved, less the leases' unspent allowance.
+  std::uint64_t pending() const;
   std::uint64_t max_pending() const { return messages_.max; }
-  std::uint64_t pending_bytes() const { return bytes_.value(); }
+  std::uint64_t pending_bytes() const;
   std::uint64_t max_pending_bytes() const { return bytes_.max; }
 
  private:
+  friend class Lease;
+  // At most this many leases at once (one per shard; a shard count is capped
+  // far below it by CPU_SETSIZE).
+  static constexpr std::size_t kMaxLeases = 4096;
+
   struct Limit {
     explicit Limit(std::uint64_t limit) : max(limit) {}
     // A compare-exchange rather than add-then-undo: two publishes racing
@@ -49,14 +60,68 @@ class PendingBudget {
       } while (!used.compare_exchange_weak(current, current + amount, std::memory_order_relaxed));
       return true;
     }
+    // Takes `chunk` if that leaves at least `reserve` unclaimed, else nothing.
+    bool try_add_leaving(std::uint64_t chunk, std::uint64_t reserve) {
+      if (chunk > max || reserve > max - chunk) return false;
+      return try_add_below(chunk, max - reserve);
+    }
     void subtract(std::uint64_t amount) { used.fetch_sub(amount, std::memory_order_relaxed); }
     std::uint64_t value() const { return used.load(std::memory_order_relaxed); }
 
     alignas(64) std::atomic<std::uint64_t> used{0};  // own cache line: every shard writes it
     const std::uint64_t max;
+
+   private:
+    bool try_add_below(std::uint64_t amount, std::uint64_t ceiling) {
+      std::uint64_t current = used.load(std::memory_order_relaxed);
+      do {
+        if (current > ceiling - amount) return false;
+      } while (!used.compare_exchange_weak(current, current + amount, std::memory_order_relaxed));
+      return true;
+    }
   };
+
+  // Takes back every lease's unspent allowance; true when there was any.
+  bool reclaim_leases();
+
   Limit messages_;
   Limit bytes_;
+  std::array<std::atomic<Lease*>, kMaxLeases> leases_{};
+  std::atomic<std::uint64_t> lease_count_{0};
+};
+
+// One shard's share of the budget. Only its shard reserves through it;
+// other shards may take back its unspent allowance at any time.
+class PendingBudget::Lease {
+ public:
+  // Allowance taken from the budget at once, while the budget has room for
+  // many such chunks: one shared RMW per this many messages (or bytes).
+  static constexpr std::uint64_t kChunkMessages = 1024;
+  static constexpr std::uint64_t kChunkBytes = 1 << 20;
+
+  explicit Lease(PendingBudget& budget);
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  // Gives the unspent allowance back. A lease outlives the threads that use
+  // the budget (a shard's store lives as long as the broker).
+  ~Lease();
+
+  bool try_reserve(std::uint64_t count, std::uint64_t bytes);
+  void release(std::uint64_t count, std::uint64_t bytes) { budget_.release(count, bytes); }
+
+ private:
+  friend class PendingBudget;
+  // Spends from an allowance; false (and nothing spent) when short.
+  static bool spend(std::atomic<std::uint64_t>& allowance, std::uint64_t amount);
+  // Takes `amount` (and a chunk more, far from the limit) from `limit`.
+  bool refill(Limit& limit, std::atomic<std::uint64_t>& allowance, std::uint64_t amount,
+              std::uint64_t chunk);
+
+  PendingBudget& budget_;
+  std::size_t slot_ = 0;
+  // Unspent allowance, each on this shard's own cache line.
+  alignas(64) std::atomic<std::uint64_t> messages_{0};
+  std::atomic<std::uint64_t> bytes_{0};
 };
 
 }  // namespace gophermq

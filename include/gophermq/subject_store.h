@@ -63,6 +63,8 @@ enum class PublishOutcome : std::uint8_t { stored, no_subscriber, overflow };
 class SubjectStore {
  public:
   SubjectStore(PendingBudget& budget, SubscriberIdSource& ids) : budget_(budget), ids_(ids) {}
+  SubjectStore(const SubjectStore&) = delete;
+  SubjectStore& operator=(const SubjectStore&) = delete;
 
   // A new subscriber; it receives only what is published after this call.
   SubscriberId subscribe(std::string_view subject);
@@ -96,7 +98,7 @@ class SubjectStore {
   // Appends a message whose budget is reserved to every subscriber's queue.
   void append(SubjectEntry& entry, Message* message);
 
-  PendingBudget& budget_;
+  PendingBudget::Lease budget_;  // this shard's share: no shared RMW per publish
   SubscriberIdSource& ids_;
   SubjectTable<SubjectEntry> subjects_;
   std::size_t subscriber_count_ = 0;

@@ -1,0 +1,136 @@
+// PendingBudget::Lease: a shard's share of the broker-wide budget, spent
+// without touching the shared counters, and given up when another shard
+// would otherwise be refused.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "gophermq/pending_budget.h"
+
+namespace gophermq {
+namespace {
+
+using Lease = PendingBudget::Lease;
+
+TEST(PendingBudgetLease, ReservesExactlyUpToMaxAcrossLeases) {
+  PendingBudget budget(10);
+  Lease a(budget), b(budget);
+  EXPECT_TRUE(a.try_reserve(4, 0));
+  EXPECT_TRUE(b.try_reserve(6, 0));
+  EXPECT_EQ(budget.pending(), 10u);
+  EXPECT_FALSE(a.try_reserve(1, 0));
+  EXPECT_FALSE(b.try_reserve(1, 0));
+  a.release(3, 0);
+  EXPECT_FALSE(b.try_reserve(4, 0));
+  EXPECT_TRUE(b.try_reserve(3, 0));
+  EXPECT_EQ(budget.pending(), 10u);
+}
+
+TEST(PendingBudgetLease, FarFromTheLimitALeaseTakesAChunkAndSpendsItLocally) {
+  PendingBudget budget(1'000'000);
+  Lease lease(budget);
+  ASSERT_TRUE(lease.try_reserve(1, 16));
+  // One message is pending; the chunk behind it is allowance, not pending.
+  EXPECT_EQ(budget.pending(), 1u);
+  EXPECT_EQ(budget.pending_bytes(), 16u);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(lease.try_reserve(1, 16));
+  EXPECT_EQ(budget.pending(), 101u);
+  EXPECT_EQ(budget.pending_bytes(), 101u * 16);
+}
+
+TEST(PendingBudgetLease, AnotherLeasesUnspentAllowanceIsTakenBackBeforeARefusal) {
+  // The first lease takes a chunk far from the limit; the second then needs
+  // everything that is left, which is only there once that chunk comes back.
+  constexpr std::uint64_t kMax = 1'000'000;
+  PendingBudget budget(kMax);
+  Lease first(budget), second(budget);
+  ASSERT_TRUE(first.try_reserve(1, 0));
+  EXPECT_TRUE(second.try_reserve(kMax - 1, 0));
+  EXPECT_EQ(budget.pending(), kMax);
+  EXPECT_FALSE(first.try_reserve(1, 0));
+  EXPECT_FALSE(second.try_reserve(1, 0));
+}
+
+TEST(PendingBudgetLease, TheByteLimitIsExactToo) {
+  PendingBudget budget(1'000'000, 64 << 20);
+  Lease first(budget), second(budget);
+  ASSERT_TRUE(first.try_reserve(1, 100));
+  EXPECT_TRUE(second.try_reserve(1, (64 << 20) - 100));
+  EXPECT_FALSE(first.try_reserve(1, 1));
+  EXPECT_EQ(budget.pending_bytes(), std::uint64_t{64} << 20);
+  // A refused reservation holds nothing back: the message count is intact.
+  EXPECT_EQ(budget.pending(), 2u);
+}
+
+TEST(PendingBudgetLease, AHugeCountNeverFitsAndWrapsNothing) {
+  PendingBudget budget(10, 1000);
+  Lease lease(budget);
+  EXPECT_FALSE(lease.try_reserve(UINT64_MAX, 0));
+  EXPECT_FALSE(lease.try_reserve(1, UINT64_MAX));
+  EXPECT_EQ(budget.pending(), 0u);
+  EXPECT_TRUE(lease.try_reserve(10, 0));
+}
+
+TEST(PendingBudgetLease, ADestroyedLeaseGivesItsAllowanceBack) {
+  PendingBudget budget(1'000'000);
+  {
+    Lease lease(budget);
+    ASSERT_TRUE(lease.try_reserve(1, 0));
+  }
+  // Its one message is still stored (a fetch would release it); its chunk
+  // came back, so someone else can have all the rest.
+  Lease other(budget);
+  EXPECT_TRUE(other.try_reserve(1'000'000 - 1, 0));
+  EXPECT_FALSE(other.try_reserve(1, 0));
+}
+
+TEST(PendingBudgetLease, ConcurrentLeasesNeverHoldMoreThanMax) {
+  // Threads, each with its own lease as each shard has, reserve and release
+  // against a small max: what they hold at once never passes it, and all of
+  // it comes back.
+  constexpr std::uint64_t kMax = 64;
+  constexpr int kThreads = 4;
+  constexpr int kIterations = 100'000;
+  PendingBudget budget(kMax);
+  std::atomic<std::uint64_t> held{0};
+  std::atomic<std::uint64_t> max_held{0};
+  std::atomic<std::uint64_t> successes{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Lease lease(budget);
+      std::vector<std::uint64_t> mine;
+      for (int i = 0; i < kIterations; ++i) {
+        const std::uint64_t count = 1 + static_cast<std::uint64_t>((i + t) % 5);
+        if (lease.try_reserve(count, count * 10)) {
+          successes.fetch_add(1, std::memory_order_relaxed);
+          const std::uint64_t now = held.fetch_add(count) + count;
+          std::uint64_t seen = max_held.load();
+          while (now > seen && !max_held.compare_exchange_weak(seen, now)) {
+          }
+          mine.push_back(count);
+        }
+        if (mine.size() > 3 || (i % 7 == 0 && !mine.empty())) {
+          held.fetch_sub(mine.back());
+          lease.release(mine.back(), mine.back() * 10);
+          mine.pop_back();
+        }
+      }
+      for (std::uint64_t count : mine) {
+        held.fetch_sub(count);
+        lease.release(count, count * 10);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_LE(max_held.load(), kMax);
+  EXPECT_GT(successes.load(), 0u);
+  EXPECT_EQ(budget.pending(), 0u);
+  EXPECT_EQ(budget.pending_bytes(), 0u);
+}
+
+}  // namespace
+}  // namespace gophermq
