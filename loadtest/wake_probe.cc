@@ -1,24 +1,24 @@
 // wake_probe: does a sleeping shard always wake when another shard queues
-// work for it? A reproducer for lost wake-ups, with the shards' own protocol.
+// work for it? A reproducer for lost wake-ups, running the shards' own
+// protocol (CrossShardLink over a CrossShardMatrix, see cross_shard.h) on
+// the shards' own EventLoop.
 //
-// One thread plays a shard with nothing to do: it announces that it sleeps
-// (an acq_rel exchange on `sleeping`), looks once more for work, and sleeps
-// in its EventLoop for up to a second. Another thread plays a producer: it
-// publishes work (a release increment), reads `sleeping` with an RMW, and
-// when the sleeper announced sleep it wakes it, by MSG_RING from its own
-// ring or by writing the sleeper's eventfd, which a read is armed on. Each
-// round's wake-up latency is measured; a wake-up that never arrives shows
-// as a sleep that ran into its one-second timeout. The broker's 100 ms idle
-// wake-up (kIdleWakeMicros) would hide exactly that, so the probe does not
-// have one.
+// One thread plays a shard with nothing to do: it drains its queues, rings
+// its sleep bit and, when no call came meanwhile, sleeps in its EventLoop
+// for up to a second, with a read armed on its eventfd as a shard has.
+// Another thread plays a shard sending one call at a time: it sends, flushes
+// (which wakes the sleeper by MSG_RING or by its eventfd), and waits for the
+// call to be taken. Each round's wake-up latency is measured; a wake-up that
+// never arrives shows as a round that ran into the one-second sleep. The
+// broker's 100 ms idle wake-up (kIdleWakeMicros) would hide exactly that,
+// so the probe has none.
 //
-//   build/loadtest/wake_probe [ROUNDS] [msg_ring|eventfd] [auto|basic]
+//   build/loadtest/wake_probe [ROUNDS] [auto|basic]
 //
-// Prints the latency percentiles and the count of rounds slower than 50 ms
-// (lost wake-ups); exits 1 if there was any.
-#include <sys/eventfd.h>
-#include <unistd.h>
-
+// `basic` uses only the oldest io_uring features, as --broker.io-uring=basic
+// does (no MSG_RING: wake-ups go through the eventfd). Prints the latency
+// percentiles and the count of rounds slower than 50 ms (lost wake-ups);
+// exits 1 if there was any.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -30,29 +30,17 @@
 #include <vector>
 
 #include "gophermq/clock.h"
+#include "gophermq/cross_shard.h"
+#include "gophermq/cross_shard_link.h"
 #include "gophermq/event_loop.h"
+#include "gophermq/metrics.h"
 
 namespace {
 
-using gophermq::Completion;
-using gophermq::EventLoop;
-using gophermq::make_tag;
-using gophermq::monotonic_ns;
-using gophermq::Operation;
+using namespace gophermq;
 
 constexpr unsigned kSleepMicros = 1'000'000;
 constexpr std::uint64_t kLostAfterNs = 50'000'000;
-
-struct Shared {
-  alignas(64) std::atomic<unsigned> sleeping{0};
-  alignas(64) std::atomic<std::uint64_t> published{0};
-  std::atomic<std::uint64_t> published_at_ns{0};
-  std::atomic<std::uint64_t> taken{0};  // rounds the sleeper has seen
-  std::atomic<int> ring_fd{-1};
-  std::atomic<bool> ready{false};
-  std::atomic<bool> done{false};
-  int event_fd = -1;
-};
 
 void arm_eventfd_read(EventLoop& loop, int event_fd, std::uint64_t& target) {
   io_uring_sqe* sqe = loop.next_sqe();
@@ -64,88 +52,75 @@ void arm_eventfd_read(EventLoop& loop, int event_fd, std::uint64_t& target) {
 
 int main(int argc, char** argv) {
   const std::uint64_t rounds = argc > 1 ? std::stoull(argv[1]) : 20'000;
-  const bool use_msg_ring = argc > 2 ? std::strcmp(argv[2], "eventfd") != 0 : true;
-  const bool basic = argc > 3 && std::strcmp(argv[3], "basic") == 0;
+  const bool basic = argc > 2 && std::strcmp(argv[2], "basic") == 0;
 
-  Shared shared;
-  shared.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  CrossShardMatrix matrix(2);
+  std::atomic<bool> sleeper_ready{false};
+  std::atomic<std::uint64_t> taken{0};  // rounds the sleeper has seen
+  std::atomic<bool> failed{false};
   std::vector<std::uint64_t> latencies;
   latencies.reserve(rounds);
-  std::string error;
 
   std::thread sleeper([&] {
     EventLoop loop;
-    error = loop.start(64, basic);
-    if (error.empty() && use_msg_ring && !loop.features().msg_ring) error = "no MSG_RING here";
-    if (!error.empty()) {
-      shared.done.store(true);
-      shared.ready.store(true);
+    if (!loop.start(64, basic).empty()) {
+      failed.store(true);
+      sleeper_ready.store(true);
       return;
     }
+    ShardMetrics metrics;
+    CrossShardLink link(1, matrix, metrics, &loop);
+    matrix.mailbox(1).ring_fd.store(loop.ring_fd());
     std::uint64_t event_value = 0;
-    arm_eventfd_read(loop, shared.event_fd, event_value);
-    shared.ring_fd.store(loop.ring_fd());
-    shared.ready.store(true);
+    arm_eventfd_read(loop, matrix.mailbox(1).event_fd, event_value);
+    sleeper_ready.store(true);
     std::uint64_t seen = 0;
-    while (seen < rounds) {
-      shared.sleeping.exchange(1, std::memory_order_acq_rel);
-      const bool work = shared.published.load(std::memory_order_acquire) != seen;
-      loop.submit_and_wait(!work, kSleepMicros);
-      shared.sleeping.store(0, std::memory_order_relaxed);
+    while (seen < rounds && !failed.load(std::memory_order_relaxed)) {
       loop.for_each_completion([&](const Completion& completion) {
         if (completion.operation == Operation::stop_signal) {
-          arm_eventfd_read(loop, shared.event_fd, event_value);
+          arm_eventfd_read(loop, matrix.mailbox(1).event_fd, event_value);
         }
       });
-      const std::uint64_t now = monotonic_ns();
-      const std::uint64_t published = shared.published.load(std::memory_order_acquire);
-      if (published != seen) {
-        latencies.push_back(now - shared.published_at_ns.load(std::memory_order_relaxed));
-        seen = published;
-        shared.taken.store(seen, std::memory_order_release);
-      }
+      const std::size_t calls = link.drain([&](ShardCall&& call) {
+        latencies.push_back(monotonic_ns() - call.started_ns);
+        ++seen;
+      });
+      if (calls != 0) taken.store(seen, std::memory_order_release);
+      loop.submit_and_wait(calls == 0 && link.prepare_sleep(), kSleepMicros);
     }
-    shared.done.store(true);
   });
 
   std::thread producer([&] {
-    while (!shared.ready.load()) std::this_thread::yield();
+    while (!sleeper_ready.load()) std::this_thread::yield();
     EventLoop loop;
-    if (!error.empty() || !loop.start(64, basic).empty()) return;
-    std::uint64_t published = 0;
-    while (!shared.done.load(std::memory_order_relaxed) && published < rounds) {
-      // Let the sleeper get to sleep (or nearly: the racy window is the point).
-      const std::uint64_t pause_ns = (published * 7919) % 200'000;
-      const std::uint64_t until = monotonic_ns() + pause_ns;
+    if (failed.load() || !loop.start(64, basic).empty()) {
+      failed.store(true);
+      return;
+    }
+    ShardMetrics metrics;
+    CrossShardLink link(0, matrix, metrics, &loop);
+    for (std::uint64_t round = 1; round <= rounds; ++round) {
+      // Let the sleeper get to sleep, or nearly: the racy window is the point.
+      const std::uint64_t until = monotonic_ns() + (round * 7919) % 200'000;
       while (monotonic_ns() < until) {
       }
-      // One round at a time: wait until the sleeper took the last one.
-      shared.published_at_ns.store(monotonic_ns(), std::memory_order_relaxed);
-      shared.published.store(++published, std::memory_order_release);
-      if (shared.sleeping.fetch_add(0, std::memory_order_acq_rel) != 0) {
-        if (use_msg_ring) {
-          loop.prepare_wake(shared.ring_fd.load(), 0);
-          loop.submit_and_wait(false, 0);
-          loop.for_each_completion([&](const Completion& completion) {
-            std::fprintf(stderr, "MSG_RING failed: %s\n", std::strerror(-completion.result));
-          });
-        } else {
-          std::uint64_t one = 1;
-          [[maybe_unused]] ssize_t written = write(shared.event_fd, &one, sizeof one);
-        }
-      }
-      while (shared.taken.load(std::memory_order_acquire) < published &&
-             !shared.done.load(std::memory_order_acquire)) {
-        std::this_thread::yield();
-      }
+      ShardCall call{};
+      call.endpoint = Endpoint::publish_async;
+      call.started_ns = monotonic_ns();
+      link.send(1, std::move(call));
+      link.flush();
+      loop.submit_and_wait(false, 0);  // the MSG_RING goes out
+      loop.for_each_completion([&](const Completion& completion) {
+        std::fprintf(stderr, "MSG_RING failed: %s\n", std::strerror(-completion.result));
+      });
+      while (taken.load(std::memory_order_acquire) < round) std::this_thread::yield();
     }
   });
 
   producer.join();
   sleeper.join();
-  close(shared.event_fd);
-  if (!error.empty()) {
-    std::fprintf(stderr, "wake_probe: %s\n", error.c_str());
+  if (failed.load()) {
+    std::fprintf(stderr, "wake_probe: could not set up io_uring\n");
     return 2;
   }
   std::vector<std::uint64_t> sorted = latencies;
@@ -153,8 +128,8 @@ int main(int argc, char** argv) {
   auto at = [&](double q) { return sorted[static_cast<std::size_t>(q * (sorted.size() - 1))]; };
   const auto lost = static_cast<std::size_t>(std::count_if(
       sorted.begin(), sorted.end(), [](std::uint64_t ns) { return ns > kLostAfterNs; }));
-  std::printf("%s, %s ring: %zu rounds, wake-up p50 %.1f us, p99 %.1f us, max %.1f us, lost %zu\n",
-              use_msg_ring ? "MSG_RING" : "eventfd", basic ? "basic" : "auto", sorted.size(),
-              at(0.5) / 1e3, at(0.99) / 1e3, sorted.back() / 1e3, lost);
+  std::printf("%s ring: %zu rounds, wake-up p50 %.1f us, p99 %.1f us, max %.1f us, lost %zu\n",
+              basic ? "basic (eventfd)" : "auto (MSG_RING)", sorted.size(), at(0.5) / 1e3,
+              at(0.99) / 1e3, sorted.back() / 1e3, lost);
   return lost == 0 ? 0 : 1;
 }

@@ -1,17 +1,22 @@
 // The cross-shard channels: one bounded SPSC queue per ordered pair of
-// shards, and for each shard a mailbox saying how to wake it.
+// shards, and for each shard a mailbox: a doorbell saying which queues have
+// calls for it, and how to wake it.
 //
-// Waking without busy polling: a shard about to sleep sets `sleeping` with an
-// exchange, then looks at its queues once more; a producer publishes, then
-// reads `sleeping` with a read-modify-write (fetch_add of 0). Both are
-// acq_rel RMWs of one atomic, so one of them comes first in its modification
-// order: either the producer reads 1 and wakes the sleeper, or the sleeper's
-// exchange reads from the producer's RMW and so sees what it published. A
-// published call never waits on a sleeper (the Dekker pattern, without
-// fences, which ThreadSanitizer cannot check).
+// The doorbell: a word per 63 shards; shard i's bit is bit i % 63 of word
+// i / 63, and bit 63 of every word says the owner sleeps. A producer
+// publishes its queue, then sets its bit with a fetch_or; the consumer takes
+// every word with one exchange per turn, so it reads only the queues that
+// have calls instead of looking at all of them. Before sleeping, the
+// consumer sets the sleep bit in each word with a fetch_or: if the old value
+// had a producer's bit, there is work and it does not sleep; otherwise any
+// producer's later fetch_or sees the sleep bit and wakes it. All of this is
+// RMWs on one word, so one of the two always sees the other (no fences,
+// which ThreadSanitizer cannot check), and a published call never waits on
+// a sleeper.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -20,10 +25,19 @@
 
 namespace gophermq {
 
+struct alignas(64) DoorbellWord {
+  std::atomic<std::uint64_t> bits{0};
+};
+
 struct ShardMailbox {
-  alignas(64) std::atomic<unsigned> sleeping{0};
-  std::atomic<int> ring_fd{-1};  // target of MSG_RING wake-ups
-  int event_fd = -1;             // wake-ups without MSG_RING, and the stop signal
+  static constexpr unsigned kShardsPerWord = 63;
+  static constexpr std::uint64_t kAsleep = std::uint64_t{1} << 63;
+  static unsigned word_of(unsigned shard) { return shard / kShardsPerWord; }
+  static std::uint64_t bit_of(unsigned shard) { return std::uint64_t{1} << shard % kShardsPerWord; }
+
+  std::unique_ptr<DoorbellWord[]> doorbell;  // (shards + 62) / 63 words
+  std::atomic<int> ring_fd{-1};              // target of MSG_RING wake-ups
+  int event_fd = -1;                         // wake-ups without MSG_RING, and the stop signal
 };
 
 class CrossShardMatrix {
@@ -46,6 +60,9 @@ class CrossShardMatrix {
   ~CrossShardMatrix();
 
   unsigned shard_count() const { return shards_; }
+  unsigned doorbell_words() const {
+    return (shards_ + ShardMailbox::kShardsPerWord - 1) / ShardMailbox::kShardsPerWord;
+  }
   std::size_t queue_capacity() const { return queue_capacity_; }
   SpscQueue<ShardCall>& queue(unsigned from, unsigned to) { return *queues_[from * shards_ + to]; }
   ShardMailbox& mailbox(unsigned shard) { return mailboxes_[shard]; }

@@ -1,12 +1,14 @@
 // One shard's end of the cross-shard queues. send() stages a call for its
 // owner, or keeps it waiting, in order, while that queue is full
 // (back-pressure, never a drop); flush() moves waiting calls in as room
-// allows, publishes every queue that got calls and wakes each destination
-// that sleeps; drain() takes what the other shards sent. The sleep protocol
-// itself is in cross_shard.h.
+// allows, publishes every queue that got calls, rings their owners'
+// doorbells and wakes those that sleep; drain() takes what the other shards
+// sent, from the queues the doorbell names. The protocol is in
+// cross_shard.h.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <vector>
 
@@ -31,13 +33,33 @@ class CrossShardLink {
   void send(unsigned to, ShardCall&& call);
   // Returns whether calls still wait for room.
   bool flush();
-  // Hands every call another shard sent (up to kCallsDrainedPerTurn from
-  // each) to `take(ShardCall&&)`; returns how many.
+  // Hands the calls other shards sent (up to kCallsDrainedPerTurn from each
+  // queue) to `take(ShardCall&&)`; returns how many. Reads only the queues
+  // the doorbell named, or that were not emptied last time.
   template <typename Take>
   std::size_t drain(Take&& take) {
+    collect_doorbell();
+    std::size_t taken = 0;
+    for (unsigned word = 0; word < to_drain_.size(); ++word) {
+      std::uint64_t bits = to_drain_[word];
+      while (bits != 0) {
+        const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits));
+        bits &= bits - 1;
+        const unsigned from = word * ShardMailbox::kShardsPerWord + bit;
+        const std::size_t got = matrix_.queue(from, id_).consume(take, kCallsDrainedPerTurn);
+        // A full batch may have left calls behind: look again next time.
+        if (got < kCallsDrainedPerTurn) to_drain_[word] &= ~(std::uint64_t{1} << bit);
+        taken += got;
+      }
+    }
+    return taken;
+  }
+  // Every queue, whatever the doorbell says: the last drain at shutdown.
+  template <typename Take>
+  std::size_t drain_all(Take&& take) {
     std::size_t taken = 0;
     for (unsigned from = 0; from < shard_count_; ++from) {
-      if (from != id_) taken += matrix_.queue(from, id_).consume(take, kCallsDrainedPerTurn);
+      if (from != id_) taken += matrix_.queue(from, id_).consume(take);
     }
     return taken;
   }
@@ -45,13 +67,13 @@ class CrossShardLink {
   // Calls waiting for room in full queues, all destinations together.
   std::size_t calls_waiting() const { return calls_waiting_; }
 
-  // The sleeper's half of the protocol: announce the sleep, then look once
-  // more; clear it on waking.
-  void announce_sleep() { mailbox_.sleeping.exchange(1, std::memory_order_acq_rel); }
-  bool has_incoming() const;
-  void woke() { mailbox_.sleeping.store(0, std::memory_order_relaxed); }
+  // Rings the sleep bit of this shard's doorbell. True when it may sleep:
+  // no producer rang since the last drain (else the next drain takes it).
+  bool prepare_sleep();
 
  private:
+  void collect_doorbell();
+  void ring(unsigned shard);
   void wake(unsigned shard);
 
   const unsigned id_;
@@ -62,6 +84,7 @@ class CrossShardLink {
   EventLoop* loop_;
   std::vector<std::deque<ShardCall>> waiting_;  // per destination, in order
   std::vector<bool> published_to_;
+  std::vector<std::uint64_t> to_drain_;  // queues to read, by doorbell word
   std::size_t calls_waiting_ = 0;
 };
 

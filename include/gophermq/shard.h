@@ -91,7 +91,7 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
 
   // Cross-shard calls that arrived: served here (we own the subject), or
   // the answer to one we sent.
-  void drain_incoming_calls();
+  std::size_t drain_incoming_calls();  // returns how many it took
   void complete_call(const ShardCall& call);
 
   const unsigned id_;

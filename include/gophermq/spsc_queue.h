@@ -49,9 +49,7 @@ class SpscQueue {
   SpscQueue& operator=(const SpscQueue&) = delete;
   ~SpscQueue() {
     publish();
-    // consume() stops at its cached view of the tail; loop until it is current.
-    while (consume([](T&&) {}) != 0) {
-    }
+    consume([](T&&) {});
   }
 
   std::size_t capacity() const { return mask_ + 1; }
@@ -79,22 +77,26 @@ class SpscQueue {
   }
 
   // Consumer: hands up to `max` published items to `take`, oldest first.
+  // Taking fewer than `max` means the queue was found empty after the call
+  // began: its cached view of the tail is refreshed whenever it runs out, so
+  // an item published before the call is never left behind (the doorbell
+  // protocol in cross_shard.h relies on it).
   template <typename Take>
   std::size_t consume(Take&& take, std::size_t max = static_cast<std::size_t>(-1)) {
     std::size_t head = head_.load(std::memory_order_relaxed);
-    if (head == consumer_.cached_tail) {
-      consumer_.cached_tail = tail_.load(std::memory_order_acquire);
-      if (head == consumer_.cached_tail) return 0;
-    }
     std::size_t taken = 0;
-    while (head != consumer_.cached_tail && taken < max) {
+    while (taken < max) {
+      if (head == consumer_.cached_tail) {
+        consumer_.cached_tail = tail_.load(std::memory_order_acquire);
+        if (head == consumer_.cached_tail) break;
+      }
       T* item = std::launder(reinterpret_cast<T*>(slots_[head & mask_].storage));
       take(std::move(*item));
       item->~T();
       ++head;
       ++taken;
     }
-    head_.store(head, std::memory_order_release);
+    if (taken != 0) head_.store(head, std::memory_order_release);
     return taken;
   }
 

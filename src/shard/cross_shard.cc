@@ -42,6 +42,7 @@ CrossShardMatrix::CrossShardMatrix(unsigned shards, std::size_t queue_capacity)
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
     mailboxes_[shard].event_fd = fd;
+    mailboxes_[shard].doorbell = std::make_unique<DoorbellWord[]>(doorbell_words());
   }
 }
 

@@ -14,7 +14,8 @@ CrossShardLink::CrossShardLink(unsigned shard_id, CrossShardMatrix& matrix, Shar
       metrics_(metrics),
       loop_(loop),
       waiting_(shard_count_),
-      published_to_(shard_count_, false) {}
+      published_to_(shard_count_, false),
+      to_drain_(matrix.doorbell_words(), 0) {}
 
 void CrossShardLink::send(unsigned to, ShardCall&& call) {
   std::deque<ShardCall>& waiting = waiting_[to];
@@ -39,27 +40,45 @@ bool CrossShardLink::flush() {
     published_to_[to] = queue.publish();
   }
   for (unsigned to = 0; to < shard_count_; ++to) {
-    if (published_to_[to]) wake(to);
+    if (published_to_[to]) ring(to);
   }
   return still_waiting;
 }
 
+void CrossShardLink::ring(unsigned shard) {
+  // After the queue's release store: the owner's exchange of this word then
+  // sees the calls (see cross_shard.h).
+  DoorbellWord& word = matrix_.mailbox(shard).doorbell[ShardMailbox::word_of(id_)];
+  const std::uint64_t before =
+      word.bits.fetch_or(ShardMailbox::bit_of(id_), std::memory_order_acq_rel);
+  if (before & ShardMailbox::kAsleep) wake(shard);
+}
+
 void CrossShardLink::wake(unsigned shard) {
-  ShardMailbox& mailbox = matrix_.mailbox(shard);
-  // Pairs with the sleeper's exchange (see cross_shard.h).
-  if (mailbox.sleeping.fetch_add(0, std::memory_order_acq_rel) == 0) return;
   if (loop_ != nullptr && loop_->features().msg_ring) {
-    loop_->prepare_wake(mailbox.ring_fd.load(std::memory_order_relaxed), shard);
+    loop_->prepare_wake(matrix_.mailbox(shard).ring_fd.load(std::memory_order_relaxed), shard);
   } else {
     matrix_.wake_by_event_fd(shard);
   }
 }
 
-bool CrossShardLink::has_incoming() const {
-  for (unsigned from = 0; from < shard_count_; ++from) {
-    if (from != id_ && matrix_.queue(from, id_).has_published_items()) return true;
+void CrossShardLink::collect_doorbell() {
+  for (unsigned word = 0; word < to_drain_.size(); ++word) {
+    // Also clears the sleep bit: we are awake.
+    to_drain_[word] |= mailbox_.doorbell[word].bits.exchange(0, std::memory_order_acq_rel) &
+                       ~ShardMailbox::kAsleep;
   }
-  return false;
+}
+
+bool CrossShardLink::prepare_sleep() {
+  bool quiet = true;
+  for (unsigned word = 0; word < to_drain_.size(); ++word) {
+    const std::uint64_t before =
+        mailbox_.doorbell[word].bits.fetch_or(ShardMailbox::kAsleep, std::memory_order_acq_rel);
+    to_drain_[word] |= before & ~ShardMailbox::kAsleep;
+    quiet &= to_drain_[word] == 0;
+  }
+  return quiet;
 }
 
 }  // namespace gophermq

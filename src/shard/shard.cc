@@ -100,8 +100,9 @@ void Shard::serve() {
   arm_stop_signal();
   while (true) {
     table_.set_now(monotonic_ns() / 1'000'000);
-    loop_.for_each_completion([this](const Completion& completion) { dispatch(completion); });
-    drain_incoming_calls();
+    const unsigned completions =
+        loop_.for_each_completion([this](const Completion& completion) { dispatch(completion); });
+    const std::size_t calls = drain_incoming_calls();
     const bool calls_waiting = link_.flush();
     // Back-pressure: while calls pile up for a busy shard, stop receiving
     // (TCP then slows the clients down) until they drain.
@@ -124,15 +125,15 @@ void Shard::serve() {
       }
     }
 
-    // Sleep only when no call is already waiting for us (see cross_shard.h).
-    // While draining, other shards' progress does not wake us: look often.
-    link_.announce_sleep();
-    const bool incoming = link_.has_incoming();
+    // A turn that had work goes round again without sleeping, and without
+    // ringing the sleep bit: more is likely on its way. An idle one sleeps
+    // unless a call came in meanwhile (see cross_shard.h). While draining,
+    // other shards' progress does not wake us: look often.
+    const bool may_sleep = completions == 0 && calls == 0 && link_.prepare_sleep();
     const unsigned wait_us = calls_waiting ? kRetryWaitMicros
                              : draining_   ? kDrainPollMicros
                                            : kIdleWakeMicros;
-    loop_.submit_and_wait(!incoming, wait_us);
-    link_.woke();
+    loop_.submit_and_wait(may_sleep, wait_us);
     copy_ring_counters();
   }
 }
@@ -235,7 +236,7 @@ bool Shard::finished_draining() {
   if (env_.shards_with_calls.load() != 0) return false;
   // Every shard has published its last call: take what is left for us
   // (async publishes, which need no answer).
-  while (link_.drain([this](ShardCall&& call) {
+  while (link_.drain_all([this](ShardCall&& call) {
     if (call.status == 0) api_.serve_call(call);
   }) != 0) {
   }
@@ -327,8 +328,8 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
   link_.send(placement.owner, std::move(outgoing_call_));
 }
 
-void Shard::drain_incoming_calls() {
-  link_.drain([this](ShardCall&& call) {
+std::size_t Shard::drain_incoming_calls() {
+  return link_.drain([this](ShardCall&& call) {
     if (call.status != 0) {
       complete_call(call);
     } else if (api_.serve_call(call)) {

@@ -81,7 +81,7 @@ TEST(CrossShardLink, CallsBeyondTheQueuesCapacityWaitInOrderAndAllArrive) {
 
   std::vector<std::uint64_t> received;
   int turns = 0;
-  for (bool waiting = true; waiting || owner.has_incoming(); ++turns) {
+  for (bool waiting = true; waiting || received.size() < kCalls; ++turns) {
     ASSERT_LT(turns, 100) << "calls stopped moving";
     waiting = sender.flush();
     owner.drain([&](ShardCall&& call) { received.push_back(call.answer_sequence); });
@@ -90,19 +90,36 @@ TEST(CrossShardLink, CallsBeyondTheQueuesCapacityWaitInOrderAndAllArrive) {
   for (std::uint64_t i = 0; i < kCalls; ++i) EXPECT_EQ(received[i], i);
   EXPECT_EQ(sender.calls_waiting(), 0u);
   EXPECT_GT(turns, 1) << "a queue of 4 cannot carry 50 calls in one turn";
+  EXPECT_EQ(owner.drain([](ShardCall&&) {}), 0u);
 }
 
-TEST(CrossShardLink, NothingIsVisibleToTheOwnerUntilFlushed) {
-  CrossShardMatrix matrix(2, 8);
+TEST(CrossShardLink, NothingReachesTheOwnerUntilFlushed) {
+  CrossShardMatrix matrix(3, 8);
+  ShardMetrics metrics0, metrics1, metrics2;
+  CrossShardLink sender(0, matrix, metrics0, nullptr);
+  CrossShardLink owner(1, matrix, metrics1, nullptr);
+  CrossShardLink bystander(2, matrix, metrics2, nullptr);
+  sender.send(1, publish_call(1));
+  EXPECT_EQ(owner.drain([](ShardCall&&) {}), 0u);
+  EXPECT_FALSE(sender.flush());
+  EXPECT_EQ(bystander.drain([](ShardCall&&) {}), 0u);
+  EXPECT_EQ(owner.drain([](ShardCall&&) {}), 1u);
+}
+
+// More calls than one drain takes from a queue: the rest are taken by the
+// next drain, though the producer did not ring again.
+TEST(CrossShardLink, AQueueLeftNonEmptyByADrainIsDrainedNextTimeWithoutANewRing) {
+  constexpr std::size_t kCalls = CrossShardLink::kCallsDrainedPerTurn + 10;
+  CrossShardMatrix matrix(2, 1024);
   ShardMetrics metrics0, metrics1;
   CrossShardLink sender(0, matrix, metrics0, nullptr);
   CrossShardLink owner(1, matrix, metrics1, nullptr);
-  sender.send(1, publish_call(1));
-  EXPECT_FALSE(owner.has_incoming());
-  EXPECT_FALSE(sender.flush());
-  EXPECT_TRUE(owner.has_incoming());
-  EXPECT_FALSE(sender.has_incoming());
-  EXPECT_EQ(owner.drain([](ShardCall&&) {}), 1u);
+  for (std::uint64_t i = 0; i < kCalls; ++i) sender.send(1, publish_call(i));
+  sender.flush();
+  EXPECT_EQ(owner.drain([](ShardCall&&) {}), CrossShardLink::kCallsDrainedPerTurn);
+  EXPECT_FALSE(owner.prepare_sleep()) << "calls are left: no sleep";
+  EXPECT_EQ(owner.drain([](ShardCall&&) {}), 10u);
+  EXPECT_TRUE(owner.prepare_sleep());
 }
 
 TEST(CrossShardLink, ASleepingOwnerIsWokenThroughItsEventFdWithoutARing) {
@@ -111,19 +128,42 @@ TEST(CrossShardLink, ASleepingOwnerIsWokenThroughItsEventFdWithoutARing) {
   CrossShardLink sender(0, matrix, metrics0, nullptr);
   CrossShardLink owner(1, matrix, metrics1, nullptr);
   std::uint64_t count = 0;
-  // Awake: a publish needs no wake-up.
+  // Awake: a call needs no wake-up.
   sender.send(1, publish_call(1));
   sender.flush();
   EXPECT_LT(::read(matrix.mailbox(1).event_fd, &count, sizeof count), 0);
-  owner.drain([](ShardCall&&) {});
-  // Asleep: the producer's RMW sees the announcement and rings the eventfd.
-  owner.announce_sleep();
+  // A call that came before the sleep: the owner does not sleep.
+  EXPECT_FALSE(owner.prepare_sleep());
+  EXPECT_EQ(owner.drain([](ShardCall&&) {}), 1u);
+  // Asleep: the producer's ring sees the sleep bit and wakes the owner.
+  ASSERT_TRUE(owner.prepare_sleep());
   sender.send(1, publish_call(2));
   sender.flush();
   ASSERT_EQ(::read(matrix.mailbox(1).event_fd, &count, sizeof count),
             static_cast<ssize_t>(sizeof count));
   EXPECT_EQ(count, 1u);
-  owner.woke();
+  EXPECT_EQ(owner.drain([](ShardCall&&) {}), 1u);
+  // Awake again (the drain cleared the sleep bit): no more wake-ups.
+  sender.send(1, publish_call(3));
+  sender.flush();
+  EXPECT_LT(::read(matrix.mailbox(1).event_fd, &count, sizeof count), 0);
+}
+
+TEST(CrossShardLink, DoorbellsOfShardsBeyondTheFirstWordWork) {
+  // Shards 0 and 70 sit in different doorbell words of shard 1's mailbox.
+  CrossShardMatrix matrix(72, 64);
+  ShardMetrics metrics0, metrics1, metrics70;
+  CrossShardLink first(0, matrix, metrics0, nullptr);
+  CrossShardLink owner(1, matrix, metrics1, nullptr);
+  CrossShardLink far(70, matrix, metrics70, nullptr);
+  ASSERT_TRUE(owner.prepare_sleep());
+  far.send(1, publish_call(70));
+  far.flush();
+  first.send(1, publish_call(0));
+  first.flush();
+  std::vector<std::uint64_t> received;
+  EXPECT_EQ(owner.drain([&](ShardCall&& call) { received.push_back(call.answer_sequence); }), 2u);
+  EXPECT_EQ(received, (std::vector<std::uint64_t>{0, 70}));
 }
 
 }  // namespace
