@@ -28,6 +28,7 @@ RUN apt-get update \
       pkg-config \
       liburing-dev \
       libsimdjson-dev \
+      libyaml-cpp-dev \
       node-llhttp \
       libmimalloc-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -54,6 +55,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       liburing2 \
       libsimdjson14 \
+      libyaml-cpp0.7 \
       libmimalloc2.0 \
  && rm -rf /var/lib/apt/lists/*
 

@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
@@ -10,23 +13,33 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <optional>
+#include <set>
+#include <span>
+#include <sstream>
+#include <type_traits>
 #include <utility>
-
-#include "gophermq/yaml.h"
+#include <variant>
 
 namespace gophermq {
 namespace {
+
+using namespace std::chrono_literals;
 
 constexpr std::string_view kEnvironmentPrefix = "GOPHERMQ_";
 constexpr std::uint64_t kKiB = 1024;
 constexpr std::uint64_t kMiB = 1024 * kKiB;
 constexpr std::uint64_t kGiB = 1024 * kMiB;
-constexpr std::uint64_t kMaxPendingLimit = std::uint64_t{1} << 62;
-constexpr std::uint64_t kMaxShards = 1024;
+constexpr std::uint64_t kTiB = 1024 * kGiB;
+constexpr std::uint64_t kPiB = 1024 * kTiB;
 constexpr std::uint64_t kMaxPort = 65535;
 // Reading stops here, so `--config /dev/zero` fails instead of eating memory.
 constexpr std::size_t kMaxConfigFileBytes = 1 << 20;
+// Merge keys may chain and fan out (a mapping merging two that each merge two
+// ...), or merge themselves; this many expansions per file is far beyond any
+// real config and stops both.
+constexpr int kMaxMerges = 1000;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -76,6 +89,9 @@ std::string quoted(std::string_view text) {
   return out;
 }
 
+// ---------------------------------------------------------------------------
+// Value syntax, shared by every layer
+
 // Decimal digits only: no sign, no spaces, no trailing junk, at most `max`.
 std::optional<std::uint64_t> parse_unsigned(std::string_view text, std::uint64_t max) {
   if (!all_digits(text)) return std::nullopt;
@@ -93,7 +109,7 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
     std::string_view suffix;
     std::uint64_t bytes;
   };
-  static constexpr std::array<Unit, 11> kUnits{{
+  static constexpr std::array<Unit, 17> kUnits{{
       {"", 1},
       {"b", 1},
       {"k", kKiB},
@@ -105,6 +121,12 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
       {"g", kGiB},
       {"gb", kGiB},
       {"gib", kGiB},
+      {"t", kTiB},
+      {"tb", kTiB},
+      {"tib", kTiB},
+      {"p", kPiB},
+      {"pb", kPiB},
+      {"pib", kPiB},
   }};
   std::size_t digits = 0;
   while (digits < text.size() && is_digit(text[digits])) ++digits;
@@ -119,6 +141,16 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
     return *count * unit.bytes;
   }
   return std::nullopt;
+}
+
+// In the largest unit that divides it exactly, so bounds read as written:
+// 1MiB, 1PiB; and in a unit parse_byte_size reads back.
+std::string format_byte_size(std::uint64_t bytes) {
+  for (auto [unit, name] : {std::pair{kPiB, "PiB"}, std::pair{kTiB, "TiB"}, std::pair{kGiB, "GiB"},
+                            std::pair{kMiB, "MiB"}, std::pair{kKiB, "KiB"}}) {
+    if (bytes >= unit && bytes % unit == 0) return std::to_string(bytes / unit) + name;
+  }
+  return std::to_string(bytes);
 }
 
 // A duration as Go writes one, with a unit: 10s, 500ms, 1m, 1m30s is not
@@ -147,17 +179,15 @@ std::optional<std::uint64_t> parse_duration_ms(std::string_view text) {
   return std::nullopt;
 }
 
-std::string format_duration_ms(std::uint64_t milliseconds) {
+// Whole hours as hours (a bound of 24h), else seconds (a default of 60s, not
+// 1m), else milliseconds.
+std::string format_duration(std::chrono::milliseconds duration) {
+  auto milliseconds = static_cast<std::uint64_t>(duration.count());
+  if (milliseconds >= 3'600'000 && milliseconds % 3'600'000 == 0) {
+    return std::to_string(milliseconds / 3'600'000) + "h";
+  }
   if (milliseconds % 1000 != 0) return std::to_string(milliseconds) + "ms";
   return std::to_string(milliseconds / 1000) + "s";
-}
-
-std::string format_byte_size(std::uint64_t bytes) {
-  for (auto [unit, name] :
-       {std::pair{kGiB, "GiB"}, std::pair{kMiB, "MiB"}, std::pair{kKiB, "KiB"}}) {
-    if (bytes >= unit && bytes % unit == 0) return std::to_string(bytes / unit) + name;
-  }
-  return std::to_string(bytes);
 }
 
 std::string_view strip_brackets(std::string_view host) {
@@ -222,222 +252,279 @@ std::optional<bool> parse_bool(std::string_view text) {
   return std::nullopt;
 }
 
+// ---------------------------------------------------------------------------
+// Kinds of setting. Each reads a value's text into its field of Config and
+// shows the field (for --help). `read` stores a valid value and returns "", or
+// leaves the field alone and returns why the text is invalid, phrased to
+// follow the key ("must be ...").
+
+struct Flag {
+  bool Config::*field;
+
+  std::string read(Config& config, std::string_view text) const {
+    std::optional<bool> value = parse_bool(text);
+    if (!value) return "must be true or false (or 1/0, yes/no, on/off)";
+    config.*field = *value;
+    return "";
+  }
+  std::string show(const Config& config) const { return config.*field ? "true" : "false"; }
+};
+
+// A field of Config of some unsigned integer type, read and written as a
+// uint64_t, so one kind serves unsigned, size_t and uint64_t fields alike.
+// The setting's bounds keep every stored value within the field's type.
+struct NumberField {
+  std::uint64_t (*get)(const Config&);
+  void (*set)(Config&, std::uint64_t);
+};
+
+template <auto member>
+constexpr NumberField number_field() {
+  using Field = std::remove_reference_t<decltype(std::declval<Config&>().*member)>;
+  static_assert(std::is_unsigned_v<Field>);
+  return {[](const Config& config) -> std::uint64_t { return config.*member; },
+          [](Config& config, std::uint64_t value) { config.*member = static_cast<Field>(value); }};
+}
+
+struct Count {
+  NumberField field;
+  std::uint64_t min;
+  std::uint64_t max;
+  std::string_view note = {};  // said after the range: what a special value means
+  // Set when `max` only guards against overflow, naming it ("2^62"): the
+  // requirement then reads ">= min", and `max` is mentioned only to a value
+  // past it.
+  std::string_view cap_name = {};
+
+  std::string read(Config& config, std::string_view text) const {
+    std::optional<std::uint64_t> count =
+        parse_unsigned(text, std::numeric_limits<std::uint64_t>::max());
+    if (count && *count >= min && *count <= max) {
+      field.set(config, *count);
+      return "";
+    }
+    if (cap_name.empty()) {
+      return "must be an integer from " + std::to_string(min) + " to " + std::to_string(max) +
+             (note.empty() ? "" : " (" + std::string(note) + ")");
+    }
+    // Digits past 64 bits are past the cap too.
+    bool too_large = count ? *count > max : all_digits(text);
+    if (too_large) {
+      return "must be at most " + std::to_string(max) + " (" + std::string(cap_name) + ")";
+    }
+    return "must be an integer >= " + std::to_string(min);
+  }
+  std::string show(const Config& config) const { return std::to_string(field.get(config)); }
+};
+
+struct ByteSize {
+  NumberField field;
+  std::uint64_t min;
+  std::uint64_t max;
+  std::string_view examples = "65536, 64KiB, 1MiB";  // values that suit the range
+
+  std::string read(Config& config, std::string_view text) const {
+    std::optional<std::uint64_t> bytes = parse_byte_size(text);
+    if (!bytes || *bytes < min || *bytes > max) {
+      return "must be a byte size from " + format_byte_size(min) + " to " + format_byte_size(max) +
+             " (e.g. " + std::string(examples) + ")";
+    }
+    field.set(config, *bytes);
+    return "";
+  }
+  std::string show(const Config& config) const { return format_byte_size(field.get(config)); }
+};
+
+struct Duration {
+  std::chrono::milliseconds Config::*field;
+  std::chrono::milliseconds min;
+  std::chrono::milliseconds max;
+
+  std::string read(Config& config, std::string_view text) const {
+    std::optional<std::uint64_t> milliseconds = parse_duration_ms(text);
+    if (!milliseconds || *milliseconds < static_cast<std::uint64_t>(min.count()) ||
+        *milliseconds > static_cast<std::uint64_t>(max.count())) {
+      std::string range = min == 0ms
+                              ? "up to " + format_duration(max)
+                              : "from " + format_duration(min) + " to " + format_duration(max);
+      return "must be a duration " + range + " (e.g. 10s, 500ms, 2m)";
+    }
+    config.*field = std::chrono::milliseconds(*milliseconds);
+    return "";
+  }
+  std::string show(const Config& config) const { return format_duration(config.*field); }
+};
+
+// The host half of a listen address, on its own.
+struct Host {
+  ListenAddress Config::*address;
+
+  std::string read(Config& config, std::string_view text) const {
+    if (!text.empty() && !valid_host(strip_brackets(text))) {
+      return "must be a host name or IP address, or empty for every interface";
+    }
+    (config.*address).host = strip_brackets(text);
+    return "";
+  }
+  std::string show(const Config& config) const {
+    const std::string& host = (config.*address).host;
+    return host.empty() ? quoted("") : host;
+  }
+};
+
+// A port, or a whole listen address (see parse_address).
+struct Address {
+  ListenAddress Config::*address;
+  // The host has a Host setting of its own, which shows it; this one shows
+  // only the port.
+  bool host_shown_apart = false;
+
+  std::string read(Config& config, std::string_view text) const {
+    std::optional<AddressSetting> parsed = parse_address(text);
+    if (!parsed) {
+      return "must be a port 0-65535 (0 = any free port) or an address: :PORT, HOST:PORT, "
+             "[IPV6]:PORT";
+    }
+    ListenAddress& field = config.*address;
+    if (parsed->host) field.host = std::move(*parsed->host);
+    field.port = parsed->port;
+    return "";
+  }
+  std::string show(const Config& config) const {
+    const ListenAddress& field = config.*address;
+    return host_shown_apart ? std::to_string(field.port) : format_address(field);
+  }
+};
+
+template <typename Value>
+struct Name {
+  std::string_view name;
+  Value value;
+};
+
+// The first name listed for a value is how it is shown; later ones are
+// accepted synonyms.
+template <typename Value>
+std::string_view name_of(std::span<const Name<Value>> names, Value value) {
+  for (const Name<Value>& name : names) {
+    if (name.value == value) return name.name;
+  }
+  return "";
+}
+
+// One of a few names, any case.
+template <typename Value>
+struct Choice {
+  Value Config::*field;
+  std::span<const Name<Value>> names;
+
+  std::string read(Config& config, std::string_view text) const {
+    for (const Name<Value>& name : names) {
+      if (!equals_ignoring_case(text, name.name)) continue;
+      config.*field = name.value;
+      return "";
+    }
+    std::vector<std::string_view> shown;
+    for (const Name<Value>& name : names) {
+      if (name_of(names, name.value) == name.name) shown.push_back(name.name);
+    }
+    if (shown.size() == 2) {
+      return "must be " + std::string(shown[0]) + " or " + std::string(shown[1]);
+    }
+    std::string list;
+    for (std::string_view name : shown) list += (list.empty() ? "" : ", ") + std::string(name);
+    return "must be one of " + list;
+  }
+  std::string show(const Config& config) const {
+    return std::string(name_of(names, config.*field));
+  }
+};
+
 // The original logged with logrus, whose configs may also say trace, fatal or
 // panic; those map to the nearest level we have.
-std::optional<LogLevel> parse_log_level(std::string_view text) {
-  struct Name {
-    std::string_view name;
-    LogLevel level;
-  };
-  static constexpr std::array<Name, 8> kNames{{
-      {"debug", LogLevel::debug},
-      {"trace", LogLevel::debug},
-      {"info", LogLevel::info},
-      {"warn", LogLevel::warn},
-      {"warning", LogLevel::warn},
-      {"error", LogLevel::error},
-      {"fatal", LogLevel::error},
-      {"panic", LogLevel::error},
-  }};
-  for (const Name& name : kNames) {
-    if (equals_ignoring_case(text, name.name)) return name.level;
-  }
-  return std::nullopt;
-}
+constexpr std::array<Name<LogLevel>, 8> kLogLevelNames{{
+    {"debug", LogLevel::debug},
+    {"info", LogLevel::info},
+    {"warn", LogLevel::warn},
+    {"error", LogLevel::error},
+    {"trace", LogLevel::debug},
+    {"warning", LogLevel::warn},
+    {"fatal", LogLevel::error},
+    {"panic", LogLevel::error},
+}};
 
-// Each apply_* stores a valid value and returns "", or returns why the value
-// is invalid, phrased to follow the key ("must be ...").
+constexpr std::array<Name<IoUringMode>, 2> kIoUringModeNames{{
+    {"auto", IoUringMode::automatic},
+    {"basic", IoUringMode::basic},
+}};
 
-std::string apply_log_level(Config& config, std::string_view value) {
-  std::optional<LogLevel> level = parse_log_level(value);
-  if (!level) return "must be one of debug, info, warn, error";
-  config.log_level = *level;
-  return "";
-}
+// ---------------------------------------------------------------------------
+// Every setting. Each layer (config file, environment, flags) applies values
+// through this table, and --help is written from it.
 
-std::string apply_host(Config& config, std::string_view value) {
-  if (!value.empty() && !valid_host(strip_brackets(value))) {
-    return "must be a host name or IP address, or empty for every interface";
-  }
-  config.api.host = strip_brackets(value);
-  return "";
-}
-
-std::string apply_address(ListenAddress& address, std::string_view value) {
-  std::optional<AddressSetting> parsed = parse_address(value);
-  if (!parsed) {
-    return "must be a port 0-65535 (0 = any free port) or an address: :PORT, HOST:PORT, "
-           "[IPV6]:PORT";
-  }
-  if (parsed->host) address.host = std::move(*parsed->host);
-  address.port = parsed->port;
-  return "";
-}
-
-std::string apply_api_port(Config& config, std::string_view value) {
-  return apply_address(config.api, value);
-}
-
-std::string apply_max_pending(Config& config, std::string_view value) {
-  std::optional<std::uint64_t> count = parse_unsigned(value, kMaxPendingLimit);
-  if (!count && all_digits(value) && value.find_first_not_of('0') != std::string_view::npos) {
-    return "must be at most " + std::to_string(kMaxPendingLimit) + " (2^62)";
-  }
-  if (!count || *count == 0) return "must be an integer >= 1";
-  config.max_pending = *count;
-  return "";
-}
-
-std::string apply_cores(Config& config, std::string_view value) {
-  std::optional<std::uint64_t> shards = parse_unsigned(value, kMaxShards);
-  if (!shards) return "must be an integer from 0 to 1024 (0 = one shard per CPU)";
-  config.shards = static_cast<unsigned>(*shards);
-  return "";
-}
-
-std::string apply_byte_size(std::size_t& field, std::string_view value, std::uint64_t min,
-                            std::uint64_t max) {
-  std::optional<std::uint64_t> bytes = parse_byte_size(value);
-  if (!bytes || *bytes < min || *bytes > max) {
-    return "must be a byte size from " + format_byte_size(min) + " to " + format_byte_size(max) +
-           " (e.g. 65536, 64KiB, 1MiB)";
-  }
-  field = static_cast<std::size_t>(*bytes);
-  return "";
-}
-
-std::string apply_max_body(Config& config, std::string_view value) {
-  return apply_byte_size(config.max_body_bytes, value, kKiB, kGiB);
-}
-
-std::string apply_max_header_bytes(Config& config, std::string_view value) {
-  return apply_byte_size(config.max_header_bytes, value, kKiB, kMiB);
-}
-
-std::string apply_shutdown_timeout(Config& config, std::string_view value) {
-  std::optional<std::uint64_t> milliseconds = parse_duration_ms(value);
-  if (!milliseconds || *milliseconds > 3'600'000) {
-    return "must be a duration up to 1h (e.g. 10s, 500ms, 2m)";
-  }
-  config.shutdown_timeout = std::chrono::milliseconds(*milliseconds);
-  return "";
-}
-
-std::string apply_timeout(std::chrono::milliseconds& field, std::string_view value) {
-  std::optional<std::uint64_t> milliseconds = parse_duration_ms(value);
-  if (!milliseconds || *milliseconds < 100 || *milliseconds > 86'400'000) {
-    return "must be a duration from 100ms to 24h (e.g. 10s, 500ms, 2m)";
-  }
-  field = std::chrono::milliseconds(*milliseconds);
-  return "";
-}
-
-std::string apply_read_timeout(Config& config, std::string_view value) {
-  return apply_timeout(config.read_timeout, value);
-}
-
-std::string apply_idle_timeout(Config& config, std::string_view value) {
-  return apply_timeout(config.idle_timeout, value);
-}
-
-std::string apply_max_pending_bytes(Config& config, std::string_view value) {
-  std::optional<std::uint64_t> bytes = parse_byte_size(value);
-  if (!bytes || *bytes < kKiB || *bytes > (1ull << 50)) {
-    return "must be a byte size from 1KiB to 1PiB (e.g. 512MiB, 4GiB)";
-  }
-  config.max_pending_bytes = *bytes;
-  return "";
-}
-
-std::string apply_max_connections(Config& config, std::string_view value) {
-  std::optional<std::uint64_t> count = parse_unsigned(value, 100'000'000);
-  if (!count || *count < 1) return "must be an integer from 1 to 100000000";
-  config.max_connections = *count;
-  return "";
-}
-
-std::string apply_max_unsent_bytes(Config& config, std::string_view value) {
-  return apply_byte_size(config.max_unsent_bytes, value, 64 * kKiB, kGiB);
-}
-
-std::string apply_io_uring(Config& config, std::string_view value) {
-  if (equals_ignoring_case(value, "auto")) {
-    config.io_uring = IoUringMode::automatic;
-  } else if (equals_ignoring_case(value, "basic")) {
-    config.io_uring = IoUringMode::basic;
-  } else {
-    return "must be auto or basic";
-  }
-  return "";
-}
-
-std::string apply_monitoring_enable(Config& config, std::string_view value) {
-  std::optional<bool> enabled = parse_bool(value);
-  if (!enabled) return "must be true or false (or 1/0, yes/no, on/off)";
-  config.monitoring_enabled = *enabled;
-  return "";
-}
-
-std::string apply_monitoring_port(Config& config, std::string_view value) {
-  return apply_address(config.monitoring, value);
-}
+using Kind = std::variant<Flag, Count, ByteSize, Duration, Host, Address, Choice<LogLevel>,
+                          Choice<IoUringMode>>;
 
 struct Setting {
-  std::string_view key;
+  std::string_view key;         // as in config.yaml, dotted; the flag is --key
   std::string_view value_name;  // the flag's argument in --help
   std::string_view help;
-  std::string (*apply)(Config&, std::string_view);
-  std::string (*show)(const Config&);  // the current value, for --help's defaults
+  Kind kind;
+
+  std::string read(Config& config, std::string_view text) const {
+    return std::visit([&](const auto& kind) { return kind.read(config, text); }, this->kind);
+  }
+  std::string show(const Config& config) const {
+    return std::visit([&](const auto& kind) { return kind.show(config); }, this->kind);
+  }
 };
 
 const std::array<Setting, 16> kSettings{{
-    {"logger.level", "LEVEL", "log level: debug, info, warn or error", apply_log_level,
-     [](const Config& c) { return std::string(log_level_name(c.log_level)); }},
-    {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface", apply_host,
-     [](const Config& c) { return c.api.host.empty() ? quoted("") : c.api.host; }},
-    {"broker.port", "PORT", "HTTP API port, or HOST:PORT; 0 = any free port", apply_api_port,
-     [](const Config& c) { return std::to_string(c.api.port); }},
+    {"logger.level", "LEVEL", "log level: debug, info, warn or error",
+     Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
+    {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
+     Host{&Config::api}},
+    {"broker.port", "PORT", "HTTP API port, or HOST:PORT; 0 = any free port",
+     Address{.address = &Config::api, .host_shown_apart = true}},
     {"broker.max-pending", "N", "most messages stored broker-wide awaiting delivery, 1 to 2^62",
-     apply_max_pending, [](const Config& c) { return std::to_string(c.max_pending); }},
+     Count{.field = number_field<&Config::max_pending>(),
+           .min = 1,
+           .max = std::uint64_t{1} << 62,
+           .cap_name = "2^62"}},
     {"broker.cores", "N", "shards (one thread each), 0 to 1024; 0 = one per CPU we may run on",
-     apply_cores, [](const Config& c) { return std::to_string(c.shards); }},
+     Count{.field = number_field<&Config::shards>(),
+           .min = 0,
+           .max = 1024,
+           .note = "0 = one shard per CPU"}},
     {"broker.max-body", "SIZE", "largest request body, 1KiB to 1GiB (e.g. 65536, 64KiB, 4MiB)",
-     apply_max_body, [](const Config& c) { return format_byte_size(c.max_body_bytes); }},
+     ByteSize{number_field<&Config::max_body_bytes>(), kKiB, kGiB}},
     {"broker.max-header-bytes", "SIZE", "largest request header block, 1KiB to 1MiB",
-     apply_max_header_bytes, [](const Config& c) { return format_byte_size(c.max_header_bytes); }},
+     ByteSize{number_field<&Config::max_header_bytes>(), kKiB, kMiB}},
     {"broker.max-pending-bytes", "SIZE",
-     "most payload bytes stored broker-wide (1KiB to 1PiB); past it 429", apply_max_pending_bytes,
-     [](const Config& c) { return format_byte_size(c.max_pending_bytes); }},
+     "most payload bytes stored broker-wide (1KiB to 1PiB); past it 429",
+     ByteSize{.field = number_field<&Config::max_pending_bytes>(),
+              .min = kKiB,
+              .max = kPiB,
+              .examples = "512MiB, 4GiB"}},
     {"broker.max-connections", "N", "most client connections open at once, broker-wide",
-     apply_max_connections, [](const Config& c) { return std::to_string(c.max_connections); }},
+     Count{number_field<&Config::max_connections>(), 1, 100'000'000}},
     {"broker.read-timeout", "DURATION",
-     "time a started request may take to arrive whole; then 408 and close", apply_read_timeout,
-     [](const Config& c) {
-       return format_duration_ms(static_cast<std::uint64_t>(c.read_timeout.count()));
-     }},
+     "time a started request may take to arrive whole; then 408 and close",
+     Duration{&Config::read_timeout, 100ms, 24h}},
     {"broker.idle-timeout", "DURATION", "an idle keep-alive connection is closed after this",
-     apply_idle_timeout,
-     [](const Config& c) {
-       return format_duration_ms(static_cast<std::uint64_t>(c.idle_timeout.count()));
-     }},
+     Duration{&Config::idle_timeout, 100ms, 24h}},
     {"broker.max-unsent-bytes", "SIZE",
      "answers a client may leave unread before it is cut off (64KiB to 1GiB)",
-     apply_max_unsent_bytes, [](const Config& c) { return format_byte_size(c.max_unsent_bytes); }},
+     ByteSize{number_field<&Config::max_unsent_bytes>(), 64 * kKiB, kGiB}},
     {"broker.shutdown-timeout", "DURATION",
-     "on SIGTERM, most time to answer what was read (e.g. 10s, 500ms)", apply_shutdown_timeout,
-     [](const Config& c) {
-       return format_duration_ms(static_cast<std::uint64_t>(c.shutdown_timeout.count()));
-     }},
+     "on SIGTERM, most time to answer what was read (e.g. 10s, 500ms)",
+     Duration{&Config::shutdown_timeout, 0ms, 1h}},
     {"broker.io-uring", "MODE", "io_uring features: auto (the best the kernel has) or basic",
-     apply_io_uring,
-     [](const Config& c) {
-       return std::string(c.io_uring == IoUringMode::basic ? "basic" : "auto");
-     }},
+     Choice<IoUringMode>{&Config::io_uring, kIoUringModeNames}},
     {"monitoring.enable", "BOOL", "serve the monitoring endpoint: true or false",
-     apply_monitoring_enable,
-     [](const Config& c) { return std::string(c.monitoring_enabled ? "true" : "false"); }},
+     Flag{&Config::monitoring_enabled}},
     {"monitoring.port", "ADDR", "monitoring listen address: PORT, :PORT or HOST:PORT",
-     apply_monitoring_port, [](const Config& c) { return format_address(c.monitoring); }},
+     Address{&Config::monitoring}},
 }};
 
 // Keys match case-insensitively: the original's config library lower-cases
@@ -508,26 +595,16 @@ bool is_own_section(std::string_view key) {
   return key == "broker" || key == "monitoring" || key == "logger";
 }
 
-bool in_own_section(std::string_view key) {
+// The config file and the environment may be shared with other programs:
+// their keys are theirs and ignored, but an unknown key in one of our own
+// sections (or one of them holding a value) is a typo.
+bool is_ours(std::string_view key) {
   std::size_t dot = key.find('.');
-  return dot != std::string_view::npos && is_own_section(key.substr(0, dot));
+  return is_own_section(key.substr(0, dot));
 }
 
-// Applies a setting from config.yaml or the environment, which other programs
-// may share: unknown keys are theirs and ignored, except inside our own
-// sections, where they are typos. A null `value` is YAML's "no value", which
-// leaves the lower layer's value (as the original does) and lets a section
-// stand empty.
-std::string apply_shared_setting(Config& config, const std::string& key,
-                                 std::optional<std::string_view> value, Spelling spelling) {
-  if (find_setting(key) == nullptr) {
-    if (in_own_section(key) || (is_own_section(key) && value)) {
-      return unknown_key_error(key, spelling);
-    }
-    return "";
-  }
-  return value ? apply_setting(config, key, *value) : "";
-}
+// ---------------------------------------------------------------------------
+// The config file
 
 struct FileContents {
   std::string text;
@@ -557,6 +634,195 @@ FileContents read_file(const std::string& path) {
   return file;
 }
 
+std::string file_error(const std::string& path, const YAML::Mark& mark, std::string_view error) {
+  // yaml-cpp counts lines from 0, editors from 1.
+  std::string line = mark.is_null() ? "" : ":" + std::to_string(mark.line + 1);
+  return "config error: " + path + line + ": " + std::string(error);
+}
+
+// YAML's merge key, `<<: *defaults`, unless quoted into a plain string key.
+bool is_merge_key(const YAML::Node& key) {
+  return key.IsScalar() && key.Scalar() == "<<" && key.Tag() != "!";
+}
+
+std::string_view type_name(const YAML::Node& node) {
+  return node.IsMap() ? "mapping" : node.IsSequence() ? "list" : "single value";
+}
+
+// Applies the YAML document of a config file. Only our own sections (logger,
+// broker, monitoring) are read below their top-level key: the rest of the file
+// may belong to other programs.
+class ConfigFile {
+ public:
+  ConfigFile(Config& config, const std::string& path) : config_(config), path_(path) {}
+
+  // `root` is the file's one document.
+  std::string apply(const YAML::Node& root) {
+    if (root.IsNull()) return "";
+    if (!root.IsMap()) {
+      return error_at(root.Mark(), "the config must be a mapping of keys, not a " +
+                                       std::string(type_name(root)));
+    }
+    return apply_mapping(root, "");
+  }
+
+ private:
+  struct Entry {
+    YAML::Node key;
+    YAML::Node value;
+  };
+
+  std::string error_at(const YAML::Mark& mark, std::string_view error) const {
+    return file_error(path_, mark, error);
+  }
+
+  // `section` is empty for the document's top level.
+  std::string apply_mapping(const YAML::Node& mapping, const std::string& section) {
+    std::vector<Entry> entries;
+    std::string error = expand_merges(mapping, entries);
+    for (auto entry = entries.begin(); error.empty() && entry != entries.end(); ++entry) {
+      error = apply_entry(section, entry->key, entry->value);
+    }
+    return error;
+  }
+
+  // A mapping's entries with merge keys expanded as the original's YAML
+  // library does: its own entries, then those of each mapping merged in, in
+  // order, except keys already there.
+  std::string expand_merges(const YAML::Node& mapping, std::vector<Entry>& entries) {
+    std::vector<YAML::Node> merged;
+    for (const auto& pair : mapping) {
+      if (!is_merge_key(pair.first)) {
+        entries.push_back({pair.first, pair.second});
+        continue;
+      }
+      std::vector<YAML::Node> sources;
+      if (pair.second.IsSequence()) {
+        for (const YAML::Node& source : pair.second) sources.push_back(source);
+      } else {
+        sources.push_back(pair.second);
+      }
+      if (!std::ranges::all_of(sources, [](const YAML::Node& source) { return source.IsMap(); })) {
+        return error_at(pair.first.Mark(),
+                        "a merge key (<<) needs a mapping or a list of mappings");
+      }
+      merged.insert(merged.end(), sources.begin(), sources.end());
+    }
+    std::set<std::string> keys;
+    for (const Entry& entry : entries) {
+      if (entry.key.IsScalar()) keys.insert(to_lower(entry.key.Scalar()));
+    }
+    for (const YAML::Node& source : merged) {
+      if (--merges_left_ < 0) {
+        return error_at(source.Mark(), "more than " + std::to_string(kMaxMerges) +
+                                           " merges (<<); does a mapping merge itself?");
+      }
+      std::vector<Entry> inherited;
+      std::string error = expand_merges(source, inherited);
+      if (!error.empty()) return error;
+      for (Entry& entry : inherited) {
+        if (!entry.key.IsScalar() || keys.insert(to_lower(entry.key.Scalar())).second) {
+          entries.push_back(std::move(entry));
+        }
+      }
+    }
+    return "";
+  }
+
+  std::string apply_entry(const std::string& section, const YAML::Node& key,
+                          const YAML::Node& value) {
+    if (!key.IsScalar()) {
+      if (section.empty()) return "";  // cannot be one of our keys
+      return error_at(key.Mark(), "a key under " + section + " must be a name, not a " +
+                                      std::string(type_name(key)));
+    }
+    std::string name = to_lower(key.Scalar());
+    std::string path = section.empty() ? name : section + "." + name;
+    // `broker: {port: 1}` and `broker.port: 2` are duplicates too: which one
+    // won would depend on their order.
+    auto [first, inserted] = key_lines_.try_emplace(path, key.Mark().line + 1);
+    if (!inserted) {
+      return error_at(key.Mark(), "duplicate key " + quoted(path) + " (first on line " +
+                                      std::to_string(first->second) + ")");
+    }
+    if (const Setting* setting = find_setting(path)) {
+      // YAML's "no value" (`port:`, `port: ~`) leaves the lower layer's value,
+      // as in the original.
+      if (value.IsNull()) return "";
+      if (!value.IsScalar()) {
+        return error_at(key.Mark(), std::string(setting->key) + " must be a single value, not a " +
+                                        std::string(type_name(value)));
+      }
+      std::string error = apply_setting(config_, setting->key, value.Scalar());
+      return error.empty() ? "" : error_at(key.Mark(), error);
+    }
+    if (section.empty() && is_own_section(path) && (value.IsMap() || value.IsNull())) {
+      return value.IsMap() ? apply_mapping(value, path) : "";
+    }
+    return is_ours(path) ? error_at(key.Mark(), unknown_key_error(path, Spelling::key)) : "";
+  }
+
+  Config& config_;
+  const std::string& path_;
+  std::map<std::string, int> key_lines_;  // each dotted key read, and its first line
+  int merges_left_ = kMaxMerges;
+};
+
+// Follows a YAML stream's documents without building them, noting where each
+// starts and whether it holds anything.
+class DocumentScan final : public YAML::EventHandler {
+ public:
+  YAML::Mark start;
+  bool has_content = false;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    start = mark;
+    has_content = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { has_content = true; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    has_content = true;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    has_content = true;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    has_content = true;
+  }
+  void OnMapEnd() override {}
+};
+
+// The original reads a file's first document and silently ignores any other;
+// a second one with content is refused here instead (an empty one after `---`
+// is harmless). This pass over the whole stream, before YAML::Load builds the
+// first document, also stands in for YAML::LoadAll, which in yaml-cpp 0.7
+// loops for ever, allocating, on a stray ',' between documents
+// (jbeder/yaml-cpp#1040): its parser then starts empty document after empty
+// document at the same token.
+std::string check_one_document(const std::string& path, const std::string& text) {
+  std::istringstream input(text);
+  YAML::Parser parser(input);
+  DocumentScan scan;
+  std::optional<int> previous_start;
+  bool seen_content = false;
+  while (parser.HandleNextDocument(scan)) {
+    if (previous_start == scan.start.pos) {
+      return file_error(path, scan.start, "a YAML value cannot start here");
+    }
+    previous_start = scan.start.pos;
+    if (scan.has_content && std::exchange(seen_content, true)) {
+      return file_error(path, scan.start, "a second YAML document; the config is one");
+    }
+  }
+  return "";
+}
+
 std::string apply_file(Config& config, const std::string& path, bool named_on_command_line) {
   FileContents file = read_file(path);
   if (file.error == ENOENT && !named_on_command_line) return "";
@@ -564,19 +830,20 @@ std::string apply_file(Config& config, const std::string& path, bool named_on_co
     return "config error: cannot read config file " + quoted(path) + ": " +
            std::strerror(file.error);
   }
-  yaml::Document document = yaml::parse(file.text);
-  auto located = [&path](int line, const std::string& error) {
-    return "config error: " + path + ":" + std::to_string(line) + ": " + error;
-  };
-  if (!document.ok()) return located(document.error_line, document.error);
-  for (const yaml::Scalar& scalar : document.scalars) {
-    std::optional<std::string_view> value;
-    if (!scalar.is_null) value = scalar.value;
-    std::string error = apply_shared_setting(config, to_lower(scalar.key), value, Spelling::key);
-    if (!error.empty()) return located(scalar.line, error);
+  try {
+    std::string error = check_one_document(path, file.text);
+    if (!error.empty()) return error;
+    return ConfigFile(config, path).apply(YAML::Load(file.text));
+  } catch (const YAML::DeepRecursion& too_deep) {
+    // yaml-cpp's own message for this one is "bad file".
+    return file_error(path, too_deep.mark, "nested too deeply");
+  } catch (const YAML::Exception& malformed) {
+    return file_error(path, malformed.mark, malformed.msg);
   }
-  return "";
 }
+
+// ---------------------------------------------------------------------------
+// The environment and the command line
 
 std::string apply_environment(Config& config, const char* const* environment) {
   struct Applied {
@@ -601,7 +868,12 @@ std::string apply_environment(Config& config, const char* const* environment) {
                " both set " + key;
       }
     }
-    std::string error = apply_shared_setting(config, key, value, Spelling::environment);
+    std::string error;
+    if (find_setting(key) != nullptr) {
+      error = apply_setting(config, key, value);
+    } else if (is_ours(key)) {
+      error = unknown_key_error(key, Spelling::environment);
+    }
     if (!error.empty()) {
       return "config error: " + std::string(name) + "=" + quoted(value) + ": " + error;
     }
@@ -674,19 +946,7 @@ std::string check_listeners(const Config& config) {
 
 }  // namespace
 
-std::string_view log_level_name(LogLevel level) {
-  switch (level) {
-    case LogLevel::debug:
-      return "debug";
-    case LogLevel::info:
-      return "info";
-    case LogLevel::warn:
-      return "warn";
-    case LogLevel::error:
-      return "error";
-  }
-  return "info";
-}
+std::string_view log_level_name(LogLevel level) { return name_of<LogLevel>(kLogLevelNames, level); }
 
 ConfigLoad load_config(const std::vector<std::string_view>& args, const char* const* environ,
                        std::string_view working_directory_yaml) {
@@ -735,7 +995,7 @@ ConfigLoad load_config(const std::vector<std::string_view>& args, const char* co
 std::string apply_setting(Config& config, std::string_view key, std::string_view value) {
   const Setting* setting = find_setting(key);
   if (setting == nullptr) return unknown_key_error(key, Spelling::key);
-  std::string error = setting->apply(config, value);
+  std::string error = setting->read(config, value);
   return error.empty() ? error : std::string(setting->key) + " " + error;
 }
 

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "gophermq/config.h"
-#include "gophermq/yaml.h"
 
 namespace gophermq {
 namespace {
@@ -82,8 +81,6 @@ class ConfigTest : public ::testing::Test {
   TempDir dir_;
 };
 
-yaml::Document parse(std::string_view text) { return yaml::parse(text); }
-
 // Differs from the defaults in every field.
 Config non_default_config() {
   Config config;
@@ -123,254 +120,6 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.read_timeout, expected.read_timeout);
   EXPECT_EQ(actual.idle_timeout, expected.idle_timeout);
   EXPECT_EQ(actual.max_unsent_bytes, expected.max_unsent_bytes);
-}
-
-// ---------------------------------------------------------------------------
-// YAML subset
-
-TEST(YamlTest, FlattensNestedMappingsWithLineNumbers) {
-  yaml::Document doc = parse(
-      "broker:\n"
-      "  max-pending: 1000\n"
-      "  port: 8082\n"
-      "monitoring:\n"
-      "    enable: true\n"
-      "    deeper:\n"
-      "      leaf: x\n"
-      "    port: ':9001'\n"
-      "top: level\n");
-  ASSERT_TRUE(doc.ok()) << doc.error;
-  ASSERT_EQ(doc.scalars.size(), 6u);
-  auto expect = [&](std::size_t i, std::string_view key, std::string_view value, int line) {
-    EXPECT_EQ(doc.scalars[i].key, key);
-    EXPECT_EQ(doc.scalars[i].value, value);
-    EXPECT_EQ(doc.scalars[i].line, line);
-    EXPECT_FALSE(doc.scalars[i].is_null);
-  };
-  expect(0, "broker.max-pending", "1000", 2);
-  expect(1, "broker.port", "8082", 3);
-  expect(2, "monitoring.enable", "true", 5);
-  expect(3, "monitoring.deeper.leaf", "x", 7);
-  expect(4, "monitoring.port", ":9001", 8);
-  expect(5, "top", "level", 9);
-}
-
-TEST(YamlTest, ScalarStyles) {
-  yaml::Document doc = parse(
-      "plain: hello world  \n"
-      "colon-inside: http://example.com:80/x\n"
-      "leading-colon: :9001\n"
-      "negative: -5\n"
-      "single: 'it''s # not a comment'\n"
-      "double: \"a: b # c\"\n"
-      "empty-single: ''\n"
-      "empty-double: \"\"\n"
-      "hash-no-space: a#b\n"
-      "'quoted key': 1\n"
-      "\"double key\" : 2\n"
-      "spaced key  : 3\n"
-      "tab-after-colon:\tv\n");
-  ASSERT_TRUE(doc.ok()) << doc.error;
-  std::vector<std::pair<std::string, std::string>> got;
-  for (const yaml::Scalar& s : doc.scalars) got.emplace_back(s.key, s.value);
-  std::vector<std::pair<std::string, std::string>> want = {
-      {"plain", "hello world"},
-      {"colon-inside", "http://example.com:80/x"},
-      {"leading-colon", ":9001"},
-      {"negative", "-5"},
-      {"single", "it's # not a comment"},
-      {"double", "a: b # c"},
-      {"empty-single", ""},
-      {"empty-double", ""},
-      {"hash-no-space", "a#b"},
-      {"quoted key", "1"},
-      {"double key", "2"},
-      {"spaced key", "3"},
-      {"tab-after-colon", "v"},
-  };
-  EXPECT_EQ(got, want);
-  for (const yaml::Scalar& s : doc.scalars) EXPECT_FALSE(s.is_null) << s.key;
-}
-
-TEST(YamlTest, DoubleQuotedEscapes) {
-  yaml::Document doc = parse(R"(a: "q\" b\\ n\n t\t s\/ x\x41 u\u00e9 U\U0001F600 z\0e")");
-  ASSERT_TRUE(doc.ok()) << doc.error;
-  ASSERT_EQ(doc.scalars.size(), 1u);
-  EXPECT_EQ(doc.scalars[0].value, "q\" b\\ n\n t\t s/ xA u\xC3\xA9 U\xF0\x9F\x98\x80 z\0e"s);
-}
-
-TEST(YamlTest, CommentsBlankLinesDocumentStartBomAndCrlf) {
-  yaml::Document doc = parse(
-      "\xEF\xBB\xBF# leading comment\r\n"
-      "--- # document start\r\n"
-      "\r\n"
-      "broker:   # trailing comment on a mapping\r\n"
-      "  # indented comment\r\n"
-      "\r\n"
-      "   \t  \r\n"
-      "  port: 1 # trailing comment\r\n"
-      "# a comment at column 0 inside the mapping\r\n"
-      "  host: 'h' # after quotes\r\n");
-  ASSERT_TRUE(doc.ok()) << doc.error;
-  ASSERT_EQ(doc.scalars.size(), 2u);
-  EXPECT_EQ(doc.scalars[0].key, "broker.port");
-  EXPECT_EQ(doc.scalars[0].value, "1");
-  EXPECT_EQ(doc.scalars[0].line, 8);
-  EXPECT_EQ(doc.scalars[1].key, "broker.host");
-  EXPECT_EQ(doc.scalars[1].value, "h");
-  EXPECT_EQ(doc.scalars[1].line, 10);
-}
-
-TEST(YamlTest, EmptyAndCommentOnlyDocumentsHaveNoScalars) {
-  for (std::string_view text : {"", "\n\n", "# only a comment\n", "---\n", "--- # c\n# c\n"}) {
-    yaml::Document doc = parse(text);
-    EXPECT_TRUE(doc.ok()) << text << ": " << doc.error;
-    EXPECT_TRUE(doc.scalars.empty()) << text;
-  }
-}
-
-TEST(YamlTest, NullValuesAreMarkedAndDistinctFromEmptyStrings) {
-  yaml::Document doc = parse(
-      "a:\n"
-      "b: ~\n"
-      "c: null\n"
-      "d: NULL\n"
-      "e: ''\n"
-      "f: nullable\n"
-      "section:\n"
-      "  inner:\n"
-      "last:");
-  ASSERT_TRUE(doc.ok()) << doc.error;
-  ASSERT_EQ(doc.scalars.size(), 8u);
-  std::vector<std::pair<std::string, bool>> got;
-  for (const yaml::Scalar& s : doc.scalars) got.emplace_back(s.key, s.is_null);
-  std::vector<std::pair<std::string, bool>> want = {
-      {"a", true},
-      {"b", true},
-      {"c", true},
-      {"d", true},
-      {"e", false},
-      {"f", false},
-      {"section.inner", true},
-      {"last", true},
-  };
-  EXPECT_EQ(got, want);
-  EXPECT_EQ(doc.scalars[5].value, "nullable");
-  EXPECT_EQ(doc.scalars[6].line, 8);
-  for (const yaml::Scalar& s : doc.scalars) {
-    if (s.is_null) {
-      EXPECT_EQ(s.value, "") << s.key;
-    }
-  }
-}
-
-TEST(YamlTest, DedentsSeveralLevelsAtOnce) {
-  yaml::Document doc = parse(
-      "a:\n"
-      "  b:\n"
-      "    c:\n"
-      "      d: 1\n"
-      "  e: 2\n"
-      "f: 3\n");
-  ASSERT_TRUE(doc.ok()) << doc.error;
-  ASSERT_EQ(doc.scalars.size(), 3u);
-  EXPECT_EQ(doc.scalars[0].key, "a.b.c.d");
-  EXPECT_EQ(doc.scalars[1].key, "a.e");
-  EXPECT_EQ(doc.scalars[2].key, "f");
-}
-
-TEST(YamlTest, WholeDocumentMayBeIndented) {
-  yaml::Document doc = parse("  a: 1\n  b:\n    c: 2\n");
-  ASSERT_TRUE(doc.ok()) << doc.error;
-  ASSERT_EQ(doc.scalars.size(), 2u);
-  EXPECT_EQ(doc.scalars[1].key, "b.c");
-}
-
-struct YamlErrorCase {
-  std::string text;
-  int line;
-  std::string message_part;
-};
-
-class YamlErrorTest : public ::testing::TestWithParam<YamlErrorCase> {};
-
-TEST_P(YamlErrorTest, ReportsLineAndReason) {
-  const YamlErrorCase& c = GetParam();
-  yaml::Document doc = parse(c.text);
-  EXPECT_FALSE(doc.ok()) << c.text;
-  EXPECT_EQ(doc.error_line, c.line) << c.text << " -> " << doc.error;
-  EXPECT_THAT(doc.error, HasSubstr(c.message_part)) << c.text;
-  EXPECT_TRUE(doc.scalars.empty()) << "a failed parse must not hand back partial results";
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Unsupported, YamlErrorTest,
-    ::testing::Values(
-        YamlErrorCase{"a:\n\tb: 1\n", 2, "tab"}, YamlErrorCase{"a:\n  \tb: 1\n", 2, "tab"},
-        YamlErrorCase{"a:\n  - 1\n", 2, "sequences"}, YamlErrorCase{"- a\n", 1, "sequences"},
-        YamlErrorCase{"a: - 1\n", 1, "sequences"}, YamlErrorCase{"a: {b: 1}\n", 1, "flow"},
-        YamlErrorCase{"a: [1, 2]\n", 1, "flow"}, YamlErrorCase{"{a: 1}\n", 1, "flow"},
-        YamlErrorCase{"a: 1\nb: &anchor 2\n", 2, "anchors"},
-        YamlErrorCase{"a: *alias\n", 1, "aliases"}, YamlErrorCase{"a: !!str 1\n", 1, "tags"},
-        YamlErrorCase{"a: |\n  text\n", 1, "block scalars"},
-        YamlErrorCase{"a: >-\n  text\n", 1, "block scalars"},
-        YamlErrorCase{"%YAML 1.2\n---\na: 1\n", 1, "directives"},
-        YamlErrorCase{"? a\n: b\n", 1, "complex keys"}, YamlErrorCase{"a: @x\n", 1, "reserved"},
-        YamlErrorCase{"a: `x\n", 1, "reserved"}, YamlErrorCase{"a: ,x\n", 1, "unexpected ','"},
-        YamlErrorCase{"a: b\n  c\n", 2, "multi-line"},
-        YamlErrorCase{"a: b\n  c: d\n", 2, "unexpected indentation"},
-        YamlErrorCase{"a:\n    b: 1\n  c: 2\n", 3, "line up"},
-        YamlErrorCase{"  a: 1\nb: 2\n", 2, "less than the first line"},
-        YamlErrorCase{"a: 'x\n  y'\n", 1, "unterminated single-quoted"},
-        YamlErrorCase{"a: \"x\n", 1, "unterminated double-quoted"},
-        YamlErrorCase{"a: \"x\\\n  y\"\n", 1, "unterminated double-quoted"},
-        YamlErrorCase{"a: \"\\q\"\n", 1, "invalid escape '\\q'"},
-        YamlErrorCase{"a: \"\\x4\"\n", 1, "invalid escape '\\x'"},
-        YamlErrorCase{"a: \"\\u12G4\"\n", 1, "invalid escape '\\u'"},
-        YamlErrorCase{"a: \"\\ud800\"\n", 1, "Unicode"},
-        YamlErrorCase{"a: \"\\U00110000\"\n", 1, "Unicode"},
-        YamlErrorCase{"a: 'x' y\n", 1, "after quoted"},
-        YamlErrorCase{"a: 'x'#c\n", 1, "after quoted"},
-        YamlErrorCase{"'a' b: 1\n", 1, "expected ':' after quoted key"},
-        YamlErrorCase{"'a\n", 1, "unterminated"},
-        YamlErrorCase{"a: 1\njust text\n", 2, "expected 'key: value'"},
-        YamlErrorCase{"a:b\n", 1, "expected 'key: value'"},
-        YamlErrorCase{"a # comment: 1\n", 1, "expected 'key: value'"},
-        YamlErrorCase{": v\n", 1, "empty key"}, YamlErrorCase{"'': v\n", 1, "empty key"},
-        YamlErrorCase{"broker.port: 1\n", 1, "contains '.'"},
-        YamlErrorCase{"a: 1\na: 2\n", 2, "duplicate key 'a'"},
-        YamlErrorCase{"a:\n  b: 1\na:\n  c: 2\n", 3, "duplicate key 'a'"},
-        YamlErrorCase{"a:\n  b: 1\n  b: 2\n", 3, "duplicate key 'a.b'"},
-        YamlErrorCase{"a: b: c\n", 1, "unexpected ': '"},
-        YamlErrorCase{"a: b:\n", 1, "unexpected ': '"},
-        YamlErrorCase{"a: 1\n---\nb: 2\n", 2, "multiple documents"},
-        YamlErrorCase{"---\n---\n", 2, "multiple documents"},
-        YamlErrorCase{"--- a: 1\n", 1, "after '---'"},
-        YamlErrorCase{"a: 1\n...\n", 2, "document end"},
-        YamlErrorCase{"a: b\x01\n", 1, "control character"},
-        YamlErrorCase{"a: b\0c\n"s, 1, "control character"}));
-
-// Whatever the bytes, the parser answers with scalars or a located error; run
-// under ASan/UBSan this also proves it never reads out of bounds.
-TEST(YamlTest, ArbitraryInputNeverCrashes) {
-  const std::string alphabet = "ab:-'\"\\#|>&*![]{}?%@`, \t\n\r.~0xuU";
-  std::mt19937 random(12345);
-  for (int round = 0; round < 20000; ++round) {
-    std::string text(random() % 40, ' ');
-    for (char& c : text) c = alphabet[random() % alphabet.size()];
-    yaml::Document doc = parse(text);
-    int lines = 1 + static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-    if (doc.ok()) {
-      for (const yaml::Scalar& s : doc.scalars) {
-        EXPECT_GE(s.line, 1);
-        EXPECT_LE(s.line, lines);
-        EXPECT_FALSE(s.key.empty());
-      }
-    } else {
-      EXPECT_GE(doc.error_line, 1) << text;
-      EXPECT_LE(doc.error_line, lines) << text;
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -632,7 +381,9 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.shutdown-timeout", "1h"}, ValueCase{"broker.shutdown-timeout", "30"},
         ValueCase{"broker.read-timeout", "100ms"}, ValueCase{"broker.read-timeout", "2m"},
         ValueCase{"broker.idle-timeout", "24h"}, ValueCase{"broker.max-pending-bytes", "1KiB"},
-        ValueCase{"broker.max-pending-bytes", "64GiB"}, ValueCase{"broker.max-connections", "1"},
+        ValueCase{"broker.max-pending-bytes", "64GiB"},
+        ValueCase{"broker.max-pending-bytes", "2TiB"},
+        ValueCase{"broker.max-pending-bytes", "1PiB"}, ValueCase{"broker.max-connections", "1"},
         ValueCase{"broker.max-unsent-bytes", "64KiB"}));
 
 INSTANTIATE_TEST_SUITE_P(
@@ -800,8 +551,7 @@ TEST_F(ConfigTest, YamlValueErrorNamesFileAndLine) {
 
 TEST_F(ConfigTest, YamlSyntaxErrorNamesFileAndLine) {
   std::string path = write_default_yaml("broker:\n\tport: 1\n");
-  EXPECT_EQ(load({"broker"}).error,
-            "config error: " + path + ":2: tab in indentation; indent with spaces");
+  EXPECT_THAT(load({"broker"}).error, StartsWith("config error: " + path + ":2: "));
 }
 
 TEST_F(ConfigTest, FlagErrorNamesTheFlagAndValue) {
@@ -863,6 +613,266 @@ TEST_F(ConfigTest, UnreadableConfigFileIsAnErrorEvenAsTheDefault) {
 TEST_F(ConfigTest, HugeConfigFileIsRejected) {
   write_default_yaml(std::string((1 << 20) + 1, '#'));
   EXPECT_THAT(load({"broker"}).error, HasSubstr("File too large"));
+}
+
+// ---------------------------------------------------------------------------
+// The config file's YAML: what the original's YAML library reads, we read
+
+TEST_F(ConfigTest, FlowMappings) {
+  write_default_yaml(
+      "{logger: {level: warn}, broker: {port: 8100, max-pending: 3},\n"
+      " monitoring: {enable: false}}\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.log_level, LogLevel::warn);
+  EXPECT_EQ(result.config.api.port, 8100);
+  EXPECT_EQ(result.config.max_pending, 3u);
+  EXPECT_FALSE(result.config.monitoring_enabled);
+}
+
+TEST_F(ConfigTest, FlowMappingOfASectionInABlockMapping) {
+  write_default_yaml(
+      "logger: {level: debug}\n"
+      "broker:\n"
+      "  cores: 2\n"
+      "monitoring: {port: ':9100'}\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.log_level, LogLevel::debug);
+  EXPECT_EQ(result.config.shards, 2u);
+  EXPECT_EQ(result.config.monitoring.port, 9100);
+}
+
+TEST_F(ConfigTest, AnchorsAndAliases) {
+  write_default_yaml(
+      "x-limits: &limit 7\n"
+      "broker:\n"
+      "  max-pending: *limit\n"
+      "  cores: *limit\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.max_pending, 7u);
+  EXPECT_EQ(result.config.shards, 7u);
+}
+
+// As in Go's YAML: a mapping's own keys win over merged ones wherever they
+// stand, and of merged mappings the first listed wins.
+TEST_F(ConfigTest, MergeKeys) {
+  write_default_yaml(
+      "x-defaults: &defaults\n"
+      "  cores: 3\n"
+      "  port: 1111\n"
+      "x-more: &more {max-pending: 9, cores: 4}\n"
+      "broker:\n"
+      "  port: 2222\n"
+      "  <<: [*defaults, *more]\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.api.port, 2222);
+  EXPECT_EQ(result.config.shards, 3u);
+  EXPECT_EQ(result.config.max_pending, 9u);
+}
+
+TEST_F(ConfigTest, QuotedValues) {
+  write_default_yaml(
+      "logger:\n"
+      "  level: 'warn'\n"
+      "broker:\n"
+      "  host: \"::1\"\n"
+      "  port: '8100'\n"
+      "  max-body: \"64 KiB\"\n"
+      "  io-uring: \"\\x62asic\"\n"
+      "monitoring:\n"
+      "  port: '127.0.0.2:9100' # a comment after a quoted value\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.log_level, LogLevel::warn);
+  EXPECT_EQ(result.config.api.host, "::1");
+  EXPECT_EQ(result.config.api.port, 8100);
+  EXPECT_EQ(result.config.max_body_bytes, 64u << 10);
+  EXPECT_EQ(result.config.io_uring, IoUringMode::basic);
+  EXPECT_EQ(result.config.monitoring.host, "127.0.0.2");
+  EXPECT_EQ(result.config.monitoring.port, 9100);
+}
+
+TEST_F(ConfigTest, QuotedNullIsAStringNotNull) {
+  std::string path = write_default_yaml("broker:\n  port: \"~\"\n");
+  EXPECT_THAT(load({"broker"}).error, StartsWith("config error: " + path + ":2: broker.port must"));
+}
+
+TEST_F(ConfigTest, BlockScalarsAndTags) {
+  write_default_yaml(
+      "logger:\n"
+      "  level: >-\n"
+      "    debug\n"
+      "broker:\n"
+      "  cores: !!str 2\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.log_level, LogLevel::debug);
+  EXPECT_EQ(result.config.shards, 2u);
+}
+
+TEST_F(ConfigTest, CommentOnlyAndEmptyFilesLeaveTheDefaults) {
+  for (std::string_view text :
+       {"", "\n\n", "# only a comment\n", "---\n", "--- # a comment\n# another\n...\n"}) {
+    write_default_yaml(text);
+    ConfigLoad result = load({"broker"});
+    ASSERT_TRUE(result.ok()) << text << ": " << result.error;
+    const Config defaults;
+    expect_same(result.config, defaults);
+  }
+}
+
+TEST_F(ConfigTest, DirectiveDocumentMarkersByteOrderMarkAndCrlf) {
+  write_default_yaml(
+      "\xEF\xBB\xBF%YAML 1.2\r\n"
+      "---\r\n"
+      "broker:\r\n"
+      "  cores: 2 # a comment\r\n"
+      "...\r\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.shards, 2u);
+}
+
+TEST_F(ConfigTest, DottedKeysWorkAtTheTopLevel) {
+  write_default_yaml("broker.max-pending: 4\nBroker.Cores: 5\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.max_pending, 4u);
+  EXPECT_EQ(result.config.shards, 5u);
+}
+
+TEST_F(ConfigTest, EmptyDocumentAfterTheFirstIsFine) {
+  write_default_yaml("broker:\n  cores: 1\n---\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.shards, 1u);
+}
+
+TEST_F(ConfigTest, SecondDocumentIsAnError) {
+  std::string path = write_default_yaml("broker:\n  cores: 1\n---\nbroker:\n  cores: 2\n");
+  EXPECT_EQ(load({"broker"}).error,
+            "config error: " + path + ":3: a second YAML document; the config is one");
+}
+
+TEST_F(ConfigTest, UnknownKeyInAFlowMappingNamesItsLine) {
+  std::string path = write_default_yaml("broker: {port: 1,\n  max_pendng: 2}\n");
+  EXPECT_EQ(load({"broker"}).error,
+            "config error: " + path + ":2: unknown key \"broker.max_pendng\"");
+}
+
+TEST_F(ConfigTest, WrongTypeNamesTheLine) {
+  struct Case {
+    std::string text;
+    std::string error;  // after "config error: PATH:"
+  };
+  for (const Case& c : {
+           Case{"broker:\n  port: 1\n  max-pending: {a: 1}\n",
+                "3: broker.max-pending must be a single value, not a mapping"},
+           Case{"logger:\n  level:\n    - debug\n",
+                "2: logger.level must be a single value, not a list"},
+           Case{"broker:\n  max-pending: abc\n", "2: broker.max-pending must be an integer >= 1"},
+           Case{"broker:\n  [port]: 1\n", "2: a key under broker must be a name, not a list"},
+           Case{"# a comment\n- broker\n", "2: the config must be a mapping of keys, not a list"},
+           Case{"just text\n", "1: the config must be a mapping of keys, not a single value"},
+           Case{"broker:\n  <<: 5\n", "2: a merge key (<<) needs a mapping or a list of mappings"},
+       }) {
+    std::string path = write_default_yaml(c.text);
+    EXPECT_EQ(load({"broker"}).error, "config error: " + path + ":" + c.error) << c.text;
+  }
+}
+
+TEST_F(ConfigTest, BoundViolationNamesTheLine) {
+  std::string path = write_default_yaml("broker:\n  port: 1\n  cores: 1025\n");
+  EXPECT_EQ(load({"broker"}).error,
+            "config error: " + path +
+                ":3: broker.cores must be an integer from 0 to 1024 (0 = one shard per CPU)");
+  write_default_yaml("broker:\n  read-timeout: 50ms\n");
+  EXPECT_EQ(load({"broker"}).error,
+            "config error: " + path +
+                ":2: broker.read-timeout must be a duration from 100ms to 24h (e.g. 10s, 500ms, "
+                "2m)");
+}
+
+TEST_F(ConfigTest, MalformedYamlNamesTheLine) {
+  struct Case {
+    std::string text;
+    int line;
+  };
+  for (const Case& c :
+       {Case{"broker:\n\tport: 1\n", 2}, Case{"broker:\n  port: 1\n\n  host: a: b\n", 4},
+        Case{"broker:\n  host: \"\\q\"\n", 2}, Case{"broker: *undefined\n", 1},
+        Case{"broker: [broken\n", 2}, Case{",\n", 1}, Case{"broker:\n  cores: 1\n,\n", 3},
+        Case{"broker:\n  port: 1\n   cores: 2\n", 3}}) {
+    std::string path = write_default_yaml(c.text);
+    std::string error = load({"broker"}).error;
+    std::string prefix = "config error: " + path + ":" + std::to_string(c.line) + ": ";
+    EXPECT_THAT(error, StartsWith(prefix)) << c.text;
+    EXPECT_GT(error.size(), prefix.size()) << "says what is wrong: " << c.text;
+    EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  }
+}
+
+TEST_F(ConfigTest, DuplicateKeysAreAnError) {
+  std::string path = write_default_yaml("broker:\n  port: 1\n  Port: 2\n");
+  EXPECT_EQ(load({"broker"}).error,
+            "config error: " + path + ":3: duplicate key \"broker.port\" (first on line 2)");
+  write_default_yaml("broker:\n  cores: 1\nbroker.cores: 2\n");
+  EXPECT_EQ(load({"broker"}).error,
+            "config error: " + path + ":3: duplicate key \"broker.cores\" (first on line 2)");
+  write_default_yaml("broker: {cores: 1}\nlogger: {}\nbroker: {port: 1}\n");
+  EXPECT_EQ(load({"broker"}).error,
+            "config error: " + path + ":3: duplicate key \"broker\" (first on line 1)");
+}
+
+TEST_F(ConfigTest, DeepNestingIsAnErrorNotACrash) {
+  std::string path = write_default_yaml("broker: " + std::string(100'000, '['));
+  EXPECT_EQ(load({"broker"}).error, "config error: " + path + ":1: nested too deeply");
+}
+
+// A mapping merging itself, or merges fanning out two to a level, 2^40
+// expansions in all: refused at once rather than looping or running for ever.
+TEST_F(ConfigTest, RunawayMergesAreAnError) {
+  std::string path = write_default_yaml("broker: &loop\n  <<: *loop\n");
+  EXPECT_THAT(load({"broker"}).error, StartsWith("config error: " + path + ":"));
+  EXPECT_THAT(load({"broker"}).error, HasSubstr("merges (<<)"));
+
+  std::string bomb = "x0: &x0 {cores: 1}\n";
+  for (int level = 1; level <= 40; ++level) {
+    std::string previous = "*x" + std::to_string(level - 1);
+    bomb += "x" + std::to_string(level) + ": &x" + std::to_string(level) + " {<<: [" + previous +
+            ", " + previous + "]}\n";
+  }
+  write_default_yaml(bomb + "broker: {<<: *x40}\n");
+  EXPECT_THAT(load({"broker"}).error, HasSubstr("merges (<<)"));
+}
+
+// Whatever the bytes, reading gives a configuration or one located line;
+// under ASan/UBSan this also proves yaml-cpp and the walk over its tree stay
+// in bounds.
+TEST_F(ConfigTest, ArbitraryFileContentsNeverCrash) {
+  const std::string alphabet = "ab:-'\"\\#|>&*![]{}?%@`, \t\n\r.~0<\x01";
+  const std::string prefixes[] = {"", "broker:\n  ", "broker: {", "logger: &a\n  level: "};
+  std::mt19937 random(12345);
+  for (int round = 0; round < 3000; ++round) {
+    std::string text = prefixes[random() % std::size(prefixes)];
+    for (std::size_t length = random() % 40; length > 0; --length) {
+      text += alphabet[random() % alphabet.size()];
+    }
+    // A new file each round: ext4 flushes a file rewritten in place to disk.
+    std::string path = dir_.write("round" + std::to_string(round) + ".yaml", text);
+    ConfigLoad result = load({"broker", "--config", path});
+    if (result.ok()) continue;
+    int lines = 1 + static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+    std::string located = "config error: " + path + ":";
+    ASSERT_THAT(result.error, StartsWith(located)) << text;
+    int line = std::atoi(result.error.c_str() + located.size());
+    EXPECT_GE(line, 1) << text << " -> " << result.error;
+    EXPECT_LE(line, lines) << text << " -> " << result.error;
+    EXPECT_EQ(result.error.find('\n'), std::string::npos) << result.error;
+  }
 }
 
 // ---------------------------------------------------------------------------
