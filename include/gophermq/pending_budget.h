@@ -83,6 +83,8 @@ class PendingBudget {
 
   // Takes back every lease's unspent allowance; true when there was any.
   bool reclaim_leases();
+  // What `limit` counts, less the leases' unspent `allowance` of it.
+  std::uint64_t stored(const Limit& limit, std::atomic<std::uint64_t> Lease::*allowance) const;
 
   Limit messages_;
   Limit bytes_;

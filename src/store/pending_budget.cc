@@ -16,27 +16,21 @@ void PendingBudget::release(std::uint64_t count, std::uint64_t bytes) {
   bytes_.subtract(bytes);
 }
 
-std::uint64_t PendingBudget::pending() const {
+std::uint64_t PendingBudget::stored(const Limit& limit,
+                                    std::atomic<std::uint64_t> Lease::*allowance) const {
   std::uint64_t unspent = 0;
   for (const auto& slot : leases_) {
     if (const Lease* lease = slot.load(std::memory_order_acquire)) {
-      unspent += lease->messages_.load(std::memory_order_relaxed);
+      unspent += (lease->*allowance).load(std::memory_order_relaxed);
     }
   }
-  const std::uint64_t used = messages_.value();
-  return used > unspent ? used - unspent : 0;  // the two reads race; never negative
+  const std::uint64_t used = limit.value();
+  return used > unspent ? used - unspent : 0;  // the reads race; never negative
 }
 
-std::uint64_t PendingBudget::pending_bytes() const {
-  std::uint64_t unspent = 0;
-  for (const auto& slot : leases_) {
-    if (const Lease* lease = slot.load(std::memory_order_acquire)) {
-      unspent += lease->bytes_.load(std::memory_order_relaxed);
-    }
-  }
-  const std::uint64_t used = bytes_.value();
-  return used > unspent ? used - unspent : 0;
-}
+std::uint64_t PendingBudget::pending() const { return stored(messages_, &Lease::messages_); }
+
+std::uint64_t PendingBudget::pending_bytes() const { return stored(bytes_, &Lease::bytes_); }
 
 bool PendingBudget::reclaim_leases() {
   bool any = false;
