@@ -9,15 +9,15 @@
 #include <thread>
 #include <vector>
 
-#include "gophermq/broker_api.h"
-#include "gophermq/connection.h"
-#include "gophermq/http_connection.h"
-#include "gophermq/request_decoder.h"
-#include "gophermq/request_parser.h"
-#include "gophermq/response_encoder.h"
-#include "gophermq/spsc_queue.h"
-#include "gophermq/subject.h"
-#include "gophermq/subject_store.h"
+#include "gophermq/api/broker_api.h"
+#include "gophermq/net/connection.h"
+#include "gophermq/http/http_connection.h"
+#include "gophermq/api/request_decoder.h"
+#include "gophermq/http/request_parser.h"
+#include "gophermq/api/response_encoder.h"
+#include "gophermq/shard/spsc_queue.h"
+#include "gophermq/store/subject.h"
+#include "gophermq/store/subject_store.h"
 
 namespace gophermq {
 namespace {

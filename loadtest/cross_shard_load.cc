@@ -43,7 +43,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/subject.h"
+#include "gophermq/store/subject.h"
 
 namespace {
 

@@ -10,12 +10,12 @@
 #include <thread>
 #include <vector>
 
-#include "gophermq/cross_shard.h"
-#include "gophermq/listener.h"
+#include "gophermq/shard/cross_shard.h"
+#include "gophermq/io/listener.h"
 #include "gophermq/log.h"
-#include "gophermq/monitoring_server.h"
-#include "gophermq/pending_budget.h"
-#include "gophermq/shard.h"
+#include "gophermq/metrics/monitoring_server.h"
+#include "gophermq/store/pending_budget.h"
+#include "gophermq/shard/shard.h"
 #include "gophermq_version.h"
 
 #ifdef GOPHERMQ_WITH_MIMALLOC

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "gophermq/broker.h"
-#include "gophermq/config.h"
+#include "gophermq/config/config.h"
 #include "gophermq_version.h"
 
 int main(int argc, char** argv) {

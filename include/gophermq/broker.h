@@ -1,7 +1,7 @@
 // The broker process: shards, their threads, start-up and shutdown.
 #pragma once
 
-#include "gophermq/config.h"
+#include "gophermq/config/config.h"
 
 namespace gophermq {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "gophermq/config.h"
+#include "gophermq/config/config.h"
 
 namespace gophermq::log {
 

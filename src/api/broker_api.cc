@@ -1,4 +1,4 @@
-#include "gophermq/broker_api.h"
+#include "gophermq/api/broker_api.h"
 
 #include <chrono>
 #include <cstdio>
@@ -6,9 +6,9 @@
 #include <utility>
 
 #include "gophermq/clock.h"
-#include "gophermq/response_encoder.h"
-#include "gophermq/response_writer.h"
-#include "gophermq/subject.h"
+#include "gophermq/api/response_encoder.h"
+#include "gophermq/http/response_writer.h"
+#include "gophermq/store/subject.h"
 
 namespace gophermq {
 namespace {

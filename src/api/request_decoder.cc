@@ -1,4 +1,4 @@
-#include "gophermq/request_decoder.h"
+#include "gophermq/api/request_decoder.h"
 
 #include <utility>
 

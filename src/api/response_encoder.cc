@@ -1,4 +1,4 @@
-#include "gophermq/response_encoder.h"
+#include "gophermq/api/response_encoder.h"
 
 #include <array>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "gophermq/router.h"
+#include "gophermq/api/router.h"
 
 namespace gophermq {
 

@@ -1,4 +1,4 @@
-#include "gophermq/config.h"
+#include "gophermq/config/config.h"
 
 #include <fcntl.h>
 #include <unistd.h>

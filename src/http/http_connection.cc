@@ -1,6 +1,6 @@
-#include "gophermq/http_connection.h"
+#include "gophermq/http/http_connection.h"
 
-#include "gophermq/response_writer.h"
+#include "gophermq/http/response_writer.h"
 
 namespace gophermq {
 

@@ -1,4 +1,4 @@
-#include "gophermq/request_parser.h"
+#include "gophermq/http/request_parser.h"
 
 #include <array>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "gophermq/response_writer.h"
+#include "gophermq/http/response_writer.h"
 
 #include <charconv>
 

@@ -1,4 +1,4 @@
-#include "gophermq/event_loop.h"
+#include "gophermq/io/event_loop.h"
 
 #include <sys/mman.h>
 

@@ -1,4 +1,4 @@
-#include "gophermq/listener.h"
+#include "gophermq/io/listener.h"
 
 #include <netdb.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "gophermq/metrics_exposition.h"
+#include "gophermq/metrics/metrics_exposition.h"
 
 #include <dirent.h>
 #include <sys/resource.h>

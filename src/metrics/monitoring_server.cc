@@ -1,4 +1,4 @@
-#include "gophermq/monitoring_server.h"
+#include "gophermq/metrics/monitoring_server.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "gophermq/log.h"
-#include "gophermq/request_parser.h"
-#include "gophermq/response_encoder.h"
-#include "gophermq/response_writer.h"
+#include "gophermq/http/request_parser.h"
+#include "gophermq/api/response_encoder.h"
+#include "gophermq/http/response_writer.h"
 
 namespace gophermq {
 namespace {

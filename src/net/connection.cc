@@ -1,4 +1,4 @@
-#include "gophermq/connection.h"
+#include "gophermq/net/connection.h"
 
 namespace gophermq {
 

@@ -1,4 +1,4 @@
-#include "gophermq/connection_table.h"
+#include "gophermq/net/connection_table.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -1,4 +1,4 @@
-#include "gophermq/cross_shard.h"
+#include "gophermq/shard/cross_shard.h"
 
 #include <sys/eventfd.h>
 #include <sys/mman.h>

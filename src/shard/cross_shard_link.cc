@@ -1,4 +1,4 @@
-#include "gophermq/cross_shard_link.h"
+#include "gophermq/shard/cross_shard_link.h"
 
 #include <atomic>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "gophermq/shard.h"
+#include "gophermq/shard/shard.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -10,7 +10,7 @@
 
 #include "gophermq/clock.h"
 #include "gophermq/log.h"
-#include "gophermq/response_writer.h"
+#include "gophermq/http/response_writer.h"
 
 namespace gophermq {
 namespace {

@@ -1,4 +1,4 @@
-#include "gophermq/pending_budget.h"
+#include "gophermq/store/pending_budget.h"
 
 #include <stdexcept>
 

@@ -1,4 +1,4 @@
-#include "gophermq/subject.h"
+#include "gophermq/store/subject.h"
 
 namespace gophermq {
 

@@ -1,4 +1,4 @@
-#include "gophermq/subject_store.h"
+#include "gophermq/store/subject_store.h"
 
 #include <cstdlib>
 #include <new>

@@ -1,4 +1,4 @@
-#include "gophermq/subscriber_id.h"
+#include "gophermq/store/subscriber_id.h"
 
 #include <sys/random.h>
 

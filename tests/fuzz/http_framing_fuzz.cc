@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/request_parser.h"
+#include "gophermq/http/request_parser.h"
 
 namespace gophermq {
 namespace {

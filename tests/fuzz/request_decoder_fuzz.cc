@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/request_decoder.h"
+#include "gophermq/api/request_decoder.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static gophermq::RequestDecoder decoder;

@@ -14,9 +14,9 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/broker_api.h"
-#include "gophermq/connection.h"
-#include "gophermq/http_connection.h"
+#include "gophermq/api/broker_api.h"
+#include "gophermq/net/connection.h"
+#include "gophermq/http/http_connection.h"
 
 namespace gophermq {
 namespace {

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/config.h"
+#include "gophermq/config/config.h"
 
 namespace gophermq {
 namespace {

@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "gophermq/cross_shard.h"
-#include "gophermq/cross_shard_link.h"
+#include "gophermq/shard/cross_shard.h"
+#include "gophermq/shard/cross_shard_link.h"
 
 namespace gophermq {
 namespace {

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "gophermq/event_loop.h"
+#include "gophermq/io/event_loop.h"
 
 namespace gophermq {
 namespace {

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "gophermq/pending_budget.h"
+#include "gophermq/store/pending_budget.h"
 
 namespace gophermq {
 namespace {

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/request_decoder.h"
+#include "gophermq/api/request_decoder.h"
 
 namespace gophermq {
 namespace {

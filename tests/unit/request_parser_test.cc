@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/request_parser.h"
+#include "gophermq/http/request_parser.h"
 
 namespace gophermq {
 

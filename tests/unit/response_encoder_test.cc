@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/pending_budget.h"
-#include "gophermq/response_encoder.h"
-#include "gophermq/subject_store.h"
-#include "gophermq/subscriber_id.h"
+#include "gophermq/store/pending_budget.h"
+#include "gophermq/api/response_encoder.h"
+#include "gophermq/store/subject_store.h"
+#include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
 namespace {

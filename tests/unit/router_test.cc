@@ -5,7 +5,7 @@
 
 #include <string_view>
 
-#include "gophermq/router.h"
+#include "gophermq/api/router.h"
 
 namespace gophermq {
 namespace {

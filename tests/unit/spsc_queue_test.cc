@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "gophermq/spsc_queue.h"
+#include "gophermq/shard/spsc_queue.h"
 
 namespace gophermq {
 namespace {

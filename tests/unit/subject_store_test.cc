@@ -12,10 +12,10 @@
 #include <thread>
 #include <vector>
 
-#include "gophermq/message.h"
-#include "gophermq/pending_budget.h"
-#include "gophermq/subject_store.h"
-#include "gophermq/subscriber_id.h"
+#include "gophermq/store/message.h"
+#include "gophermq/store/pending_budget.h"
+#include "gophermq/store/subject_store.h"
+#include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "gophermq/subject_table.h"
+#include "gophermq/store/subject_table.h"
 
 namespace gophermq {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "gophermq/subject.h"
+#include "gophermq/store/subject.h"
 
 namespace gophermq {
 namespace {

@@ -11,7 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "gophermq/subscriber_id.h"
+#include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
 namespace {

@@ -12,10 +12,10 @@
 #include <deque>
 #include <vector>
 
-#include "gophermq/cross_shard.h"
-#include "gophermq/event_loop.h"
-#include "gophermq/metrics.h"
-#include "gophermq/shard_call.h"
+#include "gophermq/shard/cross_shard.h"
+#include "gophermq/io/event_loop.h"
+#include "gophermq/metrics/metrics.h"
+#include "gophermq/shard/shard_call.h"
 
 namespace gophermq {
 

@@ -13,9 +13,9 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/connection.h"
-#include "gophermq/event_loop.h"
-#include "gophermq/metrics.h"
+#include "gophermq/net/connection.h"
+#include "gophermq/io/event_loop.h"
+#include "gophermq/metrics/metrics.h"
 
 namespace gophermq {
 

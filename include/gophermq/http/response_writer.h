@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/request_parser.h"
+#include "gophermq/http/request_parser.h"
 
 namespace gophermq {
 

@@ -8,10 +8,10 @@
 #include <string_view>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/message.h"
-#include "gophermq/response_writer.h"
-#include "gophermq/router.h"
-#include "gophermq/subscriber_id.h"
+#include "gophermq/store/message.h"
+#include "gophermq/http/response_writer.h"
+#include "gophermq/api/router.h"
+#include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
 

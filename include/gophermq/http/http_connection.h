@@ -11,8 +11,8 @@
 #include <deque>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/connection.h"
-#include "gophermq/request_parser.h"
+#include "gophermq/net/connection.h"
+#include "gophermq/http/request_parser.h"
 
 namespace gophermq {
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <thread>
 
-#include "gophermq/config.h"
-#include "gophermq/listener.h"
-#include "gophermq/metrics_exposition.h"
+#include "gophermq/config/config.h"
+#include "gophermq/io/listener.h"
+#include "gophermq/metrics/metrics_exposition.h"
 
 namespace gophermq {
 

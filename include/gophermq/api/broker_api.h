@@ -10,15 +10,15 @@
 #include <chrono>
 #include <cstdint>
 
-#include "gophermq/http_connection.h"
-#include "gophermq/metrics.h"
-#include "gophermq/pending_budget.h"
-#include "gophermq/request_decoder.h"
-#include "gophermq/request_parser.h"
-#include "gophermq/router.h"
-#include "gophermq/shard_call.h"
-#include "gophermq/subject_store.h"
-#include "gophermq/subscriber_id.h"
+#include "gophermq/http/http_connection.h"
+#include "gophermq/metrics/metrics.h"
+#include "gophermq/store/pending_budget.h"
+#include "gophermq/api/request_decoder.h"
+#include "gophermq/http/request_parser.h"
+#include "gophermq/api/router.h"
+#include "gophermq/shard/shard_call.h"
+#include "gophermq/store/subject_store.h"
+#include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
 

@@ -20,8 +20,8 @@
 #include <memory>
 #include <vector>
 
-#include "gophermq/shard_call.h"
-#include "gophermq/spsc_queue.h"
+#include "gophermq/shard/shard_call.h"
+#include "gophermq/shard/spsc_queue.h"
 
 namespace gophermq {
 

@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "gophermq/metrics.h"
-#include "gophermq/pending_budget.h"
-#include "gophermq/subject_store.h"
+#include "gophermq/metrics/metrics.h"
+#include "gophermq/store/pending_budget.h"
+#include "gophermq/store/subject_store.h"
 
 namespace gophermq {
 

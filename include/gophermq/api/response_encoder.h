@@ -7,8 +7,8 @@
 #include <string_view>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/subject_store.h"
-#include "gophermq/subscriber_id.h"
+#include "gophermq/store/subject_store.h"
+#include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
 

@@ -9,11 +9,11 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/message.h"
-#include "gophermq/metrics.h"
-#include "gophermq/pending_budget.h"
-#include "gophermq/subject_table.h"
-#include "gophermq/subscriber_id.h"
+#include "gophermq/store/message.h"
+#include "gophermq/metrics/metrics.h"
+#include "gophermq/store/pending_budget.h"
+#include "gophermq/store/subject_table.h"
+#include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
 

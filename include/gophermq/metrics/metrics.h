@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "gophermq/router.h"
+#include "gophermq/api/router.h"
 
 namespace gophermq {
 

@@ -14,15 +14,15 @@
 #include <string>
 #include <vector>
 
-#include "gophermq/broker_api.h"
-#include "gophermq/config.h"
-#include "gophermq/connection_table.h"
-#include "gophermq/cross_shard.h"
-#include "gophermq/cross_shard_link.h"
-#include "gophermq/event_loop.h"
-#include "gophermq/http_connection.h"
-#include "gophermq/metrics.h"
-#include "gophermq/pending_budget.h"
+#include "gophermq/api/broker_api.h"
+#include "gophermq/config/config.h"
+#include "gophermq/net/connection_table.h"
+#include "gophermq/shard/cross_shard.h"
+#include "gophermq/shard/cross_shard_link.h"
+#include "gophermq/io/event_loop.h"
+#include "gophermq/http/http_connection.h"
+#include "gophermq/metrics/metrics.h"
+#include "gophermq/store/pending_budget.h"
 
 namespace gophermq {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "gophermq/config.h"
+#include "gophermq/config/config.h"
 
 namespace gophermq {
 
