@@ -130,6 +130,76 @@ int OpenDescriptors(pid_t pid) {
   return count;
 }
 
+// --- What the kernel holds of answers a client does not read ---
+//
+// A client that stops reading is cut off (or stalls) only once the kernel's
+// buffers between it and the broker are full: until then every answer leaves
+// the broker at once. How much those buffers hold is the machine's business
+// (buffer autotuning, sysctls), so tests that need a client to be cut off or
+// back-pressured size what they ask for from the buffers' actual limits.
+
+// The receive buffer of clients that stop reading, set before connecting:
+// that also turns off receive autotuning on the socket, which could otherwise
+// grow it up to net.ipv4.tcp_rmem[2].
+constexpr int kSmallReceiveBuffer = 4096;
+
+// The largest number in a /proc/sys file of numbers ("4096 16384 4194304");
+// nullopt when it cannot be read.
+std::optional<std::size_t> LargestInProcFile(const char* path) {
+  std::ifstream file(path);
+  std::optional<std::size_t> largest;
+  for (std::size_t value; file >> value;) largest = std::max(largest.value_or(0), value);
+  return largest;
+}
+
+// The receive buffer the kernel gives a socket that asks for `requested`
+// bytes (it doubles the request for its bookkeeping, within
+// net.core.rmem_max), read back with SO_RCVBUF from a socket of our own:
+// every socket asking the same gets the same.
+std::size_t ReceiveBufferFor(int requested) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int size = 0;
+  socklen_t length = sizeof size;
+  const bool ok = fd >= 0 &&
+                  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &requested, sizeof requested) == 0 &&
+                  ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, &length) == 0;
+  if (fd >= 0) ::close(fd);
+  // Without an answer, a generous guess: the kernel never gives more than
+  // twice the request.
+  return ok && size > 0 ? static_cast<std::size_t>(size) : 2 * static_cast<std::size_t>(requested);
+}
+
+// The most bytes of answers the kernel can hold on one loopback connection
+// whose client, connected with a kSmallReceiveBuffer receive buffer, reads
+// none of them: the client's receive buffer, plus the broker's send buffer,
+// which the broker leaves to autotuning (it sets no SO_SNDBUF), so that it
+// may grow up to net.ipv4.tcp_wmem[2].
+std::size_t KernelHoldsUnread() {
+  static const std::size_t bytes = [] {
+    std::optional<std::size_t> send_buffer = LargestInProcFile("/proc/sys/net/ipv4/tcp_wmem");
+    if (!send_buffer) {
+      std::cerr << "note: cannot read /proc/sys/net/ipv4/tcp_wmem; assuming 64 MiB\n";
+      send_buffer = std::size_t{64} << 20;
+    }
+    return ReceiveBufferFor(kSmallReceiveBuffer) + *send_buffer;
+  }();
+  return bytes;
+}
+
+// How many answers of at least `answer_bytes` each a client that reads none
+// of them must ask for so that, whatever the kernel holds, more than `beyond`
+// bytes of them are still in the broker (with 1 MiB to spare for the
+// kernel's rounding).
+int AnswersPastTheKernel(std::size_t answer_bytes, std::size_t beyond) {
+  const std::size_t needed = KernelHoldsUnread() + beyond + (std::size_t{1} << 20);
+  return static_cast<int>((needed + answer_bytes - 1) / answer_bytes);
+}
+
+// Making that many answers is a few milliseconds' work, but seconds' for a
+// sanitizer build on a busy machine: the waits for it are this generous
+// (they end as soon as the broker is done).
+constexpr auto kSlowWork = seconds(30);
+
 // --- Fixture ---
 
 // Each test starts its broker with the limits it needs, always with the
@@ -198,6 +268,28 @@ class HostileTest : public BrokerTest {
 
   // Reconnects client_ (a short idle timeout may have closed it).
   void Reconnect() { ASSERT_TRUE(client_->Connect(port())) << client_->error(); }
+
+  // The size of the answer to `request` within a pipeline, headers and all:
+  // a hundred of them, a half-close, everything read. 0 (and a failure)
+  // when it cannot be measured.
+  std::size_t AnswerBytes(std::string_view request) {
+    constexpr std::size_t kCount = 100;
+    std::string batch;
+    for (std::size_t i = 0; i < kCount; ++i) batch += request;
+    RawSocket socket;
+    if (!socket.Connect(port()) || !socket.SendAll(batch) || !socket.ShutdownWrite()) {
+      ADD_FAILURE() << "cannot measure an answer: " << socket.error();
+      return 0;
+    }
+    std::string received;
+    const RawSocket::End end = socket.ReadToEnd(seconds(5), &received);
+    if (end != RawSocket::End::eof || SplitResponses(received).responses.size() != kCount) {
+      ADD_FAILURE() << "cannot measure an answer: " << EndName(end) << " after " << received.size()
+                    << " bytes";
+      return 0;
+    }
+    return received.size() / kCount;
+  }
 
   // `count` subscribers of `subject`, then one publish of `size` bytes that
   // reaches each of them: `count` fetches of `size` bytes are then waiting.
@@ -417,7 +509,9 @@ TEST_F(HostileTimeoutTest, ConnectionWithRegularRequestsStaysOpen) {
 // ---------------------------------------------------------------------------
 // broker.max-unsent-bytes and the write stall
 
-constexpr int kBigSubscribers = 200;
+// Big messages, each fanned out to enough subscribers that the fetches of a
+// client that reads none of the answers outgrow the kernel's buffers (see
+// AnswersPastTheKernel: about 90 with the default net.ipv4.tcp_wmem).
 constexpr std::size_t kBigMessage = 60 << 10;
 
 // Counts the complete responses in `received`; the tests expect fewer than
@@ -430,44 +524,52 @@ std::string DescribeEnd(RawSocket::End end, const std::string& received, const R
 
 class HostileUnsentTest : public HostileTest {
  protected:
-  // Sends one fetch per subscriber on a socket with a 4 KiB receive buffer and
-  // never reads: ~12 MB of answers pile up in the broker.
+  // Sends one fetch per subscriber on a socket with a small receive buffer
+  // and never reads: the answers fill the kernel's buffers and the rest piles
+  // up in the broker.
   void SendFetchesWithoutReading(RawSocket& greedy, const std::string& subject,
                                  const std::vector<std::string>& ids) {
     std::string fetches;
     for (const std::string& id : ids) {
       fetches += FormatRequest("POST", "/api/fetch", FetchBody(subject, id));
     }
-    ASSERT_TRUE(greedy.Connect(port(), 4096)) << greedy.error();
+    ASSERT_TRUE(greedy.Connect(port(), kSmallReceiveBuffer)) << greedy.error();
     // The broker may stop reading once it is cut off: a short send is fine.
     greedy.Send(fetches, milliseconds(500));
   }
 
   // Reads what is left: the broker must end the connection, and the client
-  // must not have received all the answers.
-  void ExpectCutOff(RawSocket& greedy) {
+  // must not have received all `sent` answers.
+  void ExpectCutOff(RawSocket& greedy, std::size_t sent) {
     std::string received;
     const RawSocket::End end = greedy.ReadToEnd(seconds(5), &received);
     EXPECT_NE(end, RawSocket::End::timeout)
         << "the connection stayed open: " << DescribeEnd(end, received, greedy);
-    EXPECT_LT(SplitResponses(received).responses.size(), static_cast<std::size_t>(kBigSubscribers))
+    EXPECT_LT(SplitResponses(received).responses.size(), sent)
         << "every answer was delivered: the client was not cut off; "
-        << DescribeEnd(end, received, greedy);
+        << DescribeEnd(end, received, greedy) << " (the kernel holds at most "
+        << KernelHoldsUnread() << " bytes of them)";
   }
 };
 
 TEST_F(HostileUnsentTest, ClientThatNeverReadsIsCutOffPastMaxUnsentBytes) {
-  ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-unsent-bytes=64KiB"}));
+  constexpr std::size_t kMaxUnsent = 64 << 10;
+  ASSERT_NO_FATAL_FAILURE(Start({Numbered("--broker.max-unsent-bytes=", kMaxUnsent)}));
   const std::string subject = UniqueSubject("unsent");
-  const std::vector<std::string> ids = FanOutBigMessage(subject, kBigSubscribers, kBigMessage);
+  // More than 64 KiB of answers left in the broker once the kernel's buffers
+  // are full.
+  const std::vector<std::string> ids =
+      FanOutBigMessage(subject, AnswersPastTheKernel(kBigMessage, kMaxUnsent), kBigMessage);
   ASSERT_FALSE(HasFailure());
   const double cut_before = CounterNow(kUnsentLimitClosed);
 
   RawSocket greedy;
   ASSERT_NO_FATAL_FAILURE(SendFetchesWithoutReading(greedy, subject, ids));
-  // Cut off at once (the answers are far past 64 KiB): not after a timeout.
-  WaitForCounter(kUnsentLimitClosed, cut_before + 1, seconds(2));
-  ExpectCutOff(greedy);
+  // Cut off as soon as the answers are made (they are far past 64 KiB), not
+  // after the idle timeout (60 s). Reading before the cut would let the
+  // answers through, so it must come first.
+  ASSERT_TRUE(WaitForCounter(kUnsentLimitClosed, cut_before + 1, kSlowWork));
+  ExpectCutOff(greedy, ids.size());
   ExpectBrokerHealthy("a client was cut off");
   // The well-behaved connection is untouched.
   const std::string other = Subscribe(UniqueSubject("unsent.after"));
@@ -475,48 +577,67 @@ TEST_F(HostileUnsentTest, ClientThatNeverReadsIsCutOffPastMaxUnsentBytes) {
 }
 
 TEST_F(HostileUnsentTest, PipelinedHealthChecksNeverReadAreCutOff) {
-  ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-unsent-bytes=64KiB"}));
+  constexpr std::size_t kMaxUnsent = 64 << 10;
+  ASSERT_NO_FATAL_FAILURE(Start({Numbered("--broker.max-unsent-bytes=", kMaxUnsent)}));
   const double cut_before = CounterNow(kUnsentLimitClosed);
-  // 60000 tiny requests (~2.5 MB) whose ~8 MB of answers are never read.
-  constexpr int kRequests = 60000;
+  // Tiny requests (~40000, 1.6 MB, with the default net.ipv4.tcp_wmem) whose
+  // answers are never read: enough of them that more than 64 KiB of answers
+  // are left in the broker once the kernel's buffers are full.
   const std::string one = FormatRequest("GET", "/healthz", "");
+  const std::size_t answer_bytes = AnswerBytes(one);
+  ASSERT_GT(answer_bytes, 0u);
+  const int requests = AnswersPastTheKernel(answer_bytes, kMaxUnsent);
   std::string batch;
-  batch.reserve(one.size() * kRequests);
-  for (int i = 0; i < kRequests; ++i) batch += one;
+  batch.reserve(one.size() * static_cast<std::size_t>(requests));
+  for (int i = 0; i < requests; ++i) batch += one;
   RawSocket greedy;
-  ASSERT_TRUE(greedy.Connect(port(), 4096)) << greedy.error();
-  const std::size_t sent = greedy.Send(batch, milliseconds(500));
-  WaitForCounter(kUnsentLimitClosed, cut_before + 1, seconds(3));
+  ASSERT_TRUE(greedy.Connect(port(), kSmallReceiveBuffer)) << greedy.error();
+  // The broker reads on until it cuts the client off (the send then fails);
+  // the stall bound only ends the send if it never does.
+  const std::size_t sent = greedy.Send(batch, kSlowWork);
+  ASSERT_TRUE(WaitForCounter(kUnsentLimitClosed, cut_before + 1, kSlowWork))
+      << "sent " << sent << " of " << batch.size() << " bytes";
   std::string received;
   const RawSocket::End end = greedy.ReadToEnd(seconds(5), &received);
   EXPECT_NE(end, RawSocket::End::timeout) << "sent " << sent << " of " << batch.size() << " bytes; "
                                           << DescribeEnd(end, received, greedy);
-  EXPECT_LT(SplitResponses(received).responses.size(), static_cast<std::size_t>(kRequests))
+  EXPECT_LT(SplitResponses(received).responses.size(), static_cast<std::size_t>(requests))
       << DescribeEnd(end, received, greedy);
   ExpectBrokerHealthy("a client was cut off");
 }
 
 TEST_F(HostileUnsentTest, StalledReaderIsCutOffAfterTheIdleTimeout) {
   constexpr int kIdleMs = 500;
-  // The unsent bound is far above what is owed: only the stall can end it.
-  ASSERT_NO_FATAL_FAILURE(Start(
-      {Numbered("--broker.idle-timeout=", kIdleMs) + "ms", "--broker.max-unsent-bytes=64MiB"}));
+  // Answers past what the kernel holds, so a send is left waiting on the
+  // client; the unsent bound above all of them, so only the stall can end it.
+  const int subscribers = AnswersPastTheKernel(kBigMessage, 0);
+  const std::size_t max_unsent =
+      static_cast<std::size_t>(subscribers) * (kBigMessage + 1024) + (std::size_t{64} << 20);
+  ASSERT_NO_FATAL_FAILURE(Start({Numbered("--broker.idle-timeout=", kIdleMs) + "ms",
+                                 Numbered("--broker.max-unsent-bytes=", max_unsent)}));
   const std::string subject = UniqueSubject("stall");
-  const std::vector<std::string> ids = FanOutBigMessage(subject, kBigSubscribers, kBigMessage);
+  const std::vector<std::string> ids = FanOutBigMessage(subject, subscribers, kBigMessage);
   ASSERT_FALSE(HasFailure());
   const double stalls_before = CounterNow(kWriteStallClosed);
   const double unsent_before = CounterNow(kUnsentLimitClosed);
 
   RawSocket stalled;
-  ASSERT_NO_FATAL_FAILURE(SendFetchesWithoutReading(stalled, subject, ids));
+  // Taken first: the stall cannot start before the fetches are sent.
   const Clock::time_point sent_at = Clock::now();
-  WaitForCounter(kWriteStallClosed, stalls_before + 1, milliseconds(kIdleMs + kTimeoutSlackMs));
+  ASSERT_NO_FATAL_FAILURE(SendFetchesWithoutReading(stalled, subject, ids));
+  // The stall starts once the answers are made and fill the kernel's
+  // buffers, and the sweep looks every 250 ms; a busy machine adds to that,
+  // so the wait is generous. Reading before the cut would end the stall: the
+  // cut must come first.
+  ASSERT_TRUE(stalled.WaitReadable(kSlowWork)) << "no answer arrived";
+  ASSERT_TRUE(
+      WaitForCounter(kWriteStallClosed, stalls_before + 1, milliseconds(kIdleMs) + seconds(10)));
   const long long elapsed = MillisecondsSince(sent_at);
   if (HaveMetrics()) {
     EXPECT_GE(elapsed, kIdleMs - 100) << "cut off before broker.idle-timeout";
     EXPECT_EQ(CounterNow(kUnsentLimitClosed), unsent_before) << "counted under the wrong reason";
   }
-  ExpectCutOff(stalled);
+  ExpectCutOff(stalled, ids.size());
   Reconnect();
   ExpectBrokerHealthy("a stalled reader was cut off");
 }
@@ -786,8 +907,14 @@ TEST_F(HostileFaultTest, ClientsVanishingMidRequestOrResponseLeaveTheBrokerHealt
     kept.push_back(Numbered("kept", i));
     PublishOk(keep, kept.back());
   }
+  // The clients that vanish mid-response read nothing, on a small receive
+  // buffer, and ask for more than the kernel's buffers hold: the broker is
+  // still sending when they go.
   const std::string big = UniqueSubject("big");
-  const std::vector<std::string> big_ids = FanOutBigMessage(big, 20, kBigMessage);
+  const std::vector<std::string> big_ids =
+      FanOutBigMessage(big, AnswersPastTheKernel(kBigMessage, 0), kBigMessage);
+  const std::string ready = FormatRequest("GET", "/ready", "");
+  const std::size_t ready_answer_bytes = AnswerBytes(ready);
   ASSERT_FALSE(HasFailure());
   const std::string publish = FormatRequest("POST", "/api/publish", PublishBody(keep, "partial"));
   std::string fetches;
@@ -817,18 +944,21 @@ TEST_F(HostileFaultTest, ClientsVanishingMidRequestOrResponseLeaveTheBrokerHealt
   {  // Many big answers on their way, then a close without reading: the
      // unread data turns the close into a RST under the broker's sends.
     RawSocket socket;
-    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.Connect(port(), kSmallReceiveBuffer)) << socket.error();
     ASSERT_TRUE(socket.SendAll(fetches)) << socket.error();
-    EXPECT_TRUE(socket.WaitReadable(seconds(3))) << "no answer started";
+    EXPECT_TRUE(socket.WaitReadable(kSlowWork)) << "no answer started";
   }
   ExpectBrokerHealthy("a close mid-response");
   {  // A pipeline of requests, then SO_LINGER {1, 0}: a RST mid-response.
     RawSocket socket;
-    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.Connect(port(), kSmallReceiveBuffer)) << socket.error();
     std::string readies;
-    for (int i = 0; i < 5000; ++i) readies += FormatRequest("GET", "/ready", "");
-    ASSERT_TRUE(socket.SendAll(readies)) << socket.error();
-    EXPECT_TRUE(socket.WaitReadable(seconds(3))) << "no answer started";
+    const int count = AnswersPastTheKernel(ready_answer_bytes, 0);
+    for (int i = 0; i < count; ++i) readies += ready;
+    // The shard may still be busy with the big answers of the connection
+    // before: the send waits for it.
+    ASSERT_EQ(socket.Send(readies, kSlowWork), readies.size()) << socket.error();
+    EXPECT_TRUE(socket.WaitReadable(kSlowWork)) << "no answer started";
     socket.AbortiveClose();
   }
   ExpectBrokerHealthy("a RST mid-response");
@@ -886,7 +1016,7 @@ TEST_F(HostileFaultTest, HalfCloseAfterABigAnswerStillDeliversItAll) {
   ASSERT_TRUE(socket.SendAll(fetches)) << socket.error();
   ASSERT_TRUE(socket.ShutdownWrite());
   std::string received;
-  const RawSocket::End end = socket.ReadToEnd(seconds(5), &received);
+  const RawSocket::End end = socket.ReadToEnd(kSlowWork, &received);
   EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
   const SplitStream split = SplitResponses(received);
   const std::vector<RawResponse>& responses = split.responses;
