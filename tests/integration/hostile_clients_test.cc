@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -60,6 +61,8 @@ constexpr std::string_view kAcceptErrors = "gophermq_accept_errors_total";
 constexpr std::string_view kOverflowRefused =
     "gophermq_messages_refused_total{reason=\"overflow\"}";
 constexpr std::string_view kOpenConnections = "gophermq_open_connections";
+constexpr std::string_view kCrossShardCalls = "gophermq_cross_shard_calls_total";
+constexpr std::string_view kCrossShardQueueFull = "gophermq_cross_shard_queue_full_total";
 
 long long MillisecondsSince(Clock::time_point start) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
@@ -1094,23 +1097,92 @@ TEST_F(HostileLoadTest, FiveHundredConcurrentConnectionsAreAllServed) {
 }
 
 TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
-  // Each connection lives on one shard and publishes to all 16 subjects, so
-  // about half its publishes cross to the other shard. Pipelined batches fill
-  // the cross-shard queues: the broker must slow down, not drop. (Batches of
-  // 2000 already fill them; 8000 also take the shards past the point where
-  // they stop reading from clients. Both take well under a second.)
-  constexpr int kConnections = 8;
+  // Two shards, and every publish crosses from one to the other: each
+  // connection publishes only to subjects the other shard owns. A shard
+  // stages a call for each publish as fast as it parses them, and shows them
+  // to the other shard only at the end of its loop turn; the other takes at
+  // most 256 of them a turn (kCallsDrainedPerTurn), from a queue that also
+  // carries the answers to its own calls. A pipelined batch of 8000 (~1 MB)
+  // is written in one go, far faster than a shard parses it, so each turn
+  // finds many buffers' worth waiting in its connections' sockets (a receive
+  // buffer holds dozens of publishes): staging outruns draining, on a fast
+  // machine or a slow one, and the 4096-slot queues fill within the first
+  // batch (the queue-full counter is in the tens of thousands after it). The
+  // broker must slow down, not drop: every acknowledged publish is stored
+  // exactly once, in order.
+  constexpr int kPerShard = 4;  // connections, and subjects, on each shard
+  constexpr int kConnections = 2 * kPerShard;
   constexpr int kRounds = 5;
   constexpr int kBatch = 8000;
-  constexpr int kSubjects = 16;
-  ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-pending=1000000"}));
-  std::vector<std::string> subjects, ids;
-  for (int s = 0; s < kSubjects; ++s) {
-    subjects.push_back(UniqueSubject("storm"));
-    ids.push_back(Subscribe(subjects.back()));
-  }
-  ASSERT_FALSE(HasFailure());
+  // An answer waits behind thousands of queued calls: under a sanitizer on a
+  // busy machine (a storm of 20-40 s), sometimes for over 10 s.
+  constexpr auto kAnswerWait = seconds(60);
+  ASSERT_NO_FATAL_FAILURE(Start({"--broker.cores=2", "--broker.max-pending=1000000"}));
+  ASSERT_TRUE(HaveMetrics()) << "the storm is routed by, and checked against, /metrics";
 
+  // Which shard a connection is on and which owns a subject are found from
+  // gophermq_cross_shard_calls_total: a fetch on a connection to a subject
+  // moves it when the subject's owner is the other shard. Nothing else runs
+  // meanwhile.
+  const auto crosses = [&](HttpClient& client, const std::string& subject,
+                           const std::string& id) -> std::optional<bool> {
+    const std::optional<double> before = Sample(kCrossShardCalls);
+    HttpResponse response;
+    if (!before || !client.Request("POST", "/api/fetch", FetchBody(subject, id), &response) ||
+        response.status != 200) {
+      ADD_FAILURE() << "fetch for " << subject << ": " << client.error() << Describe(response);
+      return std::nullopt;
+    }
+    const std::optional<double> after = Sample(kCrossShardCalls);
+    if (!after) return std::nullopt;
+    return *after > *before;
+  };
+  // Shard 0 is the reference connection's shard, shard 1 the other.
+  HttpClient reference(kAnswerWait);
+  ASSERT_TRUE(reference.Connect(port())) << reference.error();
+  std::vector<std::string> subjects, ids;
+  std::array<std::vector<int>, 2> owned;  // subject indexes per shard
+  for (int tries = 0; tries < 200 && (owned[0].size() < kPerShard || owned[1].size() < kPerShard);
+       ++tries) {
+    const std::string subject = UniqueSubject("storm");
+    const std::string id = Subscribe(subject);
+    const std::optional<bool> crossed = crosses(reference, subject, id);
+    ASSERT_TRUE(crossed.has_value());
+    const int shard = *crossed ? 1 : 0;
+    if (owned[static_cast<std::size_t>(shard)].size() == kPerShard) continue;
+    owned[static_cast<std::size_t>(shard)].push_back(static_cast<int>(subjects.size()));
+    subjects.push_back(subject);
+    ids.push_back(id);
+  }
+  ASSERT_EQ(owned[0].size(), kPerShard) << "no subjects found on the reference's shard";
+  ASSERT_EQ(owned[1].size(), kPerShard) << "no subjects found on the other shard";
+  const int subject_count = static_cast<int>(subjects.size());
+
+  // Connections until each shard has kPerShard of them; each publishes to
+  // the subjects of the other shard.
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  std::vector<std::vector<int>> targets;  // per connection, subject indexes
+  std::array<int, 2> on_shard{0, 0};
+  for (int tries = 0; tries < 200 && static_cast<int>(clients.size()) < kConnections; ++tries) {
+    auto client = std::make_unique<HttpClient>(kAnswerWait);
+    ASSERT_TRUE(client->Connect(port())) << client->error();
+    const int probe = owned[0].front();
+    const std::optional<bool> crossed = crosses(*client, subjects[static_cast<std::size_t>(probe)],
+                                                ids[static_cast<std::size_t>(probe)]);
+    ASSERT_TRUE(crossed.has_value());
+    const int shard = *crossed ? 1 : 0;
+    if (on_shard[static_cast<std::size_t>(shard)] == kPerShard) continue;
+    ++on_shard[static_cast<std::size_t>(shard)];
+    targets.push_back(owned[static_cast<std::size_t>(1 - shard)]);
+    clients.push_back(std::move(client));
+  }
+  ASSERT_EQ(clients.size(), static_cast<std::size_t>(kConnections))
+      << "connections found on the reference's shard: " << on_shard[0] << ", on the other "
+      << on_shard[1];
+  reference.Close();
+
+  const double calls_before = CounterNow(kCrossShardCalls);
+  const double queue_full_before = CounterNow(kCrossShardQueueFull);
   struct Outcome {
     std::vector<std::vector<std::string>> acked;  // per subject, in publish order
     std::map<int, int> other_statuses;
@@ -1122,7 +1194,7 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
   std::atomic<int> probes{0};
   std::string probe_error;
   std::thread prober([&] {
-    HttpClient client(seconds(10));
+    HttpClient client(kAnswerWait);
     if (!client.Connect(port())) {
       probe_error = client.error();
       return;
@@ -1139,23 +1211,22 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
       std::this_thread::sleep_for(milliseconds(20));
     }
   });
+  const Clock::time_point storm_start = Clock::now();
   std::vector<std::thread> workers;
   for (int c = 0; c < kConnections; ++c) {
     workers.emplace_back([&, c] {
       Outcome& outcome = outcomes[static_cast<std::size_t>(c)];
-      outcome.acked.resize(kSubjects);
-      HttpClient client(seconds(10));
-      if (!client.Connect(port())) {
-        outcome.error = client.error();
-        return;
-      }
+      outcome.acked.resize(static_cast<std::size_t>(subject_count));
+      HttpClient& client = *clients[static_cast<std::size_t>(c)];
+      const std::vector<int>& mine = targets[static_cast<std::size_t>(c)];
       for (int round = 0; round < kRounds; ++round) {
         std::string batch;
         std::vector<std::pair<int, std::string>> sent;
         for (int i = 0; i < kBatch; ++i) {
-          const int s = (i + c) % kSubjects;
+          const int s = mine[static_cast<std::size_t>(i) % mine.size()];
           std::string data = Numbered("c", c) + Numbered(".r", round) + Numbered(".i", i);
-          batch += FormatRequest("POST", "/api/publish", PublishBody(subjects[s], data));
+          batch += FormatRequest("POST", "/api/publish",
+                                 PublishBody(subjects[static_cast<std::size_t>(s)], data));
           sent.emplace_back(s, std::move(data));
         }
         bool sent_ok = false;
@@ -1179,17 +1250,16 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
     });
   }
   for (std::thread& worker : workers) worker.join();
+  const long long storm_ms = MillisecondsSince(storm_start);
   storming.store(false);
   prober.join();
 
-  if (HaveMetrics()) {
-    // Whether the storm filled a cross-shard queue depends on the machine's
-    // speed, so it is reported, not asserted.
-    std::cerr << "note: gophermq_cross_shard_queue_full_total = "
-              << ScrapeSample(broker_->metrics_port(), "gophermq_cross_shard_queue_full_total")
-                     .value_or(-1)
-              << "\n";
-  }
+  constexpr std::size_t kPublishes = std::size_t{kConnections} * kRounds * kBatch;
+  EXPECT_GE(CounterNow(kCrossShardCalls) - calls_before, static_cast<double>(kPublishes))
+      << "not every publish crossed shards";
+  const double queue_full = CounterNow(kCrossShardQueueFull) - queue_full_before;
+  EXPECT_GT(queue_full, 0) << "no cross-shard queue was ever full: the storm never reached "
+                              "back-pressure";
   std::size_t acked = 0;
   for (int c = 0; c < kConnections; ++c) {
     const Outcome& outcome = outcomes[static_cast<std::size_t>(c)];
@@ -1199,15 +1269,21 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
     }
     for (const auto& per_subject : outcome.acked) acked += per_subject.size();
   }
-  EXPECT_EQ(acked, static_cast<std::size_t>(kConnections * kRounds * kBatch));
+  EXPECT_EQ(acked, kPublishes);
   EXPECT_EQ(probe_error, "");
   EXPECT_GT(probes.load(), 0);
-  EXPECT_LT(worst_ready_ms.load(), 2000) << "GET /ready waited that long during the storm";
+  // A client beside the storm is still served: no GET /ready waits long.
+  // Long is 2 s, or half the storm where the storm itself takes over 4 s (a
+  // sanitizer, a busy machine: the ~1 s storm then takes 10-25 s, and waits
+  // of 2-4 s were seen). A broker that stopped reading the prober would keep
+  // it waiting most of the storm.
+  EXPECT_LT(worst_ready_ms.load(), std::max(2000LL, storm_ms / 2))
+      << "GET /ready waited that long during a storm of " << storm_ms << " ms";
 
   // Every acknowledged publish is there exactly once, in each connection's
   // publish order, and nothing else is.
-  client_->set_timeout(seconds(10));
-  for (int s = 0; s < kSubjects; ++s) {
+  client_->set_timeout(kAnswerWait);
+  for (int s = 0; s < subject_count; ++s) {
     SCOPED_TRACE(subjects[static_cast<std::size_t>(s)]);
     const std::vector<std::string> fetched =
         Fetch(subjects[static_cast<std::size_t>(s)], ids[static_cast<std::size_t>(s)]);
@@ -1231,6 +1307,7 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
     EXPECT_TRUE(
         Fetch(subjects[static_cast<std::size_t>(s)], ids[static_cast<std::size_t>(s)]).empty());
   }
+  clients.clear();
   ExpectBrokerHealthy("the publish storm");
 }
 
