@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -60,6 +61,8 @@ constexpr std::string_view kAcceptErrors = "gophermq_accept_errors_total";
 constexpr std::string_view kOverflowRefused =
     "gophermq_messages_refused_total{reason=\"overflow\"}";
 constexpr std::string_view kOpenConnections = "gophermq_open_connections";
+constexpr std::string_view kCrossShardCalls = "gophermq_cross_shard_calls_total";
+constexpr std::string_view kCrossShardQueueFull = "gophermq_cross_shard_queue_full_total";
 
 long long MillisecondsSince(Clock::time_point start) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
@@ -130,6 +133,76 @@ int OpenDescriptors(pid_t pid) {
   return count;
 }
 
+// --- What the kernel holds of answers a client does not read ---
+//
+// A client that stops reading is cut off (or stalls) only once the kernel's
+// buffers between it and the broker are full: until then every answer leaves
+// the broker at once. How much those buffers hold is the machine's business
+// (buffer autotuning, sysctls), so tests that need a client to be cut off or
+// back-pressured size what they ask for from the buffers' actual limits.
+
+// The receive buffer of clients that stop reading, set before connecting:
+// that also turns off receive autotuning on the socket, which could otherwise
+// grow it up to net.ipv4.tcp_rmem[2].
+constexpr int kSmallReceiveBuffer = 4096;
+
+// The largest number in a /proc/sys file of numbers ("4096 16384 4194304");
+// nullopt when it cannot be read.
+std::optional<std::size_t> LargestInProcFile(const char* path) {
+  std::ifstream file(path);
+  std::optional<std::size_t> largest;
+  for (std::size_t value; file >> value;) largest = std::max(largest.value_or(0), value);
+  return largest;
+}
+
+// The receive buffer the kernel gives a socket that asks for `requested`
+// bytes (it doubles the request for its bookkeeping, within
+// net.core.rmem_max), read back with SO_RCVBUF from a socket of our own:
+// every socket asking the same gets the same.
+std::size_t ReceiveBufferFor(int requested) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int size = 0;
+  socklen_t length = sizeof size;
+  const bool ok = fd >= 0 &&
+                  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &requested, sizeof requested) == 0 &&
+                  ::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, &length) == 0;
+  if (fd >= 0) ::close(fd);
+  // Without an answer, a generous guess: the kernel never gives more than
+  // twice the request.
+  return ok && size > 0 ? static_cast<std::size_t>(size) : 2 * static_cast<std::size_t>(requested);
+}
+
+// The most bytes of answers the kernel can hold on one loopback connection
+// whose client, connected with a kSmallReceiveBuffer receive buffer, reads
+// none of them: the client's receive buffer, plus the broker's send buffer,
+// which the broker leaves to autotuning (it sets no SO_SNDBUF), so that it
+// may grow up to net.ipv4.tcp_wmem[2].
+std::size_t KernelHoldsUnread() {
+  static const std::size_t bytes = [] {
+    std::optional<std::size_t> send_buffer = LargestInProcFile("/proc/sys/net/ipv4/tcp_wmem");
+    if (!send_buffer) {
+      std::cerr << "note: cannot read /proc/sys/net/ipv4/tcp_wmem; assuming 64 MiB\n";
+      send_buffer = std::size_t{64} << 20;
+    }
+    return ReceiveBufferFor(kSmallReceiveBuffer) + *send_buffer;
+  }();
+  return bytes;
+}
+
+// How many answers of at least `answer_bytes` each a client that reads none
+// of them must ask for so that, whatever the kernel holds, more than `beyond`
+// bytes of them are still in the broker (with 1 MiB to spare for the
+// kernel's rounding).
+int AnswersPastTheKernel(std::size_t answer_bytes, std::size_t beyond) {
+  const std::size_t needed = KernelHoldsUnread() + beyond + (std::size_t{1} << 20);
+  return static_cast<int>((needed + answer_bytes - 1) / answer_bytes);
+}
+
+// Making that many answers is a few milliseconds' work, but seconds' for a
+// sanitizer build on a busy machine: the waits for it are this generous
+// (they end as soon as the broker is done).
+constexpr auto kSlowWork = seconds(30);
+
 // --- Fixture ---
 
 // Each test starts its broker with the limits it needs, always with the
@@ -198,6 +271,28 @@ class HostileTest : public BrokerTest {
 
   // Reconnects client_ (a short idle timeout may have closed it).
   void Reconnect() { ASSERT_TRUE(client_->Connect(port())) << client_->error(); }
+
+  // The size of the answer to `request` within a pipeline, headers and all:
+  // a hundred of them, a half-close, everything read. 0 (and a failure)
+  // when it cannot be measured.
+  std::size_t AnswerBytes(std::string_view request) {
+    constexpr std::size_t kCount = 100;
+    std::string batch;
+    for (std::size_t i = 0; i < kCount; ++i) batch += request;
+    RawSocket socket;
+    if (!socket.Connect(port()) || !socket.SendAll(batch) || !socket.ShutdownWrite()) {
+      ADD_FAILURE() << "cannot measure an answer: " << socket.error();
+      return 0;
+    }
+    std::string received;
+    const RawSocket::End end = socket.ReadToEnd(seconds(5), &received);
+    if (end != RawSocket::End::eof || SplitResponses(received).responses.size() != kCount) {
+      ADD_FAILURE() << "cannot measure an answer: " << EndName(end) << " after " << received.size()
+                    << " bytes";
+      return 0;
+    }
+    return received.size() / kCount;
+  }
 
   // `count` subscribers of `subject`, then one publish of `size` bytes that
   // reaches each of them: `count` fetches of `size` bytes are then waiting.
@@ -417,7 +512,9 @@ TEST_F(HostileTimeoutTest, ConnectionWithRegularRequestsStaysOpen) {
 // ---------------------------------------------------------------------------
 // broker.max-unsent-bytes and the write stall
 
-constexpr int kBigSubscribers = 200;
+// Big messages, each fanned out to enough subscribers that the fetches of a
+// client that reads none of the answers outgrow the kernel's buffers (see
+// AnswersPastTheKernel: about 90 with the default net.ipv4.tcp_wmem).
 constexpr std::size_t kBigMessage = 60 << 10;
 
 // Counts the complete responses in `received`; the tests expect fewer than
@@ -430,44 +527,52 @@ std::string DescribeEnd(RawSocket::End end, const std::string& received, const R
 
 class HostileUnsentTest : public HostileTest {
  protected:
-  // Sends one fetch per subscriber on a socket with a 4 KiB receive buffer and
-  // never reads: ~12 MB of answers pile up in the broker.
+  // Sends one fetch per subscriber on a socket with a small receive buffer
+  // and never reads: the answers fill the kernel's buffers and the rest piles
+  // up in the broker.
   void SendFetchesWithoutReading(RawSocket& greedy, const std::string& subject,
                                  const std::vector<std::string>& ids) {
     std::string fetches;
     for (const std::string& id : ids) {
       fetches += FormatRequest("POST", "/api/fetch", FetchBody(subject, id));
     }
-    ASSERT_TRUE(greedy.Connect(port(), 4096)) << greedy.error();
+    ASSERT_TRUE(greedy.Connect(port(), kSmallReceiveBuffer)) << greedy.error();
     // The broker may stop reading once it is cut off: a short send is fine.
     greedy.Send(fetches, milliseconds(500));
   }
 
   // Reads what is left: the broker must end the connection, and the client
-  // must not have received all the answers.
-  void ExpectCutOff(RawSocket& greedy) {
+  // must not have received all `sent` answers.
+  void ExpectCutOff(RawSocket& greedy, std::size_t sent) {
     std::string received;
     const RawSocket::End end = greedy.ReadToEnd(seconds(5), &received);
     EXPECT_NE(end, RawSocket::End::timeout)
         << "the connection stayed open: " << DescribeEnd(end, received, greedy);
-    EXPECT_LT(SplitResponses(received).responses.size(), static_cast<std::size_t>(kBigSubscribers))
+    EXPECT_LT(SplitResponses(received).responses.size(), sent)
         << "every answer was delivered: the client was not cut off; "
-        << DescribeEnd(end, received, greedy);
+        << DescribeEnd(end, received, greedy) << " (the kernel holds at most "
+        << KernelHoldsUnread() << " bytes of them)";
   }
 };
 
 TEST_F(HostileUnsentTest, ClientThatNeverReadsIsCutOffPastMaxUnsentBytes) {
-  ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-unsent-bytes=64KiB"}));
+  constexpr std::size_t kMaxUnsent = 64 << 10;
+  ASSERT_NO_FATAL_FAILURE(Start({Numbered("--broker.max-unsent-bytes=", kMaxUnsent)}));
   const std::string subject = UniqueSubject("unsent");
-  const std::vector<std::string> ids = FanOutBigMessage(subject, kBigSubscribers, kBigMessage);
+  // More than 64 KiB of answers left in the broker once the kernel's buffers
+  // are full.
+  const std::vector<std::string> ids =
+      FanOutBigMessage(subject, AnswersPastTheKernel(kBigMessage, kMaxUnsent), kBigMessage);
   ASSERT_FALSE(HasFailure());
   const double cut_before = CounterNow(kUnsentLimitClosed);
 
   RawSocket greedy;
   ASSERT_NO_FATAL_FAILURE(SendFetchesWithoutReading(greedy, subject, ids));
-  // Cut off at once (the answers are far past 64 KiB): not after a timeout.
-  WaitForCounter(kUnsentLimitClosed, cut_before + 1, seconds(2));
-  ExpectCutOff(greedy);
+  // Cut off as soon as the answers are made (they are far past 64 KiB), not
+  // after the idle timeout (60 s). Reading before the cut would let the
+  // answers through, so it must come first.
+  ASSERT_TRUE(WaitForCounter(kUnsentLimitClosed, cut_before + 1, kSlowWork));
+  ExpectCutOff(greedy, ids.size());
   ExpectBrokerHealthy("a client was cut off");
   // The well-behaved connection is untouched.
   const std::string other = Subscribe(UniqueSubject("unsent.after"));
@@ -475,48 +580,67 @@ TEST_F(HostileUnsentTest, ClientThatNeverReadsIsCutOffPastMaxUnsentBytes) {
 }
 
 TEST_F(HostileUnsentTest, PipelinedHealthChecksNeverReadAreCutOff) {
-  ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-unsent-bytes=64KiB"}));
+  constexpr std::size_t kMaxUnsent = 64 << 10;
+  ASSERT_NO_FATAL_FAILURE(Start({Numbered("--broker.max-unsent-bytes=", kMaxUnsent)}));
   const double cut_before = CounterNow(kUnsentLimitClosed);
-  // 60000 tiny requests (~2.5 MB) whose ~8 MB of answers are never read.
-  constexpr int kRequests = 60000;
+  // Tiny requests (~40000, 1.6 MB, with the default net.ipv4.tcp_wmem) whose
+  // answers are never read: enough of them that more than 64 KiB of answers
+  // are left in the broker once the kernel's buffers are full.
   const std::string one = FormatRequest("GET", "/healthz", "");
+  const std::size_t answer_bytes = AnswerBytes(one);
+  ASSERT_GT(answer_bytes, 0u);
+  const int requests = AnswersPastTheKernel(answer_bytes, kMaxUnsent);
   std::string batch;
-  batch.reserve(one.size() * kRequests);
-  for (int i = 0; i < kRequests; ++i) batch += one;
+  batch.reserve(one.size() * static_cast<std::size_t>(requests));
+  for (int i = 0; i < requests; ++i) batch += one;
   RawSocket greedy;
-  ASSERT_TRUE(greedy.Connect(port(), 4096)) << greedy.error();
-  const std::size_t sent = greedy.Send(batch, milliseconds(500));
-  WaitForCounter(kUnsentLimitClosed, cut_before + 1, seconds(3));
+  ASSERT_TRUE(greedy.Connect(port(), kSmallReceiveBuffer)) << greedy.error();
+  // The broker reads on until it cuts the client off (the send then fails);
+  // the stall bound only ends the send if it never does.
+  const std::size_t sent = greedy.Send(batch, kSlowWork);
+  ASSERT_TRUE(WaitForCounter(kUnsentLimitClosed, cut_before + 1, kSlowWork))
+      << "sent " << sent << " of " << batch.size() << " bytes";
   std::string received;
   const RawSocket::End end = greedy.ReadToEnd(seconds(5), &received);
   EXPECT_NE(end, RawSocket::End::timeout) << "sent " << sent << " of " << batch.size() << " bytes; "
                                           << DescribeEnd(end, received, greedy);
-  EXPECT_LT(SplitResponses(received).responses.size(), static_cast<std::size_t>(kRequests))
+  EXPECT_LT(SplitResponses(received).responses.size(), static_cast<std::size_t>(requests))
       << DescribeEnd(end, received, greedy);
   ExpectBrokerHealthy("a client was cut off");
 }
 
 TEST_F(HostileUnsentTest, StalledReaderIsCutOffAfterTheIdleTimeout) {
   constexpr int kIdleMs = 500;
-  // The unsent bound is far above what is owed: only the stall can end it.
-  ASSERT_NO_FATAL_FAILURE(Start(
-      {Numbered("--broker.idle-timeout=", kIdleMs) + "ms", "--broker.max-unsent-bytes=64MiB"}));
+  // Answers past what the kernel holds, so a send is left waiting on the
+  // client; the unsent bound above all of them, so only the stall can end it.
+  const int subscribers = AnswersPastTheKernel(kBigMessage, 0);
+  const std::size_t max_unsent =
+      static_cast<std::size_t>(subscribers) * (kBigMessage + 1024) + (std::size_t{64} << 20);
+  ASSERT_NO_FATAL_FAILURE(Start({Numbered("--broker.idle-timeout=", kIdleMs) + "ms",
+                                 Numbered("--broker.max-unsent-bytes=", max_unsent)}));
   const std::string subject = UniqueSubject("stall");
-  const std::vector<std::string> ids = FanOutBigMessage(subject, kBigSubscribers, kBigMessage);
+  const std::vector<std::string> ids = FanOutBigMessage(subject, subscribers, kBigMessage);
   ASSERT_FALSE(HasFailure());
   const double stalls_before = CounterNow(kWriteStallClosed);
   const double unsent_before = CounterNow(kUnsentLimitClosed);
 
   RawSocket stalled;
-  ASSERT_NO_FATAL_FAILURE(SendFetchesWithoutReading(stalled, subject, ids));
+  // Taken first: the stall cannot start before the fetches are sent.
   const Clock::time_point sent_at = Clock::now();
-  WaitForCounter(kWriteStallClosed, stalls_before + 1, milliseconds(kIdleMs + kTimeoutSlackMs));
+  ASSERT_NO_FATAL_FAILURE(SendFetchesWithoutReading(stalled, subject, ids));
+  // The stall starts once the answers are made and fill the kernel's
+  // buffers, and the sweep looks every 250 ms; a busy machine adds to that,
+  // so the wait is generous. Reading before the cut would end the stall: the
+  // cut must come first.
+  ASSERT_TRUE(stalled.WaitReadable(kSlowWork)) << "no answer arrived";
+  ASSERT_TRUE(
+      WaitForCounter(kWriteStallClosed, stalls_before + 1, milliseconds(kIdleMs) + seconds(10)));
   const long long elapsed = MillisecondsSince(sent_at);
   if (HaveMetrics()) {
     EXPECT_GE(elapsed, kIdleMs - 100) << "cut off before broker.idle-timeout";
     EXPECT_EQ(CounterNow(kUnsentLimitClosed), unsent_before) << "counted under the wrong reason";
   }
-  ExpectCutOff(stalled);
+  ExpectCutOff(stalled, ids.size());
   Reconnect();
   ExpectBrokerHealthy("a stalled reader was cut off");
 }
@@ -786,8 +910,14 @@ TEST_F(HostileFaultTest, ClientsVanishingMidRequestOrResponseLeaveTheBrokerHealt
     kept.push_back(Numbered("kept", i));
     PublishOk(keep, kept.back());
   }
+  // The clients that vanish mid-response read nothing, on a small receive
+  // buffer, and ask for more than the kernel's buffers hold: the broker is
+  // still sending when they go.
   const std::string big = UniqueSubject("big");
-  const std::vector<std::string> big_ids = FanOutBigMessage(big, 20, kBigMessage);
+  const std::vector<std::string> big_ids =
+      FanOutBigMessage(big, AnswersPastTheKernel(kBigMessage, 0), kBigMessage);
+  const std::string ready = FormatRequest("GET", "/ready", "");
+  const std::size_t ready_answer_bytes = AnswerBytes(ready);
   ASSERT_FALSE(HasFailure());
   const std::string publish = FormatRequest("POST", "/api/publish", PublishBody(keep, "partial"));
   std::string fetches;
@@ -817,18 +947,21 @@ TEST_F(HostileFaultTest, ClientsVanishingMidRequestOrResponseLeaveTheBrokerHealt
   {  // Many big answers on their way, then a close without reading: the
      // unread data turns the close into a RST under the broker's sends.
     RawSocket socket;
-    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.Connect(port(), kSmallReceiveBuffer)) << socket.error();
     ASSERT_TRUE(socket.SendAll(fetches)) << socket.error();
-    EXPECT_TRUE(socket.WaitReadable(seconds(3))) << "no answer started";
+    EXPECT_TRUE(socket.WaitReadable(kSlowWork)) << "no answer started";
   }
   ExpectBrokerHealthy("a close mid-response");
   {  // A pipeline of requests, then SO_LINGER {1, 0}: a RST mid-response.
     RawSocket socket;
-    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.Connect(port(), kSmallReceiveBuffer)) << socket.error();
     std::string readies;
-    for (int i = 0; i < 5000; ++i) readies += FormatRequest("GET", "/ready", "");
-    ASSERT_TRUE(socket.SendAll(readies)) << socket.error();
-    EXPECT_TRUE(socket.WaitReadable(seconds(3))) << "no answer started";
+    const int count = AnswersPastTheKernel(ready_answer_bytes, 0);
+    for (int i = 0; i < count; ++i) readies += ready;
+    // The shard may still be busy with the big answers of the connection
+    // before: the send waits for it.
+    ASSERT_EQ(socket.Send(readies, kSlowWork), readies.size()) << socket.error();
+    EXPECT_TRUE(socket.WaitReadable(kSlowWork)) << "no answer started";
     socket.AbortiveClose();
   }
   ExpectBrokerHealthy("a RST mid-response");
@@ -886,7 +1019,7 @@ TEST_F(HostileFaultTest, HalfCloseAfterABigAnswerStillDeliversItAll) {
   ASSERT_TRUE(socket.SendAll(fetches)) << socket.error();
   ASSERT_TRUE(socket.ShutdownWrite());
   std::string received;
-  const RawSocket::End end = socket.ReadToEnd(seconds(5), &received);
+  const RawSocket::End end = socket.ReadToEnd(kSlowWork, &received);
   EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
   const SplitStream split = SplitResponses(received);
   const std::vector<RawResponse>& responses = split.responses;
@@ -964,23 +1097,92 @@ TEST_F(HostileLoadTest, FiveHundredConcurrentConnectionsAreAllServed) {
 }
 
 TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
-  // Each connection lives on one shard and publishes to all 16 subjects, so
-  // about half its publishes cross to the other shard. Pipelined batches fill
-  // the cross-shard queues: the broker must slow down, not drop. (Batches of
-  // 2000 already fill them; 8000 also take the shards past the point where
-  // they stop reading from clients. Both take well under a second.)
-  constexpr int kConnections = 8;
+  // Two shards, and every publish crosses from one to the other: each
+  // connection publishes only to subjects the other shard owns. A shard
+  // stages a call for each publish as fast as it parses them, and shows them
+  // to the other shard only at the end of its loop turn; the other takes at
+  // most 256 of them a turn (kCallsDrainedPerTurn), from a queue that also
+  // carries the answers to its own calls. A pipelined batch of 8000 (~1 MB)
+  // is written in one go, far faster than a shard parses it, so each turn
+  // finds many buffers' worth waiting in its connections' sockets (a receive
+  // buffer holds dozens of publishes): staging outruns draining, on a fast
+  // machine or a slow one, and the 4096-slot queues fill within the first
+  // batch (the queue-full counter is in the tens of thousands after it). The
+  // broker must slow down, not drop: every acknowledged publish is stored
+  // exactly once, in order.
+  constexpr int kPerShard = 4;  // connections, and subjects, on each shard
+  constexpr int kConnections = 2 * kPerShard;
   constexpr int kRounds = 5;
   constexpr int kBatch = 8000;
-  constexpr int kSubjects = 16;
-  ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-pending=1000000"}));
-  std::vector<std::string> subjects, ids;
-  for (int s = 0; s < kSubjects; ++s) {
-    subjects.push_back(UniqueSubject("storm"));
-    ids.push_back(Subscribe(subjects.back()));
-  }
-  ASSERT_FALSE(HasFailure());
+  // An answer waits behind thousands of queued calls: under a sanitizer on a
+  // busy machine (a storm of 20-40 s), sometimes for over 10 s.
+  constexpr auto kAnswerWait = seconds(60);
+  ASSERT_NO_FATAL_FAILURE(Start({"--broker.cores=2", "--broker.max-pending=1000000"}));
+  ASSERT_TRUE(HaveMetrics()) << "the storm is routed by, and checked against, /metrics";
 
+  // Which shard a connection is on and which owns a subject are found from
+  // gophermq_cross_shard_calls_total: a fetch on a connection to a subject
+  // moves it when the subject's owner is the other shard. Nothing else runs
+  // meanwhile.
+  const auto crosses = [&](HttpClient& client, const std::string& subject,
+                           const std::string& id) -> std::optional<bool> {
+    const std::optional<double> before = Sample(kCrossShardCalls);
+    HttpResponse response;
+    if (!before || !client.Request("POST", "/api/fetch", FetchBody(subject, id), &response) ||
+        response.status != 200) {
+      ADD_FAILURE() << "fetch for " << subject << ": " << client.error() << Describe(response);
+      return std::nullopt;
+    }
+    const std::optional<double> after = Sample(kCrossShardCalls);
+    if (!after) return std::nullopt;
+    return *after > *before;
+  };
+  // Shard 0 is the reference connection's shard, shard 1 the other.
+  HttpClient reference(kAnswerWait);
+  ASSERT_TRUE(reference.Connect(port())) << reference.error();
+  std::vector<std::string> subjects, ids;
+  std::array<std::vector<int>, 2> owned;  // subject indexes per shard
+  for (int tries = 0; tries < 200 && (owned[0].size() < kPerShard || owned[1].size() < kPerShard);
+       ++tries) {
+    const std::string subject = UniqueSubject("storm");
+    const std::string id = Subscribe(subject);
+    const std::optional<bool> crossed = crosses(reference, subject, id);
+    ASSERT_TRUE(crossed.has_value());
+    const int shard = *crossed ? 1 : 0;
+    if (owned[static_cast<std::size_t>(shard)].size() == kPerShard) continue;
+    owned[static_cast<std::size_t>(shard)].push_back(static_cast<int>(subjects.size()));
+    subjects.push_back(subject);
+    ids.push_back(id);
+  }
+  ASSERT_EQ(owned[0].size(), kPerShard) << "no subjects found on the reference's shard";
+  ASSERT_EQ(owned[1].size(), kPerShard) << "no subjects found on the other shard";
+  const int subject_count = static_cast<int>(subjects.size());
+
+  // Connections until each shard has kPerShard of them; each publishes to
+  // the subjects of the other shard.
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  std::vector<std::vector<int>> targets;  // per connection, subject indexes
+  std::array<int, 2> on_shard{0, 0};
+  for (int tries = 0; tries < 200 && static_cast<int>(clients.size()) < kConnections; ++tries) {
+    auto client = std::make_unique<HttpClient>(kAnswerWait);
+    ASSERT_TRUE(client->Connect(port())) << client->error();
+    const int probe = owned[0].front();
+    const std::optional<bool> crossed = crosses(*client, subjects[static_cast<std::size_t>(probe)],
+                                                ids[static_cast<std::size_t>(probe)]);
+    ASSERT_TRUE(crossed.has_value());
+    const int shard = *crossed ? 1 : 0;
+    if (on_shard[static_cast<std::size_t>(shard)] == kPerShard) continue;
+    ++on_shard[static_cast<std::size_t>(shard)];
+    targets.push_back(owned[static_cast<std::size_t>(1 - shard)]);
+    clients.push_back(std::move(client));
+  }
+  ASSERT_EQ(clients.size(), static_cast<std::size_t>(kConnections))
+      << "connections found on the reference's shard: " << on_shard[0] << ", on the other "
+      << on_shard[1];
+  reference.Close();
+
+  const double calls_before = CounterNow(kCrossShardCalls);
+  const double queue_full_before = CounterNow(kCrossShardQueueFull);
   struct Outcome {
     std::vector<std::vector<std::string>> acked;  // per subject, in publish order
     std::map<int, int> other_statuses;
@@ -992,7 +1194,7 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
   std::atomic<int> probes{0};
   std::string probe_error;
   std::thread prober([&] {
-    HttpClient client(seconds(10));
+    HttpClient client(kAnswerWait);
     if (!client.Connect(port())) {
       probe_error = client.error();
       return;
@@ -1009,23 +1211,22 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
       std::this_thread::sleep_for(milliseconds(20));
     }
   });
+  const Clock::time_point storm_start = Clock::now();
   std::vector<std::thread> workers;
   for (int c = 0; c < kConnections; ++c) {
     workers.emplace_back([&, c] {
       Outcome& outcome = outcomes[static_cast<std::size_t>(c)];
-      outcome.acked.resize(kSubjects);
-      HttpClient client(seconds(10));
-      if (!client.Connect(port())) {
-        outcome.error = client.error();
-        return;
-      }
+      outcome.acked.resize(static_cast<std::size_t>(subject_count));
+      HttpClient& client = *clients[static_cast<std::size_t>(c)];
+      const std::vector<int>& mine = targets[static_cast<std::size_t>(c)];
       for (int round = 0; round < kRounds; ++round) {
         std::string batch;
         std::vector<std::pair<int, std::string>> sent;
         for (int i = 0; i < kBatch; ++i) {
-          const int s = (i + c) % kSubjects;
+          const int s = mine[static_cast<std::size_t>(i) % mine.size()];
           std::string data = Numbered("c", c) + Numbered(".r", round) + Numbered(".i", i);
-          batch += FormatRequest("POST", "/api/publish", PublishBody(subjects[s], data));
+          batch += FormatRequest("POST", "/api/publish",
+                                 PublishBody(subjects[static_cast<std::size_t>(s)], data));
           sent.emplace_back(s, std::move(data));
         }
         bool sent_ok = false;
@@ -1049,17 +1250,16 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
     });
   }
   for (std::thread& worker : workers) worker.join();
+  const long long storm_ms = MillisecondsSince(storm_start);
   storming.store(false);
   prober.join();
 
-  if (HaveMetrics()) {
-    // Whether the storm filled a cross-shard queue depends on the machine's
-    // speed, so it is reported, not asserted.
-    std::cerr << "note: gophermq_cross_shard_queue_full_total = "
-              << ScrapeSample(broker_->metrics_port(), "gophermq_cross_shard_queue_full_total")
-                     .value_or(-1)
-              << "\n";
-  }
+  constexpr std::size_t kPublishes = std::size_t{kConnections} * kRounds * kBatch;
+  EXPECT_GE(CounterNow(kCrossShardCalls) - calls_before, static_cast<double>(kPublishes))
+      << "not every publish crossed shards";
+  const double queue_full = CounterNow(kCrossShardQueueFull) - queue_full_before;
+  EXPECT_GT(queue_full, 0) << "no cross-shard queue was ever full: the storm never reached "
+                              "back-pressure";
   std::size_t acked = 0;
   for (int c = 0; c < kConnections; ++c) {
     const Outcome& outcome = outcomes[static_cast<std::size_t>(c)];
@@ -1069,15 +1269,21 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
     }
     for (const auto& per_subject : outcome.acked) acked += per_subject.size();
   }
-  EXPECT_EQ(acked, static_cast<std::size_t>(kConnections * kRounds * kBatch));
+  EXPECT_EQ(acked, kPublishes);
   EXPECT_EQ(probe_error, "");
   EXPECT_GT(probes.load(), 0);
-  EXPECT_LT(worst_ready_ms.load(), 2000) << "GET /ready waited that long during the storm";
+  // A client beside the storm is still served: no GET /ready waits long.
+  // Long is 2 s, or half the storm where the storm itself takes over 4 s (a
+  // sanitizer, a busy machine: the ~1 s storm then takes 10-25 s, and waits
+  // of 2-4 s were seen). A broker that stopped reading the prober would keep
+  // it waiting most of the storm.
+  EXPECT_LT(worst_ready_ms.load(), std::max(2000LL, storm_ms / 2))
+      << "GET /ready waited that long during a storm of " << storm_ms << " ms";
 
   // Every acknowledged publish is there exactly once, in each connection's
   // publish order, and nothing else is.
-  client_->set_timeout(seconds(10));
-  for (int s = 0; s < kSubjects; ++s) {
+  client_->set_timeout(kAnswerWait);
+  for (int s = 0; s < subject_count; ++s) {
     SCOPED_TRACE(subjects[static_cast<std::size_t>(s)]);
     const std::vector<std::string> fetched =
         Fetch(subjects[static_cast<std::size_t>(s)], ids[static_cast<std::size_t>(s)]);
@@ -1101,6 +1307,7 @@ TEST_F(HostileLoadTest, PublishStormAcrossShardsLosesNothing) {
     EXPECT_TRUE(
         Fetch(subjects[static_cast<std::size_t>(s)], ids[static_cast<std::size_t>(s)]).empty());
   }
+  clients.clear();
   ExpectBrokerHealthy("the publish storm");
 }
 
