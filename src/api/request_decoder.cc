@@ -118,6 +118,19 @@ error_code read_string_field(simdjson::ondemand::value value, std::string_view& 
   if (error_code error = value.type().get(type)) return error;
   if (type == json_type::null) return validate(value, 1);
   if (type != json_type::string) return simdjson::INCORRECT_TYPE;
+  // Most strings have no escape: then the field is a view of the body itself,
+  // and a publish copies its payload once (into the message), not twice. The
+  // token is the string with its quotes and any spaces after it; simdjson's
+  // first pass has already checked its UTF-8 and refused raw control
+  // characters in it.
+  const std::string_view token = value.raw_json_token();
+  const std::string_view inner = token.substr(1, token.rfind('"') - 1);
+  if (inner.find('\\') == std::string_view::npos) {
+    simdjson::ondemand::raw_json_string consumed;
+    if (error_code error = value.get_raw_json_string().get(consumed)) return error;
+    field = inner;
+    return simdjson::SUCCESS;
+  }
   return value.get_string().get(field);
 }
 
