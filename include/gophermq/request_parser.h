@@ -94,6 +94,7 @@ class RequestParser {
   // that ends a head or a chunked body. Positions in the stream rather than
   // callback lengths, so however the stream is cut the same bytes are
   // checked and counted.
+  //
   // The first byte in [from, to) that breaks a rule, or nullptr.
   const char* check_unreported(const char* from, const char* to);
   // Checks and passes the bytes up to just past the next blank line, which
@@ -123,7 +124,8 @@ class RequestParser {
   const char* chunk_padded_end_ = nullptr;
   const char* mark_ = nullptr;  // bytes of this chunk before it are checked
 
-  std::uint8_t line_;  // where the check of unreported bytes stands (request_parser.cc)
+  // Where the check of unreported bytes stands: a LineState (request_parser.cc).
+  std::uint8_t line_;
 
   bool in_message_ = false;
   bool in_head_ = false;  // from the method to the blank line after the headers
