@@ -10,10 +10,10 @@ RequestParser& self(llhttp_t* parser) { return *static_cast<RequestParser*>(pars
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-// Appends lower-cased bytes to a small fixed buffer; overflowing it marks the
-// text as "too long to be what we look for" by pushing size past capacity. A
-// run of spaces and tabs is kept as one space, so optional whitespace of any
-// length does not push a value past the buffer.
+// Appends a header value's bytes, lower-cased, to a small fixed buffer;
+// overflowing it marks the value as "too long to be what we look for" by
+// pushing size past capacity. A run of spaces and tabs is kept as one space,
+// so optional whitespace of any length does not push a value past the buffer.
 template <std::size_t N>
 void collect(char (&buffer)[N], std::size_t& size, const char* at, std::size_t length) {
   for (std::size_t i = 0; i < length && size <= N; ++i) {
@@ -30,15 +30,17 @@ bool collected_equals(const char (&buffer)[N], std::size_t size, std::string_vie
   return size <= N && std::string_view(buffer, size) == expected;
 }
 
-// RFC 9110 token characters, the only ones a header name may hold. llhttp 8.1
-// lets spaces through ("Host : x"), which RFC 9112 says a server must refuse:
-// proxies disagree on such names, the stuff of request smuggling.
-constexpr std::array<bool, 256> kTokenCharacter = [] {
-  std::array<bool, 256> token{};
-  for (int c = '0'; c <= '9'; ++c) token[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) token[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) token[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) token[static_cast<unsigned char>(c)] = true;
+// RFC 9110 token characters, the only ones a header name may hold, each
+// mapped to its lower case, and 0 for every other byte: one lookup checks and
+// folds a name's byte. llhttp 8.1 lets spaces through ("Host : x"), which RFC
+// 9112 says a server must refuse: proxies disagree on such names, the stuff of
+// request smuggling.
+constexpr std::array<char, 256> kTokenLowerCase = [] {
+  std::array<char, 256> token{};
+  for (int c = '0'; c <= '9'; ++c) token[c] = static_cast<char>(c);
+  for (int c = 'a'; c <= 'z'; ++c) token[c] = static_cast<char>(c);
+  for (int c = 'A'; c <= 'Z'; ++c) token[c] = static_cast<char>(c - 'A' + 'a');
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) token[static_cast<unsigned char>(c)] = c;
   return token;
 }();
 
@@ -54,6 +56,52 @@ std::string_view origin_path(std::string_view target) {
   if (scheme == 0) return target;
   std::size_t slash = target.find('/', scheme);
   return slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+}
+
+// llhttp 8.1 checks few of the line ends it skips: it takes a bare LF after
+// the request line and for the blank line ending a head or trailers, and any
+// byte after the CR of a chunk-size line or of that blank line, and any two
+// bytes after a chunk's data. A proxy in front reads such bytes differently,
+// and the two then disagree on where a message ends: request smuggling. So
+// the bytes llhttp consumes without reporting them in a span go through this
+// automaton: every CR must be followed by LF and every LF preceded by CR; a
+// line that starts with whitespace continues a header (obs-fold, which RFC
+// 9112 5.2 lets a server refuse and proxies differ on); and a chunk's data
+// must be followed by CRLF.
+enum LineState : std::uint8_t {
+  kInLine,     // the line has begun
+  kLineStart,  // just after an LF, or before any byte
+  kBlankEnd,   // just after the LF of a blank line; otherwise as kLineStart
+  kCr,         // a CR after the line's content: LF must follow
+  kCrAtStart,  // a CR on an empty line: LF must follow, ending a blank line
+  kCrlfDue,    // a chunk's data just ended: CRLF must follow
+  kBroken,
+  kLineStates
+};
+
+enum ByteClass : std::uint8_t { kOther, kCarriageReturn, kLineFeed, kWhitespace, kByteClasses };
+
+constexpr std::array<std::uint8_t, 256> kByteClass = [] {
+  std::array<std::uint8_t, 256> classes{};
+  classes['\r'] = kCarriageReturn;
+  classes['\n'] = kLineFeed;
+  classes[' '] = kWhitespace;
+  classes['\t'] = kWhitespace;
+  return classes;
+}();
+
+constexpr std::uint8_t kNextLine[kLineStates][kByteClasses] = {
+    {kInLine, kCr, kBroken, kInLine},         // kInLine
+    {kInLine, kCrAtStart, kBroken, kBroken},  // kLineStart
+    {kInLine, kCrAtStart, kBroken, kBroken},  // kBlankEnd
+    {kBroken, kBroken, kLineStart, kBroken},  // kCr
+    {kBroken, kBroken, kBlankEnd, kBroken},   // kCrAtStart
+    {kBroken, kCr, kBroken, kBroken},         // kCrlfDue
+    {kBroken, kBroken, kBroken, kBroken},     // kBroken
+};
+
+std::uint8_t next_line(std::uint8_t state, char c) {
+  return kNextLine[state][kByteClass[static_cast<unsigned char>(c)]];
 }
 
 // An empty body still needs readable padding behind its pointer.
@@ -85,9 +133,7 @@ void RequestParser::reset() {
   llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
   parser_.data = this;
   failure_ = ParseStatus::ok;
-  cr_pending_ = false;
-  line_empty_ = true;
-  crlf_due_ = false;
+  line_ = kLineStart;
   in_message_ = false;
   in_head_ = false;
   body_view_ = nullptr;
@@ -96,6 +142,8 @@ void RequestParser::reset() {
 }
 
 ParseStatus RequestParser::feed(const char* data, std::size_t size, std::size_t padded_capacity) {
+  // llhttp stays in its error too, but not for what is found after it returns.
+  if (failure_ != ParseStatus::ok) return failure_;
   chunk_end_ = data + size;
   chunk_padded_end_ = data + padded_capacity;
   mark_ = data;
@@ -103,8 +151,10 @@ ParseStatus RequestParser::feed(const char* data, std::size_t size, std::size_t 
   if (error == HPE_OK) {
     // What follows the last span is checked (and counted, in a head) now:
     // the next chunk starts a new stretch.
-    if (!check_unreported(mark_, chunk_end_)) return ParseStatus::malformed;
-    if (ParseStatus status = advance(chunk_end_); status != ParseStatus::ok) return status;
+    if (const char* bad = check_unreported(mark_, chunk_end_)) return failure_ = malformed_at(bad);
+    if (ParseStatus status = advance(chunk_end_); status != ParseStatus::ok) {
+      return failure_ = status;
+    }
     // The chunk is about to be recycled: keep the part of a body we hold by view.
     if (body_view_ != nullptr) {
       body_.append(body_view_, body_view_size_);
@@ -113,7 +163,8 @@ ParseStatus RequestParser::feed(const char* data, std::size_t size, std::size_t 
     return ParseStatus::ok;
   }
   if (error == HPE_PAUSED) return ParseStatus::stopped;
-  return failure_ != ParseStatus::ok ? failure_ : ParseStatus::malformed;
+  if (failure_ == ParseStatus::ok) failure_ = refused_by_llhttp();
+  return failure_;
 }
 
 int RequestParser::fail(ParseStatus status) {
@@ -121,70 +172,77 @@ int RequestParser::fail(ParseStatus status) {
   return -1;  // makes llhttp stop with HPE_CB_* and return to feed()
 }
 
-// llhttp 8.1 checks few of the line ends it skips: it takes a bare LF after
-// the request line and for the blank line ending a head or trailers, and any
-// byte after the CR of a chunk-size line or of that blank line, and any two
-// bytes after a chunk's data. A proxy in front reads such bytes differently,
-// and the two then disagree on where a message ends: request smuggling. So
-// every CR must be followed by LF and every LF preceded by CR; a line that
-// starts with whitespace continues a header (obs-fold, which RFC 9112 5.2
-// lets a server refuse and proxies differ on); and a chunk's data must be
-// followed by CRLF.
-RequestParser::Unreported RequestParser::check_unreported(char c) {
-  if (cr_pending_) {
-    if (c != '\n') return Unreported::malformed;
-    cr_pending_ = false;
-    const bool blank = line_empty_;
-    line_empty_ = true;
-    return blank ? Unreported::blank_line : Unreported::ok;
-  }
-  if (c == '\r') {
-    cr_pending_ = true;
-    crlf_due_ = false;
-    return Unreported::ok;
-  }
-  if (c == '\n' || crlf_due_ || (line_empty_ && (c == ' ' || c == '\t'))) {
-    return Unreported::malformed;
-  }
-  line_empty_ = false;
-  return Unreported::ok;
-}
-
-bool RequestParser::check_unreported(const char* from, const char* to) {
+// The loops work on a copy of the state, which the compiler keeps in a
+// register (stores through the member would alias the bytes read); a
+// malformed stream stops the parser, so its state is not kept. This one,
+// advance() and take_span() run at every span: inline.
+inline const char* RequestParser::check_unreported(const char* from, const char* to) {
+  std::uint8_t state = line_;
   for (const char* c = from; c < to; ++c) {
-    if (check_unreported(*c) == Unreported::malformed) return false;
+    state = next_line(state, *c);
+    if (state == kBroken) return c;
   }
-  return true;
-}
-
-const char* RequestParser::find_blank_line_end(const char* from) {
-  for (const char* c = from; c < chunk_end_; ++c) {
-    switch (check_unreported(*c)) {
-      case Unreported::ok:
-        break;
-      case Unreported::malformed:
-        return nullptr;
-      case Unreported::blank_line:
-        return c + 1;
-    }
-  }
+  line_ = state;
   return nullptr;
 }
 
-ParseStatus RequestParser::advance(const char* to) {
+ParseStatus RequestParser::pass_blank_line() {
+  std::uint8_t state = line_;
+  for (const char* c = mark_; c < chunk_end_; ++c) {
+    state = next_line(state, *c);
+    if (state == kBroken) return malformed_at(c);
+    if (state == kBlankEnd) {
+      line_ = state;
+      return advance(c + 1);
+    }
+  }
+  return malformed_at(chunk_end_);  // llhttp saw a blank line where we see none
+}
+
+inline ParseStatus RequestParser::advance(const char* to) {
   if (in_head_) header_bytes_ += static_cast<std::size_t>(to - mark_);
   mark_ = to;
   return in_head_ && header_bytes_ > limits_.max_header_bytes ? ParseStatus::headers_too_large
                                                               : ParseStatus::ok;
 }
 
-ParseStatus RequestParser::take_span(const char* at, std::size_t length) {
-  if (!check_unreported(mark_, at)) return ParseStatus::malformed;
-  if (length > 0) {
-    // A field value starting a line: an obs-fold continuation.
-    if (line_empty_ && (at[0] == ' ' || at[0] == '\t')) return ParseStatus::malformed;
-    line_empty_ = false;
+[[gnu::cold]] ParseStatus RequestParser::malformed_at(const char* at) {
+  // llhttp reports its own errors with spans it had begun left unreported.
+  if (const char* earlier = check_unreported(mark_, at)) at = earlier;
+  const ParseStatus status = advance(at);
+  return status == ParseStatus::ok ? ParseStatus::malformed : status;
+}
+
+[[gnu::cold]] ParseStatus RequestParser::refused_by_llhttp() {
+  const char* at = llhttp_get_error_pos(&parser_);
+  // llhttp drops the span it had begun when it refuses a byte (the start of
+  // that span is in its state). Were the span a header name, a space in it,
+  // which llhttp lets through and we do not, is the earlier error: the one
+  // found when the stream is cut before llhttp's.
+  const char* span = static_cast<const char*>(parser_._span_pos0);
+  if (in_head_ && span != nullptr && span >= mark_ && span < at) {
+    if (const char* bad = check_unreported(mark_, span)) return malformed_at(bad);
+    if (ParseStatus status = advance(span); status != ParseStatus::ok) return status;
+    // A name goes on, or a header line starts (the request line has ended:
+    // only a blank line before the method starts a line outside a head).
+    if (field_size_ > 0 || line_ == kLineStart) {
+      for (const char* c = span; c < at; ++c) {
+        if (kTokenLowerCase[static_cast<unsigned char>(*c)] == 0) return malformed_at(c);
+      }
+    }
   }
+  return malformed_at(at);
+}
+
+inline ParseStatus RequestParser::take_span(const char* at, std::size_t length) {
+  const char* bad = check_unreported(mark_, at);
+  if (bad == nullptr && length > 0) {
+    // The span's first byte goes on the line too: a field value starting a
+    // line is an obs-fold continuation.
+    if (next_line(line_, at[0]) == kBroken) bad = at;
+    line_ = kInLine;
+  }
+  if (bad != nullptr) return malformed_at(bad);
   return advance(at + length);
 }
 
@@ -214,7 +272,7 @@ int RequestParser::on_method(llhttp_t* parser, const char* at, std::size_t lengt
   // The head starts at the method: empty lines llhttp skips before it are
   // checked but not counted.
   if (!p.in_head_) {
-    if (!p.check_unreported(p.mark_, at)) return p.fail(ParseStatus::malformed);
+    if (p.check_unreported(p.mark_, at) != nullptr) return p.fail(ParseStatus::malformed);
     p.mark_ = at;
     p.in_head_ = true;
   }
@@ -241,26 +299,35 @@ int RequestParser::on_url(llhttp_t* parser, const char* at, std::size_t length) 
 
 int RequestParser::on_header_field(llhttp_t* parser, const char* at, std::size_t length) {
   RequestParser& p = self(parser);
-  if (ParseStatus status = p.take_span(at, length); status != ParseStatus::ok) {
-    return p.fail(status);
+  std::size_t size = p.field_size_;
+  std::size_t token = 0;  // how much of the span is token characters
+  for (; token < length; ++token, ++size) {
+    const char c = kTokenLowerCase[static_cast<unsigned char>(at[token])];
+    if (c == 0) break;
+    if (size < sizeof p.field_) p.field_[size] = c;
   }
-  for (std::size_t i = 0; i < length; ++i) {
-    if (!kTokenCharacter[static_cast<unsigned char>(at[i])]) return p.fail(ParseStatus::malformed);
-  }
-  collect(p.field_, p.field_size_, at, length);
-  return 0;
+  p.field_size_ = size;
+  // In stream order: what llhttp skipped before the name, the name up to a
+  // byte that is no token's, then that byte.
+  ParseStatus status = p.take_span(at, token);
+  if (status == ParseStatus::ok && token < length) status = ParseStatus::malformed;
+  return status == ParseStatus::ok ? 0 : p.fail(status);
 }
 
 int RequestParser::on_header_field_complete(llhttp_t* parser) {
   RequestParser& p = self(parser);
   // llhttp 8.1 takes ": value", a field without a name.
   if (p.field_size_ == 0) return p.fail(ParseStatus::malformed);
+  const std::size_t size = p.field_size_;
+  p.field_size_ = 0;  // no name goes on
   // Trailers are read past: what they say does not change how we serve.
-  p.header_ = Header::other;
-  if (p.in_head_) {
-    if (collected_equals(p.field_, p.field_size_, "host")) p.header_ = Header::host;
-    if (collected_equals(p.field_, p.field_size_, "expect")) p.header_ = Header::expect;
-    if (collected_equals(p.field_, p.field_size_, "transfer-encoding")) {
+  if (p.in_head_ && size <= sizeof p.field_) {
+    const std::string_view name(p.field_, size);
+    if (name == "host") {
+      p.header_ = Header::host;
+    } else if (name == "expect") {
+      p.header_ = Header::expect;
+    } else if (name == "transfer-encoding") {
       p.header_ = Header::transfer_encoding;
     }
   }
@@ -294,7 +361,6 @@ int RequestParser::on_header_value_complete(llhttp_t* parser) {
       p.chunked_coding_ = collected_equals(p.value_, p.value_size_, "chunked");
       break;
   }
-  p.field_size_ = 0;
   p.value_size_ = 0;
   p.header_ = Header::other;
   return 0;
@@ -302,9 +368,7 @@ int RequestParser::on_header_value_complete(llhttp_t* parser) {
 
 int RequestParser::on_headers_complete(llhttp_t* parser) {
   RequestParser& p = self(parser);
-  const char* head_end = p.find_blank_line_end(p.mark_);
-  if (head_end == nullptr) return p.fail(ParseStatus::malformed);
-  if (ParseStatus status = p.advance(head_end); status != ParseStatus::ok) return p.fail(status);
+  if (ParseStatus status = p.pass_blank_line(); status != ParseStatus::ok) return p.fail(status);
   p.in_head_ = false;
   // We serve HTTP/1.0 and 1.1. llhttp also takes 0.9 and 2.0, and a request
   // line without a version (as 0.9, whose headers it reads all the same);
@@ -336,12 +400,12 @@ int RequestParser::on_headers_complete(llhttp_t* parser) {
 
 int RequestParser::on_body(llhttp_t* parser, const char* at, std::size_t length) {
   RequestParser& p = self(parser);
-  if (!p.check_unreported(p.mark_, at)) return p.fail(ParseStatus::malformed);
+  if (p.check_unreported(p.mark_, at) != nullptr) return p.fail(ParseStatus::malformed);
   p.mark_ = at + length;
-  if (length > 0) p.line_empty_ = false;
+  if (length > 0) p.line_ = kInLine;
   // llhttp zeroes the count when a chunk's data is all here, and then skips
   // the two bytes after it unseen.
-  if ((parser->flags & F_CHUNKED) != 0 && parser->content_length == 0) p.crlf_due_ = true;
+  if ((parser->flags & F_CHUNKED) != 0 && parser->content_length == 0) p.line_ = kCrlfDue;
   p.body_size_ += length;
   if (p.body_size_ > p.limits_.max_body_bytes) return p.fail(ParseStatus::body_too_large);
   if (p.body_.empty()) {
@@ -366,9 +430,7 @@ int RequestParser::on_message_complete(llhttp_t* parser) {
   RequestParser& p = self(parser);
   // A chunked body ends at the blank line after its last chunk and trailers.
   if ((parser->flags & F_CHUNKED) != 0) {
-    const char* end = p.find_blank_line_end(p.mark_);
-    if (end == nullptr) return p.fail(ParseStatus::malformed);
-    p.mark_ = end;
+    if (ParseStatus status = p.pass_blank_line(); status != ParseStatus::ok) return p.fail(status);
   }
   HttpRequest request;
   request.method = static_cast<llhttp_method_t>(parser->method);

@@ -570,6 +570,40 @@ TEST(RequestParser, TheHeadIsCountedExactlyHoweverCut) {
             ParseStatus::headers_too_large);
 }
 
+TEST(RequestParser, AHeadOverTheLimitIs431OrMalformedHoweverCut) {
+  // Whichever comes first in the stream, the head passing its limit or a
+  // byte that makes it malformed, decides the answer, not where a receive
+  // buffer happened to end: also when both fall in one header name, which
+  // llhttp reports only once it is whole (and not at all when it refuses a
+  // byte of it).
+  const RequestLimits limits{64, 1 << 20};
+  const std::string start = "GET /ready HTTP/1.1\r\nHost: x\r\n";
+  const std::string pad(64, 'p');
+  for (std::string_view bad : {"\xff"sv, " "sv, "\0"sv, "\r\n"sv}) {
+    SCOPED_TRACE(::testing::PrintToString(std::string(bad)));
+    EXPECT_EQ(
+        parse_however_cut(start + "X-" + pad + std::string(bad) + ": v\r\n\r\n", limits).status,
+        ParseStatus::headers_too_large);
+    EXPECT_EQ(
+        parse_however_cut(start + "X-" + std::string(bad) + pad + ": v\r\n\r\n", limits).status,
+        ParseStatus::malformed);
+  }
+  // So does a space in a name (llhttp takes it) before a byte llhttp
+  // refuses past the limit, the name never reported whole.
+  EXPECT_EQ(parse_however_cut(start + "X- " + pad + "\xff: v\r\n\r\n", limits).status,
+            ParseStatus::malformed);
+  // The bare LF ending this request line comes before the limit is passed,
+  // though llhttp refuses only the name after it.
+  EXPECT_EQ(parse_however_cut("GET /ready\n"s + "X-" + pad + "\xff: v\r\n\r\n", limits).status,
+            ParseStatus::malformed);
+  for (std::string_view bad : {"\0"sv, "\n"sv, "\r\n x"sv, "\r\n: x"sv}) {
+    SCOPED_TRACE(::testing::PrintToString(std::string(bad)));
+    EXPECT_EQ(
+        parse_however_cut(start + "X-Pad: " + pad + std::string(bad) + "\r\n\r\n", limits).status,
+        ParseStatus::headers_too_large);
+  }
+}
+
 TEST(RequestParser, WhitespaceInHeadersCountsTowardTheLimit) {
   // Padding a header value with spaces is still header bytes: a client must
   // not be able to stream an unbounded header block.
@@ -597,6 +631,23 @@ TEST(RequestParser, MalformedRequestsAreRefused) {
     EXPECT_EQ(outcome.status, ParseStatus::malformed) << request;
     EXPECT_TRUE(outcome.requests.empty()) << request;
   }
+}
+
+TEST(RequestParser, StaysStoppedAfterAFailureFoundAtTheEndOfAFeed) {
+  // The bare LF is found once llhttp has returned, with llhttp itself
+  // content to go on: the rest of the request must not be parsed.
+  RecordingSink sink;
+  RequestParser parser({64, 1 << 20}, sink);
+  EXPECT_EQ(feed(parser, "GET /ready HTTP/1.1\n"), ParseStatus::malformed);
+  EXPECT_EQ(feed(parser, "Host: x\r\n\r\n"), ParseStatus::malformed);
+  parser.reset();
+  EXPECT_EQ(feed(parser, "GET /ready HTTP/1.1\r\nX-Long: "s + std::string(64, 'v')),
+            ParseStatus::headers_too_large);
+  EXPECT_EQ(feed(parser, "\r\nHost: x\r\n\r\n"), ParseStatus::headers_too_large);
+  EXPECT_TRUE(sink.requests.empty());
+  parser.reset();
+  EXPECT_EQ(feed(parser, "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"), ParseStatus::ok);
+  EXPECT_EQ(sink.requests.size(), 1u);
 }
 
 TEST(RequestParser, RequestsBeforeAMalformedOneAreStillHandedOver) {

@@ -94,15 +94,20 @@ class RequestParser {
   // that ends a head or a chunked body. Positions in the stream rather than
   // callback lengths, so however the stream is cut the same bytes are
   // checked and counted.
-  enum class Unreported : std::uint8_t { ok, malformed, blank_line };
-  Unreported check_unreported(char c);
-  bool check_unreported(const char* from, const char* to);
-  // Checks up to just past the next blank line, which llhttp has consumed
-  // when it reports the end of a head or a chunked body: that position, or
-  // nullptr if the bytes break a rule (or, llhttp disagreeing, hold none).
-  const char* find_blank_line_end(const char* from);
+  //
+  // The first byte in [from, to) that breaks a rule, or nullptr.
+  const char* check_unreported(const char* from, const char* to);
+  // Checks and passes the bytes up to just past the next blank line, which
+  // llhttp has consumed when it reports the end of a head or chunked body.
+  ParseStatus pass_blank_line();
   // Moves the mark to `to`, counting the bytes passed while in a head.
   ParseStatus advance(const char* to);
+  // The answer to a framing error at `at`, or at a byte before it that breaks
+  // a rule: 431 if the head is over its limit before that, as it is when the
+  // stream is cut there; 400 otherwise.
+  ParseStatus malformed_at(const char* at);
+  // The answer to an error llhttp found itself.
+  ParseStatus refused_by_llhttp();
   // A span of the head or trailers: checks what llhttp skipped before it.
   ParseStatus take_span(const char* at, std::size_t length);
   int fail(ParseStatus status);
@@ -119,10 +124,8 @@ class RequestParser {
   const char* chunk_padded_end_ = nullptr;
   const char* mark_ = nullptr;  // bytes of this chunk before it are checked
 
-  // State of the unreported-bytes check, carried across feeds.
-  bool cr_pending_ = false;  // the last byte was a CR: an LF must follow
-  bool line_empty_ = true;   // nothing but a CR since the last LF
-  bool crlf_due_ = false;    // a chunk's data just ended: CRLF must follow
+  // Where the check of unreported bytes stands: a LineState (request_parser.cc).
+  std::uint8_t line_;
 
   bool in_message_ = false;
   bool in_head_ = false;  // from the method to the blank line after the headers
@@ -134,7 +137,8 @@ class RequestParser {
 
   // The headers we act on or check. Names and values are collected as they
   // stream in (lower-cased, bounded), so a header split across receive
-  // buffers is still recognised.
+  // buffers is still recognised. field_size_ is the length of the name
+  // being reported, whole (0 once it has ended), field_ its start.
   char field_[24];
   std::size_t field_size_ = 0;
   char value_[16];
