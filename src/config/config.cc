@@ -22,6 +22,8 @@
 #include <utility>
 #include <variant>
 
+#include "gophermq/ascii.h"
+
 namespace gophermq {
 namespace {
 
@@ -43,19 +45,17 @@ constexpr int kMaxMerges = 1000;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-char to_lower_ascii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-char to_upper_ascii(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
 
 std::string to_lower(std::string_view text) {
   std::string lower(text);
-  for (char& c : lower) c = to_lower_ascii(c);
+  for (char& c : lower) c = ascii_lower(c);
   return lower;
 }
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (to_lower_ascii(a[i]) != to_lower_ascii(b[i])) return false;
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
   }
   return true;
 }
@@ -542,7 +542,7 @@ const Setting* similar_setting(std::string_view key) {
   auto letters_and_digits = [](std::string_view text) {
     std::string kept;
     for (char c : text) {
-      if (is_alpha(c) || is_digit(c)) kept += to_lower_ascii(c);
+      if (is_alpha(c) || is_digit(c)) kept += ascii_lower(c);
     }
     return kept;
   };
@@ -561,7 +561,7 @@ std::string environment_variable(std::string_view key) {
     } else if (c == '.') {
       name += '_';
     } else {
-      name += to_upper_ascii(c);
+      name += ascii_upper(c);
     }
   }
   return name;

@@ -3,12 +3,12 @@
 #include <array>
 #include <cstring>
 
+#include "gophermq/ascii.h"
+
 namespace gophermq {
 namespace {
 
 RequestParser& self(llhttp_t* parser) { return *static_cast<RequestParser*>(parser->data); }
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // Appends a header value's bytes, lower-cased, to a small fixed buffer;
 // overflowing it marks the value as "too long to be what we look for" by
@@ -17,7 +17,7 @@ char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' +
 template <std::size_t N>
 void collect(char (&buffer)[N], std::size_t& size, const char* at, std::size_t length) {
   for (std::size_t i = 0; i < length && size <= N; ++i) {
-    const char c = at[i] == '\t' ? ' ' : lower(at[i]);
+    const char c = at[i] == '\t' ? ' ' : ascii_lower(at[i]);
     if (c == ' ' && size > 0 && size <= N && buffer[size - 1] == ' ') continue;
     if (size < N) buffer[size] = c;
     ++size;

@@ -116,6 +116,9 @@ void MonitoringServer::start(MetricsSources sources) {
   sources_ = std::move(sources);
   stop_event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   thread_ = std::thread([this] { serve(); });
+  // Named here, before start() returns and so before the broker logs that it
+  // listens: whoever looks at the threads then sees every name.
+  pthread_setname_np(thread_.native_handle(), "monitoring");
 }
 
 void MonitoringServer::stop() {
@@ -127,7 +130,6 @@ void MonitoringServer::stop() {
 }
 
 void MonitoringServer::serve() {
-  pthread_setname_np(pthread_self(), "monitoring");
   const int listen_fd = listeners_.fds.front();
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<pollfd> polled;
