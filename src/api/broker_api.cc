@@ -5,8 +5,8 @@
 #include <optional>
 #include <utility>
 
-#include "gophermq/clock.h"
 #include "gophermq/api/response_encoder.h"
+#include "gophermq/clock.h"
 #include "gophermq/http/response_writer.h"
 #include "gophermq/store/subject.h"
 
@@ -58,33 +58,32 @@ BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& bud
       metrics_(metrics),
       store_(budget, ids_) {}
 
-Placement BrokerApi::handle(const HttpRequest& request, AnswerBuffer& answer, ShardCall& call) {
+Placement BrokerApi::handle(const HttpRequest& request, Answers& answers, ShardCall& call) {
   const std::uint64_t started_ns = monotonic_ns();
   const Route route = gophermq::route(request.method, request.path);
   Placement placement;
-  placement.status = this->answer(request, route, answer, call, placement, started_ns);
+  placement.status = answer(request, route, answers, call, placement, started_ns);
   if (placement.status != 0) {
     metrics_.record_request(route.endpoint, placement.status, monotonic_ns() - started_ns);
   }
   return placement;
 }
 
-std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route,
-                                AnswerBuffer& answer, ShardCall& call, Placement& placement,
-                                std::uint64_t started_ns) {
+std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, Answers& answers,
+                                ShardCall& call, Placement& placement, std::uint64_t started_ns) {
   const ResponseStyle style{request.keep_alive, request.http_1_0, request.method == HTTP_HEAD};
   switch (route.endpoint) {
     case Endpoint::ready:
-      append_no_content(answer.answer_now(), style);
+      append_no_content(answers.answer_now(), style);
       return 204;
     case Endpoint::health:
-      append_health(answer.answer_now(), style);
+      append_health(answers.answer_now(), style);
       return 200;
     case Endpoint::not_found:
-      append_response(answer.answer_now(), 404, body::kNotFound, style);
+      append_response(answers.answer_now(), 404, body::kNotFound, style);
       return 404;
     case Endpoint::wrong_method:
-      append_response(answer.answer_now(), 405, body::kMethodNotAllowed, style, route.allow);
+      append_response(answers.answer_now(), 405, body::kMethodNotAllowed, style, route.allow);
       return 405;
     default:
       break;
@@ -92,14 +91,14 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route,
 
   DecodedRequest decoded;
   if (!decoder_.decode(request.body, request.body_size, request.body_padded_capacity, decoded)) {
-    append_response(answer.answer_now(), 400, body::kInvalidBody, style);
+    append_response(answers.answer_now(), 400, body::kInvalidBody, style);
     return 400;
   }
   if (!is_valid_subject(decoded.subject)) {
     if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
       metrics_.messages_refused[static_cast<std::size_t>(RefusalReason::invalid_subject)].add();
     }
-    append_response(answer.answer_now(), 400, body::kInvalidSubject, style);
+    append_response(answers.answer_now(), 400, body::kInvalidSubject, style);
     return 400;
   }
   SubscriberId id;
@@ -107,14 +106,14 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route,
     // A malformed id can match no subscriber, wherever the subject lives.
     std::optional<SubscriberId> parsed = SubscriberId::parse(decoded.id);
     if (!parsed) {
-      append_response(answer.answer_now(), 404, body::kBadId, style);
+      append_response(answers.answer_now(), 404, body::kBadId, style);
       return 404;
     }
     id = *parsed;
   }
 
   const unsigned owner = owner_shard(decoded.subject, shard_count_);
-  if (owner == shard_id_) return serve_locally(route.endpoint, decoded, id, style, answer);
+  if (owner == shard_id_) return serve_locally(route.endpoint, decoded, id, style, answers);
 
   call = ShardCall{};
   call.endpoint = route.endpoint;
@@ -131,7 +130,7 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route,
   placement.owner = owner;
   if (route.endpoint == Endpoint::publish_async) {
     // Answered now; the owner stores it when the call arrives.
-    append_response(answer.answer_now(), 200, body::kOk, style);
+    append_response(answers.answer_now(), 200, body::kOk, style);
     return 200;
   }
   return 0;  // complete_call() answers and counts it
@@ -168,26 +167,26 @@ void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
 
 std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& request,
                                        const SubscriberId& id, const ResponseStyle& style,
-                                       AnswerBuffer& answer) {
+                                       Answers& answers) {
   switch (endpoint) {
     case Endpoint::publish: {
       const PublishOutcome outcome = store_.publish(request.subject, request.data);
       count_publish(outcome, false);
       const std::uint16_t status = publish_status(outcome);
-      append_response(answer.answer_now(), status, fixed_body(endpoint, status), style);
+      append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
       return status;
     }
     case Endpoint::publish_async:
-      append_response(answer.answer_now(), 200, body::kOk, style);
+      append_response(answers.answer_now(), 200, body::kOk, style);
       count_publish(store_.publish(request.subject, request.data), true);
       return 200;
     case Endpoint::subscribe:
-      append_subscribed(answer.answer_now(), store_.subscribe(request.subject), request.subject,
+      append_subscribed(answers.answer_now(), store_.subscribe(request.subject), request.subject,
                         style);
       return 200;
     default: {
       Subscriber* subscriber = store_.find(request.subject, id);
-      ByteBuffer& out = answer.answer_now();
+      ByteBuffer& out = answers.answer_now();
       if (subscriber == nullptr) {
         append_response(out, 404, body::kBadId, style);
         return 404;
@@ -223,8 +222,10 @@ bool BrokerApi::serve_call(ShardCall& call) {
         call.status = 404;
         break;
       }
-      // Encoded here, where the messages live; the origin only copies bytes.
-      append_fetch_body(call.fetch_body, subscriber->queue, call.id, subject);
+      // Framed here, where the messages live, and handed over whole.
+      append_response_head(call.answer, 200, fetch_body_size(subscriber->queue, subject),
+                           call.style);
+      append_fetch_body(call.answer, subscriber->queue, call.id, subject);
       metrics_.messages_delivered.add(subscriber->queue.size());
       store_.drain(*subscriber);
       call.status = 200;
@@ -234,14 +235,18 @@ bool BrokerApi::serve_call(ShardCall& call) {
   return true;
 }
 
-void BrokerApi::complete_call(const ShardCall& call, ByteBuffer& out) {
-  if (call.status == 200 && call.endpoint == Endpoint::subscribe) {
-    append_subscribed(out, call.id, call.subject.view(), call.style);
-  } else if (call.status == 200 && call.endpoint == Endpoint::fetch) {
-    append_response_head(out, 200, call.fetch_body.size(), call.style);
-    out.append(call.fetch_body.view());
+void BrokerApi::complete_call(ShardCall& call, Answers& answers) {
+  const std::uint64_t sequence = call.answer_sequence;
+  if (call.status == 200 && call.endpoint == Endpoint::fetch) {
+    answers.hand_over(sequence, std::move(call.answer));
   } else {
-    append_response(out, call.status, fixed_body(call.endpoint, call.status), call.style);
+    ByteBuffer& out = answers.reserved_buffer(sequence);
+    if (call.status == 200 && call.endpoint == Endpoint::subscribe) {
+      append_subscribed(out, call.id, call.subject.view(), call.style);
+    } else {
+      append_response(out, call.status, fixed_body(call.endpoint, call.status), call.style);
+    }
+    answers.finish_answer(sequence);
   }
   metrics_.record_request(call.endpoint, call.status, monotonic_ns() - call.started_ns);
 }

@@ -1,5 +1,7 @@
 #include "gophermq/http/http_connection.h"
 
+#include <utility>
+
 #include "gophermq/http/response_writer.h"
 
 namespace gophermq {
@@ -52,9 +54,31 @@ void HttpConnection::finish_answer(std::uint64_t sequence) {
   release_finished_slots();
 }
 
+void HttpConnection::hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer) {
+  if (sequence != first_slot_sequence_) {
+    Slot& slot = slots_[sequence - first_slot_sequence_];
+    slot.bytes = std::move(whole_answer);
+    slot.finished = true;
+    return;
+  }
+  emit(whole_answer);
+  ++out_.answers_in_output;
+  slots_.pop_front();
+  ++first_slot_sequence_;
+  release_finished_slots();
+}
+
+void HttpConnection::emit(ByteBuffer& answer) {
+  if (out_.output.empty()) {
+    std::swap(out_.output, answer);
+  } else {
+    out_.output.append(answer.view());
+  }
+}
+
 void HttpConnection::release_finished_slots() {
   while (!slots_.empty() && slots_.front().finished) {
-    out_.output.append(slots_.front().bytes.view());
+    emit(slots_.front().bytes);
     ++out_.answers_in_output;
     slots_.pop_front();
     ++first_slot_sequence_;

@@ -9,8 +9,8 @@
 #include <utility>
 
 #include "gophermq/clock.h"
-#include "gophermq/log.h"
 #include "gophermq/http/response_writer.h"
+#include "gophermq/log.h"
 
 namespace gophermq {
 namespace {
@@ -338,12 +338,11 @@ std::size_t Shard::drain_incoming_calls() {
   });
 }
 
-void Shard::complete_call(const ShardCall& call) {
+void Shard::complete_call(ShardCall& call) {
   Connection* connection = table_.find(call.connection_index, call.connection_generation);
   if (connection == nullptr) return;  // it closed meanwhile
   HttpConnection& http = *http_[call.connection_index];
-  api_.complete_call(call, http.reserved_buffer(call.answer_sequence));
-  http.finish_answer(call.answer_sequence);
+  api_.complete_call(call, http);
   table_.mark_for_send(*connection);
 }
 

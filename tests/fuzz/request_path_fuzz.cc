@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "gophermq/api/broker_api.h"
-#include "gophermq/net/connection.h"
 #include "gophermq/http/http_connection.h"
+#include "gophermq/net/connection.h"
 
 namespace gophermq {
 namespace {
@@ -44,8 +44,7 @@ class InProcessShards final : public RequestHandler {
       ShardCall call = std::move(in_flight_.front());
       in_flight_.pop_front();
       if (!shard1_.serve_call(call)) continue;
-      shard0_.complete_call(call, http.reserved_buffer(call.answer_sequence));
-      http.finish_answer(call.answer_sequence);
+      shard0_.complete_call(call, http);
     }
   }
 

@@ -3,20 +3,20 @@
 // either serves it from this shard's store or places it with the shard that
 // owns the subject, whose answer comes back through complete_call(). It knows
 // nothing of sockets, rings or connections: it writes answers into an
-// AnswerBuffer and hands calls back to the caller, so it runs in-process too
+// Answers and hands calls back to the caller, so it runs in-process too
 // (the fuzzer and the benchmarks drive it directly).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 
-#include "gophermq/http/http_connection.h"
-#include "gophermq/metrics/metrics.h"
-#include "gophermq/store/pending_budget.h"
 #include "gophermq/api/request_decoder.h"
-#include "gophermq/http/request_parser.h"
 #include "gophermq/api/router.h"
+#include "gophermq/http/http_connection.h"
+#include "gophermq/http/request_parser.h"
+#include "gophermq/metrics/metrics.h"
 #include "gophermq/shard/shard_call.h"
+#include "gophermq/store/pending_budget.h"
 #include "gophermq/store/subject_store.h"
 #include "gophermq/store/subscriber_id.h"
 
@@ -24,7 +24,7 @@ namespace gophermq {
 
 // What became of a request.
 struct Placement {
-  // The answer written into the AnswerBuffer now; 0 when there is none yet.
+  // The answer written into the Answers now; 0 when there is none yet.
   std::uint16_t status = 0;
   // The request is for another shard's subject: the call is to be sent to
   // `owner`. Its answer comes back unless it was answered already (an async
@@ -40,23 +40,22 @@ class BrokerApi {
 
   // A complete request. Answers it into `answer` when it can; otherwise fills
   // `call` for the owner shard (the caller adds where the answer belongs).
-  Placement handle(const HttpRequest& request, AnswerBuffer& answer, ShardCall& call);
+  Placement handle(const HttpRequest& request, Answers& answers, ShardCall& call);
 
   // Owner side: serves a call from another shard. True when the call must
   // travel back with its answer (every endpoint but publish_async).
   bool serve_call(ShardCall& call);
-  // Origin side: writes the owner's answer into `out` (the call's reserved
-  // answer slot).
-  void complete_call(const ShardCall& call, ByteBuffer& out);
+  // Origin side: the owner's answer, into the call's reserved answer (a
+  // fetch answer is handed over as the owner framed it).
+  void complete_call(ShardCall& call, Answers& answers);
 
   const SubjectStore& store() const { return store_; }
 
  private:
-  std::uint16_t answer(const HttpRequest& request, const Route& route, AnswerBuffer& answer,
+  std::uint16_t answer(const HttpRequest& request, const Route& route, Answers& answers,
                        ShardCall& call, Placement& placement, std::uint64_t started_ns);
   std::uint16_t serve_locally(Endpoint endpoint, const DecodedRequest& request,
-                              const SubscriberId& id, const ResponseStyle& style,
-                              AnswerBuffer& answer);
+                              const SubscriberId& id, const ResponseStyle& style, Answers& answers);
   void append_health(ByteBuffer& out, const ResponseStyle& style);
   void count_publish(PublishOutcome outcome, bool async);
 

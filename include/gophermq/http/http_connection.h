@@ -11,8 +11,8 @@
 #include <deque>
 
 #include "gophermq/byte_buffer.h"
-#include "gophermq/net/connection.h"
 #include "gophermq/http/request_parser.h"
+#include "gophermq/net/connection.h"
 
 namespace gophermq {
 
@@ -27,17 +27,25 @@ class RequestHandler {
   ~RequestHandler() = default;
 };
 
-// Where an answer that is ready now is written (the API writes into it
-// without knowing about connections).
-class AnswerBuffer {
+// Where the API writes its answers, in request order, without knowing about
+// connections (HttpConnection is one).
+class Answers {
  public:
+  // The buffer for an answer that is complete now.
   virtual ByteBuffer& answer_now() = 0;
+  // A reserved answer (see HttpConnection::reserve_answer()): written into
+  // its buffer and then finished, or handed over whole.
+  virtual ByteBuffer& reserved_buffer(std::uint64_t sequence) = 0;
+  virtual void finish_answer(std::uint64_t sequence) = 0;
+  // Moved, not copied, into the output when nothing is before it there: a
+  // large fetch answer framed on another shard reaches the socket as it is.
+  virtual void hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer) = 0;
 
  protected:
-  ~AnswerBuffer() = default;
+  ~Answers() = default;
 };
 
-class HttpConnection final : public RequestSink, public AnswerBuffer {
+class HttpConnection final : public RequestSink, public Answers {
  public:
   // `out` is the socket's outgoing bytes, where finished answers go.
   HttpConnection(std::uint32_t index, const RequestLimits& limits, RequestHandler& handler,
@@ -63,10 +71,9 @@ class HttpConnection final : public RequestSink, public AnswerBuffer {
   ByteBuffer& answer_now() override;
   // A place for an answer that will come later; returns its sequence.
   std::uint64_t reserve_answer();
-  // The buffer for the reserved answer `sequence`; call finish_answer() once
-  // it is written.
-  ByteBuffer& reserved_buffer(std::uint64_t sequence);
-  void finish_answer(std::uint64_t sequence);
+  ByteBuffer& reserved_buffer(std::uint64_t sequence) override;
+  void finish_answer(std::uint64_t sequence) override;
+  void hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer) override;
   // Answers reserved and not yet finished.
   std::size_t answers_outstanding() const { return slots_.size(); }
 
@@ -74,6 +81,8 @@ class HttpConnection final : public RequestSink, public AnswerBuffer {
   void on_request(const HttpRequest& request) override;
   void on_continue_expected() override;
   void release_finished_slots();
+  // Appends `answer` to the output, or takes its buffer when the output is empty.
+  void emit(ByteBuffer& answer);
 
   struct Slot {
     bool finished = false;

@@ -16,12 +16,12 @@
 
 #include "gophermq/api/broker_api.h"
 #include "gophermq/config/config.h"
+#include "gophermq/http/http_connection.h"
+#include "gophermq/io/event_loop.h"
+#include "gophermq/metrics/metrics.h"
 #include "gophermq/net/connection_table.h"
 #include "gophermq/shard/cross_shard.h"
 #include "gophermq/shard/cross_shard_link.h"
-#include "gophermq/io/event_loop.h"
-#include "gophermq/http/http_connection.h"
-#include "gophermq/metrics/metrics.h"
 #include "gophermq/store/pending_budget.h"
 
 namespace gophermq {
@@ -92,7 +92,7 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   // Cross-shard calls that arrived: served here (we own the subject), or
   // the answer to one we sent.
   std::size_t drain_incoming_calls();  // returns how many it took
-  void complete_call(const ShardCall& call);
+  void complete_call(ShardCall& call);
 
   const unsigned id_;
   const int cpu_;

@@ -7,10 +7,10 @@
 #include <memory>
 #include <string_view>
 
-#include "gophermq/byte_buffer.h"
-#include "gophermq/store/message.h"
-#include "gophermq/http/response_writer.h"
 #include "gophermq/api/router.h"
+#include "gophermq/byte_buffer.h"
+#include "gophermq/http/response_writer.h"
+#include "gophermq/store/message.h"
 #include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
@@ -51,9 +51,9 @@ struct ShardCall {
   std::uint64_t answer_sequence;
   std::uint64_t started_ns;  // when the request was read, for its latency
   SubjectCopy subject;
-  MessagePtr message;     // publish: owned by the call until the store takes it
-  SubscriberId id;        // fetch: whose queue; subscribe: the new id
-  ByteBuffer fetch_body;  // fetch: the encoded body
+  MessagePtr message;  // publish: owned by the call until the store takes it
+  SubscriberId id;     // fetch: whose queue; subscribe: the new id
+  ByteBuffer answer;   // fetch: the whole response, framed where the messages are
 };
 
 }  // namespace gophermq
