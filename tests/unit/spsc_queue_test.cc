@@ -241,17 +241,27 @@ TEST_F(SpscQueueLifetimeTest, DestructorFreesUniquePtrsLeftInTheQueue) {
 // Producer and consumer on two threads: every number arrives once, in order.
 // The producer stages in batches and publishes each batch, retrying on a full
 // queue; the consumer takes in batches of varying size.
+//
+// On a busy machine the two threads may get a CPU only now and then, so a
+// fixed deadline would measure the machine, not the queue: the test fails
+// only when nothing moves for 30 s (a lost item or a lost publish stalls it
+// for good). A waiting side spins a while before it yields its CPU, so the
+// two threads overlap on two CPUs instead of handing over one slice at a time.
 void run_two_thread_stress(std::size_t capacity, std::uint64_t count) {
   using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  constexpr auto kStall = std::chrono::seconds(30);
+  constexpr int kSpinsBeforeYield = 256;
   SpscQueue<std::uint64_t> queue(capacity);
-  std::atomic<bool> timed_out{false};
+  std::atomic<bool> stalled{false};
 
   std::thread producer([&] {
     std::uint64_t next = 0;
     std::uint64_t batch = 1;
+    auto last_progress = Clock::now();
+    int idle = 0;
     while (next < count) {
       bool full = false;
+      const std::uint64_t before = next;
       for (std::uint64_t staged = 0; staged < batch && next < count; ++staged) {
         std::uint64_t item = next;
         if (!queue.try_stage(std::move(item))) {
@@ -262,11 +272,14 @@ void run_two_thread_stress(std::size_t capacity, std::uint64_t count) {
       }
       queue.publish();
       batch = batch % 61 + 1;
-      if (Clock::now() > deadline || timed_out.load(std::memory_order_relaxed)) {
-        timed_out = true;
+      if (next != before) {
+        last_progress = Clock::now();
+        idle = 0;
+      } else if (stalled.load(std::memory_order_relaxed) || Clock::now() - last_progress > kStall) {
+        stalled = true;
         return;
       }
-      if (full) std::this_thread::yield();
+      if (full && ++idle % kSpinsBeforeYield == 0) std::this_thread::yield();
     }
   });
 
@@ -274,6 +287,8 @@ void run_two_thread_stress(std::size_t capacity, std::uint64_t count) {
   std::uint64_t received = 0;
   std::uint64_t out_of_order = 0;
   std::size_t max = 1;
+  auto last_progress = Clock::now();
+  int idle = 0;
   while (received < count) {
     std::size_t taken = queue.consume(
         [&](std::uint64_t&& value) {
@@ -283,17 +298,20 @@ void run_two_thread_stress(std::size_t capacity, std::uint64_t count) {
         },
         max);
     max = max % 97 + 1;
-    if (taken == 0) {
-      if (Clock::now() > deadline || timed_out.load(std::memory_order_relaxed)) {
-        timed_out = true;
-        break;
-      }
-      std::this_thread::yield();
+    if (taken != 0) {
+      last_progress = Clock::now();
+      idle = 0;
+      continue;
     }
+    if (stalled.load(std::memory_order_relaxed) || Clock::now() - last_progress > kStall) {
+      stalled = true;
+      break;
+    }
+    if (++idle % kSpinsBeforeYield == 0) std::this_thread::yield();
   }
   producer.join();
 
-  ASSERT_FALSE(timed_out.load()) << "stuck at " << expected << " of " << count;
+  ASSERT_FALSE(stalled.load()) << "no progress for 30 s at " << expected << " of " << count;
   EXPECT_EQ(out_of_order, 0u);
   EXPECT_EQ(received, count);
   EXPECT_EQ(expected, count);
@@ -302,6 +320,7 @@ void run_two_thread_stress(std::size_t capacity, std::uint64_t count) {
 
 TEST(SpscQueueStress, TwoThreadsTwoMillionItems) { run_two_thread_stress(1024, 2'000'000); }
 
+// A queue of 4 wraps around 500,000 times and is full at almost every stage.
 TEST(SpscQueueStress, TwoThreadsTinyCapacity) { run_two_thread_stress(4, 2'000'000); }
 
 }  // namespace
