@@ -53,13 +53,7 @@ class PendingBudget {
     explicit Limit(std::uint64_t limit) : max(limit) {}
     // A compare-exchange rather than add-then-undo: two publishes racing
     // near the limit never both fail when one of them fits.
-    bool try_add(std::uint64_t amount) {
-      std::uint64_t current = used.load(std::memory_order_relaxed);
-      do {
-        if (amount > max || current > max - amount) return false;
-      } while (!used.compare_exchange_weak(current, current + amount, std::memory_order_relaxed));
-      return true;
-    }
+    bool try_add(std::uint64_t amount) { return amount <= max && try_add_below(amount, max); }
     // Takes `chunk` if that leaves at least `reserve` unclaimed, else nothing.
     bool try_add_leaving(std::uint64_t chunk, std::uint64_t reserve) {
       if (chunk > max || reserve > max - chunk) return false;
@@ -72,6 +66,7 @@ class PendingBudget {
     const std::uint64_t max;
 
    private:
+    // Adds `amount` (at most `ceiling`) unless the total would pass `ceiling`.
     bool try_add_below(std::uint64_t amount, std::uint64_t ceiling) {
       std::uint64_t current = used.load(std::memory_order_relaxed);
       do {
