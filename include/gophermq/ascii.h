@@ -4,6 +4,8 @@
 // purpose: std::tolower depends on the process locale.
 #pragma once
 
+#include <string_view>
+
 namespace gophermq {
 
 constexpr char ascii_lower(char c) {
@@ -12,6 +14,14 @@ constexpr char ascii_lower(char c) {
 
 constexpr char ascii_upper(char c) {
   return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+}
+
+constexpr bool equals_ignoring_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
 }
 
 // Lower-case hex digits, as Go writes them (uuid.String, \u00XX escapes).

@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "gophermq/api/response_encoder.h"
-#include "gophermq/clock.h"
 #include "gophermq/http/response_writer.h"
 #include "gophermq/store/subject.h"
 
@@ -56,21 +55,19 @@ BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& bud
       budget_(budget),
       started_(started),
       metrics_(metrics),
+      latencies_(metrics),
       store_(budget, ids_) {}
 
 Placement BrokerApi::handle(const HttpRequest& request, Answers& answers, ShardCall& call) {
-  const std::uint64_t started_ns = monotonic_ns();
   const Route route = gophermq::route(request.method, request.path);
   Placement placement;
-  placement.status = answer(request, route, answers, call, placement, started_ns);
-  if (placement.status != 0) {
-    metrics_.record_request(route.endpoint, placement.status, monotonic_ns() - started_ns);
-  }
+  placement.status = answer(request, route, answers, call, placement);
+  if (placement.status != 0) latencies_.answered(route.endpoint, placement.status);
   return placement;
 }
 
 std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, Answers& answers,
-                                ShardCall& call, Placement& placement, std::uint64_t started_ns) {
+                                ShardCall& call, Placement& placement) {
   const ResponseStyle style{request.keep_alive, request.http_1_0, request.method == HTTP_HEAD};
   switch (route.endpoint) {
     case Endpoint::ready:
@@ -121,7 +118,7 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   call.style = style;
   call.subject = SubjectCopy(decoded.subject);
   call.id = id;
-  call.started_ns = started_ns;
+  call.started_ns = latencies_.turn_started_ns();
   if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
     call.message.reset(Message::create(decoded.data));
   }
@@ -248,7 +245,7 @@ void BrokerApi::complete_call(ShardCall& call, Answers& answers) {
     }
     answers.finish_answer(sequence);
   }
-  metrics_.record_request(call.endpoint, call.status, monotonic_ns() - call.started_ns);
+  latencies_.answered(call.endpoint, call.status, call.started_ns);
 }
 
 }  // namespace gophermq

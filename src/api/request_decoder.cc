@@ -17,16 +17,6 @@ using simdjson::ondemand::json_type;
 // could otherwise exhaust a shard's stack.
 constexpr int kMaxNesting = 1000;
 
-// ASCII case-insensitive key match: Go's encoding/json matches struct tags
-// without regard to case, so {"Subject": ...} works against the original.
-bool key_is(std::string_view key, std::string_view name) {
-  if (key.size() != name.size()) return false;
-  for (std::size_t i = 0; i < key.size(); ++i) {
-    if (ascii_lower(key[i]) != name[i]) return false;
-  }
-  return true;
-}
-
 // JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 // checked on the raw token, so huge or very precise numbers in ignored fields
 // are accepted exactly as Go accepts them.
@@ -249,11 +239,13 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
       if (error_code error = std::move(result).get(field)) return error;
       if (error_code error = field.unescaped_key().get(key)) return error;
       error_code error;
-      if (key_is(key, "subject")) {
+      // Go's encoding/json matches struct tags without regard to ASCII case,
+      // so {"Subject": ...} works against the original.
+      if (equals_ignoring_case(key, "subject")) {
         error = read_string_field(field.value(), request.subject);
-      } else if (key_is(key, "data")) {
+      } else if (equals_ignoring_case(key, "data")) {
         error = read_string_field(field.value(), request.data);
-      } else if (key_is(key, "id")) {
+      } else if (equals_ignoring_case(key, "id")) {
         error = read_string_field(field.value(), request.id);
       } else {
         error = validate(field.value(), 1);

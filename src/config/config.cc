@@ -52,14 +52,6 @@ std::string to_lower(std::string_view text) {
   return lower;
 }
 
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  }
-  return true;
-}
-
 bool all_digits(std::string_view text) {
   if (text.empty()) return false;
   for (char c : text) {

@@ -1,5 +1,6 @@
 #include "gophermq/http/request_parser.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -30,19 +31,15 @@ bool collected_equals(const char (&buffer)[N], std::size_t size, std::string_vie
   return size <= N && std::string_view(buffer, size) == expected;
 }
 
-// RFC 9110 token characters, the only ones a header name may hold, each
-// mapped to its lower case, and 0 for every other byte: one lookup checks and
-// folds a name's byte. llhttp 8.1 lets spaces through ("Host : x"), which RFC
-// 9112 says a server must refuse: proxies disagree on such names, the stuff of
-// request smuggling.
-constexpr std::array<char, 256> kTokenLowerCase = [] {
-  std::array<char, 256> token{};
-  for (int c = '0'; c <= '9'; ++c) token[c] = static_cast<char>(c);
-  for (int c = 'a'; c <= 'z'; ++c) token[c] = static_cast<char>(c);
-  for (int c = 'A'; c <= 'Z'; ++c) token[c] = static_cast<char>(c - 'A' + 'a');
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) token[static_cast<unsigned char>(c)] = c;
-  return token;
-}();
+// A header name may hold only RFC 9110 token characters. llhttp 8.1 checks
+// that but for one: it lets spaces through ("Host : x"), which RFC 9112 says
+// a server must refuse: proxies disagree on such names, the stuff of request
+// smuggling. So of a name llhttp reports, only its spaces are ours to find:
+// how many bytes from `at` on come before the first.
+std::size_t length_before_space(const char* at, std::size_t length) {
+  const void* space = std::memchr(at, ' ', length);
+  return space == nullptr ? length : static_cast<std::size_t>(static_cast<const char*>(space) - at);
+}
 
 // The path of a target in absolute form (RFC 9112 3.2.2: a server must
 // accept `http://host/api/publish`); other targets are returned as they are.
@@ -81,16 +78,23 @@ enum LineState : std::uint8_t {
 
 enum ByteClass : std::uint8_t { kOther, kCarriageReturn, kLineFeed, kWhitespace, kByteClasses };
 
-constexpr std::array<std::uint8_t, 256> kByteClass = [] {
-  std::array<std::uint8_t, 256> classes{};
-  classes['\r'] = kCarriageReturn;
-  classes['\n'] = kLineFeed;
-  classes[' '] = kWhitespace;
-  classes['\t'] = kWhitespace;
-  return classes;
-}();
+constexpr ByteClass byte_class(int c) {
+  switch (c) {
+    case '\r':
+      return kCarriageReturn;
+    case '\n':
+      return kLineFeed;
+    case ' ':
+    case '\t':
+      return kWhitespace;
+    default:
+      return kOther;
+  }
+}
 
-constexpr std::uint8_t kNextLine[kLineStates][kByteClasses] = {
+// The automaton by byte class, and below it the table it runs from: one
+// lookup per byte, by state and byte.
+constexpr std::uint8_t kNextLineByClass[kLineStates][kByteClasses] = {
     {kInLine, kCr, kBroken, kInLine},         // kInLine
     {kInLine, kCrAtStart, kBroken, kBroken},  // kLineStart
     {kInLine, kCrAtStart, kBroken, kBroken},  // kBlankEnd
@@ -100,8 +104,16 @@ constexpr std::uint8_t kNextLine[kLineStates][kByteClasses] = {
     {kBroken, kBroken, kBroken, kBroken},     // kBroken
 };
 
+constexpr auto kNextLine = [] {
+  std::array<std::array<std::uint8_t, 256>, kLineStates> next{};
+  for (int state = 0; state < kLineStates; ++state) {
+    for (int c = 0; c < 256; ++c) next[state][c] = kNextLineByClass[state][byte_class(c)];
+  }
+  return next;
+}();
+
 std::uint8_t next_line(std::uint8_t state, char c) {
-  return kNextLine[state][kByteClass[static_cast<unsigned char>(c)]];
+  return kNextLine[state][static_cast<unsigned char>(c)];
 }
 
 // An empty body still needs readable padding behind its pointer.
@@ -226,9 +238,8 @@ inline ParseStatus RequestParser::advance(const char* to) {
     // A name goes on, or a header line starts (the request line has ended:
     // only a blank line before the method starts a line outside a head).
     if (field_size_ > 0 || line_ == kLineStart) {
-      for (const char* c = span; c < at; ++c) {
-        if (kTokenLowerCase[static_cast<unsigned char>(*c)] == 0) return malformed_at(c);
-      }
+      const std::size_t name = length_before_space(span, static_cast<std::size_t>(at - span));
+      if (span + name < at) return malformed_at(span + name);
     }
   }
   return malformed_at(at);
@@ -285,32 +296,32 @@ int RequestParser::on_url(llhttp_t* parser, const char* at, std::size_t length) 
   if (ParseStatus status = p.take_span(at, length); status != ParseStatus::ok) {
     return p.fail(status);
   }
-  for (std::size_t i = 0; i < length && !p.path_done_; ++i) {
-    if (at[i] == '?' || at[i] == '#') {
-      p.path_done_ = true;
-    } else if (p.path_size_ < kMaxPath) {
-      p.path_[p.path_size_++] = at[i];
-    } else {
-      p.path_overflow_ = true;
-    }
+  if (p.path_done_) return 0;
+  std::size_t end = 0;
+  while (end < length && at[end] != '?' && at[end] != '#') ++end;
+  p.path_done_ = end < length;
+  const std::size_t room = kMaxPath - p.path_size_;
+  if (end > room) {
+    p.path_overflow_ = true;
+    end = room;
   }
+  std::memcpy(p.path_ + p.path_size_, at, end);
+  p.path_size_ += end;
   return 0;
 }
 
 int RequestParser::on_header_field(llhttp_t* parser, const char* at, std::size_t length) {
   RequestParser& p = self(parser);
-  std::size_t size = p.field_size_;
-  std::size_t token = 0;  // how much of the span is token characters
-  for (; token < length; ++token, ++size) {
-    const char c = kTokenLowerCase[static_cast<unsigned char>(at[token])];
-    if (c == 0) break;
-    if (size < sizeof p.field_) p.field_[size] = c;
+  const std::size_t name = length_before_space(at, length);
+  // The name as sent, as much as fits: its case is folded only to compare it.
+  if (p.field_size_ < sizeof p.field_) {
+    std::memcpy(p.field_ + p.field_size_, at, std::min(name, sizeof p.field_ - p.field_size_));
   }
-  p.field_size_ = size;
+  p.field_size_ += name;
   // In stream order: what llhttp skipped before the name, the name up to a
-  // byte that is no token's, then that byte.
-  ParseStatus status = p.take_span(at, token);
-  if (status == ParseStatus::ok && token < length) status = ParseStatus::malformed;
+  // space, then that space.
+  ParseStatus status = p.take_span(at, name);
+  if (status == ParseStatus::ok && name < length) status = ParseStatus::malformed;
   return status == ParseStatus::ok ? 0 : p.fail(status);
 }
 
@@ -323,11 +334,11 @@ int RequestParser::on_header_field_complete(llhttp_t* parser) {
   // Trailers are read past: what they say does not change how we serve.
   if (p.in_head_ && size <= sizeof p.field_) {
     const std::string_view name(p.field_, size);
-    if (name == "host") {
+    if (equals_ignoring_case(name, "host")) {
       p.header_ = Header::host;
-    } else if (name == "expect") {
+    } else if (equals_ignoring_case(name, "expect")) {
       p.header_ = Header::expect;
-    } else if (name == "transfer-encoding") {
+    } else if (equals_ignoring_case(name, "transfer-encoding")) {
       p.header_ = Header::transfer_encoding;
     }
   }

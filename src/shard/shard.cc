@@ -99,10 +99,13 @@ void Shard::serve() {
   table_.start(listen_fd_, multishot_receive_);
   arm_stop_signal();
   while (true) {
-    table_.set_now(monotonic_ns() / 1'000'000);
+    const std::uint64_t now_ns = monotonic_ns();
+    table_.set_now(now_ns / 1'000'000);
+    api_.begin_turn(now_ns);
     const unsigned completions =
         loop_.for_each_completion([this](const Completion& completion) { dispatch(completion); });
     const std::size_t calls = drain_incoming_calls();
+    api_.end_turn();
     const bool calls_waiting = link_.flush();
     // Back-pressure: while calls pile up for a busy shard, stop receiving
     // (TCP then slows the clients down) until they drain.

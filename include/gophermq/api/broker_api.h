@@ -14,6 +14,7 @@
 #include "gophermq/api/router.h"
 #include "gophermq/http/http_connection.h"
 #include "gophermq/http/request_parser.h"
+#include "gophermq/metrics/latency_batch.h"
 #include "gophermq/metrics/metrics.h"
 #include "gophermq/shard/shard_call.h"
 #include "gophermq/store/pending_budget.h"
@@ -49,11 +50,16 @@ class BrokerApi {
   // fetch answer is handed over as the owner framed it).
   void complete_call(ShardCall& call, Answers& answers);
 
+  // A loop turn begins (its requests were read by `now_ns`) and ends (their
+  // answers are written): each request's latency is recorded at the end.
+  void begin_turn(std::uint64_t now_ns) { latencies_.begin_turn(now_ns); }
+  void end_turn() { latencies_.end_turn(); }
+
   const SubjectStore& store() const { return store_; }
 
  private:
   std::uint16_t answer(const HttpRequest& request, const Route& route, Answers& answers,
-                       ShardCall& call, Placement& placement, std::uint64_t started_ns);
+                       ShardCall& call, Placement& placement);
   std::uint16_t serve_locally(Endpoint endpoint, const DecodedRequest& request,
                               const SubscriberId& id, const ResponseStyle& style, Answers& answers);
   void append_health(ByteBuffer& out, const ResponseStyle& style);
@@ -64,6 +70,7 @@ class BrokerApi {
   PendingBudget& budget_;
   const std::chrono::steady_clock::time_point started_;
   ShardMetrics& metrics_;
+  LatencyBatch latencies_;
   SubscriberIdSource ids_;
   SubjectStore store_;
   RequestDecoder decoder_;

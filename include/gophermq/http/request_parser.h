@@ -136,9 +136,9 @@ class RequestParser {
   bool path_done_ = false;  // a '?' ended the path; the query is ignored
 
   // The headers we act on or check. Names and values are collected as they
-  // stream in (lower-cased, bounded), so a header split across receive
-  // buffers is still recognised. field_size_ is the length of the name
-  // being reported, whole (0 once it has ended), field_ its start.
+  // stream in (bounded; values lower-cased), so a header split across
+  // receive buffers is still recognised. field_size_ is the length of the
+  // name being reported, whole (0 once it has ended), field_ its start.
   char field_[24];
   std::size_t field_size_ = 0;
   char value_[16];
