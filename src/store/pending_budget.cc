@@ -19,8 +19,9 @@ void PendingBudget::release(std::uint64_t count, std::uint64_t bytes) {
 std::uint64_t PendingBudget::stored(const Limit& limit,
                                     std::atomic<std::uint64_t> Lease::*allowance) const {
   std::uint64_t unspent = 0;
-  for (const auto& slot : leases_) {
-    if (const Lease* lease = slot.load(std::memory_order_acquire)) {
+  const std::size_t slots = slots_used_.load(std::memory_order_acquire);
+  for (std::size_t slot = 0; slot < slots; ++slot) {
+    if (const Lease* lease = leases_[slot].load(std::memory_order_acquire)) {
       unspent += (lease->*allowance).load(std::memory_order_relaxed);
     }
   }
@@ -34,8 +35,9 @@ std::uint64_t PendingBudget::pending_bytes() const { return stored(bytes_, &Leas
 
 bool PendingBudget::reclaim_leases() {
   bool any = false;
-  for (auto& slot : leases_) {
-    Lease* lease = slot.load(std::memory_order_acquire);
+  const std::size_t slots = slots_used_.load(std::memory_order_acquire);
+  for (std::size_t slot = 0; slot < slots; ++slot) {
+    Lease* lease = leases_[slot].load(std::memory_order_acquire);
     if (lease == nullptr) continue;
     // An exchange, so the owner's concurrent spend (a compare-exchange) sees
     // the allowance gone instead of spending it twice.
@@ -56,6 +58,10 @@ PendingBudget::Lease::Lease(PendingBudget& budget) : budget_(budget) {
     Lease* empty = nullptr;
     if (budget_.leases_[slot_].compare_exchange_strong(empty, this, std::memory_order_acq_rel)) {
       budget_.lease_count_.fetch_add(1, std::memory_order_relaxed);
+      std::size_t used = budget_.slots_used_.load(std::memory_order_relaxed);
+      while (used <= slot_ && !budget_.slots_used_.compare_exchange_weak(
+                                  used, slot_ + 1, std::memory_order_release)) {
+      }
       return;
     }
   }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -52,6 +53,22 @@ TEST(PendingBudgetLease, AnotherLeasesUnspentAllowanceIsTakenBackBeforeARefusal)
   EXPECT_EQ(budget.pending(), kMax);
   EXPECT_FALSE(first.try_reserve(1, 0));
   EXPECT_FALSE(second.try_reserve(1, 0));
+}
+
+TEST(PendingBudgetLease, ALeaseBehindAnEmptySlotIsStillReclaimed) {
+  // Refusals walk only the slots leases have held, and leases come and go:
+  // with the first slot empty again, the lease in the third must be reached
+  // (two leases live, but three slots used).
+  constexpr std::uint64_t kMax = 1'000'000;
+  PendingBudget budget(kMax);
+  auto gone = std::make_unique<Lease>(budget);
+  Lease kept(budget);
+  Lease last(budget);
+  gone.reset();
+  ASSERT_TRUE(last.try_reserve(1, 0));  // and a chunk it does not spend
+  EXPECT_TRUE(kept.try_reserve(kMax - 1, 0));
+  EXPECT_EQ(budget.pending(), kMax);
+  EXPECT_FALSE(last.try_reserve(1, 0));
 }
 
 TEST(PendingBudgetLease, TheByteLimitIsExactToo) {

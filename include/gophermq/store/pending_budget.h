@@ -84,6 +84,10 @@ class PendingBudget {
   Limit messages_;
   Limit bytes_;
   std::array<std::atomic<Lease*>, kMaxLeases> leases_{};
+  // Slots a lease has ever held lie below this (a lease takes the first free
+  // one): a walk over the leases, as every refusal makes, stops here instead
+  // of reading all kMaxLeases.
+  std::atomic<std::size_t> slots_used_{0};
   std::atomic<std::uint64_t> lease_count_{0};
 };
 
