@@ -3,6 +3,9 @@
 // one-shot commands (--version, --help).
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <regex>
 #include <string>
 #include <vector>
@@ -154,6 +157,48 @@ TEST(BrokerStartupTest, HelpExitsZeroAndNamesTheBrokerCommand) {
   EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
   const std::string output = result.stdout_text + result.stderr_text;
   EXPECT_NE(output.find("broker"), std::string::npos) << output;
+}
+
+// deploy/config.yaml says it lists every key, set to its default: each flag
+// --help names is there, under its section, and a broker serves from it.
+TEST_F(BrokerConfigTest, ShippedConfigNamesEveryKeyAndServes) {
+  const char* path = std::getenv("GOPHERMQ_SHIPPED_CONFIG");
+  ASSERT_NE(path, nullptr) << "GOPHERMQ_SHIPPED_CONFIG is not set (tests/integration/meson.build)";
+  std::ifstream file(path);
+  ASSERT_TRUE(file) << "cannot read " << path;
+  const std::string yaml((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+
+  const CommandResult help = RunCommand({"--help"}, {}, milliseconds(5000));
+  ASSERT_TRUE(help.exited);
+  const std::string flags = help.stdout_text + help.stderr_text;
+  const std::regex flag("--([a-z]+)\\.([a-z-]+) ");
+  const std::regex top_level_key("\n[a-z]+:");
+  std::size_t keys = 0;
+  for (auto it = std::sregex_iterator(flags.begin(), flags.end(), flag);
+       it != std::sregex_iterator(); ++it) {
+    const std::string section = (*it)[1].str();
+    const std::string key = (*it)[2].str();
+    ++keys;
+    const std::size_t section_at = yaml.find("\n" + section + ":\n");
+    ASSERT_NE(section_at, std::string::npos) << "no section " << section << ": in " << path;
+    const std::size_t key_at = yaml.find("\n  " + key + ": ", section_at);
+    ASSERT_NE(key_at, std::string::npos) << section << "." << key << " is not in " << path;
+    // No other section starts between the two.
+    const std::string between = yaml.substr(section_at + 1, key_at - section_at);
+    EXPECT_FALSE(std::regex_search(between, top_level_key))
+        << section << "." << key << " is under another section in " << path;
+  }
+  EXPECT_GE(keys, 15u) << "--help listed too few keys:\n" << flags;
+
+  // Ports come from the test's flags, which win over the file.
+  BrokerOptions options;
+  options.config_yaml = yaml;
+  ASSERT_NO_FATAL_FAILURE(StartBroker(options));
+  const std::string subject = UniqueSubject("shipped");
+  const std::string id = Subscribe(subject);
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(IsJsonResponse(Publish(subject, "m"), 200, kOkBody));
+  EXPECT_EQ(Fetch(subject, id).size(), 1u);
 }
 
 }  // namespace
