@@ -26,7 +26,7 @@ void HttpConnection::on_continue_expected() { answer_now().append(kContinueRespo
 ByteBuffer& HttpConnection::answer_now() {
   if (slots_.empty()) {
     ++out_.answers_in_output;
-    return out_.output;
+    return out_.output.tail();
   }
   slots_.push_back(Slot{true, {}});
   return slots_.back().bytes;
@@ -39,7 +39,7 @@ std::uint64_t HttpConnection::reserve_answer() {
 
 ByteBuffer& HttpConnection::reserved_buffer(std::uint64_t sequence) {
   // The oldest outstanding answer may be written straight to the output.
-  if (sequence == first_slot_sequence_) return out_.output;
+  if (sequence == first_slot_sequence_) return out_.output.tail();
   return slots_[sequence - first_slot_sequence_].bytes;
 }
 
@@ -68,13 +68,7 @@ void HttpConnection::hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer
   release_finished_slots();
 }
 
-void HttpConnection::emit(ByteBuffer& answer) {
-  if (out_.output.empty()) {
-    std::swap(out_.output, answer);
-  } else {
-    out_.output.append(answer.view());
-  }
-}
+void HttpConnection::emit(ByteBuffer& answer) { out_.output.append_whole(std::move(answer)); }
 
 void HttpConnection::release_finished_slots() {
   while (!slots_.empty() && slots_.front().finished) {

@@ -17,6 +17,7 @@ void Connection::reset() {
   last_activity_ms = request_started_ms = 0;
   out.output.clear();
   out.sending.clear();
+  out.gather.reset();
   out.sending_offset = 0;
   out.answers_in_output = out.answers_sending = 0;
   // An idle slot keeps no large buffers.

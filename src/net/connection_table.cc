@@ -270,13 +270,31 @@ void ConnectionTable::start_send(Connection& connection) {
     out.output.clear();
     return;
   }
-  std::swap(out.output, out.sending);
+  out.output.swap(out.sending);
   out.sending_offset = 0;
   out.answers_sending = out.answers_in_output;
   out.answers_in_output = 0;
+  submit_send(connection);
+}
+
+void ConnectionTable::submit_send(Connection& connection) {
+  OutgoingBytes& out = connection.out;
   connection.send_in_flight = true;
   io_uring_sqe* sqe = loop_.next_sqe();
-  io_uring_prep_send(sqe, connection.fd, out.sending.data(), out.sending.size(), MSG_NOSIGNAL);
+  if (out.sending.buffer_count() == 1) {
+    const ByteBuffer& bytes = out.sending.buffer(0);
+    io_uring_prep_send(sqe, connection.fd, bytes.data() + out.sending_offset,
+                       bytes.size() - out.sending_offset, MSG_NOSIGNAL);
+  } else {
+    // A whole answer joined the chain: gather it, uncopied.
+    if (!out.gather) out.gather = std::make_unique<OutgoingBytes::Gather>();
+    OutgoingBytes::Gather& gather = *out.gather;
+    gather.message = msghdr{};
+    gather.message.msg_iov = gather.vectors;
+    gather.message.msg_iovlen =
+        out.sending.gather(out.sending_offset, gather.vectors, OutgoingBytes::Gather::kMostBuffers);
+    io_uring_prep_sendmsg(sqe, connection.fd, &gather.message, MSG_NOSIGNAL);
+  }
   io_uring_sqe_set_data64(sqe, connection_tag(Operation::send, connection));
 }
 
@@ -300,12 +318,9 @@ void ConnectionTable::on_send(const Completion& completion) {
   out.sending_offset += static_cast<std::size_t>(completion.result);
   connection.last_activity_ms = now_ms_;
   if (out.sending_offset < out.sending.size()) {
-    // A short send: the socket buffer is full. Send the rest.
-    connection.send_in_flight = true;
-    io_uring_sqe* sqe = loop_.next_sqe();
-    io_uring_prep_send(sqe, connection.fd, out.sending.data() + out.sending_offset,
-                       out.sending.size() - out.sending_offset, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, connection_tag(Operation::send, connection));
+    // A short send (the socket buffer is full), or a chain longer than one
+    // gather: send the rest.
+    submit_send(connection);
     return;
   }
   out.sending.clear();

@@ -102,6 +102,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   shards.deliver(connection);
   if (connection.answers_outstanding() != 0) std::abort();  // every call was answered
-  expect_whole_responses(out.output.view());
+  expect_whole_responses(out.output.flatten());
   return 0;
 }

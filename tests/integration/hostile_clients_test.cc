@@ -1032,6 +1032,52 @@ TEST_F(HostileFaultTest, HalfCloseAfterABigAnswerStillDeliversItAll) {
   }
 }
 
+// Large fetch answers framed on the other shard join the connection's output
+// as buffers of their own, behind the small answers before them, and go out
+// gathered. Together they are more than the kernel's buffers hold, and the
+// reader's window is small, so sends come back short and resume somewhere
+// inside a chain. Every byte must arrive, in order.
+TEST_F(HostileFaultTest, PipelinedBigFetchesFromTheOtherShardArriveWholeAndInOrder) {
+  // At least sixteen subjects: with two shards, the chance that none is the
+  // other shard's is 2^-16 at most, and the cross-shard counter below tells.
+  const int kSubjects = std::max(16, AnswersPastTheKernel(kBigMessage, 0));
+  std::vector<std::string> subjects, ids;
+  for (int i = 0; i < kSubjects; ++i) {
+    subjects.push_back(UniqueSubject(Numbered("gather", i)));
+    ids.push_back(FanOutBigMessage(subjects.back(), 1, kBigMessage).front());
+  }
+  ASSERT_FALSE(HasFailure());
+  const std::optional<double> calls_before = Sample(kCrossShardCalls);
+  RawSocket socket;
+  ASSERT_TRUE(socket.Connect(port(), 4096)) << socket.error();
+  std::string requests;
+  for (int i = 0; i < kSubjects; ++i) {
+    requests += FormatRequest("GET", "/ready", "");
+    requests += FormatRequest("POST", "/api/fetch", FetchBody(subjects[i], ids[i]));
+  }
+  requests += FormatRequest("GET", "/ready", "");
+  ASSERT_TRUE(socket.SendAll(requests)) << socket.error();
+  ASSERT_TRUE(socket.ShutdownWrite());
+  std::string received;
+  const RawSocket::End end = socket.ReadToEnd(kSlowWork, &received);
+  EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
+  const SplitStream split = SplitResponses(received);
+  ASSERT_EQ(split.responses.size(), 2u * kSubjects + 1) << DescribeEnd(end, received, socket);
+  EXPECT_EQ(split.rest, 0u);
+  const std::vector<std::string> data{Payload("big", kBigMessage)};
+  for (int i = 0; i < kSubjects; ++i) {
+    EXPECT_EQ(split.responses[2 * i].status, 204) << i;
+    EXPECT_EQ(split.responses[2 * i + 1].status, 200) << i;
+    EXPECT_TRUE(split.responses[2 * i + 1].body == ExpectedFetchBody(data, ids[i], subjects[i]))
+        << "fetch " << i << " arrived changed";
+  }
+  EXPECT_EQ(split.responses.back().status, 204);
+  if (const std::optional<double> calls_after = Sample(kCrossShardCalls); calls_before) {
+    ASSERT_TRUE(calls_after.has_value());
+    EXPECT_GT(*calls_after, *calls_before) << "no fetch crossed shards: nothing was gathered";
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Load: many connections, publish storms, running out of descriptors
 

@@ -32,7 +32,8 @@ TEST_F(HttpConnectionTest, AWholeAnswerHandedOverToAnEmptyOutputIsMovedNotCopied
   ByteBuffer answer = buffer_of(std::string(100'000, 'f'));
   const char* bytes = answer.data();
   http_.hand_over(sequence, std::move(answer));
-  EXPECT_EQ(out_.output.data(), bytes) << "the answer's own buffer is the output";
+  ASSERT_EQ(out_.output.buffer_count(), 1u);
+  EXPECT_EQ(out_.output.buffer(0).data(), bytes) << "the answer's own buffer is the output";
   EXPECT_EQ(out_.output.size(), 100'000u);
   EXPECT_EQ(out_.answers_in_output, 1u);
   EXPECT_EQ(http_.answers_outstanding(), 0u);
@@ -46,17 +47,31 @@ TEST_F(HttpConnectionTest, AnswersHandedOverOutOfOrderStillLeaveInRequestOrder) 
   EXPECT_TRUE(out_.output.empty()) << "nothing may overtake the first answer";
   http_.reserved_buffer(first).append("first;");
   http_.finish_answer(first);
-  EXPECT_EQ(out_.output.view(), "first;second;third;");
+  EXPECT_EQ(out_.output.flatten(), "first;second;third;");
   EXPECT_EQ(out_.answers_in_output, 3u);
   EXPECT_EQ(http_.answers_outstanding(), 0u);
 }
 
-TEST_F(HttpConnectionTest, AnAnswerHandedOverBehindUnsentOutputIsAppended) {
+TEST_F(HttpConnectionTest, ASmallAnswerHandedOverBehindUnsentOutputIsCopiedIn) {
   http_.answer_now().append("before;");
   const std::uint64_t sequence = http_.reserve_answer();
   http_.hand_over(sequence, buffer_of("handed;"));
-  EXPECT_EQ(out_.output.view(), "before;handed;");
+  EXPECT_EQ(out_.output.buffer_count(), 1u);
+  EXPECT_EQ(out_.output.flatten(), "before;handed;");
   EXPECT_EQ(out_.answers_in_output, 2u);
+}
+
+TEST_F(HttpConnectionTest, ALargeAnswerHandedOverBehindUnsentOutputJoinsTheChainUncopied) {
+  http_.answer_now().append("before;");
+  const std::uint64_t sequence = http_.reserve_answer();
+  ByteBuffer answer = buffer_of(std::string(100'000, 'f'));
+  const char* bytes = answer.data();
+  http_.hand_over(sequence, std::move(answer));
+  http_.answer_now().append("after;");
+  ASSERT_EQ(out_.output.buffer_count(), 3u);
+  EXPECT_EQ(out_.output.buffer(1).data(), bytes) << "moved into the chain, not copied";
+  EXPECT_EQ(out_.output.flatten(), "before;" + std::string(100'000, 'f') + "after;");
+  EXPECT_EQ(out_.answers_in_output, 3u);
 }
 
 }  // namespace

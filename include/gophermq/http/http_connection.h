@@ -37,8 +37,9 @@ class Answers {
   // its buffer and then finished, or handed over whole.
   virtual ByteBuffer& reserved_buffer(std::uint64_t sequence) = 0;
   virtual void finish_answer(std::uint64_t sequence) = 0;
-  // Moved, not copied, into the output when nothing is before it there: a
-  // large fetch answer framed on another shard reaches the socket as it is.
+  // Moved, not copied, into the output (unless small): a large fetch answer
+  // framed on another shard reaches the socket as it is, gathered after
+  // whatever is before it.
   virtual void hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer) = 0;
 
  protected:
@@ -81,7 +82,7 @@ class HttpConnection final : public RequestSink, public Answers {
   void on_request(const HttpRequest& request) override;
   void on_continue_expected() override;
   void release_finished_slots();
-  // Appends `answer` to the output, or takes its buffer when the output is empty.
+  // Moves `answer` into the output (copies it there when small).
   void emit(ByteBuffer& answer);
 
   struct Slot {

@@ -3,9 +3,13 @@
 // the protocol's business above (see http_connection.h).
 #pragma once
 
-#include <cstdint>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
-#include "gophermq/byte_buffer.h"
+#include <cstdint>
+#include <memory>
+
+#include "gophermq/net/outgoing_chain.h"
 
 namespace gophermq {
 
@@ -13,11 +17,21 @@ namespace gophermq {
 // the wire. The answers in each are counted, because the unsent-bytes bound
 // is for answers piling up unread, never for one large answer going out.
 struct OutgoingBytes {
-  ByteBuffer output;
-  ByteBuffer sending;
+  OutgoingChain output;
+  OutgoingChain sending;
   std::size_t sending_offset = 0;
   std::uint32_t answers_in_output = 0;
   std::uint32_t answers_sending = 0;
+
+  // A send of a chain of several buffers: the iovecs and message header the
+  // kernel reads until it completes. Made on first need: most connections
+  // never send more than one buffer at once.
+  struct Gather {
+    static constexpr std::size_t kMostBuffers = 64;  // a longer chain goes in several sends
+    iovec vectors[kMostBuffers];
+    msghdr message;
+  };
+  std::unique_ptr<Gather> gather;
 };
 
 class Connection {

@@ -13,9 +13,9 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/net/connection.h"
 #include "gophermq/io/event_loop.h"
 #include "gophermq/metrics/metrics.h"
+#include "gophermq/net/connection.h"
 
 namespace gophermq {
 
@@ -108,7 +108,11 @@ class ConnectionTable {
   void arm_accept();
   void arm_receive(Connection& connection);
   void deliver(Connection& connection, const char* data, std::size_t size, std::size_t padded);
+  // Moves the output to the wire, and sends it.
   void start_send(Connection& connection);
+  // Sends what of `sending` is not sent yet: one buffer plainly, a chain
+  // gathered.
+  void submit_send(Connection& connection);
   void close_when_done(Connection& connection);
   void refuse_connection(int fd);
   void cut_off(Connection& connection, CloseReason reason);
