@@ -894,6 +894,21 @@ class HostileFaultTest : public HostileTest {
     ASSERT_NO_FATAL_FAILURE(Start({}));
   }
 
+  // Sends `requests` through a 4 KiB receive window, half-closes, and reads
+  // until the broker closes (after its last answer): what came, split.
+  SplitStream SendThenReadToEnd(const std::string& requests) {
+    RawSocket socket;
+    if (!socket.Connect(port(), 4096) || !socket.SendAll(requests)) {
+      ADD_FAILURE() << socket.error();
+      return {};
+    }
+    EXPECT_TRUE(socket.ShutdownWrite());
+    std::string received;
+    const RawSocket::End end = socket.ReadToEnd(kSlowWork, &received);
+    EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
+    return SplitResponses(received);
+  }
+
   // Waits until only `expected` client connections are left open: the broker
   // has dealt with every connection the test dropped.
   void WaitForOpenConnections(double expected) {
@@ -1010,20 +1025,13 @@ TEST_F(HostileFaultTest, HalfCloseAfterABigAnswerStillDeliversItAll) {
   const std::string subject = UniqueSubject("halfbig");
   const std::vector<std::string> ids = FanOutBigMessage(subject, 30, kBigMessage);
   ASSERT_FALSE(HasFailure());
-  RawSocket socket;
-  ASSERT_TRUE(socket.Connect(port(), 4096)) << socket.error();
   std::string fetches;
   for (const std::string& id : ids) {
     fetches += FormatRequest("POST", "/api/fetch", FetchBody(subject, id));
   }
-  ASSERT_TRUE(socket.SendAll(fetches)) << socket.error();
-  ASSERT_TRUE(socket.ShutdownWrite());
-  std::string received;
-  const RawSocket::End end = socket.ReadToEnd(kSlowWork, &received);
-  EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
-  const SplitStream split = SplitResponses(received);
+  const SplitStream split = SendThenReadToEnd(fetches);
   const std::vector<RawResponse>& responses = split.responses;
-  ASSERT_EQ(responses.size(), ids.size()) << DescribeEnd(end, received, socket);
+  ASSERT_EQ(responses.size(), ids.size()) << split.problem;
   EXPECT_EQ(split.rest, 0u);
   const std::vector<std::string> data{Payload("big", kBigMessage)};
   for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -1048,21 +1056,14 @@ TEST_F(HostileFaultTest, PipelinedBigFetchesFromTheOtherShardArriveWholeAndInOrd
   }
   ASSERT_FALSE(HasFailure());
   const std::optional<double> calls_before = Sample(kCrossShardCalls);
-  RawSocket socket;
-  ASSERT_TRUE(socket.Connect(port(), 4096)) << socket.error();
   std::string requests;
   for (int i = 0; i < kSubjects; ++i) {
     requests += FormatRequest("GET", "/ready", "");
     requests += FormatRequest("POST", "/api/fetch", FetchBody(subjects[i], ids[i]));
   }
   requests += FormatRequest("GET", "/ready", "");
-  ASSERT_TRUE(socket.SendAll(requests)) << socket.error();
-  ASSERT_TRUE(socket.ShutdownWrite());
-  std::string received;
-  const RawSocket::End end = socket.ReadToEnd(kSlowWork, &received);
-  EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, socket);
-  const SplitStream split = SplitResponses(received);
-  ASSERT_EQ(split.responses.size(), 2u * kSubjects + 1) << DescribeEnd(end, received, socket);
+  const SplitStream split = SendThenReadToEnd(requests);
+  ASSERT_EQ(split.responses.size(), 2u * kSubjects + 1) << split.problem;
   EXPECT_EQ(split.rest, 0u);
   const std::vector<std::string> data{Payload("big", kBigMessage)};
   for (int i = 0; i < kSubjects; ++i) {
