@@ -88,7 +88,9 @@ void BM_StorePublishFetch(benchmark::State& state) {
     for (const SubscriberId& id : subscribers) {
       Subscriber* subscriber = store.find("load.test", id);
       out.clear();
-      append_fetch_body(out, subscriber->queue, id, "load.test");
+      const std::size_t count = subscriber->queue.size();
+      append_fetch_body(out, fetch_body_size(subscriber->queue, count, "load.test"),
+                        subscriber->queue, count, id, "load.test");
       store.drain(*subscriber);
     }
     benchmark::DoNotOptimize(out.data());
@@ -158,10 +160,11 @@ class OneShard final : public RequestHandler {
 void BM_WholePublishRequestInProcess(benchmark::State& state) {
   PendingBudget budget(1 << 30);
   ShardMetrics metrics;
-  BrokerApi api(0, 1, budget, std::chrono::steady_clock::now(), metrics);
+  BrokerApi api(0, 1, budget, StoreLimits{}, std::chrono::steady_clock::now(), metrics);
   OneShard shard(api);
   OutgoingBytes out;
-  HttpConnection connection(0, RequestLimits{16 << 10, 1 << 20}, shard, out);
+  HttpConnection connection(0, RequestLimits{16 << 10, 1 << 20}, PipelineLimits{8 << 20, 1024},
+                            shard, out);
   std::string subscribe =
       "POST /api/subscribe HTTP/1.1\r\nHost: localhost:8082\r\nContent-Length: 23\r\n\r\n"
       "{\"subject\":\"load.test\"}";

@@ -49,10 +49,12 @@ void append_subscribed(ByteBuffer& out, const SubscriberId& id, std::string_view
 }  // namespace
 
 BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& budget,
-                     std::chrono::steady_clock::time_point started, ShardMetrics& metrics)
+                     const StoreLimits& limits, std::chrono::steady_clock::time_point started,
+                     ShardMetrics& metrics)
     : shard_id_(shard_id),
       shard_count_(shard_count),
       budget_(budget),
+      limits_(limits),
       started_(started),
       metrics_(metrics),
       latencies_(metrics),
@@ -121,6 +123,10 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   call.started_ns = latencies_.turn_started_ns();
   if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
     call.message.reset(Message::create(decoded.data));
+  } else if (route.endpoint == Endpoint::fetch) {
+    // Its messages, each byte escaped at worst to six bytes of JSON,
+    // and its framing.
+    placement.answer_bytes_at_most = 6 * limits_.max_fetch_bytes + 4096;
   }
   metrics_.cross_shard_calls.add();
   placement.forward = true;
@@ -142,6 +148,16 @@ void BrokerApi::append_health(ByteBuffer& out, const ResponseStyle& style) {
                     "{\"pending\":%llu,\"shards\":%u,\"status\":\"ok\",\"uptime_seconds\":%.3f}\n",
                     static_cast<unsigned long long>(budget_.pending()), shard_count_, uptime);
   append_response(out, 200, std::string_view(body, static_cast<std::size_t>(size)), style);
+}
+
+void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
+                               std::string_view subject, const ResponseStyle& style) {
+  const std::size_t count = subscriber.queue.count_within(limits_.max_fetch_bytes);
+  const std::size_t size = fetch_body_size(subscriber.queue, count, subject);
+  append_response_head(out, 200, size, style);
+  append_fetch_body(out, size, subscriber.queue, count, id, subject);
+  metrics_.messages_delivered.add(count);
+  store_.drain(subscriber, count);
 }
 
 void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
@@ -188,10 +204,7 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
         append_response(out, 404, body::kBadId, style);
         return 404;
       }
-      append_response_head(out, 200, fetch_body_size(subscriber->queue, request.subject), style);
-      append_fetch_body(out, subscriber->queue, id, request.subject);
-      metrics_.messages_delivered.add(subscriber->queue.size());
-      store_.drain(*subscriber);
+      append_fetched(out, *subscriber, id, request.subject, style);
       return 200;
     }
   }
@@ -220,11 +233,7 @@ bool BrokerApi::serve_call(ShardCall& call) {
         break;
       }
       // Framed here, where the messages live, and handed over whole.
-      append_response_head(call.answer, 200, fetch_body_size(subscriber->queue, subject),
-                           call.style);
-      append_fetch_body(call.answer, subscriber->queue, call.id, subject);
-      metrics_.messages_delivered.add(subscriber->queue.size());
-      store_.drain(*subscriber);
+      append_fetched(call.answer, *subscriber, call.id, subject, call.style);
       call.status = 200;
       break;
     }

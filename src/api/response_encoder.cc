@@ -109,26 +109,23 @@ void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_
   out.commit(size);
 }
 
-std::size_t fetch_body_size(const MessageQueue& messages, std::string_view subject) {
+std::size_t fetch_body_size(const MessageQueue& messages, std::size_t count,
+                            std::string_view subject) {
   std::size_t size = std::string_view("{\"data\":[]").size() + id_and_subject_size(subject);
-  std::size_t count = 0;
-  messages.for_each([&](const Message& message) {
-    size += json_string_size(message.payload());
-    ++count;
-  });
+  messages.for_each(count,
+                    [&](const Message& message) { size += json_string_size(message.payload()); });
   if (count > 1) size += count - 1;  // commas
   return size;
 }
 
-void append_fetch_body(ByteBuffer& out, const MessageQueue& messages, const SubscriberId& id,
-                       std::string_view subject) {
-  const std::size_t size = fetch_body_size(messages, subject);
+void append_fetch_body(ByteBuffer& out, std::size_t size, const MessageQueue& messages,
+                       std::size_t count, const SubscriberId& id, std::string_view subject) {
   char* const start = out.reserve_tail(size);
   char* cursor = start;
   std::memcpy(cursor, "{\"data\":[", 9);
   cursor += 9;
   bool first = true;
-  messages.for_each([&](const Message& message) {
+  messages.for_each(count, [&](const Message& message) {
     if (!first) *cursor++ = ',';
     first = false;
     cursor = write_json_string(cursor, message.payload());

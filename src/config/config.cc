@@ -471,7 +471,7 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 16> kSettings{{
+const std::array<Setting, 19> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
@@ -506,8 +506,17 @@ const std::array<Setting, 16> kSettings{{
     {"broker.idle-timeout", "DURATION", "an idle keep-alive connection is closed after this",
      Duration{&Config::idle_timeout, 100ms, 24h}},
     {"broker.max-unsent-bytes", "SIZE",
-     "answers a client may leave unread before it is cut off (64KiB to 1GiB)",
+     "unread answer bytes past which a connection's requests wait, 64KiB to 1GiB",
      ByteSize{number_field<&Config::max_unsent_bytes>(), 64 * kKiB, kGiB}},
+    {"broker.max-pipeline-depth", "N",
+     "answers a connection may be owed before its requests wait, 1 to 65536",
+     Count{number_field<&Config::max_pipeline_depth>(), 1, 65536}},
+    {"broker.write-timeout", "DURATION",
+     "a client that takes none of its answers for this long is cut off",
+     Duration{&Config::write_timeout, 100ms, 24h}},
+    {"broker.max-fetch-bytes", "SIZE",
+     "most message bytes in a fetch answer, 1KiB to 1GiB; the rest stays queued",
+     ByteSize{number_field<&Config::max_fetch_bytes>(), kKiB, kGiB}},
     {"broker.shutdown-timeout", "DURATION",
      "on SIGTERM, most time to answer what was read (e.g. 10s, 500ms)",
      Duration{&Config::shutdown_timeout, 0ms, 1h}},

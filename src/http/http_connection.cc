@@ -6,22 +6,92 @@
 
 namespace gophermq {
 
+namespace {
+
+// Held input above this is freed once read, not kept for the next hold.
+constexpr std::size_t kKeepHeldInputCapacity = 64 << 10;
+
+}  // namespace
+
 HttpConnection::HttpConnection(std::uint32_t index, const RequestLimits& limits,
-                               RequestHandler& handler, OutgoingBytes& out)
-    : index_(index), handler_(handler), out_(out), parser_(limits, *this) {}
+                               const PipelineLimits& pipeline, RequestHandler& handler,
+                               OutgoingBytes& out)
+    : index_(index), pipeline_(pipeline), handler_(handler), out_(out), parser_(limits, *this) {}
 
 void HttpConnection::reset() {
   parser_.reset();
   slots_.clear();
   first_slot_sequence_ = 0;
+  reserved_bytes_ = 0;
+  input_held_ = false;
+  held_input_.clear();
+  held_input_.shrink_if_above(kKeepHeldInputCapacity);
+}
+
+ParseStatus HttpConnection::feed(const char* data, std::size_t size, std::size_t padded_capacity) {
+  if (input_held_) {
+    // Sent before the socket's receive was stopped: kept, in order.
+    held_input_.append(data, size);
+    return ParseStatus::ok;
+  }
+  const ParseStatus status = read(data, size, padded_capacity);
+  if (input_held_) {
+    held_input_.append(parser_.held_at(),
+                       static_cast<std::size_t>(data + size - parser_.held_at()));
+  }
+  return status;
+}
+
+ParseStatus HttpConnection::resume() {
+  if (!input_held_ || bytes_owed() > pipeline_.max_unsent_bytes / 2 ||
+      answers_owed() > pipeline_.max_answers_owed / 2) {
+    return ParseStatus::ok;
+  }
+  input_held_ = false;
+  parser_.resume();
+  if (held_input_.empty()) return ParseStatus::ok;
+  const ParseStatus status =
+      read(held_input_.data(), held_input_.size(), held_input_.padded_capacity());
+  if (input_held_) {
+    // Held again, further on: keep only what is still unread.
+    held_input_.discard_front(static_cast<std::size_t>(parser_.held_at() - held_input_.data()));
+  } else {
+    held_input_.clear();
+    held_input_.shrink_if_above(kKeepHeldInputCapacity);
+  }
+  return status;
+}
+
+ParseStatus HttpConnection::read(const char* data, std::size_t size, std::size_t padded_capacity) {
+  const ParseStatus status = parser_.feed(data, size, padded_capacity);
+  if (status != ParseStatus::held) return status;
+  input_held_ = true;
+  return ParseStatus::ok;
+}
+
+std::size_t HttpConnection::answers_owed() const {
+  return slots_.size() + out_.answers_in_output + out_.answers_sending;
 }
 
 void HttpConnection::on_request(const HttpRequest& request) {
   ++requests_read_;
   handler_.handle(*this, request);
+  // Checked after each request, so however many a client pipelines into one
+  // receive, what a connection owes stays near its bounds.
+  if (bytes_owed() > pipeline_.max_unsent_bytes || answers_owed() >= pipeline_.max_answers_owed) {
+    parser_.hold();
+  }
 }
 
-void HttpConnection::on_continue_expected() { answer_now().append(kContinueResponse); }
+void HttpConnection::on_continue_expected() {
+  // Interim: it goes out in order, but the request's answer is still owed.
+  if (slots_.empty()) {
+    out_.output.tail().append(kContinueResponse);
+    return;
+  }
+  slots_.push_back(Slot{true, {}, true});
+  slots_.back().bytes.append(kContinueResponse);
+}
 
 ByteBuffer& HttpConnection::answer_now() {
   if (slots_.empty()) {
@@ -32,9 +102,17 @@ ByteBuffer& HttpConnection::answer_now() {
   return slots_.back().bytes;
 }
 
-std::uint64_t HttpConnection::reserve_answer() {
+std::uint64_t HttpConnection::reserve_answer(std::uint64_t reserved_bytes) {
   slots_.push_back(Slot{});
+  slots_.back().reserved_bytes = reserved_bytes;
+  reserved_bytes_ += reserved_bytes;
   return first_slot_sequence_ + slots_.size() - 1;
+}
+
+void HttpConnection::release_reservation(std::uint64_t sequence) {
+  Slot& slot = slots_[sequence - first_slot_sequence_];
+  reserved_bytes_ -= slot.reserved_bytes;
+  slot.reserved_bytes = 0;
 }
 
 ByteBuffer& HttpConnection::reserved_buffer(std::uint64_t sequence) {
@@ -44,6 +122,7 @@ ByteBuffer& HttpConnection::reserved_buffer(std::uint64_t sequence) {
 }
 
 void HttpConnection::finish_answer(std::uint64_t sequence) {
+  release_reservation(sequence);
   if (sequence != first_slot_sequence_) {
     slots_[sequence - first_slot_sequence_].finished = true;
     return;
@@ -55,6 +134,7 @@ void HttpConnection::finish_answer(std::uint64_t sequence) {
 }
 
 void HttpConnection::hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer) {
+  release_reservation(sequence);
   if (sequence != first_slot_sequence_) {
     Slot& slot = slots_[sequence - first_slot_sequence_];
     slot.bytes = std::move(whole_answer);
@@ -73,7 +153,7 @@ void HttpConnection::emit(ByteBuffer& answer) { out_.output.append_whole(std::mo
 void HttpConnection::release_finished_slots() {
   while (!slots_.empty() && slots_.front().finished) {
     emit(slots_.front().bytes);
-    ++out_.answers_in_output;
+    if (!slots_.front().interim) ++out_.answers_in_output;
     slots_.pop_front();
     ++first_slot_sequence_;
   }

@@ -145,6 +145,8 @@ void RequestParser::reset() {
   llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
   parser_.data = this;
   failure_ = ParseStatus::ok;
+  hold_requested_ = false;
+  held_at_ = nullptr;
   line_ = kLineStart;
   in_message_ = false;
   in_head_ = false;
@@ -174,9 +176,24 @@ ParseStatus RequestParser::feed(const char* data, std::size_t size, std::size_t 
     }
     return ParseStatus::ok;
   }
-  if (error == HPE_PAUSED) return ParseStatus::stopped;
+  if (error == HPE_PAUSED) {
+    if (!hold_requested_) return ParseStatus::stopped;
+    // Paused between two requests: what llhttp skipped up to the pause is
+    // checked like the rest, and nothing after it has been looked at.
+    held_at_ = llhttp_get_error_pos(&parser_);
+    if (const char* bad = check_unreported(mark_, held_at_)) return failure_ = malformed_at(bad);
+    if (ParseStatus status = advance(held_at_); status != ParseStatus::ok) return failure_ = status;
+    return ParseStatus::held;
+  }
   if (failure_ == ParseStatus::ok) failure_ = refused_by_llhttp();
   return failure_;
+}
+
+void RequestParser::resume() {
+  if (!hold_requested_) return;
+  hold_requested_ = false;
+  held_at_ = nullptr;
+  llhttp_resume(&parser_);
 }
 
 int RequestParser::fail(ParseStatus status) {
@@ -466,8 +483,10 @@ int RequestParser::on_message_complete(llhttp_t* parser) {
   p.body_view_ = nullptr;
   p.body_.clear();
   p.body_.shrink_if_above(64 << 10);
-  // Without keep-alive nothing after this request is read.
-  return request.keep_alive ? 0 : HPE_PAUSED;
+  // Without keep-alive nothing after this request is ever read (a hold no
+  // longer matters); with a hold, nothing for now.
+  if (!request.keep_alive) p.hold_requested_ = false;
+  return request.keep_alive && !p.hold_requested_ ? 0 : HPE_PAUSED;
 }
 
 }  // namespace gophermq

@@ -96,6 +96,7 @@ std::uint16_t append_protocol_error(ByteBuffer& out, ParseStatus status) {
   switch (status) {
     case ParseStatus::ok:
     case ParseStatus::stopped:
+    case ParseStatus::held:
       return 0;
     case ParseStatus::malformed:
       code = 400;

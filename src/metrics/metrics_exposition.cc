@@ -235,6 +235,10 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
                     return m.connections_closed[reason].read();
                   }));
   }
+  append_counter(out, "gophermq_connection_holds_total",
+                 "Times a connection's requests were left unread because it owed too many answers "
+                 "(broker.max-unsent-bytes, broker.max-pipeline-depth) until the client read them.",
+                 sum_shards(sources, [](const ShardMetrics& m) { return m.input_holds.read(); }));
   append_counter(
       out, "gophermq_received_bytes_total", "Bytes received on the API port.",
       sum_shards(sources, [](const ShardMetrics& m) { return m.received_bytes.read(); }));

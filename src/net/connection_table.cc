@@ -203,33 +203,59 @@ void ConnectionTable::on_receive(const Completion& completion) {
     }
   } else if (completion.result != -ENOBUFS && completion.result != -ECANCELED) {
     // The peer closed its side, or the socket failed: read no more. What we
-    // owe is still sent where the socket allows.
-    connection.closing = true;
+    // owe is still sent where the socket allows, and requests held back
+    // (they came before the close) are still read and answered.
     connection.peer_closed = true;
+    if (!connection.input_held) connection.closing = true;
   }
   // A multishot receive ends on ENOBUFS (all provided buffers in use); it is
   // re-armed now that this turn has recycled buffers. One cancelled for
   // back-pressure is re-armed by resume_receiving().
   const bool lingering = connection.write_shut && !connection.peer_closed;
   if (!connection.receive_armed && (!connection.closing || lingering) && connection.fd >= 0 &&
-      !receiving_paused_) {
+      !receiving_paused_ && !connection.input_held) {
     arm_receive(connection);
   }
   close_when_done(connection);
 }
 
+void ConnectionTable::cancel_receive(Connection& connection) {
+  io_uring_sqe* cancel = loop_.next_sqe();
+  io_uring_prep_cancel64(cancel, connection_tag(Operation::receive, connection), 0);
+  io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, connection));
+}
+
 void ConnectionTable::deliver(Connection& connection, const char* data, std::size_t size,
                               std::size_t padded) {
-  const RequestProgress before = protocol_.progress(connection);
-  protocol_.on_received(connection, data, size, padded);
-  const RequestProgress after = protocol_.progress(connection);
   connection.last_activity_ms = now_ms_;
+  read_requests(connection, [&] { protocol_.on_received(connection, data, size, padded); });
+}
+
+template <typename Parse>
+void ConnectionTable::read_requests(Connection& connection, Parse&& parse) {
+  const RequestProgress before = protocol_.progress(connection);
+  parse();
+  const RequestProgress after = protocol_.progress(connection);
   // The read timeout runs from a request's first byte: restart it when a new
   // request began in these bytes.
   if (!after.in_request) {
     connection.request_started_ms = 0;
   } else if (!before.in_request || after.requests_read != before.requests_read) {
     connection.request_started_ms = now_ms_;
+  }
+  if (after.input_held != connection.input_held) {
+    connection.input_held = after.input_held;
+    if (after.input_held) {
+      metrics_.input_holds.add();
+      // A multishot receive would go on filling buffers: stop it. What it
+      // delivers before the cancel lands is kept by the protocol, unread.
+      if (connection.receive_armed && multishot_receive_) cancel_receive(connection);
+    } else if (connection.peer_closed) {
+      connection.closing = true;  // what was held is read; nothing more comes
+    } else if (!connection.receive_armed && !connection.closing && connection.fd >= 0 &&
+               !receiving_paused_) {
+      arm_receive(connection);
+    }
   }
   mark_for_send(connection);
 }
@@ -246,19 +272,7 @@ void ConnectionTable::flush() {
   for (std::size_t i = 0; i < send_queue_.size(); ++i) {
     Connection& connection = *connections_[send_queue_[i]];
     connection.queued_for_send = false;
-    OutgoingBytes& out = connection.out;
-    // A client that sends requests but does not read the answers: they pile
-    // up unsent. One large answer (a big fetch) is not that: it goes out
-    // alone, however long, and is never cut off.
-    const std::size_t in_flight =
-        connection.send_in_flight ? out.sending.size() - out.sending_offset : 0;
-    const std::uint32_t answers_unsent =
-        out.answers_in_output + (connection.send_in_flight ? out.answers_sending : 0);
-    if (out.output.size() + in_flight > limits_.max_unsent_bytes && answers_unsent > 1 &&
-        !connection.discard_output) {
-      cut_off(connection, CloseReason::unsent_limit);
-    }
-    if (!connection.send_in_flight && !out.output.empty()) start_send(connection);
+    if (!connection.send_in_flight && !connection.out.output.empty()) start_send(connection);
     close_when_done(connection);
   }
   send_queue_.clear();
@@ -272,6 +286,8 @@ void ConnectionTable::start_send(Connection& connection) {
   }
   out.output.swap(out.sending);
   out.sending_offset = 0;
+  // The client has had nothing to take until now: its stall clock starts.
+  connection.last_send_progress_ms = now_ms_;
   out.answers_sending = out.answers_in_output;
   out.answers_in_output = 0;
   submit_send(connection);
@@ -311,23 +327,30 @@ void ConnectionTable::on_send(const Completion& completion) {
     connection.closing = true;
     connection.discard_output = true;
     out.sending.clear();
+    out.sending_offset = 0;
     out.output.clear();
     close_when_done(connection);
     return;
   }
   out.sending_offset += static_cast<std::size_t>(completion.result);
   connection.last_activity_ms = now_ms_;
+  connection.last_send_progress_ms = now_ms_;
   if (out.sending_offset < out.sending.size()) {
     // A short send (the socket buffer is full), or a chain longer than one
     // gather: send the rest.
     submit_send(connection);
-    return;
+  } else {
+    out.sending.clear();
+    out.sending_offset = 0;
+    out.answers_sending = 0;
+    out.sending.shrink_if_above(256 << 10);
+    if (!out.output.empty()) start_send(connection);
   }
-  out.sending.clear();
-  out.sending_offset = 0;
-  out.answers_sending = 0;
-  out.sending.shrink_if_above(256 << 10);
-  if (!out.output.empty()) start_send(connection);
+  // The client took answers: requests held back may be read now (also
+  // while shutting down: they were received before the stop).
+  if (connection.input_held && !connection.discard_output) {
+    read_requests(connection, [&] { protocol_.resume_input(connection); });
+  }
   close_when_done(connection);
 }
 
@@ -436,13 +459,16 @@ void ConnectionTable::sweep() {
   }
   const auto read_timeout = static_cast<std::uint64_t>(limits_.read_timeout.count());
   const auto idle_timeout = static_cast<std::uint64_t>(limits_.idle_timeout.count());
+  const auto write_timeout = static_cast<std::uint64_t>(limits_.write_timeout.count());
   for (auto& owned : connections_) {
     Connection& connection = *owned;
     if (connection.fd < 0 || connection.close_submitted) continue;
     const std::uint64_t quiet_ms = now_ms_ - connection.last_activity_ms;
     if (connection.send_in_flight) {
-      // Answers on their way but the client has not taken a byte of them.
-      if (quiet_ms > idle_timeout && !connection.discard_output) {
+      // Answers on their way but the client has not taken a byte of them,
+      // however much it sends meanwhile.
+      if (now_ms_ - connection.last_send_progress_ms > write_timeout &&
+          !connection.discard_output) {
         cut_off(connection, CloseReason::write_stall);
       }
       continue;
@@ -486,16 +512,15 @@ void ConnectionTable::pause_receiving() {
   receiving_paused_ = true;
   for (auto& connection : connections_) {
     if (connection->fd < 0 || !connection->receive_armed || connection->close_submitted) continue;
-    io_uring_sqe* cancel = loop_.next_sqe();
-    io_uring_prep_cancel64(cancel, connection_tag(Operation::receive, *connection), 0);
-    io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, *connection));
+    cancel_receive(*connection);
   }
 }
 
 void ConnectionTable::resume_receiving() {
   receiving_paused_ = false;
   for (auto& connection : connections_) {
-    if (connection->fd >= 0 && !connection->receive_armed && !connection->closing) {
+    if (connection->fd >= 0 && !connection->receive_armed && !connection->closing &&
+        !connection->input_held) {
       arm_receive(*connection);
     }
   }

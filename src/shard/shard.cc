@@ -49,12 +49,13 @@ Shard::Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment)
       listen_fd_(listen_fd),
       env_(environment),
       limits_{environment.config.max_header_bytes, environment.config.max_body_bytes},
-      api_(id, environment.matrix.shard_count(), environment.budget, environment.started, metrics_),
-      table_(
-          id, loop_,
-          ConnectionLimits{environment.config.max_connections, environment.config.max_unsent_bytes,
-                           environment.config.read_timeout, environment.config.idle_timeout},
-          metrics_, environment.open_connections, *this),
+      pipeline_{environment.config.max_unsent_bytes, environment.config.max_pipeline_depth},
+      api_(id, environment.matrix.shard_count(), environment.budget,
+           StoreLimits{environment.config.max_fetch_bytes}, environment.started, metrics_),
+      table_(id, loop_,
+             ConnectionLimits{environment.config.max_connections, environment.config.read_timeout,
+                              environment.config.idle_timeout, environment.config.write_timeout},
+             metrics_, environment.open_connections, *this),
       link_(id, environment.matrix, metrics_, &loop_) {}
 
 void Shard::run() {
@@ -280,7 +281,8 @@ void Shard::on_open(Connection& connection) {
   if (index >= http_.size()) http_.resize(index + 1);
   if (!http_[index]) {
     RequestHandler& handler = *this;  // a private base: converted here, where it is visible
-    http_[index] = std::make_unique<HttpConnection>(index, limits_, handler, connection.out);
+    http_[index] =
+        std::make_unique<HttpConnection>(index, limits_, pipeline_, handler, connection.out);
   }
   http_[index]->reset();
 }
@@ -288,7 +290,15 @@ void Shard::on_open(Connection& connection) {
 void Shard::on_received(Connection& connection, const char* data, std::size_t size,
                         std::size_t padded_capacity) {
   HttpConnection& http = *http_[connection.index()];
-  const ParseStatus status = http.feed(data, size, padded_capacity);
+  end_stream_if(connection, http, http.feed(data, size, padded_capacity));
+}
+
+void Shard::resume_input(Connection& connection) {
+  HttpConnection& http = *http_[connection.index()];
+  end_stream_if(connection, http, http.resume());
+}
+
+void Shard::end_stream_if(Connection& connection, HttpConnection& http, ParseStatus status) {
   if (status == ParseStatus::ok) return;
   // A request without keep-alive ended the stream (stopped), or the stream
   // cannot be trusted past a protocol error: answer it, and read no more.
@@ -299,7 +309,7 @@ void Shard::on_received(Connection& connection, const char* data, std::size_t si
 
 RequestProgress Shard::progress(const Connection& connection) const {
   const HttpConnection& http = *http_[connection.index()];
-  return {http.in_request(), http.requests_read(), http.answers_outstanding()};
+  return {http.in_request(), http.requests_read(), http.answers_outstanding(), http.input_held()};
 }
 
 void Shard::on_read_timeout(Connection& connection) {
@@ -326,7 +336,7 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
   if (placement.status == 0) {  // the owner answers: keep this answer's place
     outgoing_call_.connection_index = http.index();
     outgoing_call_.connection_generation = table_.at(http.index()).generation();
-    outgoing_call_.answer_sequence = http.reserve_answer();
+    outgoing_call_.answer_sequence = http.reserve_answer(placement.answer_bytes_at_most);
   }
   link_.send(placement.owner, std::move(outgoing_call_));
 }

@@ -28,10 +28,25 @@ void MessageQueue::push(Message* message) {
   bytes_ += message->payload().size();
 }
 
-void MessageQueue::drain() {
-  for (std::uint64_t i = head_; i != tail_; ++i) slots_[i & mask_]->release();
+std::size_t MessageQueue::count_within(std::uint64_t max_bytes) const {
+  if (bytes_ <= max_bytes) return size();
+  std::uint64_t bytes = 0;
+  std::size_t count = 0;
+  for (std::uint64_t i = head_; i != tail_; ++i, ++count) {
+    bytes += slots_[i & mask_]->payload().size();
+    if (bytes > max_bytes) return count == 0 ? 1 : count;
+  }
+  return count;
+}
+
+void MessageQueue::drain_front(std::size_t count) {
+  for (std::uint64_t end = head_ + count; head_ != end; ++head_) {
+    Message* message = slots_[head_ & mask_];
+    bytes_ -= message->payload().size();
+    message->release();
+  }
+  if (head_ != tail_) return;
   head_ = tail_ = 0;
-  bytes_ = 0;
   // A queue that once held a burst gives its ring back once empty, so memory
   // returns to its resting level after the burst is fetched.
   if (mask_ + 1 > 1024) {
@@ -93,12 +108,11 @@ Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id)
   return subscriber->id == id ? subscriber : nullptr;
 }
 
-void SubjectStore::drain(Subscriber& subscriber) {
-  const std::size_t drained = subscriber.queue.size();
-  if (drained == 0) return;
-  const std::uint64_t bytes = subscriber.queue.bytes();
-  subscriber.queue.drain();
-  budget_.release(drained, bytes);
+void SubjectStore::drain(Subscriber& subscriber, std::size_t count) {
+  if (count == 0) return;
+  const std::uint64_t bytes_before = subscriber.queue.bytes();
+  subscriber.queue.drain_front(count);
+  budget_.release(count, bytes_before - subscriber.queue.bytes());
 }
 
 }  // namespace gophermq

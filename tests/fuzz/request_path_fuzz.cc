@@ -26,16 +26,21 @@ namespace {
 // turn later, so answers can come back out of order.
 class InProcessShards final : public RequestHandler {
  public:
+  // Small, so fetches are cut short by the bound.
+  static constexpr StoreLimits kLimits{.max_fetch_bytes = 256};
+
   InProcessShards()
       : budget_(64, 4096),
-        shard0_(0, 2, budget_, std::chrono::steady_clock::now(), metrics0_),
-        shard1_(1, 2, budget_, std::chrono::steady_clock::now(), metrics1_) {}
+        shard0_(0, 2, budget_, kLimits, std::chrono::steady_clock::now(), metrics0_),
+        shard1_(1, 2, budget_, kLimits, std::chrono::steady_clock::now(), metrics1_) {}
 
   void handle(HttpConnection& http, const HttpRequest& request) override {
     const Placement placement = shard0_.handle(request, http, call_);
     if (!placement.forward) return;
     if (placement.owner != 1) std::abort();
-    if (placement.status == 0) call_.answer_sequence = http.reserve_answer();
+    if (placement.status == 0) {
+      call_.answer_sequence = http.reserve_answer(placement.answer_bytes_at_most);
+    }
     in_flight_.push_back(std::move(call_));
   }
 
@@ -89,7 +94,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   InProcessShards shards;
   OutgoingBytes out;
-  HttpConnection connection(0, RequestLimits{2048, 4096}, shards, out);
+  // Small bounds, so pipelined requests are held back and read again later.
+  HttpConnection connection(0, RequestLimits{2048, 4096}, PipelineLimits{1024, 3}, shards, out);
+  std::string sent;
+  // What a client reading everything would see: the output goes out, and
+  // what was held back is read.
+  auto send_all = [&] {
+    ParseStatus status = ParseStatus::ok;
+    // Each round reads at least one held request: this many rounds is a hang.
+    for (std::size_t round = 0; round <= size; ++round) {
+      shards.deliver(connection);
+      sent += out.output.flatten();
+      out.output.clear();
+      out.answers_in_output = 0;
+      if (status != ParseStatus::ok || !connection.input_held()) return status;
+      status = connection.resume();
+    }
+    std::abort();
+  };
   bool open = true;
   for (std::size_t offset = 0; offset < size && open; offset += read_size) {
     const std::size_t chunk = std::min(read_size, size - offset);
@@ -97,11 +119,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<char> read(chunk + ByteBuffer::kPadding);
     std::memcpy(read.data(), data + offset, chunk);
     ParseStatus status = connection.feed(read.data(), chunk, read.size());
-    shards.deliver(connection);
+    if (status == ParseStatus::ok) status = send_all();
     open = status == ParseStatus::ok;
   }
+  if (open) send_all();
   shards.deliver(connection);
+  sent += out.output.flatten();
   if (connection.answers_outstanding() != 0) std::abort();  // every call was answered
-  expect_whole_responses(out.output.flatten());
+  if (connection.input_held()) std::abort();  // nothing is owed, yet input is held back
+  expect_whole_responses(sent);
   return 0;
 }

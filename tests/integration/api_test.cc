@@ -354,8 +354,8 @@ TEST_F(ApiTest, PublishAsyncRejectsInvalidSubjects) {
 }
 
 // A fetch answer far larger than broker.max-unsent-bytes is one answer going
-// out, not a client that stopped reading: it must arrive whole. (It was once
-// cut off, losing the messages its fetch had drained.)
+// out: it must arrive whole. (It was once cut off, losing the messages its
+// fetch had drained.)
 class LargeFetchTest : public BrokerTest {
  protected:
   std::optional<BrokerOptions> Options() const override {
@@ -377,6 +377,40 @@ TEST_F(LargeFetchTest, AnswerLargerThanTheUnsentBoundArrivesWhole) {
   }
   EXPECT_EQ(Fetch("big.fetch", id), published);
   EXPECT_TRUE(Fetch("big.fetch", id).empty());
+}
+
+// broker.max-fetch-bytes bounds one answer's messages; the rest stays queued,
+// in order, for the next fetch.
+class FetchBoundTest : public BrokerTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override {
+    BrokerOptions options;
+    options.flags.push_back("--broker.max-fetch-bytes=1KiB");
+    return options;
+  }
+};
+
+TEST_F(FetchBoundTest, AFetchTakesTheOldestMessagesUpToTheBound) {
+  const std::string id = Subscribe("bounded.fetch");
+  ASSERT_FALSE(id.empty());
+  std::vector<std::string> published;
+  for (int i = 0; i < 5; ++i) {  // 400 bytes each: two fit in 1 KiB, three do not
+    published.push_back(std::string(400, static_cast<char>('a' + i)));
+    PublishOk("bounded.fetch", published.back());
+  }
+  EXPECT_EQ(Fetch("bounded.fetch", id), std::vector<std::string>(&published[0], &published[2]));
+  EXPECT_EQ(Fetch("bounded.fetch", id), std::vector<std::string>(&published[2], &published[4]));
+  EXPECT_EQ(Fetch("bounded.fetch", id), std::vector<std::string>{published[4]});
+  EXPECT_TRUE(Fetch("bounded.fetch", id).empty());
+}
+
+TEST_F(FetchBoundTest, AMessageLargerThanTheBoundStillGoesAlone) {
+  const std::string id = Subscribe("bounded.big");
+  const std::string big(3000, 'b');
+  PublishOk("bounded.big", big);
+  PublishOk("bounded.big", "small");
+  EXPECT_EQ(Fetch("bounded.big", id), std::vector<std::string>{big});
+  EXPECT_EQ(Fetch("bounded.big", id), std::vector<std::string>{"small"});
 }
 
 }  // namespace

@@ -356,6 +356,7 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       {"gophermq_connections_accepted_total", "counter"},
       {"gophermq_received_bytes_total", "counter"},
       {"gophermq_sent_bytes_total", "counter"},
+      {"gophermq_connection_holds_total", "counter"},
       {"gophermq_messages_published_total", "counter"},
       {"gophermq_messages_delivered_total", "counter"},
       {"gophermq_messages_refused_total", "counter"},

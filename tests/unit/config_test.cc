@@ -99,6 +99,9 @@ Config non_default_config() {
   config.read_timeout = std::chrono::milliseconds(4321);
   config.idle_timeout = std::chrono::milliseconds(5432);
   config.max_unsent_bytes = 1 << 17;
+  config.max_pipeline_depth = 5;
+  config.write_timeout = std::chrono::milliseconds(6543);
+  config.max_fetch_bytes = 1 << 15;
   return config;
 }
 
@@ -120,6 +123,9 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.read_timeout, expected.read_timeout);
   EXPECT_EQ(actual.idle_timeout, expected.idle_timeout);
   EXPECT_EQ(actual.max_unsent_bytes, expected.max_unsent_bytes);
+  EXPECT_EQ(actual.max_pipeline_depth, expected.max_pipeline_depth);
+  EXPECT_EQ(actual.write_timeout, expected.write_timeout);
+  EXPECT_EQ(actual.max_fetch_bytes, expected.max_fetch_bytes);
 }
 
 // ---------------------------------------------------------------------------
@@ -384,7 +390,10 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-pending-bytes", "64GiB"},
         ValueCase{"broker.max-pending-bytes", "2TiB"},
         ValueCase{"broker.max-pending-bytes", "1PiB"}, ValueCase{"broker.max-connections", "1"},
-        ValueCase{"broker.max-unsent-bytes", "64KiB"}));
+        ValueCase{"broker.max-unsent-bytes", "64KiB"}, ValueCase{"broker.max-pipeline-depth", "1"},
+        ValueCase{"broker.max-pipeline-depth", "65536"}, ValueCase{"broker.write-timeout", "100ms"},
+        ValueCase{"broker.write-timeout", "24h"}, ValueCase{"broker.max-fetch-bytes", "1KiB"},
+        ValueCase{"broker.max-fetch-bytes", "1GiB"}));
 
 INSTANTIATE_TEST_SUITE_P(
     EveryKey, InvalidValueTest,
@@ -417,10 +426,14 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.read-timeout", "0"}, ValueCase{"broker.idle-timeout", "25h"},
         ValueCase{"broker.max-pending-bytes", "1023"}, ValueCase{"broker.max-connections", "0"},
         ValueCase{"broker.max-connections", "many"}, ValueCase{"broker.max-unsent-bytes", "1KiB"},
-        ValueCase{"broker.max-body", "1TiB"}, ValueCase{"broker.max-body", "1.5MiB"},
-        ValueCase{"broker.max-body", "MiB"}, ValueCase{"broker.max-body", "-1MiB"},
-        ValueCase{"broker.max-body", "4 "}, ValueCase{"broker.max-body", "4  MiB"},
-        ValueCase{"broker.max-body", "4MiBs"}, ValueCase{"broker.max-body", "18014398509481984KiB"},
+        ValueCase{"broker.max-pipeline-depth", "0"},
+        ValueCase{"broker.max-pipeline-depth", "65537"}, ValueCase{"broker.write-timeout", "99ms"},
+        ValueCase{"broker.write-timeout", "25h"}, ValueCase{"broker.max-fetch-bytes", "1023"},
+        ValueCase{"broker.max-fetch-bytes", "2GiB"}, ValueCase{"broker.max-body", "1TiB"},
+        ValueCase{"broker.max-body", "1.5MiB"}, ValueCase{"broker.max-body", "MiB"},
+        ValueCase{"broker.max-body", "-1MiB"}, ValueCase{"broker.max-body", "4 "},
+        ValueCase{"broker.max-body", "4  MiB"}, ValueCase{"broker.max-body", "4MiBs"},
+        ValueCase{"broker.max-body", "18014398509481984KiB"},
         ValueCase{"broker.max-body", "99999999999999999999999"},
         ValueCase{"broker.max-header-bytes", "1023"}, ValueCase{"broker.max-header-bytes", "2MiB"},
         ValueCase{"broker.max-header-bytes", "1048577"}, ValueCase{"monitoring.enable", ""},
@@ -998,7 +1011,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 16);
+  EXPECT_EQ(settings, 19);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

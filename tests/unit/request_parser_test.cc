@@ -28,6 +28,9 @@ namespace gophermq {
     case ParseStatus::stopped:
       *out << "stopped";
       return;
+    case ParseStatus::held:
+      *out << "held";
+      return;
     case ParseStatus::malformed:
       *out << "malformed";
       return;
@@ -336,6 +339,70 @@ TEST(RequestParser, ParsesTheSameWhereverTheStreamIsCut) {
     ASSERT_EQ(feed(parser, std::string_view(kPipeline).substr(cut)), ParseStatus::ok) << cut;
     ASSERT_EQ(sink.requests, kPipelineRequests) << "cut at " << cut;
   }
+}
+
+// Holds after every request, as a connection that owes too much does.
+class HoldingSink final : public RequestSink {
+ public:
+  explicit HoldingSink(RequestParser*& parser) : parser_(parser) {}
+  void on_request(const HttpRequest& request) override {
+    recorder.on_request(request);
+    parser_->hold();
+  }
+  void on_continue_expected() override { recorder.on_continue_expected(); }
+
+  RecordingSink recorder;
+
+ private:
+  RequestParser*& parser_;
+};
+
+TEST(RequestParser, AHoldStopsRightAfterTheRequestAndResumeGoesOnFromThere) {
+  for (std::size_t cut = 0; cut <= kPipeline.size(); ++cut) {
+    RequestParser* parser_of_sink = nullptr;
+    HoldingSink sink(parser_of_sink);
+    RequestParser parser(kRoomyLimits, sink);
+    parser_of_sink = &parser;
+    // Received and not yet read: what a held connection keeps, fed again
+    // after resume().
+    std::string unread;
+    std::size_t holds = 0;
+    const std::string_view pipeline(kPipeline);
+    for (std::string_view piece : {pipeline.substr(0, cut), pipeline.substr(cut)}) {
+      unread += piece;
+      for (;;) {
+        auto buffer = std::make_unique<char[]>(unread.size() + kPadding);
+        std::memcpy(buffer.get(), unread.data(), unread.size());
+        const ParseStatus status =
+            parser.feed(buffer.get(), unread.size(), unread.size() + kPadding);
+        if (status == ParseStatus::ok) {
+          unread.clear();
+          break;
+        }
+        ASSERT_EQ(status, ParseStatus::held) << "cut at " << cut;
+        ++holds;
+        ASSERT_EQ(sink.recorder.requests.size(), holds) << "one request per hold; cut at " << cut;
+        const std::size_t read = static_cast<std::size_t>(parser.held_at() - buffer.get());
+        ASSERT_LE(read, unread.size());
+        unread.erase(0, read);
+        parser.resume();
+      }
+    }
+    EXPECT_EQ(holds, kPipelineRequests.size());
+    ASSERT_EQ(sink.recorder.requests, kPipelineRequests) << "cut at " << cut;
+  }
+}
+
+TEST(RequestParser, AHeldRequestWithoutKeepAliveStillEndsTheStream) {
+  RequestParser* parser_of_sink = nullptr;
+  HoldingSink sink(parser_of_sink);
+  RequestParser parser(kRoomyLimits, sink);
+  parser_of_sink = &parser;
+  EXPECT_EQ(feed(parser,
+                 "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                 "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ParseStatus::stopped);
+  EXPECT_EQ(sink.recorder.requests.size(), 1u);
 }
 
 TEST(RequestParser, ParsesTheSameInPiecesOfEverySmallSize) {

@@ -11,9 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "gophermq/api/response_encoder.h"
 #include "gophermq/byte_buffer.h"
 #include "gophermq/store/pending_budget.h"
-#include "gophermq/api/response_encoder.h"
 #include "gophermq/store/subject_store.h"
 #include "gophermq/store/subscriber_id.h"
 
@@ -311,8 +311,9 @@ class FetchBodyTest : public ::testing::Test {
   std::string fetch_body() {
     Subscriber& s = subscriber();
     ByteBuffer out;
-    append_fetch_body(out, s.queue, s.id, "a.b");
-    EXPECT_EQ(out.size(), fetch_body_size(s.queue, "a.b"));
+    const std::size_t size = fetch_body_size(s.queue, s.queue.size(), "a.b");
+    append_fetch_body(out, size, s.queue, s.queue.size(), s.id, "a.b");
+    EXPECT_EQ(out.size(), size);
     return std::string(out.view());
   }
 

@@ -32,12 +32,16 @@ struct Placement {
   // publish is answered at once).
   bool forward = false;
   unsigned owner = 0;
+  // How large the answer to come may be (0: small): the connection counts
+  // it as owed meanwhile (see HttpConnection::reserve_answer()).
+  std::uint64_t answer_bytes_at_most = 0;
 };
 
 class BrokerApi {
  public:
   BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& budget,
-            std::chrono::steady_clock::time_point started, ShardMetrics& metrics);
+            const StoreLimits& limits, std::chrono::steady_clock::time_point started,
+            ShardMetrics& metrics);
 
   // A complete request. Answers it into `answer` when it can; otherwise fills
   // `call` for the owner shard (the caller adds where the answer belongs).
@@ -63,11 +67,16 @@ class BrokerApi {
   std::uint16_t serve_locally(Endpoint endpoint, const DecodedRequest& request,
                               const SubscriberId& id, const ResponseStyle& style, Answers& answers);
   void append_health(ByteBuffer& out, const ResponseStyle& style);
+  // A fetch's 200 answer: the subscriber's oldest messages, up to
+  // broker.max-fetch-bytes of them (at least one), which are then drained.
+  void append_fetched(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
+                      std::string_view subject, const ResponseStyle& style);
   void count_publish(PublishOutcome outcome, bool async);
 
   const unsigned shard_id_;
   const unsigned shard_count_;
   PendingBudget& budget_;
+  const StoreLimits limits_;
   const std::chrono::steady_clock::time_point started_;
   ShardMetrics& metrics_;
   LatencyBatch latencies_;

@@ -36,9 +36,12 @@ void append_json_string(ByteBuffer& out, std::string_view text);
 std::size_t subscribe_body_size(std::string_view subject);
 void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject);
 
-// {"data":[<message>,...],"id":"<uuid>","subject":<subject>}\n
-std::size_t fetch_body_size(const MessageQueue& messages, std::string_view subject);
-void append_fetch_body(ByteBuffer& out, const MessageQueue& messages, const SubscriberId& id,
-                       std::string_view subject);
+// {"data":[<message>,...],"id":"<uuid>","subject":<subject>}\n with the
+// `count` oldest of `messages`; appending takes the size measured (it is
+// written in the head first, and measuring means scanning every payload).
+std::size_t fetch_body_size(const MessageQueue& messages, std::size_t count,
+                            std::string_view subject);
+void append_fetch_body(ByteBuffer& out, std::size_t size, const MessageQueue& messages,
+                       std::size_t count, const SubscriberId& id, std::string_view subject);
 
 }  // namespace gophermq

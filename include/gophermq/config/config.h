@@ -47,9 +47,14 @@ struct Config {
   std::uint64_t max_connections = 100'000;         // broker.max-connections, broker-wide
   std::chrono::milliseconds read_timeout{10'000};  // broker.read-timeout: a started request
   std::chrono::milliseconds idle_timeout{60'000};  // broker.idle-timeout: between requests
-  std::size_t max_unsent_bytes = 8 << 20;          // broker.max-unsent-bytes: per connection
-  bool monitoring_enabled = true;                  // monitoring.enable
-  ListenAddress monitoring{"", 9001};  // monitoring.port (":9001", "9001", "127.0.0.1:9001")
+  // Back-pressure per connection: past either, its requests wait unread.
+  std::size_t max_unsent_bytes = 8 << 20;  // broker.max-unsent-bytes
+  std::size_t max_pipeline_depth = 1024;   // broker.max-pipeline-depth: answers owed
+  // broker.write-timeout: a client that takes none of its answers this long is cut off.
+  std::chrono::milliseconds write_timeout{60'000};
+  std::size_t max_fetch_bytes = 16 << 20;  // broker.max-fetch-bytes: payload per fetch answer
+  bool monitoring_enabled = true;          // monitoring.enable
+  ListenAddress monitoring{"", 9001};      // monitoring.port (":9001", "9001", "127.0.0.1:9001")
 };
 
 // What the command line asked for, beside the configuration itself.

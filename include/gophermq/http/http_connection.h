@@ -1,5 +1,5 @@
-// The HTTP side of one client connection: its parser, and its answers kept
-// in request order.
+// The HTTP side of one client connection: its parser, its answers kept in
+// request order, and the back-pressure that keeps what it owes bounded.
 //
 // Ordering: a pipelined request for a subject owned by another shard is
 // answered later than the local request after it. Answers therefore go
@@ -15,6 +15,16 @@
 #include "gophermq/net/connection.h"
 
 namespace gophermq {
+
+// Back-pressure per connection. A client's requests are read only while the
+// connection owes little: past either bound its requests wait unread (TCP
+// then slows the client down) until it has taken enough of its answers, down
+// to half of each bound. Nothing is cut and nothing dropped: answers whose
+// messages were taken from their queues always go out.
+struct PipelineLimits {
+  std::size_t max_unsent_bytes;  // answers' bytes not yet taken by the kernel
+  std::size_t max_answers_owed;  // requests read and not yet sent an answer
+};
 
 class HttpConnection;
 
@@ -49,8 +59,8 @@ class Answers {
 class HttpConnection final : public RequestSink, public Answers {
  public:
   // `out` is the socket's outgoing bytes, where finished answers go.
-  HttpConnection(std::uint32_t index, const RequestLimits& limits, RequestHandler& handler,
-                 OutgoingBytes& out);
+  HttpConnection(std::uint32_t index, const RequestLimits& limits, const PipelineLimits& pipeline,
+                 RequestHandler& handler, OutgoingBytes& out);
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
@@ -60,9 +70,15 @@ class HttpConnection final : public RequestSink, public Answers {
   // Back to the start of a stream, for a new socket in this slot.
   void reset();
 
-  ParseStatus feed(const char* data, std::size_t size, std::size_t padded_capacity) {
-    return parser_.feed(data, size, padded_capacity);
-  }
+  // Bytes received. While input is held they are kept, unread, for resume().
+  ParseStatus feed(const char* data, std::size_t size, std::size_t padded_capacity);
+  // Requests are not being read: the connection owes too much (see
+  // PipelineLimits). The connection should stop receiving until resume()
+  // has read everything held back.
+  bool input_held() const { return input_held_; }
+  // The client has taken answers: reads what was held back, if the
+  // connection now owes little enough. The status is that of the parse.
+  ParseStatus resume();
   // A request has begun arriving and is not complete yet.
   bool in_request() const { return parser_.in_request(); }
   std::uint64_t requests_read() const { return requests_read_; }
@@ -71,7 +87,10 @@ class HttpConnection final : public RequestSink, public Answers {
   // The buffer for an answer that is complete now.
   ByteBuffer& answer_now() override;
   // A place for an answer that will come later; returns its sequence.
-  std::uint64_t reserve_answer();
+  // `reserved_bytes` (as large as the answer may be) count as owed until it
+  // comes, so answers on their way count against the bound too: what a
+  // connection owes stays within max_unsent_bytes and one more answer.
+  std::uint64_t reserve_answer(std::uint64_t reserved_bytes = 0);
   ByteBuffer& reserved_buffer(std::uint64_t sequence) override;
   void finish_answer(std::uint64_t sequence) override;
   void hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer) override;
@@ -81,6 +100,14 @@ class HttpConnection final : public RequestSink, public Answers {
  private:
   void on_request(const HttpRequest& request) override;
   void on_continue_expected() override;
+  // Parses, and notes a hold the parser stopped for.
+  ParseStatus read(const char* data, std::size_t size, std::size_t padded_capacity);
+  // Answers read and not yet handed to the kernel, 100 Continue aside.
+  std::size_t answers_owed() const;
+  // Bytes owed: unsent, and reserved for answers still to come.
+  std::uint64_t bytes_owed() const { return out_.unsent() + reserved_bytes_; }
+  // The reserved answer `sequence` has come: its reservation ends.
+  void release_reservation(std::uint64_t sequence);
   void release_finished_slots();
   // Moves `answer` into the output (copies it there when small).
   void emit(ByteBuffer& answer);
@@ -88,15 +115,22 @@ class HttpConnection final : public RequestSink, public Answers {
   struct Slot {
     bool finished = false;
     ByteBuffer bytes;
+    bool interim = false;  // a 100 Continue, which is not the request's answer
+    std::uint64_t reserved_bytes = 0;
   };
 
   std::uint32_t index_;
+  PipelineLimits pipeline_;
   RequestHandler& handler_;
   OutgoingBytes& out_;
   RequestParser parser_;
   std::deque<Slot> slots_;
   std::uint64_t first_slot_sequence_ = 0;
   std::uint64_t requests_read_ = 0;
+  std::uint64_t reserved_bytes_ = 0;  // over every slot
+  bool input_held_ = false;
+  // What arrived after the request the parser stopped at, unread.
+  ByteBuffer held_input_;
 };
 
 }  // namespace gophermq

@@ -35,6 +35,7 @@ struct RequestLimits {
 enum class ParseStatus : std::uint8_t {
   ok,                 // everything fed was consumed; more may come
   stopped,            // a request without keep-alive ended the stream
+  held,               // the sink asked to read no further for now (see hold())
   malformed,          // 400, then close
   headers_too_large,  // 431, then close
   body_too_large,     // 413, then close
@@ -65,6 +66,14 @@ class RequestParser {
   // Back to the start of a stream, for a new connection: a parser that met
   // an error or a final request stays stopped until reset.
   void reset();
+
+  // Back-pressure. Called by the sink while it takes a request: the parser
+  // stops right after that request, and feed() returns `held`; the bytes
+  // from held_at() to the end of that feed are not parsed, and are the
+  // caller's to keep. resume() lets the next feed go on from there.
+  void hold() { hold_requested_ = true; }
+  const char* held_at() const { return held_at_; }
+  void resume();
 
   // Whether a request has begun and not yet completed (for timeouts, close).
   bool in_request() const { return in_message_; }
@@ -118,6 +127,8 @@ class RequestParser {
   RequestLimits limits_;
   RequestSink& sink_;
   ParseStatus failure_ = ParseStatus::ok;
+  bool hold_requested_ = false;
+  const char* held_at_ = nullptr;
 
   // The chunk being fed: body views into it are valid until feed() returns.
   const char* chunk_end_ = nullptr;

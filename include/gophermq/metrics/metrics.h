@@ -79,9 +79,9 @@ inline constexpr std::array<std::string_view, 3> kRefusalReasonNames = {"overflo
                                                                         "invalid_subject"};
 
 // Why the broker closed a connection on its own.
-enum class CloseReason : std::uint8_t { read_timeout, idle_timeout, write_stall, unsent_limit };
-inline constexpr std::array<std::string_view, 4> kCloseReasonNames = {
-    "read_timeout", "idle_timeout", "write_stall", "unsent_limit"};
+enum class CloseReason : std::uint8_t { read_timeout, idle_timeout, write_stall };
+inline constexpr std::array<std::string_view, 3> kCloseReasonNames = {
+    "read_timeout", "idle_timeout", "write_stall"};
 
 struct ShardMetrics {
   std::array<std::array<RequestStats, kStatusCodes.size()>, kMetricMethodNames.size()> requests;
@@ -93,6 +93,7 @@ struct ShardMetrics {
   std::array<ShardCounter, kCloseReasonNames.size()> connections_closed;
   ShardCounter received_bytes;
   ShardCounter sent_bytes;
+  ShardCounter input_holds;  // a connection owed too much: its requests wait unread
 
   ShardCounter messages_published;  // stored, sync and async
   ShardCounter messages_delivered;  // returned by fetches

@@ -14,14 +14,17 @@
 namespace gophermq {
 
 // Answers on their way to the client: `output` fills while `sending` is on
-// the wire. The answers in each are counted, because the unsent-bytes bound
-// is for answers piling up unread, never for one large answer going out.
+// the wire. The answers in each are counted: a connection may owe only so
+// many (see PipelineLimits in http_connection.h).
 struct OutgoingBytes {
   OutgoingChain output;
   OutgoingChain sending;
   std::size_t sending_offset = 0;
   std::uint32_t answers_in_output = 0;
   std::uint32_t answers_sending = 0;
+
+  // Bytes the kernel has not taken yet.
+  std::size_t unsent() const { return output.size() + sending.size() - sending_offset; }
 
   // A send of a chain of several buffers: the iovecs and message header the
   // kernel reads until it completes. Made on first need: most connections
@@ -67,6 +70,9 @@ class Connection {
   bool peer_closed = false;
   // Our FIN is sent; input is read and dropped until the client closes.
   bool write_shut = false;
+  // The protocol reads no more of this client's requests until it has taken
+  // some of its answers: nothing is received meanwhile (back-pressure).
+  bool input_held = false;
   std::uint64_t linger_started_ms = 0;
   // Receive buffer when the kernel has no provided-buffer rings.
   ByteBuffer receive_buffer;
@@ -74,6 +80,9 @@ class Connection {
   // --- Timing, on the shard's loop-turn clock (milliseconds) ---
   std::uint64_t last_activity_ms = 0;    // last bytes in, or out
   std::uint64_t request_started_ms = 0;  // the request now arriving; 0 when none
+  // While a send waits on the client: when it last took bytes (or the wait
+  // began). Only the client's reading moves it, never its sending.
+  std::uint64_t last_send_progress_ms = 0;
 
  private:
   std::uint32_t index_;

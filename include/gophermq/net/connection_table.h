@@ -1,6 +1,7 @@
 // A shard's client connections: accept, receive, send, close (lingering where
-// the client still sends), the sweep that enforces the timeouts, and
-// per-shard pause and resume of receiving. It speaks io_uring and sockets,
+// the client still sends), the sweep that enforces the timeouts, and pause
+// and resume of receiving, per connection (the protocol holds its input) and
+// per shard. It speaks io_uring and sockets,
 // never HTTP: bytes go up to a ConnectionProtocol, answers come down as the
 // bytes in each connection's OutgoingBytes.
 #pragma once
@@ -24,6 +25,7 @@ struct RequestProgress {
   bool in_request = false;          // a request has begun and is not complete
   std::uint64_t requests_read = 0;  // complete requests so far
   std::size_t answers_owed = 0;     // read, and not yet answered
+  bool input_held = false;          // reading no requests until answers are taken
 };
 
 // The protocol above the sockets (HTTP), per connection slot.
@@ -36,6 +38,9 @@ class ConnectionProtocol {
   virtual void on_received(Connection& connection, const char* data, std::size_t size,
                            std::size_t padded_capacity) = 0;
   virtual RequestProgress progress(const Connection& connection) const = 0;
+  // The client took answers off a connection whose input is held: the
+  // protocol reads what it held back if it now owes little enough.
+  virtual void resume_input(Connection& connection) = 0;
   // A request did not arrive whole within the read timeout: answer it (the
   // connection closes after).
   virtual void on_read_timeout(Connection& connection) = 0;
@@ -49,9 +54,10 @@ class ConnectionProtocol {
 
 struct ConnectionLimits {
   std::uint64_t max_connections;  // broker-wide
-  std::size_t max_unsent_bytes;
   std::chrono::milliseconds read_timeout;
   std::chrono::milliseconds idle_timeout;
+  // A client that takes none of its answers for this long is cut off.
+  std::chrono::milliseconds write_timeout;
 };
 
 class ConnectionTable {
@@ -107,7 +113,13 @@ class ConnectionTable {
  private:
   void arm_accept();
   void arm_receive(Connection& connection);
+  void cancel_receive(Connection& connection);
+  // Received bytes, to the protocol.
   void deliver(Connection& connection, const char* data, std::size_t size, std::size_t padded);
+  // Lets the protocol read (`parse`), then starts or stops the read timeout,
+  // and stops or restarts receiving as the protocol holds its input or not.
+  template <typename Parse>
+  void read_requests(Connection& connection, Parse&& parse);
   // Moves the output to the wire, and sends it.
   void start_send(Connection& connection);
   // Sends what of `sending` is not sent yet: one buffer plainly, a chain

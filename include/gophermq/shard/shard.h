@@ -82,6 +82,9 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   void on_received(Connection& connection, const char* data, std::size_t size,
                    std::size_t padded_capacity) override;
   RequestProgress progress(const Connection& connection) const override;
+  void resume_input(Connection& connection) override;
+  // After a parse: a stream that cannot go on is answered and ends.
+  void end_stream_if(Connection& connection, HttpConnection& http, ParseStatus status);
   void on_read_timeout(Connection& connection) override;
   std::string_view answer_refused() override;
 
@@ -102,6 +105,7 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
 
   bool multishot_receive_ = false;
   RequestLimits limits_;
+  PipelineLimits pipeline_;
   ShardMetrics metrics_;
   BrokerApi api_;
   ConnectionTable table_;

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "gophermq/store/message.h"
 #include "gophermq/metrics/metrics.h"
+#include "gophermq/store/message.h"
 #include "gophermq/store/pending_budget.h"
 #include "gophermq/store/subject_table.h"
 #include "gophermq/store/subscriber_id.h"
@@ -33,12 +33,22 @@ class MessageQueue {
   // Payload bytes of the messages held.
   std::uint64_t bytes() const { return bytes_; }
 
+  // How many of the oldest messages fit in `max_bytes` of payload: at least
+  // one, so a message larger than the bound still goes, alone.
+  std::size_t count_within(std::uint64_t max_bytes) const;
+
+  // Visits the `count` oldest messages, oldest first.
+  template <typename Visit>
+  void for_each(std::size_t count, Visit&& visit) const {
+    for (std::uint64_t i = head_; i != head_ + count; ++i) visit(*slots_[i & mask_]);
+  }
   template <typename Visit>
   void for_each(Visit&& visit) const {
-    for (std::uint64_t i = head_; i != tail_; ++i) visit(*slots_[i & mask_]);
+    for_each(size(), visit);
   }
-  // Releases every message (the caller already used them) and empties the queue.
-  void drain();
+  // Releases the `count` oldest messages (the caller already used them).
+  void drain_front(std::size_t count);
+  void drain() { drain_front(size()); }
 
  private:
   Message** slots_ = nullptr;
@@ -60,6 +70,11 @@ struct SubjectEntry {
 
 enum class PublishOutcome : std::uint8_t { stored, no_subscriber, overflow };
 
+// The store's bounds from the configuration (defaults as in Config).
+struct StoreLimits {
+  std::uint64_t max_fetch_bytes = 16 << 20;  // payload in one fetch answer
+};
+
 class SubjectStore {
  public:
   SubjectStore(PendingBudget& budget, SubscriberIdSource& ids) : budget_(budget), ids_(ids) {}
@@ -80,9 +95,10 @@ class SubjectStore {
   // original's "bad id").
   Subscriber* find(std::string_view subject, const SubscriberId& id);
 
-  // Called after a fetch has encoded a subscriber's messages: drops them and
-  // returns their count to the budget.
-  void drain(Subscriber& subscriber);
+  // Called after a fetch has encoded a subscriber's `count` oldest messages:
+  // drops them and returns them to the budget.
+  void drain(Subscriber& subscriber, std::size_t count);
+  void drain(Subscriber& subscriber) { drain(subscriber, subscriber.queue.size()); }
 
   std::size_t subject_count() const { return subjects_.size(); }
   std::size_t subscriber_count() const { return subscriber_count_; }
