@@ -78,7 +78,7 @@ void HttpConnection::on_request(const HttpRequest& request) {
   handler_.handle(*this, request);
   // Checked after each request, so however many a client pipelines into one
   // receive, what a connection owes stays near its bounds.
-  if (bytes_owed() > pipeline_.max_unsent_bytes || answers_owed() >= pipeline_.max_answers_owed) {
+  if (answers_owed() >= pipeline_.max_answers_owed || bytes_owed() > pipeline_.max_unsent_bytes) {
     parser_.hold();
   }
 }

@@ -25,12 +25,6 @@ void OutgoingChain::append_whole(ByteBuffer&& whole) {
   tail_open_ = false;
 }
 
-std::size_t OutgoingChain::size() const {
-  std::size_t total = 0;
-  for (std::size_t i = 0; i < count_; ++i) total += buffers_[i].size();
-  return total;
-}
-
 void OutgoingChain::clear() {
   if (!buffers_.empty()) buffers_[0].clear();
   // Whole answers are usually large: give their memory back now.

@@ -32,8 +32,12 @@ class OutgoingChain {
   void append_whole(ByteBuffer&& whole);
 
   bool empty() const { return size() == 0; }
-  // Bytes in every buffer.
-  std::size_t size() const;
+  // Bytes in every buffer (inline: the back-pressure check asks per request).
+  std::size_t size() const {
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < count_; ++i) total += buffers_[i].size();
+    return total;
+  }
   std::size_t buffer_count() const { return count_; }
   const ByteBuffer& buffer(std::size_t index) const { return buffers_[index]; }
 
