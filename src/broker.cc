@@ -10,12 +10,12 @@
 #include <thread>
 #include <vector>
 
-#include "gophermq/shard/cross_shard.h"
 #include "gophermq/io/listener.h"
 #include "gophermq/log.h"
 #include "gophermq/metrics/monitoring_server.h"
-#include "gophermq/store/pending_budget.h"
+#include "gophermq/shard/cross_shard.h"
 #include "gophermq/shard/shard.h"
+#include "gophermq/store/pending_budget.h"
 #include "gophermq_version.h"
 
 #ifdef GOPHERMQ_WITH_MIMALLOC
@@ -107,7 +107,7 @@ int run_broker(const Config& config) {
     }
   }
 
-  PendingBudget budget(config.max_pending, config.max_pending_bytes);
+  PendingBudget budget(pending_total_bound(config), config.max_pending_bytes);
   CrossShardMatrix matrix(shard_count);
   std::atomic<bool> stop_requested{false};
   std::latch rings_ready(shard_count);

@@ -18,6 +18,7 @@ std::uint16_t publish_status(PublishOutcome outcome) {
       return 200;
     case PublishOutcome::no_subscriber:
       return 404;
+    case PublishOutcome::subject_overflow:
     case PublishOutcome::overflow:
       return 429;
   }
@@ -58,7 +59,7 @@ BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& bud
       started_(started),
       metrics_(metrics),
       latencies_(metrics),
-      store_(budget, ids_) {}
+      store_(budget, ids_, limits) {}
 
 Placement BrokerApi::handle(const HttpRequest& request, Answers& answers, ShardCall& call) {
   const Route route = gophermq::route(request.method, request.path);
@@ -166,13 +167,15 @@ void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
       metrics_.messages_published.add();
       return;
     case PublishOutcome::no_subscriber:
+    case PublishOutcome::subject_overflow:
     case PublishOutcome::overflow: {
-      const bool overflow = outcome == PublishOutcome::overflow;
-      const RefusalReason reason =
-          overflow ? RefusalReason::overflow : RefusalReason::no_subscriber;
+      const RefusalReason reason = outcome == PublishOutcome::overflow ? RefusalReason::overflow
+                                   : outcome == PublishOutcome::subject_overflow
+                                       ? RefusalReason::subject_overflow
+                                       : RefusalReason::no_subscriber;
       metrics_.messages_refused[static_cast<std::size_t>(reason)].add();
       // An async publish was answered 200 already: this is its only trace.
-      if (async) metrics_.async_publish_failures[overflow ? 0 : 1].add();
+      if (async) metrics_.async_publish_failures[static_cast<std::size_t>(reason)].add();
       return;
     }
   }

@@ -471,14 +471,15 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 19> kSettings{{
+const std::array<Setting, 21> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
      Host{&Config::api}},
     {"broker.port", "PORT", "HTTP API port, or HOST:PORT; 0 = any free port",
      Address{.address = &Config::api, .host_shown_apart = true}},
-    {"broker.max-pending", "N", "most messages stored broker-wide awaiting delivery, 1 to 2^62",
+    {"broker.max-pending", "N",
+     "most messages a subject holds, one per subscriber queue, 1 to 2^62",
      Count{.field = number_field<&Config::max_pending>(),
            .min = 1,
            .max = std::uint64_t{1} << 62,
@@ -493,11 +494,24 @@ const std::array<Setting, 19> kSettings{{
     {"broker.max-header-bytes", "SIZE", "largest request header block, 1KiB to 1MiB",
      ByteSize{number_field<&Config::max_header_bytes>(), kKiB, kMiB}},
     {"broker.max-pending-bytes", "SIZE",
-     "most payload bytes stored broker-wide (1KiB to 1PiB); past it 429",
+     "most payload bytes held broker-wide, each message once, 1KiB to 1PiB",
      ByteSize{.field = number_field<&Config::max_pending_bytes>(),
               .min = kKiB,
               .max = kPiB,
               .examples = "512MiB, 4GiB"}},
+    {"broker.max-pending-total", "N",
+     "most messages held broker-wide, as max-pending counts; 0 = 16x that",
+     Count{.field = number_field<&Config::max_pending_total>(),
+           .min = 0,
+           .max = std::uint64_t{1} << 62,
+           .note = "0 = sixteen times broker.max-pending",
+           .cap_name = "2^62"}},
+    {"broker.max-pending-bytes-per-subject", "SIZE",
+     "most payload bytes one subject holds; 0 = a 16th of max-pending-bytes",
+     ByteSize{.field = number_field<&Config::max_pending_bytes_per_subject>(),
+              .min = 0,
+              .max = kPiB,
+              .examples = "0, 64MiB"}},
     {"broker.max-connections", "N", "most client connections open at once, broker-wide",
      Count{number_field<&Config::max_connections>(), 1, 100'000'000}},
     {"broker.read-timeout", "DURATION",
@@ -991,6 +1005,17 @@ ConfigLoad load_config(const std::vector<std::string_view>& args, const char* co
   }
   load.error = check_listeners(load.config);
   return load;
+}
+
+std::uint64_t pending_total_bound(const Config& config) {
+  if (config.max_pending_total != 0) return config.max_pending_total;
+  constexpr std::uint64_t kCap = std::uint64_t{1} << 62;
+  return config.max_pending > kCap / 16 ? kCap : 16 * config.max_pending;
+}
+
+std::uint64_t pending_bytes_per_subject_bound(const Config& config) {
+  if (config.max_pending_bytes_per_subject != 0) return config.max_pending_bytes_per_subject;
+  return config.max_pending_bytes / 16;
 }
 
 std::string apply_setting(Config& config, std::string_view key, std::string_view value) {

@@ -199,10 +199,11 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
                "Messages stored awaiting a fetch, one per subscriber queue holding them.",
                sources.budget->pending());
   append_gauge(out, "gophermq_max_pending_messages",
-               "The configured broker.max-pending: publishes past it get 429.",
+               "The broker-wide bound on gophermq_pending_messages (broker.max-pending-total): "
+               "publishes past it get 429.",
                sources.budget->max_pending());
   append_gauge(out, "gophermq_pending_bytes",
-               "Payload bytes stored awaiting a fetch, once per subscriber queue holding them.",
+               "Payload bytes held for fetches, each message once however many queues hold it.",
                sources.budget->pending_bytes());
   append_gauge(out, "gophermq_max_pending_bytes",
                "The configured broker.max-pending-bytes: publishes past it get 429.",
@@ -263,7 +264,7 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
   }
   append_family(out, "gophermq_async_publish_failures_total", "counter",
                 "Async publishes answered 200 and then not stored, by reason.");
-  for (std::size_t reason = 0; reason < 2; ++reason) {
+  for (std::size_t reason = 0; reason < kAsyncFailureReasons; ++reason) {
     append_sample(out, "gophermq_async_publish_failures_total",
                   "reason=\"" + std::string(kRefusalReasonNames[reason]) + "\"",
                   sum_shards(sources, [&](const ShardMetrics& m) {

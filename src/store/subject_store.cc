@@ -39,13 +39,15 @@ std::size_t MessageQueue::count_within(std::uint64_t max_bytes) const {
   return count;
 }
 
-void MessageQueue::drain_front(std::size_t count) {
+std::uint64_t MessageQueue::drain_front(std::size_t count) {
+  std::uint64_t freed = 0;
   for (std::uint64_t end = head_ + count; head_ != end; ++head_) {
     Message* message = slots_[head_ & mask_];
-    bytes_ -= message->payload().size();
-    message->release();
+    const std::size_t size = message->payload().size();
+    bytes_ -= size;
+    if (message->release()) freed += size;
   }
-  if (head_ != tail_) return;
+  if (head_ != tail_) return freed;
   head_ = tail_ = 0;
   // A queue that once held a burst gives its ring back once empty, so memory
   // returns to its resting level after the burst is fetched.
@@ -54,6 +56,7 @@ void MessageQueue::drain_front(std::size_t count) {
     slots_ = nullptr;
     mask_ = 0;
   }
+  return freed;
 }
 
 SubscriberId SubjectStore::subscribe(std::string_view subject) {
@@ -65,6 +68,7 @@ SubscriberId SubjectStore::subscribe(std::string_view subject) {
   // billion subscribers of one subject would need hundreds of GiB first.)
   auto subscriber = std::make_unique<Subscriber>();
   subscriber->id = ids_.next(static_cast<std::uint32_t>(entry.subscribers.size()));
+  subscriber->subject = &entry;
   const SubscriberId id = subscriber->id;
   entry.subscribers.push_back(std::move(subscriber));
   ++subscriber_count_;
@@ -77,25 +81,37 @@ void SubjectStore::append(SubjectEntry& entry, Message* message) {
   for (auto& subscriber : entry.subscribers) subscriber->queue.push(message);
 }
 
-PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view payload) {
-  SubjectEntry* entry = subjects_.find(subject);
+PublishOutcome SubjectStore::admit(std::string_view subject, std::uint64_t bytes,
+                                   SubjectEntry*& entry) {
+  entry = subjects_.find(subject);
   if (entry == nullptr || entry->subscribers.empty()) return PublishOutcome::no_subscriber;
-  // Reserve before allocating: a refused publish costs no allocation.
-  const std::size_t fan_out = entry->subscribers.size();
-  if (!budget_.try_reserve(fan_out, payload.size() * fan_out)) return PublishOutcome::overflow;
-  append(*entry, Message::create(payload));
+  const std::uint64_t fan_out = entry->subscribers.size();
+  // The subject's own bounds first: a full subject is refused without
+  // touching the broker-wide budget, and never fills it for the others.
+  // (The sums cannot wrap: counts stay below 2^62, bytes below 2^50.)
+  if (entry->pending + fan_out > limits_.max_pending_per_subject ||
+      entry->pending_bytes + bytes > limits_.max_pending_bytes_per_subject) {
+    return PublishOutcome::subject_overflow;
+  }
+  if (!budget_.try_reserve(fan_out, bytes)) return PublishOutcome::overflow;
+  entry->pending += fan_out;
+  entry->pending_bytes += bytes;
   return PublishOutcome::stored;
 }
 
+PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view payload) {
+  // Reserve before allocating: a refused publish costs no allocation.
+  SubjectEntry* entry;
+  const PublishOutcome outcome = admit(subject, payload.size(), entry);
+  if (outcome == PublishOutcome::stored) append(*entry, Message::create(payload));
+  return outcome;
+}
+
 PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr message) {
-  SubjectEntry* entry = subjects_.find(subject);
-  if (entry == nullptr || entry->subscribers.empty()) return PublishOutcome::no_subscriber;
-  const std::size_t fan_out = entry->subscribers.size();
-  if (!budget_.try_reserve(fan_out, message->payload().size() * fan_out)) {
-    return PublishOutcome::overflow;
-  }
-  append(*entry, message.release());
-  return PublishOutcome::stored;
+  SubjectEntry* entry;
+  const PublishOutcome outcome = admit(subject, message->payload().size(), entry);
+  if (outcome == PublishOutcome::stored) append(*entry, message.release());
+  return outcome;
 }
 
 Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id) {
@@ -110,9 +126,10 @@ Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id)
 
 void SubjectStore::drain(Subscriber& subscriber, std::size_t count) {
   if (count == 0) return;
-  const std::uint64_t bytes_before = subscriber.queue.bytes();
-  subscriber.queue.drain_front(count);
-  budget_.release(count, bytes_before - subscriber.queue.bytes());
+  const std::uint64_t freed = subscriber.queue.drain_front(count);
+  subscriber.subject->pending -= count;
+  subscriber.subject->pending_bytes -= freed;
+  budget_.release(count, freed);
 }
 
 }  // namespace gophermq

@@ -855,11 +855,14 @@ TEST_F(HostileMaxConnectionsTest, ManyRefusedConnectionsAtOnceLeakNoSlots) {
 
 constexpr std::size_t kMessageBytes = 300;
 
+// The broker-wide byte budget: 1 KiB, with each subject's own bound far
+// above it, so the broker-wide one is what refuses.
 class HostilePendingBytesTest : public HostileTest {
  protected:
   void SetUp() override {
     HostileTest::SetUp();
-    ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-pending-bytes=1KiB"}));
+    ASSERT_NO_FATAL_FAILURE(
+        Start({"--broker.max-pending-bytes=1KiB", "--broker.max-pending-bytes-per-subject=1MiB"}));
   }
 };
 
@@ -889,25 +892,22 @@ TEST_F(HostilePendingBytesTest, OneSubscriberHoldsThreeOf300BytesNotFour) {
   EXPECT_EQ(Fetch("bytes", id).size(), 3u);
 }
 
-TEST_F(HostilePendingBytesTest, BytesCountOncePerSubscriberQueue) {
+TEST_F(HostilePendingBytesTest, BytesCountOncePerMessageHoweverManyQueuesHoldIt) {
   const std::string a = Subscribe("pair");
   const std::string b = Subscribe("pair");
-  const std::string first = Payload("first", kMessageBytes);
-  PublishOk("pair", first);  // 2 x 300 = 600
-  // 600 + 600 = 1200 > 1024: refused for both.
-  EXPECT_TRUE(
-      IsJsonResponse(Publish("pair", Payload("second", kMessageBytes)), 429, kOverflowBody));
-  // Draining one subscriber gives back its share only: 300 left.
-  EXPECT_EQ(Fetch("pair", a), std::vector<std::string>{first});
-  const std::string third = Payload("third", kMessageBytes);
-  PublishOk("pair", third);  // 300 + 600 = 900
-  EXPECT_TRUE(
-      IsJsonResponse(Publish("pair", Payload("fourth", kMessageBytes)), 429, kOverflowBody));
-  EXPECT_EQ(Fetch("pair", b), (std::vector<std::string>{first, third}));
-  EXPECT_EQ(Fetch("pair", a), std::vector<std::string>{third});
-  // Empty again: two more 300-byte fan-outs no longer fit, one does.
-  PublishOk("pair", Payload("fifth", kMessageBytes));
-  EXPECT_TRUE(IsJsonResponse(Publish("pair", Payload("sixth", kMessageBytes)), 429, kOverflowBody));
+  std::vector<std::string> sent;
+  for (int i = 0; i < 3; ++i) {
+    sent.push_back(Payload(Numbered("m", i), kMessageBytes));
+    PublishOk("pair", sent.back());  // 300, 600, 900: each held once, in two queues
+  }
+  const std::string fourth = Payload("fourth", kMessageBytes);
+  EXPECT_TRUE(IsJsonResponse(Publish("pair", fourth), 429, kOverflowBody)) << "1200 > 1024";
+  // One queue drained frees nothing: the other still holds all three.
+  EXPECT_EQ(Fetch("pair", a), sent);
+  EXPECT_TRUE(IsJsonResponse(Publish("pair", fourth), 429, kOverflowBody));
+  EXPECT_EQ(Fetch("pair", b), sent);
+  PublishOk("pair", fourth);
+  EXPECT_EQ(Fetch("pair", a), std::vector<std::string>{fourth});
 }
 
 TEST_F(HostilePendingBytesTest, MessageBiggerThanTheBudgetIsAlwaysRefused) {
@@ -965,6 +965,46 @@ TEST_F(HostilePendingBytesTest, TheByteBudgetIsBrokerWide) {
   PublishOk(subjects[7], Payload("room", kMessageBytes));
   EXPECT_TRUE(
       IsJsonResponse(Publish(subjects[6], Payload("over", kMessageBytes)), 429, kOverflowBody));
+}
+
+// broker.max-pending-bytes-per-subject, at its default of a sixteenth of
+// broker.max-pending-bytes: 4 KiB of 64 KiB here.
+class HostileSubjectBytesTest : public HostileTest {
+ protected:
+  void SetUp() override {
+    HostileTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(Start({"--broker.max-pending-bytes=64KiB"}));
+  }
+};
+
+// The issue this fixed, scaled down: one subscriber that never fetches,
+// flooded with 1 KiB publishes, filled the broker's byte budget, and then a
+// brand-new subject with a live subscriber got 429.
+TEST_F(HostileSubjectBytesTest, AFloodedStaleSubjectDoesNotStopAnotherSubject) {
+  constexpr std::string_view kSubjectOverflow =
+      "gophermq_messages_refused_total{reason=\"subject_overflow\"}";
+  const double refused_before = CounterNow(kSubjectOverflow);
+  Subscribe("flooded.stale");
+  int stored = 0;
+  for (int i = 0; i < 100; ++i) {
+    const HttpResponse response = Publish("flooded.stale", Payload(Numbered("m", i), 1024));
+    if (response.status == 429) break;
+    ASSERT_EQ(response.status, 200);
+    ++stored;
+  }
+  EXPECT_EQ(stored, 4) << "4 KiB is the subject's share";
+  WaitForCounter(kSubjectOverflow, refused_before + 1);
+  // Many subjects, on both shards, each publish up to their own share.
+  for (int s = 0; s < 8; ++s) {
+    const std::string subject = Numbered("fresh.s", s);
+    const std::string id = Subscribe(subject);
+    std::vector<std::string> sent;
+    for (int i = 0; i < 4; ++i) {
+      sent.push_back(Payload(Numbered("m", i), 1024));
+      PublishOk(subject, sent.back());
+    }
+    EXPECT_EQ(Fetch(subject, id), sent) << subject;
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -398,8 +398,9 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
   const std::set<std::string> methods = {"publish", "publish_async", "subscribe",
                                          "fetch",   "ready",         "other"};
   const std::map<std::string, std::set<std::string>> reasons = {
-      {"gophermq_messages_refused_total", {"overflow", "no_subscriber", "invalid_subject"}},
-      {"gophermq_async_publish_failures_total", {"overflow", "no_subscriber"}},
+      {"gophermq_messages_refused_total",
+       {"overflow", "subject_overflow", "no_subscriber", "invalid_subject"}},
+      {"gophermq_async_publish_failures_total", {"overflow", "subject_overflow", "no_subscriber"}},
   };
   static const std::regex kStatusCode("[1-5][0-9][0-9]");
   for (const Sample& sample : exposition.samples) {
@@ -549,12 +550,13 @@ TEST_F(MetricsTest, LatencyHistogramHasTheContractBucketsAndMatchesTheCounts) {
 // --- Store gauges and message counters ---
 
 TEST_F(MetricsWithFlagsTest, GaugesFollowTheStore) {
-  ASSERT_NO_FATAL_FAILURE(StartBroker(MonitoredOptions({"--broker.max-pending=1000"})));
+  ASSERT_NO_FATAL_FAILURE(StartBroker(
+      MonitoredOptions({"--broker.max-pending=1000", "--broker.max-pending-total=5000"})));
   // Answered, so the broker has accepted the test's connection (connect()
   // alone returns once the kernel queued it).
   EXPECT_EQ(Call("GET", "/ready").status, 204);
   Exposition exposition = Scrape();
-  EXPECT_EQ(Find(exposition, "gophermq_max_pending_messages"), 1000);
+  EXPECT_EQ(Find(exposition, "gophermq_max_pending_messages"), 5000) << "the broker-wide bound";
   EXPECT_EQ(Find(exposition, "gophermq_pending_messages"), 0);
   EXPECT_EQ(Find(exposition, "gophermq_pending_bytes"), 0);
   EXPECT_EQ(Find(exposition, "gophermq_subjects"), 0);
@@ -574,12 +576,12 @@ TEST_F(MetricsWithFlagsTest, GaugesFollowTheStore) {
   EXPECT_EQ(Find(exposition, "gophermq_subjects"), 2);
   EXPECT_EQ(Find(exposition, "gophermq_subscribers"), 3);
   EXPECT_EQ(Find(exposition, "gophermq_pending_messages"), 3);
-  EXPECT_EQ(Find(exposition, "gophermq_pending_bytes"), 13) << "5 twice (one per queue) + 3";
+  EXPECT_EQ(Find(exposition, "gophermq_pending_bytes"), 8) << "each message once: 5 + 3";
 
   EXPECT_EQ(Fetch(a, a1), std::vector<std::string>{"hello"});
   exposition = Scrape();
   EXPECT_EQ(Find(exposition, "gophermq_pending_messages"), 2);
-  EXPECT_EQ(Find(exposition, "gophermq_pending_bytes"), 8);
+  EXPECT_EQ(Find(exposition, "gophermq_pending_bytes"), 8) << "\"hello\" is still in a2's queue";
   EXPECT_EQ(Find(exposition, "gophermq_messages_delivered_total"), 1);
 
   EXPECT_EQ(Fetch(a, a2), std::vector<std::string>{"hello"});
@@ -590,11 +592,12 @@ TEST_F(MetricsWithFlagsTest, GaugesFollowTheStore) {
   EXPECT_EQ(Find(exposition, "gophermq_messages_delivered_total"), 3);
   EXPECT_EQ(Find(exposition, "gophermq_subjects"), 2) << "subscribers stay after a fetch";
   EXPECT_EQ(Find(exposition, "gophermq_subscribers"), 3);
-  EXPECT_EQ(Find(exposition, "gophermq_max_pending_messages"), 1000);
+  EXPECT_EQ(Find(exposition, "gophermq_max_pending_messages"), 5000);
 }
 
 TEST_F(MetricsWithFlagsTest, CountsPublishedDeliveredAndRefusedMessages) {
-  // Room for exactly three messages, so overflow is easy to reach.
+  // Room for exactly three messages in the subject, so its overflow is easy
+  // to reach; the broker-wide overflow is another test's.
   ASSERT_NO_FATAL_FAILURE(StartBroker(MonitoredOptions({"--broker.max-pending=3"})));
   const std::string subject = UniqueSubject("refusals");
   const std::string id = Subscribe(subject);
@@ -620,19 +623,24 @@ TEST_F(MetricsWithFlagsTest, CountsPublishedDeliveredAndRefusedMessages) {
                              kInvalidSubjectBody));
 
   exposition = ScrapeUntil([](const Exposition& e) {
-    return CounterValue(e, "gophermq_async_publish_failures_total", {{"reason", "overflow"}}) >=
-               1 &&
+    return CounterValue(e, "gophermq_async_publish_failures_total",
+                        {{"reason", "subject_overflow"}}) >= 1 &&
            CounterValue(e, "gophermq_async_publish_failures_total",
                         {{"reason", "no_subscriber"}}) >= 1;
   });
-  EXPECT_EQ(Find(exposition, "gophermq_async_publish_failures_total", {{"reason", "overflow"}}), 1);
+  EXPECT_EQ(
+      Find(exposition, "gophermq_async_publish_failures_total", {{"reason", "subject_overflow"}}),
+      1);
+  EXPECT_EQ(Find(exposition, "gophermq_async_publish_failures_total", {{"reason", "overflow"}}), 0);
   EXPECT_EQ(
       Find(exposition, "gophermq_async_publish_failures_total", {{"reason", "no_subscriber"}}), 1);
   EXPECT_EQ(CounterValue(exposition, "gophermq_async_publish_failures_total",
                          {{"reason", "invalid_subject"}}),
             0)
       << "an invalid subject is refused before the answer, so it is no async failure";
-  EXPECT_EQ(Find(exposition, "gophermq_messages_refused_total", {{"reason", "overflow"}}), 2);
+  EXPECT_EQ(Find(exposition, "gophermq_messages_refused_total", {{"reason", "subject_overflow"}}),
+            2);
+  EXPECT_EQ(Find(exposition, "gophermq_messages_refused_total", {{"reason", "overflow"}}), 0);
   EXPECT_EQ(Find(exposition, "gophermq_messages_refused_total", {{"reason", "no_subscriber"}}), 2);
   EXPECT_EQ(Find(exposition, "gophermq_messages_refused_total", {{"reason", "invalid_subject"}}),
             2);

@@ -1,6 +1,7 @@
-// broker.max-pending: one broker-wide count of stored messages. A publish
-// reserves one per subscriber it reaches; a refused publish stores nothing; a
-// fetch gives back what it drains.
+// broker.max-pending: the original's count of stored messages per subject. A
+// publish reserves one per subscriber it reaches; a refused publish stores
+// nothing; a fetch gives back what it drains. Behind it stands a
+// broker-wide count (broker.max-pending-total).
 #include <string>
 #include <vector>
 
@@ -79,16 +80,38 @@ TEST_F(OverflowTest, FanOutLargerThanMaxPendingIsAlwaysRefused) {
   EXPECT_EQ(Fetch("narrow", narrow), (std::vector<std::string>{"1", "2"}));
 }
 
-TEST_F(OverflowTest, MaxPendingIsBrokerWideAcrossSubjectsAndShards) {
+// The issue this fixed: a subscriber that never fetches filled the
+// broker-wide count, and from then on a publish to any subject got 429.
+TEST_F(OverflowTest, ASubjectFilledByAStaleSubscriberDoesNotStopOtherSubjects) {
+  ASSERT_NO_FATAL_FAILURE(StartWithMaxPending(3));
+  const std::string stale = Subscribe("stale.never.fetches");
+  for (int i = 0; i < 3; ++i) PublishOk("stale.never.fetches", Numbered("m", i));
+  EXPECT_TRUE(IsJsonResponse(Publish("stale.never.fetches", "over"), 429, kOverflowBody));
+  // Subjects on both shards, each with a live subscriber, publish as usual.
+  for (int i = 0; i < 20; ++i) {
+    const std::string subject = Numbered("live.s", i);
+    const std::string id = Subscribe(subject);
+    for (int j = 0; j < 3; ++j) PublishOk(subject, Numbered("m", j));
+    EXPECT_TRUE(IsJsonResponse(Publish(subject, "over"), 429, kOverflowBody)) << subject;
+    EXPECT_EQ(Fetch(subject, id).size(), 3u) << subject;
+  }
+  EXPECT_EQ(Fetch("stale.never.fetches", stale).size(), 3u);
+}
+
+// broker.max-pending-total: the broker-wide count behind the subjects'.
+TEST_F(OverflowTest, MaxPendingTotalIsBrokerWideAcrossSubjectsAndShards) {
   constexpr int kSubjects = 20;  // enough that both shards own some
-  ASSERT_NO_FATAL_FAILURE(StartWithMaxPending(kSubjects));
+  BrokerOptions options;
+  options.flags = {"--broker.max-pending=5", Numbered("--broker.max-pending-total=", kSubjects)};
+  ASSERT_NO_FATAL_FAILURE(StartBroker(options));
   std::vector<std::string> subjects, ids;
   for (int i = 0; i < kSubjects; ++i) {
     subjects.push_back(Numbered("wide.s", i));
     ids.push_back(Subscribe(subjects.back()));
   }
   for (const std::string& subject : subjects) PublishOk(subject, "fill");
-  // The broker is full: every subject is refused, on whichever shard it lives.
+  // The broker is full, though no subject is: every one is refused, on
+  // whichever shard it lives.
   for (const std::string& subject : subjects) {
     EXPECT_TRUE(IsJsonResponse(Publish(subject, "over"), 429, kOverflowBody)) << subject;
   }

@@ -1,5 +1,5 @@
 // Soak test: everything at once for a while (GOPHERMQ_SOAK_SECONDS, default
-// 8), against a broker whose max-pending is low enough that publishes get
+// 8), against a broker whose pending bounds are low enough that publishes get
 // refused. Pipelined publishers on 16 subjects (both shards own some) that
 // reconnect now and then, pipelined fetchers on 32 subscribers that slow down
 // part of the time, and a chaos thread opening connections that misbehave.
@@ -60,7 +60,10 @@ constexpr int kBatch = 32;
 constexpr int kBatchesPerConnection = 200;
 // Low enough that the queues fill up whenever the fetchers slow down, and
 // publishes are refused: every publish stores kSubscribersPerSubject messages.
+// Broker-wide (broker.max-pending-total), and a quarter of it per subject
+// (broker.max-pending), so both bounds refuse some.
 constexpr int kMaxPending = 3000;
+constexpr int kMaxPendingPerSubject = kMaxPending / 4;
 // How long a slow fetcher pauses between rounds: long enough that the
 // publishers fill max-pending even in a sanitizer build.
 constexpr milliseconds kSlowFetchPause(50);
@@ -291,7 +294,8 @@ class SoakTest : public BrokerTest {
  protected:
   std::optional<BrokerOptions> Options() const override {
     BrokerOptions options;
-    options.flags = {Numbered("--broker.max-pending=", kMaxPending)};
+    options.flags = {Numbered("--broker.max-pending=", kMaxPendingPerSubject),
+                     Numbered("--broker.max-pending-total=", kMaxPending)};
     options.monitoring_address = "127.0.0.1:0";
     return options;
   }

@@ -102,6 +102,8 @@ Config non_default_config() {
   config.max_pipeline_depth = 5;
   config.write_timeout = std::chrono::milliseconds(6543);
   config.max_fetch_bytes = 1 << 15;
+  config.max_pending_total = 11;
+  config.max_pending_bytes_per_subject = 2048;
   return config;
 }
 
@@ -126,6 +128,8 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.max_pipeline_depth, expected.max_pipeline_depth);
   EXPECT_EQ(actual.write_timeout, expected.write_timeout);
   EXPECT_EQ(actual.max_fetch_bytes, expected.max_fetch_bytes);
+  EXPECT_EQ(actual.max_pending_total, expected.max_pending_total);
+  EXPECT_EQ(actual.max_pending_bytes_per_subject, expected.max_pending_bytes_per_subject);
 }
 
 // ---------------------------------------------------------------------------
@@ -174,6 +178,22 @@ TEST_F(ConfigTest, DefaultsWhenNothingIsSet) {
   EXPECT_TRUE(c.monitoring_enabled);
   EXPECT_EQ(c.monitoring.host, "");
   EXPECT_EQ(c.monitoring.port, 9001);
+}
+
+TEST_F(ConfigTest, DerivedBoundsFollowTheirBaseUnlessSet) {
+  Config config;
+  EXPECT_EQ(pending_total_bound(config), 16'000'000u);
+  EXPECT_EQ(pending_bytes_per_subject_bound(config), std::uint64_t{64} << 20);
+  config.max_pending = 10;
+  config.max_pending_bytes = 1 << 20;
+  EXPECT_EQ(pending_total_bound(config), 160u);
+  EXPECT_EQ(pending_bytes_per_subject_bound(config), std::uint64_t{64} << 10);
+  config.max_pending = std::uint64_t{1} << 62;  // sixteen times it is capped, not wrapped
+  EXPECT_EQ(pending_total_bound(config), std::uint64_t{1} << 62);
+  config.max_pending_total = 25;
+  config.max_pending_bytes_per_subject = 4096;
+  EXPECT_EQ(pending_total_bound(config), 25u);
+  EXPECT_EQ(pending_bytes_per_subject_bound(config), 4096u);
 }
 
 TEST_F(ConfigTest, ReadsEveryKeyFromConfigYaml) {
@@ -393,7 +413,10 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-unsent-bytes", "64KiB"}, ValueCase{"broker.max-pipeline-depth", "1"},
         ValueCase{"broker.max-pipeline-depth", "65536"}, ValueCase{"broker.write-timeout", "100ms"},
         ValueCase{"broker.write-timeout", "24h"}, ValueCase{"broker.max-fetch-bytes", "1KiB"},
-        ValueCase{"broker.max-fetch-bytes", "1GiB"}));
+        ValueCase{"broker.max-fetch-bytes", "1GiB"}, ValueCase{"broker.max-pending-total", "0"},
+        ValueCase{"broker.max-pending-total", "4611686018427387904"},
+        ValueCase{"broker.max-pending-bytes-per-subject", "0"},
+        ValueCase{"broker.max-pending-bytes-per-subject", "1PiB"}));
 
 INSTANTIATE_TEST_SUITE_P(
     EveryKey, InvalidValueTest,
@@ -429,11 +452,14 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-pipeline-depth", "0"},
         ValueCase{"broker.max-pipeline-depth", "65537"}, ValueCase{"broker.write-timeout", "99ms"},
         ValueCase{"broker.write-timeout", "25h"}, ValueCase{"broker.max-fetch-bytes", "1023"},
-        ValueCase{"broker.max-fetch-bytes", "2GiB"}, ValueCase{"broker.max-body", "1TiB"},
-        ValueCase{"broker.max-body", "1.5MiB"}, ValueCase{"broker.max-body", "MiB"},
-        ValueCase{"broker.max-body", "-1MiB"}, ValueCase{"broker.max-body", "4 "},
-        ValueCase{"broker.max-body", "4  MiB"}, ValueCase{"broker.max-body", "4MiBs"},
-        ValueCase{"broker.max-body", "18014398509481984KiB"},
+        ValueCase{"broker.max-fetch-bytes", "2GiB"}, ValueCase{"broker.max-pending-total", "-1"},
+        ValueCase{"broker.max-pending-total", "4611686018427387905"},
+        ValueCase{"broker.max-pending-bytes-per-subject", "2PiB"},
+        ValueCase{"broker.max-pending-bytes-per-subject", "many"},
+        ValueCase{"broker.max-body", "1TiB"}, ValueCase{"broker.max-body", "1.5MiB"},
+        ValueCase{"broker.max-body", "MiB"}, ValueCase{"broker.max-body", "-1MiB"},
+        ValueCase{"broker.max-body", "4 "}, ValueCase{"broker.max-body", "4  MiB"},
+        ValueCase{"broker.max-body", "4MiBs"}, ValueCase{"broker.max-body", "18014398509481984KiB"},
         ValueCase{"broker.max-body", "99999999999999999999999"},
         ValueCase{"broker.max-header-bytes", "1023"}, ValueCase{"broker.max-header-bytes", "2MiB"},
         ValueCase{"broker.max-header-bytes", "1048577"}, ValueCase{"monitoring.enable", ""},
@@ -1011,7 +1037,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 19);
+  EXPECT_EQ(settings, 21);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

@@ -301,6 +301,78 @@ TEST_F(SubjectStoreOverflowTest, MessagePtrOverloadStoresOrFreesTheMessage) {
 
 // --- Queue growth ---------------------------------------------------------------------
 
+// --- Per-subject bounds ----------------------------------------------------------
+
+class SubjectBoundsTest : public ::testing::Test {
+ protected:
+  // Per subject: 4 messages (one per subscriber queue), 1000 payload bytes;
+  // broker-wide: 10 messages, 1500 bytes.
+  SubjectBoundsTest() : budget_(10, 1500), store_(budget_, ids_, StoreLimits{1 << 20, 4, 1000}) {}
+
+  PendingBudget budget_;
+  SubscriberIdSource ids_;
+  SubjectStore store_;
+};
+
+TEST_F(SubjectBoundsTest, AFullSubjectIsRefusedAndOthersStillPublish) {
+  const SubscriberId stale = store_.subscribe("stale");  // never fetches
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(store_.publish("stale", "x"), PublishOutcome::stored);
+  EXPECT_EQ(store_.publish("stale", "x"), PublishOutcome::subject_overflow);
+  // Another subject is untouched by the full one.
+  const SubscriberId live = store_.subscribe("live");
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(store_.publish("live", "y"), PublishOutcome::stored);
+  EXPECT_EQ(budget_.pending(), 8u);
+  // Draining the stale subject gives its room back.
+  store_.drain(*store_.find("stale", stale), 2);
+  EXPECT_EQ(store_.publish("stale", "z"), PublishOutcome::stored);
+  EXPECT_EQ(store_.publish("stale", "z"), PublishOutcome::stored);
+  EXPECT_EQ(store_.publish("stale", "z"), PublishOutcome::subject_overflow);
+  EXPECT_EQ(budget_.pending(), 8u);
+  store_.drain(*store_.find("live", live));
+  EXPECT_EQ(budget_.pending(), 4u);
+}
+
+TEST_F(SubjectBoundsTest, TheSubjectCountIsPerSubscriberQueueAsTheOriginalCounts) {
+  const SubscriberId a = store_.subscribe("pair");
+  const SubscriberId b = store_.subscribe("pair");
+  ASSERT_EQ(store_.publish("pair", "1"), PublishOutcome::stored);  // 2
+  ASSERT_EQ(store_.publish("pair", "2"), PublishOutcome::stored);  // 4
+  EXPECT_EQ(store_.publish("pair", "3"), PublishOutcome::subject_overflow);
+  store_.drain(*store_.find("pair", a));                           // 2 left, in b's queue
+  ASSERT_EQ(store_.publish("pair", "3"), PublishOutcome::stored);  // 4
+  EXPECT_EQ(payloads(store_.find("pair", b)->queue), (std::vector<std::string>{"1", "2", "3"}));
+}
+
+TEST_F(SubjectBoundsTest, BytesCountEachMessageOnceHoweverManyQueuesHoldIt) {
+  const SubscriberId a = store_.subscribe("fan");
+  const SubscriberId b = store_.subscribe("fan");
+  const std::string payload(400, 'p');
+  ASSERT_EQ(store_.publish("fan", payload), PublishOutcome::stored);
+  ASSERT_EQ(store_.publish("fan", payload), PublishOutcome::stored);
+  EXPECT_EQ(budget_.pending_bytes(), 800u) << "two messages held, each once";
+  EXPECT_EQ(store_.publish("fan", payload), PublishOutcome::subject_overflow) << "1200 > 1000";
+  // One queue drained: the messages are still held by the other.
+  store_.drain(*store_.find("fan", a));
+  EXPECT_EQ(budget_.pending_bytes(), 800u);
+  EXPECT_EQ(store_.publish("fan", payload), PublishOutcome::subject_overflow);
+  store_.drain(*store_.find("fan", b));
+  EXPECT_EQ(budget_.pending_bytes(), 0u);
+  EXPECT_EQ(store_.publish("fan", payload), PublishOutcome::stored);
+}
+
+TEST_F(SubjectBoundsTest, TheBrokerWideBoundsStandBehindTheSubjects) {
+  for (int i = 0; i < 3; ++i) {
+    const std::string subject = name("s", i);
+    store_.subscribe(subject);
+    store_.subscribe(subject);
+    ASSERT_EQ(store_.publish(subject, std::string(400, 'b')), PublishOutcome::stored);
+  }
+  // 6 of 10 messages, 1200 of 1500 bytes: a 400-byte message fits nowhere.
+  store_.subscribe("s3");
+  EXPECT_EQ(store_.publish("s3", std::string(400, 'b')), PublishOutcome::overflow);
+  EXPECT_EQ(store_.publish("s3", std::string(300, 'b')), PublishOutcome::stored);
+}
+
 TEST_F(SubjectStoreTest, QueueGrowsPastEightAndKeepsOrder) {
   const SubscriberId id = store_.subscribe("s");
   for (const std::string& message : numbered(0, 9)) store_.publish("s", message);

@@ -34,7 +34,7 @@ struct ListenAddress {
 struct Config {
   LogLevel log_level = LogLevel::info;            // logger.level
   ListenAddress api{"", 8082};                    // broker.port (and broker.host)
-  std::uint64_t max_pending = 1'000'000;          // broker.max-pending
+  std::uint64_t max_pending = 1'000'000;          // broker.max-pending: per subject
   unsigned shards = 0;                            // broker.cores; 0 = one per CPU we may run on
   std::size_t max_body_bytes = 1 << 20;           // broker.max-body
   std::size_t max_header_bytes = 16 << 10;        // broker.max-header-bytes
@@ -43,7 +43,11 @@ struct Config {
   // read may take to be answered before the broker exits regardless.
   std::chrono::milliseconds shutdown_timeout{10'000};
   // Hostile and slow clients.
-  std::uint64_t max_pending_bytes = 1ull << 30;    // broker.max-pending-bytes: stored payload
+  std::uint64_t max_pending_bytes = 1ull << 30;  // broker.max-pending-bytes: held payload
+  // broker.max-pending-total: broker-wide count; 0 = 16 x max_pending.
+  std::uint64_t max_pending_total = 0;
+  // broker.max-pending-bytes-per-subject; 0 = max_pending_bytes / 16.
+  std::uint64_t max_pending_bytes_per_subject = 0;
   std::uint64_t max_connections = 100'000;         // broker.max-connections, broker-wide
   std::chrono::milliseconds read_timeout{10'000};  // broker.read-timeout: a started request
   std::chrono::milliseconds idle_timeout{60'000};  // broker.idle-timeout: between requests
@@ -56,6 +60,10 @@ struct Config {
   bool monitoring_enabled = true;          // monitoring.enable
   ListenAddress monitoring{"", 9001};      // monitoring.port (":9001", "9001", "127.0.0.1:9001")
 };
+
+// The bounds whose default follows another setting, as they apply.
+std::uint64_t pending_total_bound(const Config& config);
+std::uint64_t pending_bytes_per_subject_bound(const Config& config);
 
 // What the command line asked for, beside the configuration itself.
 enum class Command : std::uint8_t { broker, help, version };

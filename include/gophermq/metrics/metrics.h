@@ -74,9 +74,17 @@ struct RequestStats {
   std::array<ShardCounter, kLatencyBucketsNs.size() + 1> buckets;
 };
 
-enum class RefusalReason : std::uint8_t { overflow, no_subscriber, invalid_subject };
-inline constexpr std::array<std::string_view, 3> kRefusalReasonNames = {"overflow", "no_subscriber",
-                                                                        "invalid_subject"};
+// Why a publish was not stored. An async publish can fail for the first
+// three after its answer (an invalid subject is answered 400).
+enum class RefusalReason : std::uint8_t {
+  overflow,  // broker-wide bounds
+  no_subscriber,
+  subject_overflow,  // the subject's own bounds
+  invalid_subject,
+};
+inline constexpr std::array<std::string_view, 4> kRefusalReasonNames = {
+    "overflow", "no_subscriber", "subject_overflow", "invalid_subject"};
+inline constexpr std::size_t kAsyncFailureReasons = 3;
 
 // Why the broker closed a connection on its own.
 enum class CloseReason : std::uint8_t { read_timeout, idle_timeout, write_stall };
@@ -98,7 +106,7 @@ struct ShardMetrics {
   ShardCounter messages_published;  // stored, sync and async
   ShardCounter messages_delivered;  // returned by fetches
   std::array<ShardCounter, kRefusalReasonNames.size()> messages_refused;
-  std::array<ShardCounter, 2> async_publish_failures;  // overflow, no_subscriber
+  std::array<ShardCounter, kAsyncFailureReasons> async_publish_failures;  // by RefusalReason
 
   ShardCounter cross_shard_calls;       // requests sent to an owner shard
   ShardCounter cross_shard_queue_full;  // times a call had to wait for room

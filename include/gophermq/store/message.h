@@ -33,9 +33,11 @@ class Message {
 
   // Only the owner shard touches the holder count, so it is a plain integer.
   void set_holders(std::uint32_t holders) { holders_ = holders; }
-  // Drops one holder; frees the message when it was the last.
-  void release() {
-    if (--holders_ == 0) destroy(this);
+  // Drops one holder; frees the message when it was the last, and says so.
+  bool release() {
+    if (--holders_ != 0) return false;
+    destroy(this);
+    return true;
   }
 
  private:

@@ -46,8 +46,9 @@ class MessageQueue {
   void for_each(Visit&& visit) const {
     for_each(size(), visit);
   }
-  // Releases the `count` oldest messages (the caller already used them).
-  void drain_front(std::size_t count);
+  // Releases the `count` oldest messages (the caller already used them);
+  // returns the payload bytes of those that no other queue held, now freed.
+  std::uint64_t drain_front(std::size_t count);
   void drain() { drain_front(size()); }
 
  private:
@@ -58,26 +59,42 @@ class MessageQueue {
   std::uint64_t bytes_ = 0;
 };
 
+struct SubjectEntry;
+
 struct Subscriber {
   SubscriberId id;
   MessageQueue queue;
+  SubjectEntry* subject;  // entries never move (see SubjectTable)
 };
 
 struct SubjectEntry {
   // In subscription order; a subscriber's index is the slot its id carries.
   std::vector<std::unique_ptr<Subscriber>> subscribers;
+  // What the subject holds, against its own bounds: the original's count
+  // (a message once per subscriber queue holding it), and payload bytes
+  // (each message once).
+  std::uint64_t pending = 0;
+  std::uint64_t pending_bytes = 0;
 };
 
-enum class PublishOutcome : std::uint8_t { stored, no_subscriber, overflow };
+enum class PublishOutcome : std::uint8_t {
+  stored,
+  no_subscriber,
+  subject_overflow,  // past the subject's own bounds
+  overflow,          // past the broker-wide ones
+};
 
 // The store's bounds from the configuration (defaults as in Config).
 struct StoreLimits {
   std::uint64_t max_fetch_bytes = 16 << 20;  // payload in one fetch answer
+  std::uint64_t max_pending_per_subject = 1'000'000;
+  std::uint64_t max_pending_bytes_per_subject = std::uint64_t{1} << 26;
 };
 
 class SubjectStore {
  public:
-  SubjectStore(PendingBudget& budget, SubscriberIdSource& ids) : budget_(budget), ids_(ids) {}
+  SubjectStore(PendingBudget& budget, SubscriberIdSource& ids, const StoreLimits& limits = {})
+      : budget_(budget), ids_(ids), limits_(limits) {}
   SubjectStore(const SubjectStore&) = delete;
   SubjectStore& operator=(const SubjectStore&) = delete;
 
@@ -85,7 +102,8 @@ class SubjectStore {
   SubscriberId subscribe(std::string_view subject);
 
   // Appends to every subscriber of `subject`, in publish order, or stores
-  // nothing. The payload is copied once, only when it is stored.
+  // nothing: when the subject, or the broker, would pass its bounds. The
+  // payload is copied once, only when it is stored.
   PublishOutcome publish(std::string_view subject, std::string_view payload);
   // Same, for a message another shard already copied out of its receive
   // buffer; the store keeps it, or frees it when refused.
@@ -111,11 +129,15 @@ class SubjectStore {
   const Gauges& gauges() const { return gauges_; }
 
  private:
+  // The subject of a publish of `bytes`, with room reserved for it under
+  // every bound; or why there is none.
+  PublishOutcome admit(std::string_view subject, std::uint64_t bytes, SubjectEntry*& entry);
   // Appends a message whose budget is reserved to every subscriber's queue.
   void append(SubjectEntry& entry, Message* message);
 
   PendingBudget::Lease budget_;  // this shard's share: no shared RMW per publish
   SubscriberIdSource& ids_;
+  const StoreLimits limits_;
   SubjectTable<SubjectEntry> subjects_;
   std::size_t subscriber_count_ = 0;
   Gauges gauges_;
