@@ -79,9 +79,10 @@ void BM_StorePublishFetch(benchmark::State& state) {
   const auto fan_out = static_cast<int>(state.range(0));
   PendingBudget budget(1 << 30);
   SubscriberIdSource ids;
-  SubjectStore store(budget, ids);
+  StoreCensus census(1000, 1000);
+  SubjectStore store(budget, census, ids);
   std::vector<SubscriberId> subscribers;
-  for (int i = 0; i < fan_out; ++i) subscribers.push_back(store.subscribe("load.test"));
+  for (int i = 0; i < fan_out; ++i) subscribers.push_back(store.subscribe("load.test").id);
   ByteBuffer out;
   for (auto _ : state) {
     store.publish("load.test", "hello, this is a small message");
@@ -160,7 +161,8 @@ class OneShard final : public RequestHandler {
 void BM_WholePublishRequestInProcess(benchmark::State& state) {
   PendingBudget budget(1 << 30);
   ShardMetrics metrics;
-  BrokerApi api(0, 1, budget, StoreLimits{}, std::chrono::steady_clock::now(), metrics);
+  StoreCensus census(1000, 1000);
+  BrokerApi api(0, 1, budget, census, StoreLimits{}, std::chrono::steady_clock::now(), metrics);
   OneShard shard(api);
   OutgoingBytes out;
   HttpConnection connection(0, RequestLimits{16 << 10, 1 << 20}, PipelineLimits{8 << 20, 1024},

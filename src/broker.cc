@@ -108,6 +108,7 @@ int run_broker(const Config& config) {
   }
 
   PendingBudget budget(pending_total_bound(config), config.max_pending_bytes);
+  StoreCensus census(config.max_subscribers, config.max_subjects);
   CrossShardMatrix matrix(shard_count);
   std::atomic<bool> stop_requested{false};
   std::latch rings_ready(shard_count);
@@ -117,6 +118,7 @@ int run_broker(const Config& config) {
   std::atomic<std::uint64_t> open_connections{0};
   ShardEnvironment environment{config,
                                budget,
+                               census,
                                matrix,
                                stop_requested,
                                rings_ready,

@@ -31,12 +31,18 @@ std::string_view fixed_body(Endpoint endpoint, std::uint16_t status) {
     case 200:
       return body::kOk;
     case 404:
-      return endpoint == Endpoint::fetch ? body::kBadId : body::kSubscriberNotFound;
+      return endpoint == Endpoint::publish ? body::kSubscriberNotFound : body::kBadId;
     case 429:
       return body::kBrokerOverflow;
     default:
       return body::kServerError;
   }
+}
+
+// The 429 body of a refused subscribe.
+std::string_view subscribe_refusal(SubscribeOutcome outcome) {
+  return outcome == SubscribeOutcome::too_many_subjects ? body::kTooManySubjects
+                                                        : body::kTooManySubscribers;
 }
 
 // Only GET endpoints can be asked with HEAD (the router answers 405 to a HEAD
@@ -50,8 +56,8 @@ void append_subscribed(ByteBuffer& out, const SubscriberId& id, std::string_view
 }  // namespace
 
 BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& budget,
-                     const StoreLimits& limits, std::chrono::steady_clock::time_point started,
-                     ShardMetrics& metrics)
+                     StoreCensus& census, const StoreLimits& limits,
+                     std::chrono::steady_clock::time_point started, ShardMetrics& metrics)
     : shard_id_(shard_id),
       shard_count_(shard_count),
       budget_(budget),
@@ -59,7 +65,7 @@ BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& bud
       started_(started),
       metrics_(metrics),
       latencies_(metrics),
-      store_(budget, ids_, limits) {}
+      store_(budget, census, ids_, limits) {}
 
 Placement BrokerApi::handle(const HttpRequest& request, Answers& answers, ShardCall& call) {
   const Route route = gophermq::route(request.method, request.path);
@@ -94,7 +100,7 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     append_response(answers.answer_now(), 400, body::kInvalidBody, style);
     return 400;
   }
-  if (!is_valid_subject(decoded.subject)) {
+  if (decoded.subject.size() > limits_.max_subject_bytes || !is_valid_subject(decoded.subject)) {
     if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
       metrics_.messages_refused[static_cast<std::size_t>(RefusalReason::invalid_subject)].add();
     }
@@ -102,7 +108,7 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     return 400;
   }
   SubscriberId id;
-  if (route.endpoint == Endpoint::fetch) {
+  if (route.endpoint == Endpoint::fetch || route.endpoint == Endpoint::unsubscribe) {
     // A malformed id can match no subscriber, wherever the subject lives.
     std::optional<SubscriberId> parsed = SubscriberId::parse(decoded.id);
     if (!parsed) {
@@ -196,10 +202,20 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
       append_response(answers.answer_now(), 200, body::kOk, style);
       count_publish(store_.publish(request.subject, request.data), true);
       return 200;
-    case Endpoint::subscribe:
-      append_subscribed(answers.answer_now(), store_.subscribe(request.subject), request.subject,
-                        style);
+    case Endpoint::subscribe: {
+      const Subscription subscription = store_.subscribe(request.subject);
+      if (subscription.outcome != SubscribeOutcome::subscribed) {
+        append_response(answers.answer_now(), 429, subscribe_refusal(subscription.outcome), style);
+        return 429;
+      }
+      append_subscribed(answers.answer_now(), subscription.id, request.subject, style);
       return 200;
+    }
+    case Endpoint::unsubscribe: {
+      const std::uint16_t status = store_.unsubscribe(request.subject, id) ? 200 : 404;
+      append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
+      return status;
+    }
     default: {
       Subscriber* subscriber = store_.find(request.subject, id);
       ByteBuffer& out = answers.answer_now();
@@ -225,9 +241,18 @@ bool BrokerApi::serve_call(ShardCall& call) {
       call.status = publish_status(outcome);
       break;
     }
-    case Endpoint::subscribe:
-      call.id = store_.subscribe(subject);
+    case Endpoint::subscribe: {
+      const Subscription subscription = store_.subscribe(subject);
+      call.id = subscription.id;
       call.status = 200;
+      if (subscription.outcome != SubscribeOutcome::subscribed) {
+        call.status = 429;
+        call.refusal = subscribe_refusal(subscription.outcome);
+      }
+      break;
+    }
+    case Endpoint::unsubscribe:
+      call.status = store_.unsubscribe(subject, call.id) ? 200 : 404;
       break;
     default: {
       Subscriber* subscriber = store_.find(subject, call.id);
@@ -253,7 +278,9 @@ void BrokerApi::complete_call(ShardCall& call, Answers& answers) {
     if (call.status == 200 && call.endpoint == Endpoint::subscribe) {
       append_subscribed(out, call.id, call.subject.view(), call.style);
     } else {
-      append_response(out, call.status, fixed_body(call.endpoint, call.status), call.style);
+      const std::string_view body =
+          call.refusal.empty() ? fixed_body(call.endpoint, call.status) : call.refusal;
+      append_response(out, call.status, body, call.style);
     }
     answers.finish_answer(sequence);
   }

@@ -14,6 +14,8 @@ Route route(llhttp_method_t method, std::string_view path) {
     endpoint = Endpoint::subscribe;
   } else if (path == "/api/fetch") {
     endpoint = Endpoint::fetch;
+  } else if (path == "/api/unsubscribe") {
+    endpoint = Endpoint::unsubscribe;
   } else if (path == "/ready" || path == "/healthz") {
     if (method != HTTP_GET && method != HTTP_HEAD) return {Endpoint::wrong_method, kAllowGet};
     return {path == "/ready" ? Endpoint::ready : Endpoint::health, {}};

@@ -471,7 +471,7 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 21> kSettings{{
+const std::array<Setting, 25> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
@@ -536,6 +536,16 @@ const std::array<Setting, 21> kSettings{{
      Duration{&Config::shutdown_timeout, 0ms, 1h}},
     {"broker.io-uring", "MODE", "io_uring features: auto (the best the kernel has) or basic",
      Choice<IoUringMode>{&Config::io_uring, kIoUringModeNames}},
+    {"broker.max-subject-bytes", "N",
+     "longest subject in bytes, 1 to 65536; longer is 400 invalid subject",
+     Count{number_field<&Config::max_subject_bytes>(), 1, 65536}},
+    {"broker.max-subscribers", "N", "most subscribers broker-wide; past it subscribe is 429",
+     Count{number_field<&Config::max_subscribers>(), 1, std::uint64_t{1} << 40}},
+    {"broker.max-subscribers-per-subject", "N",
+     "most subscribers of one subject; past it subscribe is 429",
+     Count{number_field<&Config::max_subscribers_per_subject>(), 1, std::uint64_t{1} << 32}},
+    {"broker.max-subjects", "N", "most subjects broker-wide; past it subscribe to a new one is 429",
+     Count{number_field<&Config::max_subjects>(), 1, std::uint64_t{1} << 40}},
     {"monitoring.enable", "BOOL", "serve the monitoring endpoint: true or false",
      Flag{&Config::monitoring_enabled}},
     {"monitoring.port", "ADDR", "monitoring listen address: PORT, :PORT or HOST:PORT",

@@ -16,7 +16,7 @@ void PendingBudget::release(std::uint64_t count, std::uint64_t bytes) {
   bytes_.subtract(bytes);
 }
 
-std::uint64_t PendingBudget::stored(const Limit& limit,
+std::uint64_t PendingBudget::stored(const SharedLimit& limit,
                                     std::atomic<std::uint64_t> Lease::*allowance) const {
   std::uint64_t unspent = 0;
   const std::size_t slots = slots_used_.load(std::memory_order_acquire);
@@ -83,9 +83,9 @@ bool PendingBudget::Lease::spend(std::atomic<std::uint64_t>& allowance, std::uin
   return true;
 }
 
-bool PendingBudget::Lease::refill(Limit& limit, std::atomic<std::uint64_t>& allowance,
+bool PendingBudget::Lease::refill(SharedLimit& limit, std::atomic<std::uint64_t>& allowance,
                                   std::uint64_t amount, std::uint64_t chunk) {
-  if (amount > limit.max) return false;  // never fits (and amount + chunk could wrap)
+  if (amount > limit.max()) return false;  // never fits (and amount + chunk could wrap)
   // Far from the limit (room for a chunk per lease left over): take a chunk
   // more than needed. Near it: exactly what is needed, so no lease sits on
   // much allowance another shard could be refused for.

@@ -59,33 +59,53 @@ std::uint64_t MessageQueue::drain_front(std::size_t count) {
   return freed;
 }
 
-SubscriberId SubjectStore::subscribe(std::string_view subject) {
+Subscription SubjectStore::subscribe(std::string_view subject) {
+  SubjectEntry* existing = subjects_.find(subject);
+  if (existing != nullptr && existing->live >= limits_.max_subscribers_per_subject) {
+    return {SubscribeOutcome::too_many_subscribers, {}};
+  }
+  if (!census_.subscribers.try_add(1)) return {SubscribeOutcome::too_many_subscribers, {}};
+  if (existing == nullptr && !census_.subjects.try_add(1)) {
+    census_.subscribers.subtract(1);
+    return {SubscribeOutcome::too_many_subjects, {}};
+  }
   bool added = false;
-  SubjectEntry& entry = subjects_.find_or_add(subject, added);
+  SubjectEntry& entry = existing != nullptr ? *existing : subjects_.find_or_add(subject, added);
   if (added) gauges_.subjects.add();
 
-  // Ids of one subject are unique by construction: their slots differ. (Four
-  // billion subscribers of one subject would need hundreds of GiB first.)
+  // Ids of one subject's live subscribers are unique by construction: their
+  // slots differ (max-subscribers-per-subject keeps slots within 32 bits). A
+  // reused slot's new id differs from the old one in its random part.
+  std::uint32_t slot = static_cast<std::uint32_t>(entry.subscribers.size());
+  if (!entry.free_slots.empty()) {
+    slot = entry.free_slots.back();
+    entry.free_slots.pop_back();
+  } else {
+    entry.subscribers.emplace_back();
+  }
   auto subscriber = std::make_unique<Subscriber>();
-  subscriber->id = ids_.next(static_cast<std::uint32_t>(entry.subscribers.size()));
+  subscriber->id = ids_.next(slot);
   subscriber->subject = &entry;
   const SubscriberId id = subscriber->id;
-  entry.subscribers.push_back(std::move(subscriber));
+  entry.subscribers[slot] = std::move(subscriber);
+  ++entry.live;
   ++subscriber_count_;
   gauges_.subscribers.add();
-  return id;
+  return {SubscribeOutcome::subscribed, id};
 }
 
 void SubjectStore::append(SubjectEntry& entry, Message* message) {
-  message->set_holders(static_cast<std::uint32_t>(entry.subscribers.size()));
-  for (auto& subscriber : entry.subscribers) subscriber->queue.push(message);
+  message->set_holders(static_cast<std::uint32_t>(entry.live));
+  for (auto& subscriber : entry.subscribers) {
+    if (subscriber) subscriber->queue.push(message);
+  }
 }
 
 PublishOutcome SubjectStore::admit(std::string_view subject, std::uint64_t bytes,
                                    SubjectEntry*& entry) {
   entry = subjects_.find(subject);
-  if (entry == nullptr || entry->subscribers.empty()) return PublishOutcome::no_subscriber;
-  const std::uint64_t fan_out = entry->subscribers.size();
+  if (entry == nullptr || entry->live == 0) return PublishOutcome::no_subscriber;
+  const std::uint64_t fan_out = entry->live;
   // The subject's own bounds first: a full subject is refused without
   // touching the broker-wide budget, and never fills it for the others.
   // (The sums cannot wrap: counts stay below 2^62, bytes below 2^50.)
@@ -121,7 +141,28 @@ Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id)
   if (slot >= entry->subscribers.size()) return nullptr;
   Subscriber* subscriber = entry->subscribers[slot].get();
   // The whole id must match: the slot alone is no proof of having been given it.
-  return subscriber->id == id ? subscriber : nullptr;
+  return subscriber != nullptr && subscriber->id == id ? subscriber : nullptr;
+}
+
+bool SubjectStore::unsubscribe(std::string_view subject, const SubscriberId& id) {
+  Subscriber* subscriber = find(subject, id);
+  if (subscriber == nullptr) return false;
+  drain(*subscriber, subscriber->queue.size());
+  SubjectEntry& entry = *subscriber->subject;
+  const std::uint32_t slot = id.slot();
+  entry.subscribers[slot].reset();
+  entry.free_slots.push_back(slot);
+  --entry.live;
+  --subscriber_count_;
+  gauges_.subscribers.subtract(1);
+  census_.subscribers.subtract(1);
+  if (entry.live == 0) {
+    // Nothing is left in the entry: its messages went with the queues.
+    subjects_.erase(subject);
+    gauges_.subjects.subtract(1);
+    census_.subjects.subtract(1);
+  }
+  return true;
 }
 
 void SubjectStore::drain(Subscriber& subscriber, std::size_t count) {

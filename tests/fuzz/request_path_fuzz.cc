@@ -31,8 +31,9 @@ class InProcessShards final : public RequestHandler {
 
   InProcessShards()
       : budget_(64, 4096),
-        shard0_(0, 2, budget_, kLimits, std::chrono::steady_clock::now(), metrics0_),
-        shard1_(1, 2, budget_, kLimits, std::chrono::steady_clock::now(), metrics1_) {}
+        census_(64, 64),
+        shard0_(0, 2, budget_, census_, kLimits, std::chrono::steady_clock::now(), metrics0_),
+        shard1_(1, 2, budget_, census_, kLimits, std::chrono::steady_clock::now(), metrics1_) {}
 
   void handle(HttpConnection& http, const HttpRequest& request) override {
     const Placement placement = shard0_.handle(request, http, call_);
@@ -55,6 +56,7 @@ class InProcessShards final : public RequestHandler {
 
  private:
   PendingBudget budget_;
+  StoreCensus census_;
   ShardMetrics metrics0_;
   ShardMetrics metrics1_;
   BrokerApi shard0_;

@@ -287,6 +287,56 @@ TEST_F(ApiTest, FetchWithMalformedIdIs404BadId) {
   EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", "{\"subject\":\"malformed\"}"), 404, kBadIdBody));
 }
 
+// --- POST /api/unsubscribe ---
+
+// GET /healthz's pending count (messages stored, one per queue), from its
+// answer.
+long long PendingIn(const HttpResponse& health) {
+  const std::size_t at = health.body.find("\"pending\":");
+  return at == std::string::npos ? -1 : std::stoll(health.body.substr(at + 10));
+}
+
+TEST_F(ApiTest, UnsubscribeReleasesTheQueueAndTheIdThenAnswersBadId) {
+  // Subjects on both shards: the owner answers, wherever it is.
+  for (int i = 0; i < 6; ++i) {
+    const std::string subject = Numbered("leaving.s", i);
+    SCOPED_TRACE(subject);
+    const std::string leaving = Subscribe(subject);
+    const std::string staying = Subscribe(subject);
+    PublishOk(subject, "before");
+    ASSERT_EQ(PendingIn(Call("GET", "/healthz")), 2);
+    EXPECT_TRUE(
+        IsJsonResponse(Post("/api/unsubscribe", FetchBody(subject, leaving)), 200, kOkBody));
+    EXPECT_EQ(PendingIn(Call("GET", "/healthz")), 1) << "the queue is released at once";
+    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", FetchBody(subject, leaving)), 404, kBadIdBody));
+    EXPECT_TRUE(
+        IsJsonResponse(Post("/api/unsubscribe", FetchBody(subject, leaving)), 404, kBadIdBody));
+    PublishOk(subject, "after");
+    EXPECT_EQ(Fetch(subject, staying), (std::vector<std::string>{"before", "after"}));
+    // The last one out takes the subject with it.
+    EXPECT_TRUE(
+        IsJsonResponse(Post("/api/unsubscribe", FetchBody(subject, staying)), 200, kOkBody));
+    EXPECT_TRUE(IsJsonResponse(Publish(subject, "nobody"), 404, kSubscriberNotFoundBody));
+    EXPECT_EQ(PendingIn(Call("GET", "/healthz")), 0);
+  }
+}
+
+TEST_F(ApiTest, UnsubscribeWithABadIdOrSubjectChangesNothing) {
+  const std::string id = Subscribe("kept");
+  PublishOk("kept", "m");
+  EXPECT_TRUE(IsJsonResponse(Post("/api/unsubscribe", FetchBody("other", id)), 404, kBadIdBody));
+  EXPECT_TRUE(
+      IsJsonResponse(Post("/api/unsubscribe", FetchBody("kept", "not-a-uuid")), 404, kBadIdBody));
+  EXPECT_TRUE(IsJsonResponse(
+      Post("/api/unsubscribe", FetchBody("kept", "9b2f1c3e-4d5a-4b6c-8d7e-0f1a2b3c4d5e")), 404,
+      kBadIdBody));
+  EXPECT_TRUE(
+      IsJsonResponse(Post("/api/unsubscribe", FetchBody("a..b", id)), 400, kInvalidSubjectBody));
+  EXPECT_TRUE(IsJsonResponse(Post("/api/unsubscribe", "[]"), 400, kInvalidBodyBody));
+  EXPECT_EQ(Call("GET", "/api/unsubscribe").status, 405);
+  EXPECT_EQ(Fetch("kept", id), std::vector<std::string>{"m"});
+}
+
 TEST_F(ApiTest, FetchWithInvalidSubjectIs400) {
   const std::string id = Subscribe("valid");
   for (const std::string& subject : InvalidSubjects()) {

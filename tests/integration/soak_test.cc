@@ -127,40 +127,6 @@ std::optional<std::uint64_t> ParseMessage(std::string_view data) {
 
 // --- Metrics ---
 
-// GET /metrics on the monitoring port; nullopt (with `error`) on failure.
-std::optional<std::string> ScrapeMetrics(std::uint16_t metrics_port, std::string* error) {
-  HttpClient client(kSocketTimeout);
-  HttpResponse response;
-  if (!client.Connect(metrics_port) || !client.Request("GET", "/metrics", "", &response)) {
-    *error = Cat({"GET /metrics: ", client.error()});
-    return std::nullopt;
-  }
-  if (response.status != 200) {
-    *error = Cat({"GET /metrics: ", Describe(response)});
-    return std::nullopt;
-  }
-  return std::move(response.body);
-}
-
-// The value of the unlabelled sample `name` in a text exposition.
-std::optional<double> MetricValue(std::string_view exposition, std::string_view name) {
-  std::size_t line_start = 0;
-  while (line_start < exposition.size()) {
-    std::size_t line_end = exposition.find('\n', line_start);
-    if (line_end == std::string_view::npos) line_end = exposition.size();
-    const std::string_view line = exposition.substr(line_start, line_end - line_start);
-    if (line.size() > name.size() && line.starts_with(name) && line[name.size()] == ' ') {
-      const std::string value(line.substr(name.size() + 1));
-      char* parse_end = nullptr;
-      const double parsed = std::strtod(value.c_str(), &parse_end);
-      if (parse_end != value.c_str()) return parsed;
-      return std::nullopt;
-    }
-    line_start = line_end + 1;
-  }
-  return std::nullopt;
-}
-
 // --- What was published, and checking deliveries against it as they come ---
 
 // One publisher's outcomes, indexed by seq: the subject index, with
@@ -267,28 +233,11 @@ void CheckStream(Stream& stream, const PublishLog& log, int subject, bool final,
   }
 }
 
-// The broker is built like this test: with a sanitizer here, with the same
-// one there (GCC defines __SANITIZE_*__, Clang has __has_feature).
-#if defined(__has_feature)
-#define GOPHERMQ_SOAK_HAS_FEATURE(feature) __has_feature(feature)
-#else
-#define GOPHERMQ_SOAK_HAS_FEATURE(feature) 0
-#endif
-#if defined(__SANITIZE_ADDRESS__) || GOPHERMQ_SOAK_HAS_FEATURE(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
 // ThreadSanitizer gives every byte of memory the broker touches about five
 // bytes of shadow (4x shadow cells, 0.5x meta), which it never returns: the
 // resident memory allowed to stay after the load scales by that much (the
 // release build's soak checks the broker's own memory at the plain bound).
-#if defined(__SANITIZE_THREAD__) || GOPHERMQ_SOAK_HAS_FEATURE(thread_sanitizer)
-constexpr double kResidentGrowthFactor = 6;
-#else
-constexpr double kResidentGrowthFactor = 1;
-#endif
-#undef GOPHERMQ_SOAK_HAS_FEATURE
+constexpr double kResidentGrowthFactor = kThreadSanitizer ? 6 : 1;
 
 class SoakTest : public BrokerTest {
  protected:

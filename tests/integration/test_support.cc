@@ -244,4 +244,36 @@ void BrokerTest::MakeRequestsOfEveryKind(std::string_view prefix) {
   EXPECT_EQ(Call("GET", "/no/such/path").status, 404);
 }
 
+std::optional<std::string> ScrapeMetrics(std::uint16_t metrics_port, std::string* error) {
+  HttpClient client(std::chrono::seconds(10));
+  HttpResponse response;
+  if (!client.Connect(metrics_port) || !client.Request("GET", "/metrics", "", &response)) {
+    *error = "GET /metrics: " + client.error();
+    return std::nullopt;
+  }
+  if (response.status != 200) {
+    *error = "GET /metrics: " + Describe(response);
+    return std::nullopt;
+  }
+  return std::move(response.body);
+}
+
+std::optional<double> MetricValue(std::string_view exposition, std::string_view name) {
+  std::size_t line_start = 0;
+  while (line_start < exposition.size()) {
+    std::size_t line_end = exposition.find('\n', line_start);
+    if (line_end == std::string_view::npos) line_end = exposition.size();
+    const std::string_view line = exposition.substr(line_start, line_end - line_start);
+    if (line.size() > name.size() && line.starts_with(name) && line[name.size()] == ' ') {
+      const std::string value(line.substr(name.size() + 1));
+      char* parse_end = nullptr;
+      const double parsed = std::strtod(value.c_str(), &parse_end);
+      if (parse_end != value.c_str()) return parsed;
+      return std::nullopt;
+    }
+    line_start = line_end + 1;
+  }
+  return std::nullopt;
+}
+
 }  // namespace gophermq::testing

@@ -23,6 +23,25 @@ std::string SubscribeBody(std::string_view subject);
 std::string PublishBody(std::string_view subject, std::string_view data);
 std::string FetchBody(std::string_view subject, std::string_view id);
 
+// The broker is built like these tests: with a sanitizer here, with the
+// same one there (GCC defines __SANITIZE_*__, Clang has __has_feature).
+#if defined(__has_feature)
+#define GOPHERMQ_TEST_HAS_FEATURE(feature) __has_feature(feature)
+#else
+#define GOPHERMQ_TEST_HAS_FEATURE(feature) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || GOPHERMQ_TEST_HAS_FEATURE(address_sanitizer)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+#if defined(__SANITIZE_THREAD__) || GOPHERMQ_TEST_HAS_FEATURE(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#undef GOPHERMQ_TEST_HAS_FEATURE
+
 // --- Exact response bodies of the contract ---
 inline constexpr std::string_view kOkBody = "{\"status\":\"ok\"}\n";
 inline constexpr std::string_view kInvalidSubjectBody = "{\"message\":\"invalid subject\"}\n";
@@ -68,6 +87,11 @@ std::optional<FetchReply> DecodeFetchReply(const std::string& body);
 
 // Readable dump of a response for failure messages.
 std::string Describe(const HttpResponse& response);
+
+// GET /metrics on the monitoring port; nullopt (with `error`) on failure.
+std::optional<std::string> ScrapeMetrics(std::uint16_t metrics_port, std::string* error);
+// The value of the unlabelled sample `name` in a text exposition.
+std::optional<double> MetricValue(std::string_view exposition, std::string_view name);
 
 // prefix + decimal n ("m" + std::to_string(n) trips a GCC 12 -Wrestrict false positive).
 std::string Numbered(std::string_view prefix, long long n);

@@ -104,6 +104,10 @@ Config non_default_config() {
   config.max_fetch_bytes = 1 << 15;
   config.max_pending_total = 11;
   config.max_pending_bytes_per_subject = 2048;
+  config.max_subject_bytes = 77;
+  config.max_subscribers = 12;
+  config.max_subscribers_per_subject = 13;
+  config.max_subjects = 14;
   return config;
 }
 
@@ -130,6 +134,10 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.max_fetch_bytes, expected.max_fetch_bytes);
   EXPECT_EQ(actual.max_pending_total, expected.max_pending_total);
   EXPECT_EQ(actual.max_pending_bytes_per_subject, expected.max_pending_bytes_per_subject);
+  EXPECT_EQ(actual.max_subject_bytes, expected.max_subject_bytes);
+  EXPECT_EQ(actual.max_subscribers, expected.max_subscribers);
+  EXPECT_EQ(actual.max_subscribers_per_subject, expected.max_subscribers_per_subject);
+  EXPECT_EQ(actual.max_subjects, expected.max_subjects);
 }
 
 // ---------------------------------------------------------------------------
@@ -416,7 +424,10 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-fetch-bytes", "1GiB"}, ValueCase{"broker.max-pending-total", "0"},
         ValueCase{"broker.max-pending-total", "4611686018427387904"},
         ValueCase{"broker.max-pending-bytes-per-subject", "0"},
-        ValueCase{"broker.max-pending-bytes-per-subject", "1PiB"}));
+        ValueCase{"broker.max-pending-bytes-per-subject", "1PiB"},
+        ValueCase{"broker.max-subject-bytes", "1"}, ValueCase{"broker.max-subject-bytes", "65536"},
+        ValueCase{"broker.max-subscribers", "1"}, ValueCase{"broker.max-subjects", "1099511627776"},
+        ValueCase{"broker.max-subscribers-per-subject", "4294967296"}));
 
 INSTANTIATE_TEST_SUITE_P(
     EveryKey, InvalidValueTest,
@@ -456,6 +467,9 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-pending-total", "4611686018427387905"},
         ValueCase{"broker.max-pending-bytes-per-subject", "2PiB"},
         ValueCase{"broker.max-pending-bytes-per-subject", "many"},
+        ValueCase{"broker.max-subject-bytes", "0"}, ValueCase{"broker.max-subject-bytes", "65537"},
+        ValueCase{"broker.max-subscribers", "0"}, ValueCase{"broker.max-subjects", "1099511627777"},
+        ValueCase{"broker.max-subscribers-per-subject", "4294967297"},
         ValueCase{"broker.max-body", "1TiB"}, ValueCase{"broker.max-body", "1.5MiB"},
         ValueCase{"broker.max-body", "MiB"}, ValueCase{"broker.max-body", "-1MiB"},
         ValueCase{"broker.max-body", "4 "}, ValueCase{"broker.max-body", "4  MiB"},
@@ -1037,7 +1051,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 21);
+  EXPECT_EQ(settings, 25);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

@@ -300,7 +300,7 @@ TEST(SubscribeBody, EscapesTheSubjectAndAppends) {
 // A subject store with one subscriber on "a.b", for fetch bodies.
 class FetchBodyTest : public ::testing::Test {
  protected:
-  FetchBodyTest() : store_(budget_, ids_) { id_ = store_.subscribe("a.b"); }
+  FetchBodyTest() : store_(budget_, census_, ids_) { id_ = store_.subscribe("a.b").id; }
 
   Subscriber& subscriber() {
     Subscriber* found = store_.find("a.b", id_);
@@ -319,6 +319,7 @@ class FetchBodyTest : public ::testing::Test {
 
   PendingBudget budget_{100000};
   SubscriberIdSource ids_;
+  StoreCensus census_{10, 10};
   SubjectStore store_;
   SubscriberId id_;
 };

@@ -55,7 +55,7 @@ std::vector<std::string> numbered(int from, int to) {
 class SubjectStoreTest : public ::testing::Test {
  protected:
   explicit SubjectStoreTest(std::uint64_t max_pending = 1'000'000)
-      : budget_(max_pending), store_(budget_, ids_) {}
+      : budget_(max_pending), store_(budget_, census_, ids_) {}
 
   Subscriber& subscriber(std::string_view subject, const SubscriberId& id) {
     Subscriber* found = store_.find(subject, id);
@@ -67,6 +67,7 @@ class SubjectStoreTest : public ::testing::Test {
   }
 
   PendingBudget budget_;
+  StoreCensus census_{1'000'000, 1'000'000};
   SubscriberIdSource ids_;
   SubjectStore store_;
 };
@@ -77,15 +78,15 @@ TEST_F(SubjectStoreTest, SubscribeGivesUniqueIds) {
   std::set<std::array<std::uint8_t, 16>> seen;
   for (int i = 0; i < 1000; ++i) {
     // Same subject and different subjects alike: every call is a new subscriber.
-    EXPECT_TRUE(seen.insert(store_.subscribe("a").bytes).second);
-    EXPECT_TRUE(seen.insert(store_.subscribe(name("s", i)).bytes).second);
+    EXPECT_TRUE(seen.insert(store_.subscribe("a").id.bytes).second);
+    EXPECT_TRUE(seen.insert(store_.subscribe(name("s", i)).id.bytes).second);
   }
   EXPECT_EQ(store_.subscriber_count(), 2000u);
   EXPECT_EQ(store_.subject_count(), 1001u);
 }
 
 TEST_F(SubjectStoreTest, FindReturnsTheSubscriberOfThatSubject) {
-  const SubscriberId id = store_.subscribe("a.b");
+  const SubscriberId id = store_.subscribe("a.b").id;
   Subscriber* found = store_.find("a.b", id);
   ASSERT_NE(found, nullptr);
   EXPECT_EQ(found->id, id);
@@ -96,8 +97,8 @@ TEST_F(SubjectStoreTest, EverySubscriberOfACrowdedSubjectIsFoundByItsOwnId) {
   constexpr int kSubscribers = 20000;
   std::vector<SubscriberId> ids;
   for (int i = 0; i < kSubscribers; ++i) {
-    ids.push_back(store_.subscribe("crowd"));
-    store_.subscribe(name("other", i % 7));  // other subjects' slots interleave
+    ids.push_back(store_.subscribe("crowd").id);
+    store_.subscribe(name("other", i % 7)).id;  // other subjects' slots interleave
   }
   for (const SubscriberId& id : ids) {
     Subscriber* found = store_.find("crowd", id);
@@ -107,8 +108,8 @@ TEST_F(SubjectStoreTest, EverySubscriberOfACrowdedSubjectIsFoundByItsOwnId) {
 }
 
 TEST_F(SubjectStoreTest, AnIdAlteredOutsideItsSlotIsNotFound) {
-  store_.subscribe("a");
-  const SubscriberId real = store_.subscribe("a");
+  store_.subscribe("a").id;
+  const SubscriberId real = store_.subscribe("a").id;
   ASSERT_NE(store_.find("a", real), nullptr);
   // Bytes 4 to 11 do not encode the slot: the altered id still points at the
   // real subscriber's slot, and only the whole-id comparison refuses it.
@@ -121,8 +122,8 @@ TEST_F(SubjectStoreTest, AnIdAlteredOutsideItsSlotIsNotFound) {
 }
 
 TEST_F(SubjectStoreTest, FindWithTheWrongSubjectOrAnUnknownIdIsNull) {
-  const SubscriberId on_a = store_.subscribe("a");
-  const SubscriberId on_b = store_.subscribe("b");
+  const SubscriberId on_a = store_.subscribe("a").id;
+  const SubscriberId on_b = store_.subscribe("b").id;
   // The original's "bad id": the id exists, but not for this subject.
   EXPECT_EQ(store_.find("b", on_a), nullptr);
   EXPECT_EQ(store_.find("a", on_b), nullptr);
@@ -148,16 +149,16 @@ TEST_F(SubjectStoreTest, PublishWithNoSubscriberStoresNothing) {
   // A publish does not create the subject.
   EXPECT_EQ(store_.subject_count(), 0u);
   // Subscribers of another subject do not count.
-  store_.subscribe("somebody");
+  store_.subscribe("somebody").id;
   EXPECT_EQ(store_.publish("nobody", "x"), PublishOutcome::no_subscriber);
   EXPECT_EQ(budget_.pending(), 0u);
 }
 
 TEST_F(SubjectStoreTest, PublishFansOutToEverySubscriberInOrder) {
-  const SubscriberId first = store_.subscribe("s");
-  const SubscriberId second = store_.subscribe("s");
-  const SubscriberId third = store_.subscribe("s");
-  const SubscriberId elsewhere = store_.subscribe("other");
+  const SubscriberId first = store_.subscribe("s").id;
+  const SubscriberId second = store_.subscribe("s").id;
+  const SubscriberId third = store_.subscribe("s").id;
+  const SubscriberId elsewhere = store_.subscribe("other").id;
   for (const std::string& message : numbered(0, 5)) {
     ASSERT_EQ(store_.publish("s", message), PublishOutcome::stored);
   }
@@ -169,7 +170,7 @@ TEST_F(SubjectStoreTest, PublishFansOutToEverySubscriberInOrder) {
 }
 
 TEST_F(SubjectStoreTest, PublishCopiesThePayload) {
-  const SubscriberId id = store_.subscribe("s");
+  const SubscriberId id = store_.subscribe("s").id;
   std::string payload = "original";
   ASSERT_EQ(store_.publish("s", payload), PublishOutcome::stored);
   payload.assign("changed!");
@@ -177,7 +178,7 @@ TEST_F(SubjectStoreTest, PublishCopiesThePayload) {
 }
 
 TEST_F(SubjectStoreTest, PublishKeepsBinaryAndEmptyPayloads) {
-  const SubscriberId id = store_.subscribe("s");
+  const SubscriberId id = store_.subscribe("s").id;
   const std::string binary("a\0b\xff", 4);
   ASSERT_EQ(store_.publish("s", binary), PublishOutcome::stored);
   ASSERT_EQ(store_.publish("s", ""), PublishOutcome::stored);
@@ -185,9 +186,9 @@ TEST_F(SubjectStoreTest, PublishKeepsBinaryAndEmptyPayloads) {
 }
 
 TEST_F(SubjectStoreTest, ASubscriberOnlyGetsMessagesPublishedAfterItSubscribed) {
-  const SubscriberId early = store_.subscribe("s");
+  const SubscriberId early = store_.subscribe("s").id;
   ASSERT_EQ(store_.publish("s", "before"), PublishOutcome::stored);
-  const SubscriberId late = store_.subscribe("s");
+  const SubscriberId late = store_.subscribe("s").id;
   ASSERT_EQ(store_.publish("s", "after"), PublishOutcome::stored);
   EXPECT_EQ(pending_for("s", early), (std::vector<std::string>{"before", "after"}));
   EXPECT_EQ(pending_for("s", late), std::vector<std::string>{"after"});
@@ -197,8 +198,8 @@ TEST_F(SubjectStoreTest, ASubscriberOnlyGetsMessagesPublishedAfterItSubscribed) 
 // --- Drain (fetch) ----------------------------------------------------------------
 
 TEST_F(SubjectStoreTest, DrainEmptiesTheQueueAndReturnsTheBudget) {
-  const SubscriberId first = store_.subscribe("s");
-  const SubscriberId second = store_.subscribe("s");
+  const SubscriberId first = store_.subscribe("s").id;
+  const SubscriberId second = store_.subscribe("s").id;
   for (const std::string& message : numbered(0, 4)) store_.publish("s", message);
   ASSERT_EQ(budget_.pending(), 8u);
 
@@ -217,7 +218,7 @@ TEST_F(SubjectStoreTest, DrainEmptiesTheQueueAndReturnsTheBudget) {
 }
 
 TEST_F(SubjectStoreTest, MessagesAfterADrainArriveNormally) {
-  const SubscriberId id = store_.subscribe("s");
+  const SubscriberId id = store_.subscribe("s").id;
   store_.publish("s", "one");
   store_.drain(subscriber("s", id));
   store_.publish("s", "two");
@@ -233,9 +234,9 @@ class SubjectStoreOverflowTest : public SubjectStoreTest {
 };
 
 TEST_F(SubjectStoreOverflowTest, APublishThatWouldPassMaxPendingStoresNothing) {
-  const SubscriberId a = store_.subscribe("s");
-  const SubscriberId b = store_.subscribe("s");
-  const SubscriberId c = store_.subscribe("s");
+  const SubscriberId a = store_.subscribe("s").id;
+  const SubscriberId b = store_.subscribe("s").id;
+  const SubscriberId c = store_.subscribe("s").id;
 
   ASSERT_EQ(store_.publish("s", "first"), PublishOutcome::stored);
   EXPECT_EQ(budget_.pending(), 3u);
@@ -256,7 +257,7 @@ TEST_F(SubjectStoreOverflowTest, APublishThatWouldPassMaxPendingStoresNothing) {
   EXPECT_EQ(pending_for("s", b), (std::vector<std::string>{"first", "third"}));
 
   // Full: even a single-subscriber subject is refused now.
-  const SubscriberId lone = store_.subscribe("lone");
+  const SubscriberId lone = store_.subscribe("lone").id;
   EXPECT_EQ(store_.publish("lone", "x"), PublishOutcome::overflow);
   EXPECT_TRUE(pending_for("lone", lone).empty());
   EXPECT_EQ(budget_.pending(), 5u);
@@ -265,16 +266,16 @@ TEST_F(SubjectStoreOverflowTest, APublishThatWouldPassMaxPendingStoresNothing) {
 TEST_F(SubjectStoreOverflowTest, TheBoundIsBrokerWideAcrossSubjects) {
   // The budget is shared: many subjects together are bounded too.
   for (int i = 0; i < 5; ++i) {
-    store_.subscribe(name("s", i));
+    store_.subscribe(name("s", i)).id;
     EXPECT_EQ(store_.publish(name("s", i), "x"), PublishOutcome::stored);
   }
-  store_.subscribe("s5");
+  store_.subscribe("s5").id;
   EXPECT_EQ(store_.publish("s5", "x"), PublishOutcome::overflow);
   EXPECT_EQ(budget_.pending(), 5u);
 }
 
 TEST_F(SubjectStoreOverflowTest, MoreSubscribersThanMaxPendingNeverStore) {
-  for (int i = 0; i < 6; ++i) store_.subscribe("crowd");
+  for (int i = 0; i < 6; ++i) store_.subscribe("crowd").id;
   EXPECT_EQ(store_.publish("crowd", "x"), PublishOutcome::overflow);
   EXPECT_EQ(budget_.pending(), 0u);
 }
@@ -285,8 +286,8 @@ TEST_F(SubjectStoreOverflowTest, MessagePtrOverloadStoresOrFreesTheMessage) {
   EXPECT_EQ(store_.publish("nobody", MessagePtr(Message::create("lost"))),
             PublishOutcome::no_subscriber);
 
-  const SubscriberId a = store_.subscribe("s");
-  const SubscriberId b = store_.subscribe("s");
+  const SubscriberId a = store_.subscribe("s").id;
+  const SubscriberId b = store_.subscribe("s").id;
   EXPECT_EQ(store_.publish("s", MessagePtr(Message::create("kept"))), PublishOutcome::stored);
   EXPECT_EQ(store_.publish("s", MessagePtr(Message::create("kept2"))), PublishOutcome::stored);
   EXPECT_EQ(budget_.pending(), 4u);
@@ -307,19 +308,21 @@ class SubjectBoundsTest : public ::testing::Test {
  protected:
   // Per subject: 4 messages (one per subscriber queue), 1000 payload bytes;
   // broker-wide: 10 messages, 1500 bytes.
-  SubjectBoundsTest() : budget_(10, 1500), store_(budget_, ids_, StoreLimits{1 << 20, 4, 1000}) {}
+  SubjectBoundsTest()
+      : budget_(10, 1500), store_(budget_, census_, ids_, StoreLimits{1 << 20, 4, 1000}) {}
 
   PendingBudget budget_;
+  StoreCensus census_{100, 100};
   SubscriberIdSource ids_;
   SubjectStore store_;
 };
 
 TEST_F(SubjectBoundsTest, AFullSubjectIsRefusedAndOthersStillPublish) {
-  const SubscriberId stale = store_.subscribe("stale");  // never fetches
+  const SubscriberId stale = store_.subscribe("stale").id;  // never fetches
   for (int i = 0; i < 4; ++i) ASSERT_EQ(store_.publish("stale", "x"), PublishOutcome::stored);
   EXPECT_EQ(store_.publish("stale", "x"), PublishOutcome::subject_overflow);
   // Another subject is untouched by the full one.
-  const SubscriberId live = store_.subscribe("live");
+  const SubscriberId live = store_.subscribe("live").id;
   for (int i = 0; i < 4; ++i) EXPECT_EQ(store_.publish("live", "y"), PublishOutcome::stored);
   EXPECT_EQ(budget_.pending(), 8u);
   // Draining the stale subject gives its room back.
@@ -333,8 +336,8 @@ TEST_F(SubjectBoundsTest, AFullSubjectIsRefusedAndOthersStillPublish) {
 }
 
 TEST_F(SubjectBoundsTest, TheSubjectCountIsPerSubscriberQueueAsTheOriginalCounts) {
-  const SubscriberId a = store_.subscribe("pair");
-  const SubscriberId b = store_.subscribe("pair");
+  const SubscriberId a = store_.subscribe("pair").id;
+  const SubscriberId b = store_.subscribe("pair").id;
   ASSERT_EQ(store_.publish("pair", "1"), PublishOutcome::stored);  // 2
   ASSERT_EQ(store_.publish("pair", "2"), PublishOutcome::stored);  // 4
   EXPECT_EQ(store_.publish("pair", "3"), PublishOutcome::subject_overflow);
@@ -344,8 +347,8 @@ TEST_F(SubjectBoundsTest, TheSubjectCountIsPerSubscriberQueueAsTheOriginalCounts
 }
 
 TEST_F(SubjectBoundsTest, BytesCountEachMessageOnceHoweverManyQueuesHoldIt) {
-  const SubscriberId a = store_.subscribe("fan");
-  const SubscriberId b = store_.subscribe("fan");
+  const SubscriberId a = store_.subscribe("fan").id;
+  const SubscriberId b = store_.subscribe("fan").id;
   const std::string payload(400, 'p');
   ASSERT_EQ(store_.publish("fan", payload), PublishOutcome::stored);
   ASSERT_EQ(store_.publish("fan", payload), PublishOutcome::stored);
@@ -363,26 +366,121 @@ TEST_F(SubjectBoundsTest, BytesCountEachMessageOnceHoweverManyQueuesHoldIt) {
 TEST_F(SubjectBoundsTest, TheBrokerWideBoundsStandBehindTheSubjects) {
   for (int i = 0; i < 3; ++i) {
     const std::string subject = name("s", i);
-    store_.subscribe(subject);
-    store_.subscribe(subject);
+    store_.subscribe(subject).id;
+    store_.subscribe(subject).id;
     ASSERT_EQ(store_.publish(subject, std::string(400, 'b')), PublishOutcome::stored);
   }
   // 6 of 10 messages, 1200 of 1500 bytes: a 400-byte message fits nowhere.
-  store_.subscribe("s3");
+  store_.subscribe("s3").id;
   EXPECT_EQ(store_.publish("s3", std::string(400, 'b')), PublishOutcome::overflow);
   EXPECT_EQ(store_.publish("s3", std::string(300, 'b')), PublishOutcome::stored);
 }
 
+// --- Unsubscribe -------------------------------------------------------------------
+
+TEST_F(SubjectStoreTest, UnsubscribeReleasesTheQueueAndTheIdStopsWorking) {
+  const SubscriberId a = store_.subscribe("s").id;
+  const SubscriberId b = store_.subscribe("s").id;
+  ASSERT_EQ(store_.publish("s", "one"), PublishOutcome::stored);
+  ASSERT_EQ(store_.publish("s", "two"), PublishOutcome::stored);
+  EXPECT_EQ(budget_.pending(), 4u);
+  EXPECT_TRUE(store_.unsubscribe("s", a));
+  EXPECT_EQ(budget_.pending(), 2u) << "its queue is released at once";
+  EXPECT_EQ(store_.find("s", a), nullptr);
+  EXPECT_FALSE(store_.unsubscribe("s", a)) << "a second time: bad id";
+  EXPECT_FALSE(store_.unsubscribe("other", b)) << "the id of another subject";
+  // The other subscriber is untouched, and alone now gets new messages.
+  ASSERT_EQ(store_.publish("s", "three"), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("s", b), (std::vector<std::string>{"one", "two", "three"}));
+  EXPECT_EQ(budget_.pending(), 3u);
+  EXPECT_EQ(store_.subscriber_count(), 1u);
+}
+
+TEST_F(SubjectStoreTest, ASubjectGoesWithItsLastSubscriberAndComesBackFresh) {
+  const SubscriberId only = store_.subscribe("gone").id;
+  ASSERT_EQ(store_.publish("gone", std::string(100, 'x')), PublishOutcome::stored);
+  EXPECT_EQ(census_.subjects.value(), 1u);
+  EXPECT_TRUE(store_.unsubscribe("gone", only));
+  EXPECT_EQ(store_.subject_count(), 0u);
+  EXPECT_EQ(census_.subjects.value(), 0u);
+  EXPECT_EQ(census_.subscribers.value(), 0u);
+  EXPECT_EQ(budget_.pending(), 0u);
+  EXPECT_EQ(budget_.pending_bytes(), 0u);
+  EXPECT_EQ(store_.publish("gone", "x"), PublishOutcome::no_subscriber);
+  const SubscriberId again = store_.subscribe("gone").id;
+  EXPECT_FALSE(again == only);
+  EXPECT_EQ(store_.find("gone", only), nullptr) << "the old id names nobody in the new subject";
+  ASSERT_EQ(store_.publish("gone", "fresh"), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("gone", again), std::vector<std::string>{"fresh"});
+}
+
+TEST_F(SubjectStoreTest, AFreedSlotIsReusedWithANewId) {
+  const SubscriberId a = store_.subscribe("s").id;
+  const SubscriberId b = store_.subscribe("s").id;
+  EXPECT_TRUE(store_.unsubscribe("s", a));
+  const SubscriberId c = store_.subscribe("s").id;
+  EXPECT_EQ(c.slot(), a.slot()) << "the freed slot is taken first";
+  EXPECT_FALSE(c == a);
+  EXPECT_EQ(store_.find("s", a), nullptr);
+  EXPECT_NE(store_.find("s", c), nullptr);
+  ASSERT_EQ(store_.publish("s", "m"), PublishOutcome::stored);
+  EXPECT_EQ(budget_.pending(), 2u) << "one per live subscriber";
+  EXPECT_EQ(pending_for("s", b), std::vector<std::string>{"m"});
+  EXPECT_EQ(pending_for("s", c), std::vector<std::string>{"m"});
+}
+
+TEST_F(SubjectStoreTest, ManySubscribeUnsubscribeCyclesLeaveNothingBehind) {
+  for (int round = 0; round < 100; ++round) {
+    std::vector<std::pair<std::string, SubscriberId>> held;
+    for (int i = 0; i < 100; ++i) {
+      held.emplace_back(name("cycle", i % 37), SubscriberId{});
+      held.back().second = store_.subscribe(held.back().first).id;
+      ASSERT_EQ(store_.publish(held.back().first, "m"), PublishOutcome::stored);
+    }
+    for (const auto& [subject, id] : held) ASSERT_TRUE(store_.unsubscribe(subject, id));
+  }
+  EXPECT_EQ(store_.subject_count(), 0u);
+  EXPECT_EQ(store_.subscriber_count(), 0u);
+  EXPECT_EQ(census_.subscribers.value(), 0u);
+  EXPECT_EQ(census_.subjects.value(), 0u);
+  EXPECT_EQ(budget_.pending(), 0u);
+  EXPECT_EQ(budget_.pending_bytes(), 0u);
+}
+
+// --- Subscriber and subject bounds ---------------------------------------------
+
+TEST(SubscriberBounds, PerSubjectThenBrokerWideSubscribersAndSubjects) {
+  PendingBudget budget(100);
+  StoreCensus census(/*max_subscribers=*/5, /*max_subjects=*/2);
+  SubscriberIdSource ids;
+  StoreLimits limits;
+  limits.max_subscribers_per_subject = 3;
+  SubjectStore store(budget, census, ids, limits);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(store.subscribe("a").outcome, SubscribeOutcome::subscribed);
+  }
+  EXPECT_EQ(store.subscribe("a").outcome, SubscribeOutcome::too_many_subscribers);
+  EXPECT_EQ(store.subscribe("b").outcome, SubscribeOutcome::subscribed);
+  EXPECT_EQ(store.subscribe("c").outcome, SubscribeOutcome::too_many_subjects);
+  EXPECT_EQ(store.subscribe("b").outcome, SubscribeOutcome::subscribed);
+  // Five subscribers broker-wide: b has room of its own, the broker none.
+  EXPECT_EQ(store.subscribe("b").outcome, SubscribeOutcome::too_many_subscribers);
+  EXPECT_EQ(census.subscribers.value(), 5u);
+  EXPECT_EQ(census.subjects.value(), 2u);
+  EXPECT_EQ(store.subscriber_count(), 5u);
+  EXPECT_EQ(store.subject_count(), 2u) << "a refused subject is not added";
+}
+
 TEST_F(SubjectStoreTest, QueueGrowsPastEightAndKeepsOrder) {
-  const SubscriberId id = store_.subscribe("s");
+  const SubscriberId id = store_.subscribe("s").id;
   for (const std::string& message : numbered(0, 9)) store_.publish("s", message);
   EXPECT_EQ(pending_for("s", id), numbered(0, 9));
   EXPECT_EQ(subscriber("s", id).queue.size(), 9u);
 }
 
 TEST_F(SubjectStoreTest, QueueGrowsPast1024DrainsAndGrowsAgain) {
-  const SubscriberId id = store_.subscribe("s");
-  const SubscriberId other = store_.subscribe("s");
+  const SubscriberId id = store_.subscribe("s").id;
+  const SubscriberId other = store_.subscribe("s").id;
   for (int round = 0; round < 3; ++round) {
     // 3000 messages: the ring doubles from 8 up to 4096; a drain past 1024
     // gives the ring back, and the next burst starts from nothing.
@@ -411,9 +509,10 @@ TEST_F(SubjectStoreTest, StoreDestructionFreesPendingMessages) {
   std::vector<Message*> held;
   std::vector<std::uint32_t> holders_in_store;
   {
-    SubjectStore store(budget, ids);
-    const SubscriberId first = store.subscribe("s");
-    store.subscribe("s");
+    StoreCensus census(100, 100);
+    SubjectStore store(budget, census, ids);
+    const SubscriberId first = store.subscribe("s").id;
+    store.subscribe("s").id;
     // Copied by the store from a payload, and handed over ready-made (a
     // cross-shard publish): each fans out to both subscribers.
     for (int i = 0; i < 10; ++i) {

@@ -39,7 +39,7 @@ struct Placement {
 
 class BrokerApi {
  public:
-  BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& budget,
+  BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& budget, StoreCensus& census,
             const StoreLimits& limits, std::chrono::steady_clock::time_point started,
             ShardMetrics& metrics);
 

@@ -22,6 +22,8 @@ inline constexpr std::string_view kBadId = "{\"message\":\"bad id\"}\n";
 inline constexpr std::string_view kNotFound = "{\"message\":\"Not Found\"}\n";
 inline constexpr std::string_view kMethodNotAllowed = "{\"message\":\"Method Not Allowed\"}\n";
 inline constexpr std::string_view kServerError = "{\"message\":\"server error\"}\n";
+inline constexpr std::string_view kTooManySubscribers = "{\"message\":\"too many subscribers\"}\n";
+inline constexpr std::string_view kTooManySubjects = "{\"message\":\"too many subjects\"}\n";
 }  // namespace body
 
 // A JSON string literal (quotes included) as Go's encoding/json writes it:

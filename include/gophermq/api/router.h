@@ -15,6 +15,7 @@ enum class Endpoint : std::uint8_t {
   publish_async,  // POST /api/publish/async
   subscribe,      // POST /api/subscribe
   fetch,          // POST /api/fetch
+  unsubscribe,    // POST /api/unsubscribe
   ready,          // GET /ready
   health,         // GET /healthz
   not_found,      // 404 {"message":"Not Found"}

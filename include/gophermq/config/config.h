@@ -57,8 +57,13 @@ struct Config {
   // broker.write-timeout: a client that takes none of its answers this long is cut off.
   std::chrono::milliseconds write_timeout{60'000};
   std::size_t max_fetch_bytes = 16 << 20;  // broker.max-fetch-bytes: payload per fetch answer
-  bool monitoring_enabled = true;          // monitoring.enable
-  ListenAddress monitoring{"", 9001};      // monitoring.port (":9001", "9001", "127.0.0.1:9001")
+  // Named bounds on what the store holds.
+  std::size_t max_subject_bytes = 1024;                   // broker.max-subject-bytes
+  std::uint64_t max_subscribers = 10'000'000;             // broker.max-subscribers, broker-wide
+  std::uint64_t max_subscribers_per_subject = 1'000'000;  // broker.max-subscribers-per-subject
+  std::uint64_t max_subjects = 10'000'000;                // broker.max-subjects, broker-wide
+  bool monitoring_enabled = true;                         // monitoring.enable
+  ListenAddress monitoring{"", 9001};  // monitoring.port (":9001", "9001", "127.0.0.1:9001")
 };
 
 // The bounds whose default follows another setting, as they apply.

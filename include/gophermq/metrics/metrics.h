@@ -28,8 +28,8 @@ class ShardCounter {
 
 // The `method` label: which endpoint a request was for; /healthz, unknown
 // paths, wrong methods and requests never routed are all `other`.
-inline constexpr std::array<std::string_view, 6> kMetricMethodNames = {
-    "publish", "publish_async", "subscribe", "fetch", "ready", "other"};
+inline constexpr std::array<std::string_view, 7> kMetricMethodNames = {
+    "publish", "publish_async", "subscribe", "fetch", "ready", "unsubscribe", "other"};
 constexpr std::size_t method_label(Endpoint endpoint) {
   switch (endpoint) {
     case Endpoint::publish:
@@ -42,8 +42,10 @@ constexpr std::size_t method_label(Endpoint endpoint) {
       return 3;
     case Endpoint::ready:
       return 4;
-    default:
+    case Endpoint::unsubscribe:
       return 5;
+    default:
+      return 6;
   }
 }
 

@@ -30,6 +30,7 @@ namespace gophermq {
 struct ShardEnvironment {
   const Config& config;
   PendingBudget& budget;
+  StoreCensus& census;
   CrossShardMatrix& matrix;
   std::atomic<bool>& stop_requested;
   // Start-up handshake: each shard counts down once its ring exists (or it

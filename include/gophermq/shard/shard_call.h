@@ -38,7 +38,7 @@ class SubjectCopy {
 };
 
 struct ShardCall {
-  Endpoint endpoint;  // publish, publish_async, subscribe or fetch
+  Endpoint endpoint;  // publish, publish_async, subscribe, fetch or unsubscribe
   // The owner's answer: its HTTP status, 0 while the call is on its way
   // there. The origin shard turns it into the response.
   std::uint16_t status = 0;
@@ -54,6 +54,9 @@ struct ShardCall {
   MessagePtr message;  // publish: owned by the call until the store takes it
   SubscriberId id;     // fetch: whose queue; subscribe: the new id
   ByteBuffer answer;   // fetch: the whole response, framed where the messages are
+  // The body of a refusal that the status alone does not name (a
+  // subscribe's 429: too many subscribers, or subjects).
+  std::string_view refusal;
 };
 
 }  // namespace gophermq

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "gophermq/store/shared_limit.h"
+
 namespace gophermq {
 
 class PendingBudget {
@@ -39,9 +41,9 @@ class PendingBudget {
 
   // Stored now: what was reserved, less the leases' unspent allowance.
   std::uint64_t pending() const;
-  std::uint64_t max_pending() const { return messages_.max; }
+  std::uint64_t max_pending() const { return messages_.max(); }
   std::uint64_t pending_bytes() const;
-  std::uint64_t max_pending_bytes() const { return bytes_.max; }
+  std::uint64_t max_pending_bytes() const { return bytes_.max(); }
 
  private:
   friend class Lease;
@@ -49,40 +51,14 @@ class PendingBudget {
   // far below it by CPU_SETSIZE).
   static constexpr std::size_t kMaxLeases = 4096;
 
-  struct Limit {
-    explicit Limit(std::uint64_t limit) : max(limit) {}
-    // A compare-exchange rather than add-then-undo: two publishes racing
-    // near the limit never both fail when one of them fits.
-    bool try_add(std::uint64_t amount) { return amount <= max && try_add_below(amount, max); }
-    // Takes `chunk` if that leaves at least `reserve` unclaimed, else nothing.
-    bool try_add_leaving(std::uint64_t chunk, std::uint64_t reserve) {
-      if (chunk > max || reserve > max - chunk) return false;
-      return try_add_below(chunk, max - reserve);
-    }
-    void subtract(std::uint64_t amount) { used.fetch_sub(amount, std::memory_order_relaxed); }
-    std::uint64_t value() const { return used.load(std::memory_order_relaxed); }
-
-    alignas(64) std::atomic<std::uint64_t> used{0};  // own cache line: every shard writes it
-    const std::uint64_t max;
-
-   private:
-    // Adds `amount` (at most `ceiling`) unless the total would pass `ceiling`.
-    bool try_add_below(std::uint64_t amount, std::uint64_t ceiling) {
-      std::uint64_t current = used.load(std::memory_order_relaxed);
-      do {
-        if (current > ceiling - amount) return false;
-      } while (!used.compare_exchange_weak(current, current + amount, std::memory_order_relaxed));
-      return true;
-    }
-  };
-
   // Takes back every lease's unspent allowance; true when there was any.
   bool reclaim_leases();
   // What `limit` counts, less the leases' unspent `allowance` of it.
-  std::uint64_t stored(const Limit& limit, std::atomic<std::uint64_t> Lease::*allowance) const;
+  std::uint64_t stored(const SharedLimit& limit,
+                       std::atomic<std::uint64_t> Lease::*allowance) const;
 
-  Limit messages_;
-  Limit bytes_;
+  SharedLimit messages_;
+  SharedLimit bytes_;
   std::array<std::atomic<Lease*>, kMaxLeases> leases_{};
   // Slots a lease has ever held lie below this (a lease takes the first free
   // one): a walk over the leases, as every refusal makes, stops here instead
@@ -115,7 +91,7 @@ class PendingBudget::Lease {
   // Spends from an allowance; false (and nothing spent) when short.
   static bool spend(std::atomic<std::uint64_t>& allowance, std::uint64_t amount);
   // Takes `amount` (and a chunk more, far from the limit) from `limit`.
-  bool refill(Limit& limit, std::atomic<std::uint64_t>& allowance, std::uint64_t amount,
+  bool refill(SharedLimit& limit, std::atomic<std::uint64_t>& allowance, std::uint64_t amount,
               std::uint64_t chunk);
 
   PendingBudget& budget_;

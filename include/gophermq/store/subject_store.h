@@ -12,6 +12,7 @@
 #include "gophermq/metrics/metrics.h"
 #include "gophermq/store/message.h"
 #include "gophermq/store/pending_budget.h"
+#include "gophermq/store/store_census.h"
 #include "gophermq/store/subject_table.h"
 #include "gophermq/store/subscriber_id.h"
 
@@ -68,8 +69,11 @@ struct Subscriber {
 };
 
 struct SubjectEntry {
-  // In subscription order; a subscriber's index is the slot its id carries.
+  // By the slot each id carries; a slot an unsubscribe freed is empty until
+  // a later subscriber takes it (with a new id).
   std::vector<std::unique_ptr<Subscriber>> subscribers;
+  std::vector<std::uint32_t> free_slots;
+  std::uint64_t live = 0;  // subscribers, the slots that are not empty
   // What the subject holds, against its own bounds: the original's count
   // (a message once per subscriber queue holding it), and payload bytes
   // (each message once).
@@ -84,22 +88,38 @@ enum class PublishOutcome : std::uint8_t {
   overflow,          // past the broker-wide ones
 };
 
-// The store's bounds from the configuration (defaults as in Config).
+enum class SubscribeOutcome : std::uint8_t {
+  subscribed,
+  too_many_subscribers,  // of the subject, or broker-wide
+  too_many_subjects,     // a new subject, and the broker holds its most
+};
+
+struct Subscription {
+  SubscribeOutcome outcome;
+  SubscriberId id;  // when subscribed
+};
+
+// The store's bounds from the configuration (defaults as in Config; the
+// broker-wide ones are in StoreCensus and PendingBudget).
 struct StoreLimits {
   std::uint64_t max_fetch_bytes = 16 << 20;  // payload in one fetch answer
   std::uint64_t max_pending_per_subject = 1'000'000;
   std::uint64_t max_pending_bytes_per_subject = std::uint64_t{1} << 26;
+  std::uint64_t max_subscribers_per_subject = 1'000'000;
+  std::size_t max_subject_bytes = 1024;  // longer is an invalid subject
 };
 
 class SubjectStore {
  public:
-  SubjectStore(PendingBudget& budget, SubscriberIdSource& ids, const StoreLimits& limits = {})
-      : budget_(budget), ids_(ids), limits_(limits) {}
+  SubjectStore(PendingBudget& budget, StoreCensus& census, SubscriberIdSource& ids,
+               const StoreLimits& limits = {})
+      : budget_(budget), census_(census), ids_(ids), limits_(limits) {}
   SubjectStore(const SubjectStore&) = delete;
   SubjectStore& operator=(const SubjectStore&) = delete;
 
-  // A new subscriber; it receives only what is published after this call.
-  SubscriberId subscribe(std::string_view subject);
+  // A new subscriber, unless the subject or the broker holds as many as it
+  // may; it receives only what is published after this call.
+  Subscription subscribe(std::string_view subject);
 
   // Appends to every subscriber of `subject`, in publish order, or stores
   // nothing: when the subject, or the broker, would pass its bounds. The
@@ -112,6 +132,10 @@ class SubjectStore {
   // The subscriber `id` of `subject`, or null when there is none (the
   // original's "bad id").
   Subscriber* find(std::string_view subject, const SubscriberId& id);
+
+  // Removes the subscriber `id` of `subject`, releasing what it held; the
+  // subject goes with its last subscriber. False when there is none.
+  bool unsubscribe(std::string_view subject, const SubscriberId& id);
 
   // Called after a fetch has encoded a subscriber's `count` oldest messages:
   // drops them and returns them to the budget.
@@ -136,6 +160,7 @@ class SubjectStore {
   void append(SubjectEntry& entry, Message* message);
 
   PendingBudget::Lease budget_;  // this shard's share: no shared RMW per publish
+  StoreCensus& census_;
   SubscriberIdSource& ids_;
   const StoreLimits limits_;
   SubjectTable<SubjectEntry> subjects_;

@@ -42,10 +42,24 @@ class SubjectTable {
     return found->second;
   }
 
+  // Forgets `subject` and its entry, if there is one.
+  void erase(std::string_view subject) {
+    const HashedName name = hashed(subject);
+    Map& map = map_for(name);
+    auto found = map.find(name);
+    if (found == map.end()) return;
+    map.erase(found);
+    --size_;
+    // A map that once held many subjects gives its bucket array back when
+    // most have gone (a map never shrinks it by itself).
+    if (map.bucket_count() > kKeepBuckets && map.size() * 8 < map.bucket_count()) map.rehash(0);
+  }
+
   std::size_t size() const { return size_; }
 
  private:
   static constexpr unsigned kMapBits = 8;
+  static constexpr std::size_t kKeepBuckets = 64;
   static_assert(sizeof(std::size_t) == 8, "the map is picked by the top bits of a 64-bit hash");
 
   struct HashedName {

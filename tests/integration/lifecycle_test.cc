@@ -1,0 +1,117 @@
+// Subscriber lifecycle over sockets: what unsubscribing gives back. A broker
+// that only ever grew (no unsubscribe, subjects kept forever) held every
+// subscriber and subject it was ever asked for; now memory returns to its
+// resting level after any number of subscribe/unsubscribe cycles.
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "test_support.h"
+
+namespace gophermq::testing {
+namespace {
+
+using std::chrono::seconds;
+
+// Subscribers held at once in each round: pipelined in one write, their ids
+// read, then unsubscribed the same way.
+constexpr int kOutstanding = 1000;
+// A million cycles in a plain build; a sanitizer build is several times
+// slower per request, so it runs a tenth (its memory is not measured: the
+// sanitizer's own bookkeeping would swamp a few MiB).
+constexpr int kCycles = kAddressSanitizer || kThreadSanitizer ? 100'000 : 1'000'000;
+// Resident memory allowed to stay above where it was after the warm-up.
+constexpr double kSettleBytes = 4.0 * 1024 * 1024;
+
+// The broker's resident memory, from /proc/<pid>/status; 0 when unreadable.
+double ResidentBytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) * 1024;  // in kB
+  }
+  return 0;
+}
+
+class LifecycleTest : public BrokerTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override {
+    BrokerOptions options;
+    options.monitoring_address = "127.0.0.1:0";
+    return options;
+  }
+
+  // One round: kOutstanding subscribers, each of a subject of its own (so
+  // subjects come and go too), one message published to every tenth, then
+  // all unsubscribed. Every answer is checked.
+  void Round(HttpClient& client, int round) {
+    std::vector<std::string> subjects;
+    std::string batch;
+    for (int i = 0; i < kOutstanding; ++i) {
+      subjects.push_back("cycle." + std::to_string(round) + "." + std::to_string(i));
+      batch += FormatRequest("POST", "/api/subscribe", "{\"subject\":\"" + subjects.back() + "\"}");
+    }
+    ASSERT_TRUE(client.SendRaw(batch)) << client.error();
+    std::vector<std::string> ids;
+    for (int i = 0; i < kOutstanding; ++i) {
+      HttpResponse response;
+      ASSERT_TRUE(client.ReadResponse(&response)) << client.error();
+      ASSERT_EQ(response.status, 200) << response.body;
+      const std::size_t at = response.body.find("\"id\":\"");
+      ASSERT_NE(at, std::string::npos) << response.body;
+      ids.push_back(response.body.substr(at + 6, 36));
+    }
+    batch.clear();
+    int publishes = 0;
+    for (int i = 0; i < kOutstanding; i += 10, ++publishes) {
+      batch += FormatRequest("POST", "/api/publish", PublishBody(subjects[i], "held, then freed"));
+    }
+    for (int i = 0; i < kOutstanding; ++i) {
+      batch += FormatRequest("POST", "/api/unsubscribe", FetchBody(subjects[i], ids[i]));
+    }
+    ASSERT_TRUE(client.SendRaw(batch)) << client.error();
+    for (int i = 0; i < publishes + kOutstanding; ++i) {
+      HttpResponse response;
+      ASSERT_TRUE(client.ReadResponse(&response)) << client.error();
+      ASSERT_EQ(response.status, 200) << response.body;
+    }
+  }
+
+  // The store's gauges are all back to zero.
+  void ExpectEmptyStore() {
+    std::string error;
+    const std::optional<std::string> scrape = ScrapeMetrics(broker_->metrics_port(), &error);
+    ASSERT_TRUE(scrape) << error;
+    for (const char* gauge : {"gophermq_subjects", "gophermq_subscribers",
+                              "gophermq_pending_messages", "gophermq_pending_bytes"}) {
+      EXPECT_EQ(MetricValue(*scrape, gauge), 0) << gauge;
+    }
+  }
+};
+
+TEST_F(LifecycleTest, SubscribeUnsubscribeCyclesGiveEveryThingBack) {
+  HttpClient client(seconds(30));
+  ASSERT_TRUE(client.Connect(port())) << client.error();
+  // A warm-up: receive buffers, the allocator's pages and the tables reach
+  // their working size.
+  for (int round = 0; round < 20; ++round) ASSERT_NO_FATAL_FAILURE(Round(client, round));
+  ASSERT_NO_FATAL_FAILURE(ExpectEmptyStore());
+  const double resting = ResidentBytes(broker_->pid());
+  ASSERT_GT(resting, 0) << "cannot read the broker's VmRSS";
+
+  for (int round = 20; round < 20 + kCycles / kOutstanding; ++round) {
+    ASSERT_NO_FATAL_FAILURE(Round(client, round));
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectEmptyStore());
+  if (kAddressSanitizer || kThreadSanitizer) {
+    std::cerr << "note: a sanitizer build: resident memory is not measured\n";
+    return;
+  }
+  const double after = ResidentBytes(broker_->pid());
+  std::cerr << "[ lifecycle ] " << kCycles << " cycles: resident " << resting / 1048576
+            << " MiB after the warm-up, " << after / 1048576 << " MiB after\n";
+  EXPECT_LE(after, resting + kSettleBytes)
+      << kCycles << " subscribe/unsubscribe cycles left memory behind";
+}
+
+}  // namespace
+}  // namespace gophermq::testing
