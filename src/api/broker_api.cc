@@ -67,6 +67,12 @@ BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& bud
       latencies_(metrics),
       store_(budget, census, ids_, limits) {}
 
+void BrokerApi::begin_turn(std::uint64_t now_ns) {
+  latencies_.begin_turn(now_ns);
+  store_.set_now(now_ns / 1'000'000);
+  if (const std::size_t expired = store_.expire_idle()) metrics_.subscribers_expired.add(expired);
+}
+
 Placement BrokerApi::handle(const HttpRequest& request, Answers& answers, ShardCall& call) {
   const Route route = gophermq::route(request.method, request.path);
   Placement placement;
@@ -107,6 +113,14 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     append_response(answers.answer_now(), 400, body::kInvalidSubject, style);
     return 400;
   }
+  if (route.endpoint == Endpoint::subscribe) {
+    if (decoded.inactive_threshold_ms == DecodedRequest::kUnset) {
+      decoded.inactive_threshold_ms = limits_.default_inactive_threshold_ms;
+    } else if (decoded.inactive_threshold_ms > kMaxInactiveThresholdMs) {
+      append_response(answers.answer_now(), 400, body::kInvalidBody, style);
+      return 400;
+    }
+  }
   SubscriberId id;
   if (route.endpoint == Endpoint::fetch || route.endpoint == Endpoint::unsubscribe) {
     // A malformed id can match no subscriber, wherever the subject lives.
@@ -127,6 +141,7 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   call.style = style;
   call.subject = SubjectCopy(decoded.subject);
   call.id = id;
+  call.inactive_threshold_ms = decoded.inactive_threshold_ms;
   call.started_ns = latencies_.turn_started_ns();
   if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
     call.message.reset(Message::create(decoded.data));
@@ -157,8 +172,15 @@ void BrokerApi::append_health(ByteBuffer& out, const ResponseStyle& style) {
   append_response(out, 200, std::string_view(body, static_cast<std::size_t>(size)), style);
 }
 
+bool BrokerApi::unsubscribe(std::string_view subject, const SubscriberId& id) {
+  if (!store_.unsubscribe(subject, id)) return false;
+  metrics_.unsubscribes.add();
+  return true;
+}
+
 void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
                                std::string_view subject, const ResponseStyle& style) {
+  store_.touch(subscriber);
   const std::size_t count = subscriber.queue.count_within(limits_.max_fetch_bytes);
   const std::size_t size = fetch_body_size(subscriber.queue, count, subject);
   append_response_head(out, 200, size, style);
@@ -203,7 +225,8 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
       count_publish(store_.publish(request.subject, request.data), true);
       return 200;
     case Endpoint::subscribe: {
-      const Subscription subscription = store_.subscribe(request.subject);
+      const Subscription subscription =
+          store_.subscribe(request.subject, request.inactive_threshold_ms);
       if (subscription.outcome != SubscribeOutcome::subscribed) {
         append_response(answers.answer_now(), 429, subscribe_refusal(subscription.outcome), style);
         return 429;
@@ -212,7 +235,7 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
       return 200;
     }
     case Endpoint::unsubscribe: {
-      const std::uint16_t status = store_.unsubscribe(request.subject, id) ? 200 : 404;
+      const std::uint16_t status = unsubscribe(request.subject, id) ? 200 : 404;
       append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
       return status;
     }
@@ -242,7 +265,7 @@ bool BrokerApi::serve_call(ShardCall& call) {
       break;
     }
     case Endpoint::subscribe: {
-      const Subscription subscription = store_.subscribe(subject);
+      const Subscription subscription = store_.subscribe(subject, call.inactive_threshold_ms);
       call.id = subscription.id;
       call.status = 200;
       if (subscription.outcome != SubscribeOutcome::subscribed) {
@@ -252,7 +275,7 @@ bool BrokerApi::serve_call(ShardCall& call) {
       break;
     }
     case Endpoint::unsubscribe:
-      call.status = store_.unsubscribe(subject, call.id) ? 200 : 404;
+      call.status = unsubscribe(subject, call.id) ? 200 : 404;
       break;
     default: {
       Subscriber* subscriber = store_.find(subject, call.id);

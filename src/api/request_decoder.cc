@@ -124,6 +124,21 @@ error_code read_string_field(simdjson::ondemand::value value, std::string_view& 
   return value.get_string().get(field);
 }
 
+// A known integer field of the extensions: a non-negative integer sets it,
+// null leaves it as it was, anything else (a fraction, a negative number, a
+// string) is an error.
+error_code read_count_field(simdjson::ondemand::value value, std::uint64_t& field) {
+  json_type type;
+  if (error_code error = value.type().get(type)) return error;
+  if (type == json_type::null) return validate(value, 1);
+  if (type != json_type::number) return simdjson::INCORRECT_TYPE;
+  std::uint64_t count;
+  if (error_code error = value.get_uint64().get(count)) return error;
+  if (count == DecodedRequest::kUnset) return simdjson::NUMBER_OUT_OF_RANGE;
+  field = count;
+  return SUCCESS;
+}
+
 bool only_whitespace(const char* bytes, std::size_t size) {
   for (std::size_t i = 0; i < size; ++i) {
     char c = bytes[i];
@@ -247,6 +262,8 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
         error = read_string_field(field.value(), request.data);
       } else if (equals_ignoring_case(key, "id")) {
         error = read_string_field(field.value(), request.id);
+      } else if (equals_ignoring_case(key, "inactive_threshold_ms")) {
+        error = read_count_field(field.value(), request.inactive_threshold_ms);
       } else {
         error = validate(field.value(), 1);
       }

@@ -471,7 +471,7 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 25> kSettings{{
+const std::array<Setting, 26> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
@@ -546,6 +546,9 @@ const std::array<Setting, 25> kSettings{{
      Count{number_field<&Config::max_subscribers_per_subject>(), 1, std::uint64_t{1} << 32}},
     {"broker.max-subjects", "N", "most subjects broker-wide; past it subscribe to a new one is 429",
      Count{number_field<&Config::max_subjects>(), 1, std::uint64_t{1} << 40}},
+    {"broker.inactive-threshold", "DURATION",
+     "an idle subscriber is unsubscribed after this, up to 8760h; 0 = never",
+     Duration{&Config::inactive_threshold, 0ms, 8760h}},
     {"monitoring.enable", "BOOL", "serve the monitoring endpoint: true or false",
      Flag{&Config::monitoring_enabled}},
     {"monitoring.port", "ADDR", "monitoring listen address: PORT, :PORT or HOST:PORT",

@@ -245,6 +245,13 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
       sum_shards(sources, [](const ShardMetrics& m) { return m.received_bytes.read(); }));
   append_counter(out, "gophermq_sent_bytes_total", "Bytes sent on the API port.",
                  sum_shards(sources, [](const ShardMetrics& m) { return m.sent_bytes.read(); }));
+  append_counter(out, "gophermq_unsubscribes_total",
+                 "Subscribers removed by POST /api/unsubscribe.",
+                 sum_shards(sources, [](const ShardMetrics& m) { return m.unsubscribes.read(); }));
+  append_counter(
+      out, "gophermq_subscribers_expired_total",
+      "Subscribers removed for being idle past their inactive threshold.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.subscribers_expired.read(); }));
   append_counter(
       out, "gophermq_messages_published_total",
       "Publishes stored (sync and async), counted once however many subscribers.",

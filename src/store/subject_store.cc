@@ -59,7 +59,8 @@ std::uint64_t MessageQueue::drain_front(std::size_t count) {
   return freed;
 }
 
-Subscription SubjectStore::subscribe(std::string_view subject) {
+Subscription SubjectStore::subscribe(std::string_view subject,
+                                     std::uint64_t inactive_threshold_ms) {
   SubjectEntry* existing = subjects_.find(subject);
   if (existing != nullptr && existing->live >= limits_.max_subscribers_per_subject) {
     return {SubscribeOutcome::too_many_subscribers, {}};
@@ -86,6 +87,11 @@ Subscription SubjectStore::subscribe(std::string_view subject) {
   auto subscriber = std::make_unique<Subscriber>();
   subscriber->id = ids_.next(slot);
   subscriber->subject = &entry;
+  subscriber->inactive_threshold_ms = inactive_threshold_ms;
+  subscriber->last_active_ms = now_ms_;
+  if (inactive_threshold_ms != 0) {
+    expiry_checks_.push({now_ms_ + inactive_threshold_ms, std::string(subject), subscriber->id});
+  }
   const SubscriberId id = subscriber->id;
   entry.subscribers[slot] = std::move(subscriber);
   ++entry.live;
@@ -142,6 +148,25 @@ Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id)
   Subscriber* subscriber = entry->subscribers[slot].get();
   // The whole id must match: the slot alone is no proof of having been given it.
   return subscriber != nullptr && subscriber->id == id ? subscriber : nullptr;
+}
+
+std::size_t SubjectStore::expire_idle() {
+  std::size_t expired = 0;
+  while (!expiry_checks_.empty() && expiry_checks_.top().due_ms <= now_ms_) {
+    ExpiryCheck check = expiry_checks_.top();
+    expiry_checks_.pop();
+    Subscriber* subscriber = find(check.subject, check.id);
+    if (subscriber == nullptr) continue;  // unsubscribed meanwhile
+    const std::uint64_t due = subscriber->last_active_ms + subscriber->inactive_threshold_ms;
+    if (due > now_ms_) {
+      check.due_ms = due;
+      expiry_checks_.push(std::move(check));
+      continue;
+    }
+    unsubscribe(check.subject, check.id);
+    ++expired;
+  }
+  return expired;
 }
 
 bool SubjectStore::unsubscribe(std::string_view subject, const SubscriberId& id) {

@@ -4,6 +4,7 @@
 // resting level after any number of subscribe/unsubscribe cycles.
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_support.h"
@@ -11,6 +12,8 @@
 namespace gophermq::testing {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 // Subscribers held at once in each round: pipelined in one write, their ids
@@ -111,6 +114,110 @@ TEST_F(LifecycleTest, SubscribeUnsubscribeCyclesGiveEveryThingBack) {
             << " MiB after the warm-up, " << after / 1048576 << " MiB after\n";
   EXPECT_LE(after, resting + kSettleBytes)
       << kCycles << " subscribe/unsubscribe cycles left memory behind";
+}
+
+// --- Idle expiry -----------------------------------------------------------
+
+class ExpiryTest : public BrokerTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override { return std::nullopt; }
+
+  void StartWith(std::vector<std::string> flags) {
+    BrokerOptions options;
+    options.flags = std::move(flags);
+    options.monitoring_address = "127.0.0.1:0";
+    StartBroker(options);
+  }
+
+  std::string SubscribeFor(const std::string& subject, long long inactive_threshold_ms) {
+    const HttpResponse response =
+        Post("/api/subscribe", "{\"subject\":\"" + subject + "\",\"inactive_threshold_ms\":" +
+                                   std::to_string(inactive_threshold_ms) + "}");
+    EXPECT_EQ(response.status, 200) << Describe(response);
+    const std::size_t at = response.body.find("\"id\":\"");
+    return at == std::string::npos ? "" : response.body.substr(at + 6, 36);
+  }
+
+  double Counter(std::string_view name) {
+    std::string error;
+    const std::optional<std::string> scrape = ScrapeMetrics(broker_->metrics_port(), &error);
+    EXPECT_TRUE(scrape) << error;
+    return scrape ? MetricValue(*scrape, name).value_or(-1) : -1;
+  }
+
+  // Waits, without touching any subscriber, until `count` have expired.
+  bool WaitForExpired(double count, milliseconds timeout) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    while (Counter("gophermq_subscribers_expired_total") < count) {
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return true;
+  }
+};
+
+TEST_F(ExpiryTest, AnIdleSubscriberExpiresAndItsIdThenAnswersBadId) {
+  ASSERT_NO_FATAL_FAILURE(StartWith({}));
+  constexpr int kThresholdMs = 300;
+  const Clock::time_point subscribed = Clock::now();
+  std::vector<std::string> subjects, ids;
+  for (int i = 0; i < 6; ++i) {  // on both shards
+    subjects.push_back(Numbered("expiring.s", i));
+    ids.push_back(SubscribeFor(subjects.back(), kThresholdMs));
+    PublishOk(subjects.back(), "never fetched");
+  }
+  const std::string keeper = Subscribe("expiring.keeper");  // no threshold
+  ASSERT_TRUE(WaitForExpired(6, milliseconds(kThresholdMs) + seconds(10)));
+  EXPECT_GE(std::chrono::duration_cast<milliseconds>(Clock::now() - subscribed).count(),
+            kThresholdMs)
+      << "expired before its threshold";
+  for (std::size_t i = 0; i < subjects.size(); ++i) {
+    EXPECT_TRUE(
+        IsJsonResponse(Post("/api/fetch", FetchBody(subjects[i], ids[i])), 404, kBadIdBody));
+    EXPECT_TRUE(IsJsonResponse(Publish(subjects[i], "x"), 404, kSubscriberNotFoundBody))
+        << "the subject went with its only subscriber";
+  }
+  EXPECT_EQ(Counter("gophermq_pending_messages"), 0) << "their queues were released";
+  EXPECT_EQ(Counter("gophermq_subscribers"), 1);
+  EXPECT_TRUE(Fetch("expiring.keeper", keeper).empty());
+}
+
+TEST_F(ExpiryTest, FetchingKeepsASubscriberAlive) {
+  ASSERT_NO_FATAL_FAILURE(StartWith({}));
+  // Generous, so a busy machine's pauses between fetches stay far below it.
+  constexpr int kThresholdMs = 2000;
+  const std::string id = SubscribeFor("kept.alive", kThresholdMs);
+  const Clock::time_point until = Clock::now() + milliseconds(3 * kThresholdMs / 2);
+  while (Clock::now() < until) {
+    PublishOk("kept.alive", "m");
+    ASSERT_EQ(Fetch("kept.alive", id), std::vector<std::string>{"m"});
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(Counter("gophermq_subscribers_expired_total"), 0);
+  // Left alone, it goes.
+  ASSERT_TRUE(WaitForExpired(1, milliseconds(kThresholdMs) + seconds(10)));
+  EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", FetchBody("kept.alive", id)), 404, kBadIdBody));
+}
+
+TEST_F(ExpiryTest, TheConfiguredThresholdIsTheDefaultAndZeroMeansNever) {
+  ASSERT_NO_FATAL_FAILURE(StartWith({"--broker.inactive-threshold=300ms"}));
+  const std::string defaulted = Subscribe("by.default");
+  const std::string never = SubscribeFor("by.choice", 0);
+  ASSERT_TRUE(WaitForExpired(1, seconds(10)));
+  EXPECT_TRUE(
+      IsJsonResponse(Post("/api/fetch", FetchBody("by.default", defaulted)), 404, kBadIdBody));
+  EXPECT_TRUE(Fetch("by.choice", never).empty()) << "inactive_threshold_ms 0: never expires";
+}
+
+TEST_F(ExpiryTest, AThresholdThatIsNotAnIntegerInRangeIsAnInvalidBody) {
+  ASSERT_NO_FATAL_FAILURE(StartWith({}));
+  for (const std::string value : {"-1", "1.5", "\"300\"", "true", "31536000001"}) {
+    SCOPED_TRACE(value);
+    EXPECT_TRUE(IsJsonResponse(
+        Post("/api/subscribe", "{\"subject\":\"t\",\"inactive_threshold_ms\":" + value + "}"), 400,
+        kInvalidBodyBody));
+  }
+  EXPECT_EQ(Counter("gophermq_subscribers"), 0);
 }
 
 }  // namespace

@@ -108,6 +108,7 @@ Config non_default_config() {
   config.max_subscribers = 12;
   config.max_subscribers_per_subject = 13;
   config.max_subjects = 14;
+  config.inactive_threshold = std::chrono::milliseconds(7654);
   return config;
 }
 
@@ -138,6 +139,7 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.max_subscribers, expected.max_subscribers);
   EXPECT_EQ(actual.max_subscribers_per_subject, expected.max_subscribers_per_subject);
   EXPECT_EQ(actual.max_subjects, expected.max_subjects);
+  EXPECT_EQ(actual.inactive_threshold, expected.inactive_threshold);
 }
 
 // ---------------------------------------------------------------------------
@@ -427,7 +429,10 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-pending-bytes-per-subject", "1PiB"},
         ValueCase{"broker.max-subject-bytes", "1"}, ValueCase{"broker.max-subject-bytes", "65536"},
         ValueCase{"broker.max-subscribers", "1"}, ValueCase{"broker.max-subjects", "1099511627776"},
-        ValueCase{"broker.max-subscribers-per-subject", "4294967296"}));
+        ValueCase{"broker.max-subscribers-per-subject", "4294967296"},
+        ValueCase{"broker.inactive-threshold", "0"},
+        ValueCase{"broker.inactive-threshold", "8760h"},
+        ValueCase{"broker.inactive-threshold", "90s"}));
 
 INSTANTIATE_TEST_SUITE_P(
     EveryKey, InvalidValueTest,
@@ -470,10 +475,12 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-subject-bytes", "0"}, ValueCase{"broker.max-subject-bytes", "65537"},
         ValueCase{"broker.max-subscribers", "0"}, ValueCase{"broker.max-subjects", "1099511627777"},
         ValueCase{"broker.max-subscribers-per-subject", "4294967297"},
-        ValueCase{"broker.max-body", "1TiB"}, ValueCase{"broker.max-body", "1.5MiB"},
-        ValueCase{"broker.max-body", "MiB"}, ValueCase{"broker.max-body", "-1MiB"},
-        ValueCase{"broker.max-body", "4 "}, ValueCase{"broker.max-body", "4  MiB"},
-        ValueCase{"broker.max-body", "4MiBs"}, ValueCase{"broker.max-body", "18014398509481984KiB"},
+        ValueCase{"broker.inactive-threshold", "8761h"},
+        ValueCase{"broker.inactive-threshold", "-1s"}, ValueCase{"broker.max-body", "1TiB"},
+        ValueCase{"broker.max-body", "1.5MiB"}, ValueCase{"broker.max-body", "MiB"},
+        ValueCase{"broker.max-body", "-1MiB"}, ValueCase{"broker.max-body", "4 "},
+        ValueCase{"broker.max-body", "4  MiB"}, ValueCase{"broker.max-body", "4MiBs"},
+        ValueCase{"broker.max-body", "18014398509481984KiB"},
         ValueCase{"broker.max-body", "99999999999999999999999"},
         ValueCase{"broker.max-header-bytes", "1023"}, ValueCase{"broker.max-header-bytes", "2MiB"},
         ValueCase{"broker.max-header-bytes", "1048577"}, ValueCase{"monitoring.enable", ""},
@@ -1051,7 +1058,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 25);
+  EXPECT_EQ(settings, 26);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

@@ -291,6 +291,45 @@ TEST(RequestDecoder, RefusesKnownFieldsOfTheWrongType) {
   }
 }
 
+// --- Integer fields of the extensions ---------------------------------------
+
+// inactive_threshold_ms of `body`, kUnset when absent or null; nullopt when
+// the body is refused.
+std::optional<std::uint64_t> inactive_threshold_of(std::string_view body) {
+  std::string padded(body);
+  padded.append(kPadding, '\0');
+  RequestDecoder decoder;
+  DecodedRequest request;
+  if (!decoder.decode(padded.data(), body.size(), padded.size(), request)) return std::nullopt;
+  return request.inactive_threshold_ms;
+}
+
+TEST(RequestDecoder, ReadsANonNegativeIntegerField) {
+  EXPECT_EQ(inactive_threshold_of(R"({"subject":"a","inactive_threshold_ms":30000})"), 30000u);
+  EXPECT_EQ(inactive_threshold_of(R"({"inactive_threshold_ms":0})"), 0u);
+  EXPECT_EQ(inactive_threshold_of(R"({"Inactive_Threshold_MS":7})"), 7u)
+      << "keys as Go matches them";
+  EXPECT_EQ(inactive_threshold_of(R"({"subject":"a"})"), DecodedRequest::kUnset);
+  EXPECT_EQ(inactive_threshold_of(R"({"inactive_threshold_ms":null})"), DecodedRequest::kUnset);
+  EXPECT_EQ(inactive_threshold_of(R"({"inactive_threshold_ms":18446744073709551614})"),
+            18446744073709551614u);
+}
+
+TEST(RequestDecoder, RefusesAnIntegerFieldThatIsNotANonNegativeInteger) {
+  for (std::string_view body : {
+           R"({"inactive_threshold_ms":-1})"sv,
+           R"({"inactive_threshold_ms":1.5})"sv,
+           R"({"inactive_threshold_ms":1e3})"sv,
+           R"({"inactive_threshold_ms":"300"})"sv,
+           R"({"inactive_threshold_ms":true})"sv,
+           R"({"inactive_threshold_ms":[1]})"sv,
+           R"({"inactive_threshold_ms":18446744073709551615})"sv,
+           R"({"inactive_threshold_ms":18446744073709551616})"sv,
+       }) {
+    EXPECT_EQ(inactive_threshold_of(body), std::nullopt) << body;
+  }
+}
+
 TEST(RequestDecoder, RefusesADocumentThatIsNotAnObject) {
   for (std::string_view body : {R"("a")"sv, "[]"sv, R"([{"subject":"a"}])"sv, "1"sv, "-0.5"sv,
                                 "true"sv, "false"sv, "hello"sv, "}"sv, "]"sv, ","sv, ":"sv}) {

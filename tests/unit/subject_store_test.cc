@@ -447,6 +447,45 @@ TEST_F(SubjectStoreTest, ManySubscribeUnsubscribeCyclesLeaveNothingBehind) {
   EXPECT_EQ(budget_.pending_bytes(), 0u);
 }
 
+// --- Idle expiry ------------------------------------------------------------------
+
+TEST_F(SubjectStoreTest, AnIdleSubscriberExpiresAtItsThresholdAndAFetchPostponesIt) {
+  store_.set_now(1000);
+  const SubscriberId idle = store_.subscribe("s", 500).id;
+  const SubscriberId busy = store_.subscribe("s", 500).id;
+  const SubscriberId forever = store_.subscribe("s").id;
+  ASSERT_EQ(store_.publish("s", "m"), PublishOutcome::stored);
+  store_.set_now(1400);
+  store_.touch(subscriber("s", busy));  // a fetch at 1400: busy is due at 1900
+  EXPECT_EQ(store_.expire_idle(), 0u);
+  store_.set_now(1499);
+  EXPECT_EQ(store_.expire_idle(), 0u) << "not before its threshold";
+  store_.set_now(1500);
+  EXPECT_EQ(store_.expire_idle(), 1u);
+  EXPECT_EQ(store_.find("s", idle), nullptr);
+  EXPECT_EQ(budget_.pending(), 2u) << "its queue went with it";
+  store_.set_now(1899);
+  EXPECT_EQ(store_.expire_idle(), 0u);
+  store_.set_now(1900);
+  EXPECT_EQ(store_.expire_idle(), 1u);
+  EXPECT_EQ(store_.find("s", busy), nullptr);
+  store_.set_now(1'000'000'000);
+  EXPECT_EQ(store_.expire_idle(), 0u);
+  EXPECT_NE(store_.find("s", forever), nullptr) << "no threshold: it never expires";
+}
+
+TEST_F(SubjectStoreTest, AnUnsubscribedSubscriberIsNotExpiredLater) {
+  store_.set_now(0);
+  const SubscriberId gone = store_.subscribe("s", 100).id;
+  ASSERT_TRUE(store_.unsubscribe("s", gone));
+  // Its slot is taken by a new subscriber without a threshold.
+  const SubscriberId taker = store_.subscribe("s").id;
+  EXPECT_EQ(taker.slot(), gone.slot());
+  store_.set_now(200);
+  EXPECT_EQ(store_.expire_idle(), 0u);
+  EXPECT_NE(store_.find("s", taker), nullptr);
+}
+
 // --- Subscriber and subject bounds ---------------------------------------------
 
 TEST(SubscriberBounds, PerSubjectThenBrokerWideSubscribersAndSubjects) {

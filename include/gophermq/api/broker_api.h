@@ -56,7 +56,8 @@ class BrokerApi {
 
   // A loop turn begins (its requests were read by `now_ns`) and ends (their
   // answers are written): each request's latency is recorded at the end.
-  void begin_turn(std::uint64_t now_ns) { latencies_.begin_turn(now_ns); }
+  // Idle subscribers expire as a turn begins.
+  void begin_turn(std::uint64_t now_ns);
   void end_turn() { latencies_.end_turn(); }
 
   const SubjectStore& store() const { return store_; }
@@ -67,6 +68,7 @@ class BrokerApi {
   std::uint16_t serve_locally(Endpoint endpoint, const DecodedRequest& request,
                               const SubscriberId& id, const ResponseStyle& style, Answers& answers);
   void append_health(ByteBuffer& out, const ResponseStyle& style);
+  bool unsubscribe(std::string_view subject, const SubscriberId& id);
   // A fetch's 200 answer: the subscriber's oldest messages, up to
   // broker.max-fetch-bytes of them (at least one), which are then drained.
   void append_fetched(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,

@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 #include "gophermq/byte_buffer.h"
@@ -13,9 +14,14 @@ namespace gophermq {
 
 // Views into the decoder's own string buffer: valid until its next decode.
 struct DecodedRequest {
+  // A field of the extensions (api-extensions.md) absent or null.
+  static constexpr std::uint64_t kUnset = UINT64_MAX;
+
   std::string_view subject;
   std::string_view data;
   std::string_view id;
+  // Extensions: non-negative integers; any other JSON is an invalid body.
+  std::uint64_t inactive_threshold_ms = kUnset;
 };
 
 // Mirrors Go's encoding/json into a struct, which is what the original used:

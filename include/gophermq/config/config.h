@@ -62,7 +62,10 @@ struct Config {
   std::uint64_t max_subscribers = 10'000'000;             // broker.max-subscribers, broker-wide
   std::uint64_t max_subscribers_per_subject = 1'000'000;  // broker.max-subscribers-per-subject
   std::uint64_t max_subjects = 10'000'000;                // broker.max-subjects, broker-wide
-  bool monitoring_enabled = true;                         // monitoring.enable
+  // broker.inactive-threshold: a subscriber idle this long is unsubscribed
+  // unless its subscribe said otherwise; 0 = never.
+  std::chrono::milliseconds inactive_threshold{0};
+  bool monitoring_enabled = true;      // monitoring.enable
   ListenAddress monitoring{"", 9001};  // monitoring.port (":9001", "9001", "127.0.0.1:9001")
 };
 

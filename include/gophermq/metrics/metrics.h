@@ -105,8 +105,10 @@ struct ShardMetrics {
   ShardCounter sent_bytes;
   ShardCounter input_holds;  // a connection owed too much: its requests wait unread
 
-  ShardCounter messages_published;  // stored, sync and async
-  ShardCounter messages_delivered;  // returned by fetches
+  ShardCounter unsubscribes;         // by POST /api/unsubscribe
+  ShardCounter subscribers_expired;  // idle past their inactive threshold
+  ShardCounter messages_published;   // stored, sync and async
+  ShardCounter messages_delivered;   // returned by fetches
   std::array<ShardCounter, kRefusalReasonNames.size()> messages_refused;
   std::array<ShardCounter, kAsyncFailureReasons> async_publish_failures;  // by RefusalReason
 

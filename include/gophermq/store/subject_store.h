@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,10 @@ struct Subscriber {
   SubscriberId id;
   MessageQueue queue;
   SubjectEntry* subject;  // entries never move (see SubjectTable)
+  // Idle expiry: unsubscribed once inactive this long (0 = never), counted
+  // from its subscribe or its last fetch, on the store's clock.
+  std::uint64_t inactive_threshold_ms = 0;
+  std::uint64_t last_active_ms = 0;
 };
 
 struct SubjectEntry {
@@ -107,7 +112,12 @@ struct StoreLimits {
   std::uint64_t max_pending_bytes_per_subject = std::uint64_t{1} << 26;
   std::uint64_t max_subscribers_per_subject = 1'000'000;
   std::size_t max_subject_bytes = 1024;  // longer is an invalid subject
+  // A subscribe without inactive_threshold_ms gets this one (0 = never).
+  std::uint64_t default_inactive_threshold_ms = 0;
 };
+
+// The longest inactive_threshold_ms a subscribe may ask for: a year.
+inline constexpr std::uint64_t kMaxInactiveThresholdMs = 365ULL * 24 * 3600 * 1000;
 
 class SubjectStore {
  public:
@@ -118,8 +128,18 @@ class SubjectStore {
   SubjectStore& operator=(const SubjectStore&) = delete;
 
   // A new subscriber, unless the subject or the broker holds as many as it
-  // may; it receives only what is published after this call.
-  Subscription subscribe(std::string_view subject);
+  // may; it receives only what is published after this call. With an
+  // `inactive_threshold_ms` it expires once idle that long.
+  Subscription subscribe(std::string_view subject, std::uint64_t inactive_threshold_ms = 0);
+  // The store's clock, in milliseconds, set once per loop turn.
+  void set_now(std::uint64_t now_ms) { now_ms_ = now_ms; }
+  // The subscriber was active (a fetch): its idle clock restarts.
+  void touch(Subscriber& subscriber) { subscriber.last_active_ms = now_ms_; }
+  // Unsubscribes every subscriber whose idle time has passed its threshold;
+  // returns how many. Costs one comparison while none is due: the checks
+  // wait in a heap by due time, one per expiring subscriber, and one that
+  // finds its subscriber active since goes back with its new due time.
+  std::size_t expire_idle();
 
   // Appends to every subscriber of `subject`, in publish order, or stores
   // nothing: when the subject, or the broker, would pass its bounds. The
@@ -159,6 +179,15 @@ class SubjectStore {
   // Appends a message whose budget is reserved to every subscriber's queue.
   void append(SubjectEntry& entry, Message* message);
 
+  // When to look at whether an expiring subscriber has been idle long
+  // enough. By name, not pointer: the subscriber may be gone by then.
+  struct ExpiryCheck {
+    std::uint64_t due_ms;
+    std::string subject;
+    SubscriberId id;
+    bool operator>(const ExpiryCheck& other) const { return due_ms > other.due_ms; }
+  };
+
   PendingBudget::Lease budget_;  // this shard's share: no shared RMW per publish
   StoreCensus& census_;
   SubscriberIdSource& ids_;
@@ -166,6 +195,8 @@ class SubjectStore {
   SubjectTable<SubjectEntry> subjects_;
   std::size_t subscriber_count_ = 0;
   Gauges gauges_;
+  std::uint64_t now_ms_ = 0;
+  std::priority_queue<ExpiryCheck, std::vector<ExpiryCheck>, std::greater<>> expiry_checks_;
 };
 
 }  // namespace gophermq
