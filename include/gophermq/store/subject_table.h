@@ -6,21 +6,30 @@
 // maps by the top bits of the name's hash, so a growth rehashes a 256th of
 // them. The hash is computed once per lookup and handed to the map with the
 // name. Entries never move: a map rehash relinks nodes, it does not copy them.
+// The hash is keyed at random per table (see subject_hasher.h).
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "gophermq/store/subject_hasher.h"
 
 namespace gophermq {
 
 template <typename Entry>
 class SubjectTable {
  public:
+  SubjectTable() {
+    for (Map& map : maps_) map = Map(0, Hash{&hasher_});
+  }
+  // The maps point at the table's hasher: it stays where it is.
+  SubjectTable(const SubjectTable&) = delete;
+  SubjectTable& operator=(const SubjectTable&) = delete;
+
   Entry* find(std::string_view subject) {
     const HashedName name = hashed(subject);
     Map& map = map_for(name);
@@ -68,10 +77,9 @@ class SubjectTable {
   };
   struct Hash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view name) const {
-      return std::hash<std::string_view>{}(name);
-    }
+    std::size_t operator()(std::string_view name) const { return (*hasher)(name); }
     std::size_t operator()(const HashedName& name) const { return name.hash; }
+    const SubjectHasher* hasher = nullptr;
   };
   struct Equal {
     using is_transparent = void;
@@ -81,9 +89,10 @@ class SubjectTable {
   };
   using Map = std::unordered_map<std::string, Entry, Hash, Equal>;
 
-  static HashedName hashed(std::string_view subject) { return {subject, Hash{}(subject)}; }
+  HashedName hashed(std::string_view subject) const { return {subject, hasher_(subject)}; }
   Map& map_for(const HashedName& name) { return maps_[name.hash >> (64 - kMapBits)]; }
 
+  SubjectHasher hasher_;
   std::array<Map, std::size_t{1} << kMapBits> maps_;
   std::size_t size_ = 0;
 };
