@@ -1,6 +1,8 @@
 #include "gophermq/store/subject_store.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <new>
 
 namespace gophermq {
@@ -90,7 +92,9 @@ Subscription SubjectStore::subscribe(std::string_view subject,
   subscriber->inactive_threshold_ms = inactive_threshold_ms;
   subscriber->last_active_ms = now_ms_;
   if (inactive_threshold_ms != 0) {
-    expiry_checks_.push({now_ms_ + inactive_threshold_ms, std::string(subject), subscriber->id});
+    expiry_checks_.push_back(
+        {now_ms_ + inactive_threshold_ms, std::string(subject), subscriber->id});
+    std::push_heap(expiry_checks_.begin(), expiry_checks_.end(), std::greater<>{});
   }
   const SubscriberId id = subscriber->id;
   entry.subscribers[slot] = std::move(subscriber);
@@ -152,30 +156,55 @@ Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id)
 
 std::size_t SubjectStore::expire_idle() {
   std::size_t expired = 0;
-  while (!expiry_checks_.empty() && expiry_checks_.top().due_ms <= now_ms_) {
-    ExpiryCheck check = expiry_checks_.top();
-    expiry_checks_.pop();
+  while (!expiry_checks_.empty() && expiry_checks_.front().due_ms <= now_ms_) {
+    std::pop_heap(expiry_checks_.begin(), expiry_checks_.end(), std::greater<>{});
+    ExpiryCheck check = std::move(expiry_checks_.back());
+    expiry_checks_.pop_back();
     Subscriber* subscriber = find(check.subject, check.id);
-    if (subscriber == nullptr) continue;  // unsubscribed meanwhile
+    if (subscriber == nullptr) {  // unsubscribed meanwhile
+      if (stale_expiry_checks_ > 0) --stale_expiry_checks_;
+      continue;
+    }
     const std::uint64_t due = subscriber->last_active_ms + subscriber->inactive_threshold_ms;
     if (due > now_ms_) {
       check.due_ms = due;
-      expiry_checks_.push(std::move(check));
+      expiry_checks_.push_back(std::move(check));
+      std::push_heap(expiry_checks_.begin(), expiry_checks_.end(), std::greater<>{});
       continue;
     }
-    unsubscribe(check.subject, check.id);
+    remove(*subscriber, check.subject);
     ++expired;
   }
   return expired;
 }
 
+void SubjectStore::drop_stale_expiry_checks() {
+  std::erase_if(expiry_checks_, [this](const ExpiryCheck& check) {
+    return find(check.subject, check.id) == nullptr;
+  });
+  std::make_heap(expiry_checks_.begin(), expiry_checks_.end(), std::greater<>{});
+  stale_expiry_checks_ = 0;
+}
+
 bool SubjectStore::unsubscribe(std::string_view subject, const SubscriberId& id) {
   Subscriber* subscriber = find(subject, id);
   if (subscriber == nullptr) return false;
-  drain(*subscriber, subscriber->queue.size());
-  SubjectEntry& entry = *subscriber->subject;
-  const std::uint32_t slot = id.slot();
-  entry.subscribers[slot].reset();
+  const bool had_check = subscriber->inactive_threshold_ms != 0;
+  remove(*subscriber, subject);
+  // Its expiry check stays in the heap until due: once most of the heap is
+  // such leftovers (subscribes and unsubscribes in a loop, say), they go.
+  if (had_check && ++stale_expiry_checks_ > kKeepStaleExpiryChecks &&
+      stale_expiry_checks_ * 2 > expiry_checks_.size()) {
+    drop_stale_expiry_checks();
+  }
+  return true;
+}
+
+void SubjectStore::remove(Subscriber& subscriber, std::string_view subject) {
+  drain(subscriber, subscriber.queue.size());
+  SubjectEntry& entry = *subscriber.subject;
+  const std::uint32_t slot = subscriber.id.slot();
+  entry.subscribers[slot].reset();  // `subscriber` is gone from here on
   entry.free_slots.push_back(slot);
   --entry.live;
   --subscriber_count_;
@@ -187,7 +216,6 @@ bool SubjectStore::unsubscribe(std::string_view subject, const SubscriberId& id)
     gauges_.subjects.subtract(1);
     census_.subjects.subtract(1);
   }
-  return true;
 }
 
 void SubjectStore::drain(Subscriber& subscriber, std::size_t count) {

@@ -486,6 +486,21 @@ TEST_F(SubjectStoreTest, AnUnsubscribedSubscriberIsNotExpiredLater) {
   EXPECT_NE(store_.find("s", taker), nullptr);
 }
 
+TEST_F(SubjectStoreTest, ExpiryChecksOfUnsubscribedSubscribersDoNotPileUp) {
+  store_.set_now(0);
+  const SubscriberId kept = store_.subscribe("kept", 3'600'000).id;
+  // Subscribe and unsubscribe in a loop, each with an hour's threshold: each
+  // leaves a check due in an hour, and they must not accumulate for that hour.
+  for (int i = 0; i < 100'000; ++i) {
+    ASSERT_TRUE(store_.unsubscribe("loop", store_.subscribe("loop", 3'600'000).id));
+    ASSERT_LE(store_.expiry_checks_held(), 4096u) << "after " << i << " cycles";
+  }
+  EXPECT_NE(store_.find("kept", kept), nullptr) << "a live subscriber's check is kept";
+  store_.set_now(3'600'000);
+  EXPECT_EQ(store_.expire_idle(), 1u);
+  EXPECT_EQ(store_.find("kept", kept), nullptr);
+}
+
 // --- Subscriber and subject bounds ---------------------------------------------
 
 TEST(SubscriberBounds, PerSubjectThenBrokerWideSubscribersAndSubjects) {

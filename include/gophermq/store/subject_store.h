@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <queue>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -140,6 +139,8 @@ class SubjectStore {
   // wait in a heap by due time, one per expiring subscriber, and one that
   // finds its subscriber active since goes back with its new due time.
   std::size_t expire_idle();
+  // Expiry checks waiting in the heap, those of subscribers gone included.
+  std::size_t expiry_checks_held() const { return expiry_checks_.size(); }
 
   // Appends to every subscriber of `subject`, in publish order, or stores
   // nothing: when the subject, or the broker, would pass its bounds. The
@@ -178,6 +179,11 @@ class SubjectStore {
   PublishOutcome admit(std::string_view subject, std::uint64_t bytes, SubjectEntry*& entry);
   // Appends a message whose budget is reserved to every subscriber's queue.
   void append(SubjectEntry& entry, Message* message);
+  // Removes a subscriber of `subject`, releasing what it held; its subject
+  // goes with its last subscriber.
+  void remove(Subscriber& subscriber, std::string_view subject);
+  // Rebuilds the expiry heap without the checks of subscribers now gone.
+  void drop_stale_expiry_checks();
 
   // When to look at whether an expiring subscriber has been idle long
   // enough. By name, not pointer: the subscriber may be gone by then.
@@ -196,7 +202,11 @@ class SubjectStore {
   std::size_t subscriber_count_ = 0;
   Gauges gauges_;
   std::uint64_t now_ms_ = 0;
-  std::priority_queue<ExpiryCheck, std::vector<ExpiryCheck>, std::greater<>> expiry_checks_;
+  std::vector<ExpiryCheck> expiry_checks_;  // a heap, earliest due first
+  // Checks in the heap whose subscriber was unsubscribed since; past this
+  // many, and half the heap, they are dropped.
+  static constexpr std::size_t kKeepStaleExpiryChecks = 1024;
+  std::size_t stale_expiry_checks_ = 0;
 };
 
 }  // namespace gophermq
