@@ -113,13 +113,10 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     append_response(answers.answer_now(), 400, body::kInvalidSubject, style);
     return 400;
   }
-  if (route.endpoint == Endpoint::subscribe) {
-    if (decoded.inactive_threshold_ms == DecodedRequest::kUnset) {
-      decoded.inactive_threshold_ms = limits_.default_inactive_threshold_ms;
-    } else if (decoded.inactive_threshold_ms > kMaxInactiveThresholdMs) {
-      append_response(answers.answer_now(), 400, body::kInvalidBody, style);
-      return 400;
-    }
+  SubscribeOptions options;
+  if (route.endpoint == Endpoint::subscribe && !read_subscribe_options(decoded, options)) {
+    append_response(answers.answer_now(), 400, body::kInvalidBody, style);
+    return 400;
   }
   SubscriberId id;
   if (route.endpoint == Endpoint::fetch || route.endpoint == Endpoint::unsubscribe) {
@@ -133,7 +130,9 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   }
 
   const unsigned owner = owner_shard(decoded.subject, shard_count_);
-  if (owner == shard_id_) return serve_locally(route.endpoint, decoded, id, style, answers);
+  if (owner == shard_id_) {
+    return serve_locally(route.endpoint, decoded, id, options, style, answers);
+  }
 
   call = ShardCall{};
   call.endpoint = route.endpoint;
@@ -141,7 +140,7 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   call.style = style;
   call.subject = SubjectCopy(decoded.subject);
   call.id = id;
-  call.inactive_threshold_ms = decoded.inactive_threshold_ms;
+  call.subscribe_options = options;
   call.started_ns = latencies_.turn_started_ns();
   if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
     call.message.reset(Message::create(decoded.data));
@@ -159,6 +158,27 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     return 200;
   }
   return 0;  // complete_call() answers and counts it
+}
+
+bool BrokerApi::read_subscribe_options(const DecodedRequest& decoded, SubscribeOptions& options) {
+  options.inactive_threshold_ms = decoded.inactive_threshold_ms == DecodedRequest::kUnset
+                                      ? limits_.default_inactive_threshold_ms
+                                      : decoded.inactive_threshold_ms;
+  if (options.inactive_threshold_ms > kMaxInactiveThresholdMs) return false;
+  // A bound of its own is at least one message, or byte; absent, none.
+  if (decoded.max_pending == 0 || decoded.max_pending_bytes == 0) return false;
+  if (decoded.max_pending != DecodedRequest::kUnset) {
+    options.bounds.max_pending = decoded.max_pending;
+  }
+  if (decoded.max_pending_bytes != DecodedRequest::kUnset) {
+    options.bounds.max_pending_bytes = decoded.max_pending_bytes;
+  }
+  if (decoded.discard == "old") {
+    options.bounds.discard = Discard::old_messages;
+  } else if (!decoded.discard.empty() && decoded.discard != "new") {
+    return false;
+  }
+  return true;
 }
 
 void BrokerApi::append_health(ByteBuffer& out, const ResponseStyle& style) {
@@ -181,10 +201,11 @@ bool BrokerApi::unsubscribe(std::string_view subject, const SubscriberId& id) {
 void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
                                std::string_view subject, const ResponseStyle& style) {
   store_.touch(subscriber);
-  const std::size_t count = subscriber.queue.count_within(limits_.max_fetch_bytes);
-  const std::size_t size = fetch_body_size(subscriber.queue, count, subject);
+  const PendingMessages pending = subscriber.pending();
+  const std::size_t count = pending.count_within(limits_.max_fetch_bytes);
+  const std::size_t size = fetch_body_size(pending, count, subject);
   append_response_head(out, 200, size, style);
-  append_fetch_body(out, size, subscriber.queue, count, id, subject);
+  append_fetch_body(out, size, pending, count, id, subject);
   metrics_.messages_delivered.add(count);
   store_.drain(subscriber, count);
 }
@@ -210,8 +231,8 @@ void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
 }
 
 std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& request,
-                                       const SubscriberId& id, const ResponseStyle& style,
-                                       Answers& answers) {
+                                       const SubscriberId& id, const SubscribeOptions& options,
+                                       const ResponseStyle& style, Answers& answers) {
   switch (endpoint) {
     case Endpoint::publish: {
       const PublishOutcome outcome = store_.publish(request.subject, request.data);
@@ -225,8 +246,7 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
       count_publish(store_.publish(request.subject, request.data), true);
       return 200;
     case Endpoint::subscribe: {
-      const Subscription subscription =
-          store_.subscribe(request.subject, request.inactive_threshold_ms);
+      const Subscription subscription = store_.subscribe(request.subject, options);
       if (subscription.outcome != SubscribeOutcome::subscribed) {
         append_response(answers.answer_now(), 429, subscribe_refusal(subscription.outcome), style);
         return 429;
@@ -265,7 +285,7 @@ bool BrokerApi::serve_call(ShardCall& call) {
       break;
     }
     case Endpoint::subscribe: {
-      const Subscription subscription = store_.subscribe(subject, call.inactive_threshold_ms);
+      const Subscription subscription = store_.subscribe(subject, call.subscribe_options);
       call.id = subscription.id;
       call.status = 200;
       if (subscription.outcome != SubscribeOutcome::subscribed) {

@@ -264,6 +264,12 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
         error = read_string_field(field.value(), request.id);
       } else if (equals_ignoring_case(key, "inactive_threshold_ms")) {
         error = read_count_field(field.value(), request.inactive_threshold_ms);
+      } else if (equals_ignoring_case(key, "max_pending")) {
+        error = read_count_field(field.value(), request.max_pending);
+      } else if (equals_ignoring_case(key, "max_pending_bytes")) {
+        error = read_count_field(field.value(), request.max_pending_bytes);
+      } else if (equals_ignoring_case(key, "discard")) {
+        error = read_string_field(field.value(), request.discard);
       } else {
         error = validate(field.value(), 1);
       }

@@ -109,7 +109,7 @@ void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_
   out.commit(size);
 }
 
-std::size_t fetch_body_size(const MessageQueue& messages, std::size_t count,
+std::size_t fetch_body_size(const PendingMessages& messages, std::size_t count,
                             std::string_view subject) {
   std::size_t size = std::string_view("{\"data\":[]").size() + id_and_subject_size(subject);
   messages.for_each(count,
@@ -118,7 +118,7 @@ std::size_t fetch_body_size(const MessageQueue& messages, std::size_t count,
   return size;
 }
 
-void append_fetch_body(ByteBuffer& out, std::size_t size, const MessageQueue& messages,
+void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages& messages,
                        std::size_t count, const SubscriberId& id, std::string_view subject) {
   char* const start = out.reserve_tail(size);
   char* cursor = start;

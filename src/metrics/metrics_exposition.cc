@@ -252,6 +252,16 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
       out, "gophermq_subscribers_expired_total",
       "Subscribers removed for being idle past their inactive threshold.",
       sum_shards(sources, [](const ShardMetrics& m) { return m.subscribers_expired.read(); }));
+  append_family(out, "gophermq_messages_dropped_total", "counter",
+                "Messages a subscriber with bounds of its own (max_pending, max_pending_bytes) "
+                "dropped for itself alone, by its discard policy.");
+  for (std::size_t reason = 0; reason < kDropReasonNames.size(); ++reason) {
+    append_sample(out, "gophermq_messages_dropped_total",
+                  "reason=\"" + std::string(kDropReasonNames[reason]) + "\"",
+                  sum_stores(sources, [&](const SubjectStore::Gauges& g) {
+                    return g.messages_dropped[reason].read();
+                  }));
+  }
   append_counter(
       out, "gophermq_messages_published_total",
       "Publishes stored (sync and async), counted once however many subscribers.",

@@ -7,62 +7,7 @@
 
 namespace gophermq {
 
-MessageQueue::~MessageQueue() {
-  drain();
-  std::free(slots_);
-}
-
-void MessageQueue::push(Message* message) {
-  if (size() == (slots_ == nullptr ? 0 : mask_ + 1)) {
-    // Full: double, unwrapping the ring into the front of the new array.
-    std::uint64_t capacity = slots_ == nullptr ? 8 : (mask_ + 1) * 2;
-    auto* grown = static_cast<Message**>(std::malloc(capacity * sizeof(Message*)));
-    if (grown == nullptr) throw std::bad_alloc();
-    std::size_t count = 0;
-    for (std::uint64_t i = head_; i != tail_; ++i) grown[count++] = slots_[i & mask_];
-    std::free(slots_);
-    slots_ = grown;
-    mask_ = capacity - 1;
-    head_ = 0;
-    tail_ = count;
-  }
-  slots_[tail_++ & mask_] = message;
-  bytes_ += message->payload().size();
-}
-
-std::size_t MessageQueue::count_within(std::uint64_t max_bytes) const {
-  if (bytes_ <= max_bytes) return size();
-  std::uint64_t bytes = 0;
-  std::size_t count = 0;
-  for (std::uint64_t i = head_; i != tail_; ++i, ++count) {
-    bytes += slots_[i & mask_]->payload().size();
-    if (bytes > max_bytes) return count == 0 ? 1 : count;
-  }
-  return count;
-}
-
-std::uint64_t MessageQueue::drain_front(std::size_t count) {
-  std::uint64_t freed = 0;
-  for (std::uint64_t end = head_ + count; head_ != end; ++head_) {
-    Message* message = slots_[head_ & mask_];
-    const std::size_t size = message->payload().size();
-    bytes_ -= size;
-    if (message->release()) freed += size;
-  }
-  if (head_ != tail_) return freed;
-  head_ = tail_ = 0;
-  // A queue that once held a burst gives its ring back once empty, so memory
-  // returns to its resting level after the burst is fetched.
-  if (mask_ + 1 > 1024) {
-    std::free(slots_);
-    slots_ = nullptr;
-    mask_ = 0;
-  }
-  return freed;
-}
-
-Subscription SubjectStore::subscribe(std::string_view subject,
-                                     std::uint64_t inactive_threshold_ms) {
+Subscription SubjectStore::subscribe(std::string_view subject, const SubscribeOptions& options) {
   SubjectEntry* existing = subjects_.find(subject);
   if (existing != nullptr && existing->live >= limits_.max_subscribers_per_subject) {
     return {SubscribeOutcome::too_many_subscribers, {}};
@@ -89,11 +34,19 @@ Subscription SubjectStore::subscribe(std::string_view subject,
   auto subscriber = std::make_unique<Subscriber>();
   subscriber->id = ids_.next(slot);
   subscriber->subject = &entry;
-  subscriber->inactive_threshold_ms = inactive_threshold_ms;
+  if (options.bounds.any()) {
+    subscriber->own = std::make_unique<OwnQueue>();
+    subscriber->own->bounds = options.bounds;
+    subscriber->own->index = static_cast<std::uint32_t>(entry.bounded.size());
+    entry.bounded.push_back(subscriber.get());
+  } else {
+    subscriber->cursor = entry.log.add_reader();
+  }
+  subscriber->inactive_threshold_ms = options.inactive_threshold_ms;
   subscriber->last_active_ms = now_ms_;
-  if (inactive_threshold_ms != 0) {
+  if (options.inactive_threshold_ms != 0) {
     expiry_checks_.push_back(
-        {now_ms_ + inactive_threshold_ms, std::string(subject), subscriber->id});
+        {now_ms_ + options.inactive_threshold_ms, std::string(subject), subscriber->id});
     std::push_heap(expiry_checks_.begin(), expiry_checks_.end(), std::greater<>{});
   }
   const SubscriberId id = subscriber->id;
@@ -104,44 +57,97 @@ Subscription SubjectStore::subscribe(std::string_view subject,
   return {SubscribeOutcome::subscribed, id};
 }
 
-void SubjectStore::append(SubjectEntry& entry, Message* message) {
-  message->set_holders(static_cast<std::uint32_t>(entry.live));
-  for (auto& subscriber : entry.subscribers) {
-    if (subscriber) subscriber->queue.push(message);
-  }
+SubjectStore::Intake SubjectStore::intake(const OwnQueue& queue, std::uint64_t bytes) {
+  const SubscriberBounds& bounds = queue.bounds;
+  const std::uint64_t max_count = bounds.max_pending != 0 ? bounds.max_pending : UINT64_MAX;
+  const std::uint64_t max_bytes =
+      bounds.max_pending_bytes != 0 ? bounds.max_pending_bytes : UINT64_MAX;
+  const MessageQueue& messages = queue.messages;
+  if (messages.size() < max_count && messages.bytes() + bytes <= max_bytes) return {true, 0};
+  // Full. A message larger than the byte bound never fits, whatever goes.
+  if (bounds.discard == Discard::new_messages || bytes > max_bytes) return {false, 0};
+  // Its oldest go until the new one fits both bounds.
+  std::size_t drop = messages.size() >= max_count ? messages.size() - (max_count - 1) : 0;
+  std::uint64_t kept_bytes = messages.bytes();
+  for (std::size_t i = 0; i != drop; ++i) kept_bytes -= messages.at(i).payload().size();
+  while (kept_bytes + bytes > max_bytes) kept_bytes -= messages.at(drop++).payload().size();
+  return {true, drop};
 }
 
-PublishOutcome SubjectStore::admit(std::string_view subject, std::uint64_t bytes,
-                                   SubjectEntry*& entry) {
-  entry = subjects_.find(subject);
+template <typename MakeMessage>
+PublishOutcome SubjectStore::store(std::string_view subject, std::uint64_t bytes,
+                                   MakeMessage&& make) {
+  SubjectEntry* entry = subjects_.find(subject);
   if (entry == nullptr || entry->live == 0) return PublishOutcome::no_subscriber;
-  const std::uint64_t fan_out = entry->live;
+
+  // Who takes it: every plain subscriber, through the log, and each bounded
+  // one that has room or makes room by dropping its oldest. Dropped messages
+  // free their bytes when no one else holds them (a lower estimate: two
+  // subscribers dropping the same message count it as kept).
+  std::uint64_t takers = entry->log.readers();
+  std::uint64_t dropping = 0;
+  std::uint64_t freeing_bytes = 0;
+  for (const Subscriber* bounded : entry->bounded) {
+    const Intake plan = intake(*bounded->own, bytes);
+    takers += plan.take;
+    dropping += plan.drop_oldest;
+    bounded->own->messages.for_each(plan.drop_oldest, [&](const Message& message) {
+      if (message.holders() == 1) freeing_bytes += message.payload().size();
+    });
+  }
+  const std::uint64_t stored_bytes = takers != 0 ? bytes : 0;
+
   // The subject's own bounds first: a full subject is refused without
   // touching the broker-wide budget, and never fills it for the others.
   // (The sums cannot wrap: counts stay below 2^62, bytes below 2^50.)
-  if (entry->pending + fan_out > limits_.max_pending_per_subject ||
-      entry->pending_bytes + bytes > limits_.max_pending_bytes_per_subject) {
+  if (entry->pending + takers > limits_.max_pending_per_subject + dropping ||
+      entry->pending_bytes + stored_bytes > limits_.max_pending_bytes_per_subject + freeing_bytes) {
     return PublishOutcome::subject_overflow;
   }
-  if (!budget_.try_reserve(fan_out, bytes)) return PublishOutcome::overflow;
-  entry->pending += fan_out;
-  entry->pending_bytes += bytes;
+  const std::uint64_t reserved_count = takers > dropping ? takers - dropping : 0;
+  const std::uint64_t reserved_bytes =
+      stored_bytes > freeing_bytes ? stored_bytes - freeing_bytes : 0;
+  if (!budget_.try_reserve(reserved_count, reserved_bytes)) return PublishOutcome::overflow;
+
+  std::uint64_t freed = 0;
+  Message* message = takers != 0 ? make() : nullptr;
+  if (message != nullptr) {
+    message->set_holders(
+        static_cast<std::uint32_t>(takers - entry->log.readers() + (entry->log.readers() != 0)));
+    if (entry->log.readers() != 0) entry->log.append(message);
+  }
+  for (Subscriber* bounded : entry->bounded) {
+    OwnQueue& own = *bounded->own;
+    const Intake plan = intake(own, bytes);
+    if (plan.drop_oldest != 0) {
+      freed += own.messages.drain_front(plan.drop_oldest);
+      gauges_.messages_dropped[static_cast<std::size_t>(DropReason::discard_old)].add(
+          plan.drop_oldest);
+    }
+    if (plan.take) {
+      own.messages.push(message);
+    } else {
+      const DropReason reason = own.bounds.discard == Discard::new_messages
+                                    ? DropReason::discard_new
+                                    : DropReason::discard_old;
+      gauges_.messages_dropped[static_cast<std::size_t>(reason)].add();
+    }
+  }
+  entry->pending = entry->pending + takers - dropping;
+  entry->pending_bytes = entry->pending_bytes + stored_bytes - freed;
+  // What was reserved beyond what is held now goes back.
+  budget_.release(dropping > takers ? dropping - takers : 0, reserved_bytes + freed - stored_bytes);
   return PublishOutcome::stored;
 }
 
 PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view payload) {
-  // Reserve before allocating: a refused publish costs no allocation.
-  SubjectEntry* entry;
-  const PublishOutcome outcome = admit(subject, payload.size(), entry);
-  if (outcome == PublishOutcome::stored) append(*entry, Message::create(payload));
-  return outcome;
+  // Someone takes it before it is allocated: a refused publish costs no allocation.
+  return store(subject, payload.size(), [&] { return Message::create(payload); });
 }
 
 PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr message) {
-  SubjectEntry* entry;
-  const PublishOutcome outcome = admit(subject, message->payload().size(), entry);
-  if (outcome == PublishOutcome::stored) append(*entry, message.release());
-  return outcome;
+  // Freed here when refused, or when every subscriber dropped it.
+  return store(subject, message->payload().size(), [&] { return message.release(); });
 }
 
 Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id) {
@@ -201,8 +207,17 @@ bool SubjectStore::unsubscribe(std::string_view subject, const SubscriberId& id)
 }
 
 void SubjectStore::remove(Subscriber& subscriber, std::string_view subject) {
-  drain(subscriber, subscriber.queue.size());
+  drain(subscriber);
   SubjectEntry& entry = *subscriber.subject;
+  if (subscriber.own) {
+    // Out of the bounded list: the last one takes its place.
+    Subscriber* last = entry.bounded.back();
+    last->own->index = subscriber.own->index;
+    entry.bounded[subscriber.own->index] = last;
+    entry.bounded.pop_back();
+  } else {
+    entry.log.remove_reader(subscriber.cursor);  // drained: frees nothing more
+  }
   const std::uint32_t slot = subscriber.id.slot();
   entry.subscribers[slot].reset();  // `subscriber` is gone from here on
   entry.free_slots.push_back(slot);
@@ -211,7 +226,7 @@ void SubjectStore::remove(Subscriber& subscriber, std::string_view subject) {
   gauges_.subscribers.subtract(1);
   census_.subscribers.subtract(1);
   if (entry.live == 0) {
-    // Nothing is left in the entry: its messages went with the queues.
+    // Nothing is left in the entry: its messages went with its subscribers.
     subjects_.erase(subject);
     gauges_.subjects.subtract(1);
     census_.subjects.subtract(1);
@@ -220,7 +235,14 @@ void SubjectStore::remove(Subscriber& subscriber, std::string_view subject) {
 
 void SubjectStore::drain(Subscriber& subscriber, std::size_t count) {
   if (count == 0) return;
-  const std::uint64_t freed = subscriber.queue.drain_front(count);
+  std::uint64_t freed;
+  if (subscriber.own) {
+    freed = subscriber.own->messages.drain_front(count);
+  } else {
+    const SubjectLog::Sequence from = subscriber.cursor;
+    subscriber.cursor += count;
+    freed = subscriber.subject->log.advance(from, subscriber.cursor);
+  }
   subscriber.subject->pending -= count;
   subscriber.subject->pending_bytes -= freed;
   budget_.release(count, freed);

@@ -130,12 +130,8 @@ class ExpiryTest : public BrokerTest {
   }
 
   std::string SubscribeFor(const std::string& subject, long long inactive_threshold_ms) {
-    const HttpResponse response =
-        Post("/api/subscribe", "{\"subject\":\"" + subject + "\",\"inactive_threshold_ms\":" +
-                                   std::to_string(inactive_threshold_ms) + "}");
-    EXPECT_EQ(response.status, 200) << Describe(response);
-    const std::size_t at = response.body.find("\"id\":\"");
-    return at == std::string::npos ? "" : response.body.substr(at + 6, 36);
+    return SubscribeWith(subject,
+                         "\"inactive_threshold_ms\":" + std::to_string(inactive_threshold_ms));
   }
 
   double Counter(std::string_view name) {

@@ -213,6 +213,21 @@ std::string BrokerTest::Subscribe(std::string_view subject) {
   return reply->id;
 }
 
+std::string BrokerTest::SubscribeWith(std::string_view subject, std::string_view fields) {
+  std::string body = SubscribeBody(subject);
+  body.pop_back();  // the closing brace
+  body += ',';
+  body += fields;
+  body += '}';
+  const HttpResponse response = Post("/api/subscribe", body);
+  const std::optional<SubscribeReply> reply = DecodeSubscribeReply(response.body);
+  if (response.status != 200 || !reply || reply->subject != subject || !IsUuidV4(reply->id)) {
+    ADD_FAILURE() << "subscribe " << body << ": unexpected reply\n" << Describe(response);
+    return {};
+  }
+  return reply->id;
+}
+
 void BrokerTest::PublishOk(std::string_view subject, std::string_view data) {
   EXPECT_TRUE(IsJsonResponse(Publish(subject, data), 200, kOkBody))
       << "publish " << JsonQuote(subject) << " " << JsonQuote(data);

@@ -162,6 +162,9 @@ class BrokerTest : public ::testing::Test {
 
   // Subscribes and checks the exact 200 reply; returns the id ("" on failure).
   std::string Subscribe(std::string_view subject);
+  // Subscribes with the extension fields `fields` (JSON members, e.g.
+  // "\"max_pending\":3") beside the subject; the new id, or "" on failure.
+  std::string SubscribeWith(std::string_view subject, std::string_view fields);
   HttpResponse Publish(std::string_view subject, std::string_view data) {
     return Post("/api/publish", PublishBody(subject, data));
   }

@@ -345,7 +345,8 @@ TEST(RequestDecoder, AcceptsANullDocumentAsEmpty) {
 TEST(RequestDecoder, AcceptsAnEmptyBodyAsEmpty) {
   // The original's binder skips a body of length 0.
   RequestDecoder decoder;
-  DecodedRequest request{"stale", "stale", "stale"};
+  DecodedRequest request;
+  request.subject = request.data = request.id = "stale";
   alignas(64) static const char kPadding64[kPadding] = {};
   ASSERT_TRUE(decoder.decode(kPadding64, 0, sizeof kPadding64, request));
   EXPECT_TRUE(request.subject.empty());
@@ -454,7 +455,8 @@ TEST(RequestDecoder, DecodesAgainAfterAFailure) {
   EXPECT_EQ(decode_with(decoder, "[]"), std::nullopt);
   EXPECT_THAT(decode_with(decoder, R"({"data":"three"})"), HasFields("", "three", ""));
   // A failed decode leaves no field of the previous request behind.
-  DecodedRequest request{"stale", "stale", "stale"};
+  DecodedRequest request;
+  request.subject = request.data = request.id = "stale";
   std::string bad = R"({"subject":1})"s + std::string(kPadding, '\0');
   EXPECT_FALSE(decoder.decode(bad.data(), bad.size() - kPadding, bad.size(), request));
   EXPECT_TRUE(request.data.empty());

@@ -311,8 +311,9 @@ class FetchBodyTest : public ::testing::Test {
   std::string fetch_body() {
     Subscriber& s = subscriber();
     ByteBuffer out;
-    const std::size_t size = fetch_body_size(s.queue, s.queue.size(), "a.b");
-    append_fetch_body(out, size, s.queue, s.queue.size(), s.id, "a.b");
+    const PendingMessages pending = s.pending();
+    const std::size_t size = fetch_body_size(pending, pending.size(), "a.b");
+    append_fetch_body(out, size, pending, pending.size(), s.id, "a.b");
     EXPECT_EQ(out.size(), size);
     return std::string(out.view());
   }

@@ -29,22 +29,19 @@ std::string name(std::string_view prefix, int number) {
   return out;
 }
 
-std::vector<std::string> payloads(const MessageQueue& queue) {
+// What a subscriber has pending, or what a queue holds, oldest first.
+template <typename Messages>
+std::vector<std::string> payloads(const Messages& queue) {
   std::vector<std::string> out;
   queue.for_each([&](const Message& message) { out.emplace_back(message.payload()); });
   return out;
 }
 
-// A message's holder count. Message keeps it private and has no getter (the
-// broker never needs one); an explicit instantiation may name a private member
-// (access is not checked there, C++20 [temp.spec] p6), which gives the
-// tests a reader without a test hook in Message itself.
-std::uint32_t holders_of(const Message& message);
-template <std::uint32_t Message::*Holders>
-struct HoldersReader {
-  friend std::uint32_t holders_of(const Message& message) { return message.*Holders; }
-};
-template struct HoldersReader<&Message::holders_>;
+SubscribeOptions expiring(std::uint64_t inactive_threshold_ms) {
+  SubscribeOptions options;
+  options.inactive_threshold_ms = inactive_threshold_ms;
+  return options;
+}
 
 std::vector<std::string> numbered(int from, int to) {
   std::vector<std::string> out;
@@ -63,7 +60,7 @@ class SubjectStoreTest : public ::testing::Test {
     return *found;
   }
   std::vector<std::string> pending_for(std::string_view subject, const SubscriberId& id) {
-    return payloads(subscriber(subject, id).queue);
+    return payloads(subscriber(subject, id).pending());
   }
 
   PendingBudget budget_;
@@ -90,7 +87,7 @@ TEST_F(SubjectStoreTest, FindReturnsTheSubscriberOfThatSubject) {
   Subscriber* found = store_.find("a.b", id);
   ASSERT_NE(found, nullptr);
   EXPECT_EQ(found->id, id);
-  EXPECT_TRUE(found->queue.empty());
+  EXPECT_TRUE(found->pending().empty());
 }
 
 TEST_F(SubjectStoreTest, EverySubscriberOfACrowdedSubjectIsFoundByItsOwnId) {
@@ -204,7 +201,7 @@ TEST_F(SubjectStoreTest, DrainEmptiesTheQueueAndReturnsTheBudget) {
   ASSERT_EQ(budget_.pending(), 8u);
 
   store_.drain(subscriber("s", first));
-  EXPECT_TRUE(subscriber("s", first).queue.empty());
+  EXPECT_TRUE(subscriber("s", first).pending().empty());
   EXPECT_EQ(budget_.pending(), 4u);
   // The other subscriber still has every message (shared, not freed).
   EXPECT_EQ(pending_for("s", second), numbered(0, 4));
@@ -343,7 +340,7 @@ TEST_F(SubjectBoundsTest, TheSubjectCountIsPerSubscriberQueueAsTheOriginalCounts
   EXPECT_EQ(store_.publish("pair", "3"), PublishOutcome::subject_overflow);
   store_.drain(*store_.find("pair", a));                           // 2 left, in b's queue
   ASSERT_EQ(store_.publish("pair", "3"), PublishOutcome::stored);  // 4
-  EXPECT_EQ(payloads(store_.find("pair", b)->queue), (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(payloads(store_.find("pair", b)->pending()), (std::vector<std::string>{"1", "2", "3"}));
 }
 
 TEST_F(SubjectBoundsTest, BytesCountEachMessageOnceHoweverManyQueuesHoldIt) {
@@ -451,8 +448,8 @@ TEST_F(SubjectStoreTest, ManySubscribeUnsubscribeCyclesLeaveNothingBehind) {
 
 TEST_F(SubjectStoreTest, AnIdleSubscriberExpiresAtItsThresholdAndAFetchPostponesIt) {
   store_.set_now(1000);
-  const SubscriberId idle = store_.subscribe("s", 500).id;
-  const SubscriberId busy = store_.subscribe("s", 500).id;
+  const SubscriberId idle = store_.subscribe("s", expiring(500)).id;
+  const SubscriberId busy = store_.subscribe("s", expiring(500)).id;
   const SubscriberId forever = store_.subscribe("s").id;
   ASSERT_EQ(store_.publish("s", "m"), PublishOutcome::stored);
   store_.set_now(1400);
@@ -476,7 +473,7 @@ TEST_F(SubjectStoreTest, AnIdleSubscriberExpiresAtItsThresholdAndAFetchPostpones
 
 TEST_F(SubjectStoreTest, AnUnsubscribedSubscriberIsNotExpiredLater) {
   store_.set_now(0);
-  const SubscriberId gone = store_.subscribe("s", 100).id;
+  const SubscriberId gone = store_.subscribe("s", expiring(100)).id;
   ASSERT_TRUE(store_.unsubscribe("s", gone));
   // Its slot is taken by a new subscriber without a threshold.
   const SubscriberId taker = store_.subscribe("s").id;
@@ -488,11 +485,11 @@ TEST_F(SubjectStoreTest, AnUnsubscribedSubscriberIsNotExpiredLater) {
 
 TEST_F(SubjectStoreTest, ExpiryChecksOfUnsubscribedSubscribersDoNotPileUp) {
   store_.set_now(0);
-  const SubscriberId kept = store_.subscribe("kept", 3'600'000).id;
+  const SubscriberId kept = store_.subscribe("kept", expiring(3'600'000)).id;
   // Subscribe and unsubscribe in a loop, each with an hour's threshold: each
   // leaves a check due in an hour, and they must not accumulate for that hour.
   for (int i = 0; i < 100'000; ++i) {
-    ASSERT_TRUE(store_.unsubscribe("loop", store_.subscribe("loop", 3'600'000).id));
+    ASSERT_TRUE(store_.unsubscribe("loop", store_.subscribe("loop", expiring(3'600'000)).id));
     ASSERT_LE(store_.expiry_checks_held(), 4096u) << "after " << i << " cycles";
   }
   EXPECT_NE(store_.find("kept", kept), nullptr) << "a live subscriber's check is kept";
@@ -502,6 +499,98 @@ TEST_F(SubjectStoreTest, ExpiryChecksOfUnsubscribedSubscribersDoNotPileUp) {
 }
 
 // --- Subscriber and subject bounds ---------------------------------------------
+
+// --- A subscriber's own bounds ------------------------------------------------------
+
+SubscribeOptions bounded(std::uint64_t max_pending, std::uint64_t max_pending_bytes,
+                         Discard discard) {
+  SubscribeOptions options;
+  options.bounds = {max_pending, max_pending_bytes, discard};
+  return options;
+}
+
+std::uint64_t dropped(const SubjectStore& store, DropReason reason) {
+  return store.gauges().messages_dropped[static_cast<std::size_t>(reason)].read();
+}
+
+TEST_F(SubjectStoreTest, DiscardNewKeepsTheOldestThatFit) {
+  const SubscriberId id = store_.subscribe("s", bounded(3, 0, Discard::new_messages)).id;
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(store_.publish("s", name("m", i)), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("s", id), numbered(0, 3));
+  EXPECT_EQ(dropped(store_, DropReason::discard_new), 2u);
+  EXPECT_EQ(budget_.pending(), 3u) << "what was dropped holds nothing";
+  // Room again after a fetch of two: the next two fit, the third does not.
+  store_.drain(subscriber("s", id), 2);
+  for (int i = 5; i < 8; ++i) EXPECT_EQ(store_.publish("s", name("m", i)), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("s", id), (std::vector<std::string>{"m2", "m5", "m6"}));
+  EXPECT_EQ(dropped(store_, DropReason::discard_new), 3u);
+  EXPECT_EQ(dropped(store_, DropReason::discard_old), 0u);
+}
+
+TEST_F(SubjectStoreTest, DiscardOldKeepsTheNewest) {
+  const SubscriberId id = store_.subscribe("s", bounded(3, 0, Discard::old_messages)).id;
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(store_.publish("s", name("m", i)), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("s", id), numbered(4, 7));
+  EXPECT_EQ(dropped(store_, DropReason::discard_old), 4u);
+  EXPECT_EQ(budget_.pending(), 3u);
+  EXPECT_EQ(budget_.pending_bytes(), 6u) << "the dropped messages were freed";
+}
+
+TEST_F(SubjectStoreTest, AByteBoundDropsByBytes) {
+  // 10 bytes: "aaaa" + "bbbb" fit, "cccc" does not.
+  const SubscriberId fresh = store_.subscribe("s", bounded(0, 10, Discard::new_messages)).id;
+  const SubscriberId recent = store_.subscribe("s", bounded(0, 10, Discard::old_messages)).id;
+  for (std::string payload : {"aaaa", "bbbb", "cccc", "dd", "eeeeeeeeeee"}) {
+    EXPECT_EQ(store_.publish("s", payload), PublishOutcome::stored) << payload;
+  }
+  // discard new: "dd" still fit after "cccc" was dropped; 11 bytes never fit.
+  EXPECT_EQ(pending_for("s", fresh), (std::vector<std::string>{"aaaa", "bbbb", "dd"}));
+  // discard old: each arrival pushed out what no longer fit with it; the
+  // 11-byte message is larger than the bound and is dropped itself.
+  EXPECT_EQ(pending_for("s", recent), (std::vector<std::string>{"bbbb", "cccc", "dd"}));
+  EXPECT_EQ(dropped(store_, DropReason::discard_new), 2u);
+  EXPECT_EQ(dropped(store_, DropReason::discard_old), 2u);
+}
+
+TEST_F(SubjectStoreTest, PlainAndBoundedSubscribersOfOneSubjectEachGetTheirShare) {
+  const SubscriberId plain = store_.subscribe("s").id;
+  const SubscriberId small = store_.subscribe("s", bounded(2, 0, Discard::old_messages)).id;
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(store_.publish("s", name("m", i)), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("s", plain), numbered(0, 6));
+  EXPECT_EQ(pending_for("s", small), numbered(4, 6));
+  EXPECT_EQ(budget_.pending(), 8u);
+  EXPECT_EQ(budget_.pending_bytes(), 12u) << "six messages, held once each";
+  store_.drain(subscriber("s", plain));
+  EXPECT_EQ(budget_.pending_bytes(), 4u) << "m4 and m5 stay, for the bounded one";
+  EXPECT_TRUE(store_.unsubscribe("s", small));
+  EXPECT_EQ(budget_.pending(), 0u);
+  EXPECT_EQ(budget_.pending_bytes(), 0u);
+}
+
+TEST_F(SubjectStoreTest, ABoundedSubscriberWhoseCopiesAllDropStoresNothing) {
+  const SubscriberId id = store_.subscribe("s", bounded(1, 0, Discard::new_messages)).id;
+  ASSERT_EQ(store_.publish("s", "kept"), PublishOutcome::stored);
+  // Full: the publish still succeeds; nothing is allocated or counted.
+  MessagePtr message(Message::create("dropped"));
+  EXPECT_EQ(store_.publish("s", std::move(message)), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("s", id), std::vector<std::string>{"kept"});
+  EXPECT_EQ(budget_.pending_bytes(), 4u);
+}
+
+TEST_F(SubjectBoundsTest, ASubscriberWithItsOwnBoundNeverCausesA429) {
+  // The subject holds 4; a discard-old subscriber bounded at 4 keeps
+  // publishes flowing by dropping its oldest, even with the subject full.
+  const SubscriberId id = store_.subscribe("s", bounded(4, 0, Discard::old_messages)).id;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(store_.publish("s", name("m", i)), PublishOutcome::stored) << i;
+  }
+  EXPECT_EQ(payloads(store_.find("s", id)->pending()), numbered(16, 20));
+  // A plain subscriber beside it still fills the subject: then it is 429.
+  store_.subscribe("s");
+  EXPECT_EQ(store_.publish("s", "x"), PublishOutcome::subject_overflow);
+  EXPECT_EQ(payloads(store_.find("s", id)->pending()), numbered(16, 20))
+      << "a refused publish drops nothing";
+}
 
 TEST(SubscriberBounds, PerSubjectThenBrokerWideSubscribersAndSubjects) {
   PendingBudget budget(100);
@@ -529,7 +618,7 @@ TEST_F(SubjectStoreTest, QueueGrowsPastEightAndKeepsOrder) {
   const SubscriberId id = store_.subscribe("s").id;
   for (const std::string& message : numbered(0, 9)) store_.publish("s", message);
   EXPECT_EQ(pending_for("s", id), numbered(0, 9));
-  EXPECT_EQ(subscriber("s", id).queue.size(), 9u);
+  EXPECT_EQ(subscriber("s", id).pending().size(), 9u);
 }
 
 TEST_F(SubjectStoreTest, QueueGrowsPast1024DrainsAndGrowsAgain) {
@@ -541,7 +630,7 @@ TEST_F(SubjectStoreTest, QueueGrowsPast1024DrainsAndGrowsAgain) {
     for (const std::string& message : numbered(0, 3000)) store_.publish("s", message);
     EXPECT_EQ(pending_for("s", id), numbered(0, 3000)) << "round " << round;
     store_.drain(subscriber("s", id));
-    EXPECT_TRUE(subscriber("s", id).queue.empty());
+    EXPECT_TRUE(subscriber("s", id).pending().empty());
     // Messages are shared: the other subscriber's copies are intact.
     EXPECT_EQ(pending_for("s", other), numbered(0, 3000)) << "round " << round;
     store_.drain(subscriber("s", other));
@@ -572,7 +661,7 @@ TEST_F(SubjectStoreTest, StoreDestructionFreesPendingMessages) {
     for (int i = 0; i < 10; ++i) {
       ASSERT_EQ(store.publish("s", name("copied", i)), PublishOutcome::stored);
     }
-    store.find("s", first)->queue.for_each([&](const Message& message) {
+    store.find("s", first)->pending().for_each([&](const Message& message) {
       held.push_back(const_cast<Message*>(&message));
     });
     for (int i = 0; i < 10; ++i) {
@@ -582,8 +671,8 @@ TEST_F(SubjectStoreTest, StoreDestructionFreesPendingMessages) {
     }
     ASSERT_EQ(held.size(), 20u);
     for (Message* message : held) {
-      holders_in_store.push_back(holders_of(*message));
-      message->set_holders(holders_of(*message) + 1);
+      holders_in_store.push_back(message->holders());
+      message->set_holders(message->holders() + 1);
     }
     // Then one subscriber's queue is drained: those messages stay in the other.
     store.drain(*store.find("s", first));
@@ -591,11 +680,11 @@ TEST_F(SubjectStoreTest, StoreDestructionFreesPendingMessages) {
       ASSERT_EQ(store.publish("s", name("late", i)), PublishOutcome::stored);
     }
   }
-  EXPECT_EQ(holders_in_store, std::vector<std::uint32_t>(20, 2u))
-      << "each message is held once per subscriber queue";
+  EXPECT_EQ(holders_in_store, std::vector<std::uint32_t>(20, 1u))
+      << "each message is held once, by the subject's log, however many subscribers read it";
   for (Message* message : held) {
-    EXPECT_EQ(holders_of(*message), 1u)
-        << std::string(message->payload()) << ": the store's queues did not all release it";
+    EXPECT_EQ(message->holders(), 1u)
+        << std::string(message->payload()) << ": the store did not release it";
     message->release();
   }
   // The five late messages had no holder outside the store: LeakSanitizer
@@ -630,7 +719,7 @@ TEST(MessageQueue, PushDrainAndReuse) {
     queue.push(last);
     EXPECT_EQ(payloads(queue), std::vector<std::string>{"again"});
   }
-  EXPECT_EQ(holders_of(*last), 1u);
+  EXPECT_EQ(last->holders(), 1u);
   last->release();
 }
 

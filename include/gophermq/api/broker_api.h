@@ -66,7 +66,11 @@ class BrokerApi {
   std::uint16_t answer(const HttpRequest& request, const Route& route, Answers& answers,
                        ShardCall& call, Placement& placement);
   std::uint16_t serve_locally(Endpoint endpoint, const DecodedRequest& request,
-                              const SubscriberId& id, const ResponseStyle& style, Answers& answers);
+                              const SubscriberId& id, const SubscribeOptions& options,
+                              const ResponseStyle& style, Answers& answers);
+  // A subscribe's fields beyond the original's, with the configured
+  // defaults; false when one is out of its range (a 400).
+  bool read_subscribe_options(const DecodedRequest& decoded, SubscribeOptions& options);
   void append_health(ByteBuffer& out, const ResponseStyle& style);
   bool unsubscribe(std::string_view subject, const SubscriberId& id);
   // A fetch's 200 answer: the subscriber's oldest messages, up to

@@ -22,6 +22,9 @@ struct DecodedRequest {
   std::string_view id;
   // Extensions: non-negative integers; any other JSON is an invalid body.
   std::uint64_t inactive_threshold_ms = kUnset;
+  std::uint64_t max_pending = kUnset;
+  std::uint64_t max_pending_bytes = kUnset;
+  std::string_view discard;  // "new" or "old"; empty when absent
 };
 
 // Mirrors Go's encoding/json into a struct, which is what the original used:

@@ -41,9 +41,9 @@ void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_
 // {"data":[<message>,...],"id":"<uuid>","subject":<subject>}\n with the
 // `count` oldest of `messages`; appending takes the size measured (it is
 // written in the head first, and measuring means scanning every payload).
-std::size_t fetch_body_size(const MessageQueue& messages, std::size_t count,
+std::size_t fetch_body_size(const PendingMessages& messages, std::size_t count,
                             std::string_view subject);
-void append_fetch_body(ByteBuffer& out, std::size_t size, const MessageQueue& messages,
+void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages& messages,
                        std::size_t count, const SubscriberId& id, std::string_view subject);
 
 }  // namespace gophermq

@@ -11,6 +11,7 @@
 #include "gophermq/byte_buffer.h"
 #include "gophermq/http/response_writer.h"
 #include "gophermq/store/message.h"
+#include "gophermq/store/subject_store.h"
 #include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
@@ -51,10 +52,10 @@ struct ShardCall {
   std::uint64_t answer_sequence;
   std::uint64_t started_ns;  // when the request was read, for its latency
   SubjectCopy subject;
-  MessagePtr message;                       // publish: owned by the call until the store takes it
-  SubscriberId id;                          // fetch: whose queue; subscribe: the new id
-  std::uint64_t inactive_threshold_ms = 0;  // subscribe
-  ByteBuffer answer;  // fetch: the whole response, framed where the messages are
+  MessagePtr message;                  // publish: owned by the call until the store takes it
+  SubscriberId id;                     // fetch: whose queue; subscribe: the new id
+  SubscribeOptions subscribe_options;  // subscribe
+  ByteBuffer answer;                   // fetch: the whole response, framed where the messages are
   // The body of a refusal that the status alone does not name (a
   // subscribe's 429: too many subscribers, or subjects).
   std::string_view refusal;

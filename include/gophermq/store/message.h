@@ -1,5 +1,5 @@
-// A published message, stored once and shared by every subscriber queue it
-// fans out to. Its header and payload are one allocation.
+// A published message, stored once and shared by its subject's log and the
+// queues of the subscribers with bounds of their own. Its header and payload are one allocation.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +33,7 @@ class Message {
 
   // Only the owner shard touches the holder count, so it is a plain integer.
   void set_holders(std::uint32_t holders) { holders_ = holders; }
+  std::uint32_t holders() const { return holders_; }
   // Drops one holder; frees the message when it was the last, and says so.
   bool release() {
     if (--holders_ != 0) return false;

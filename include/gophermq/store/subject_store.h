@@ -3,6 +3,7 @@
 // shard's thread touches it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,65 +12,93 @@
 
 #include "gophermq/metrics/metrics.h"
 #include "gophermq/store/message.h"
+#include "gophermq/store/message_queue.h"
 #include "gophermq/store/pending_budget.h"
 #include "gophermq/store/store_census.h"
+#include "gophermq/store/subject_log.h"
 #include "gophermq/store/subject_table.h"
 #include "gophermq/store/subscriber_id.h"
 
 namespace gophermq {
 
-// A subscriber's pending messages, oldest first: a power-of-two ring of
-// pointers (8 bytes a message and subscriber; the payload lives once in the
-// shared Message).
-class MessageQueue {
+struct SubjectEntry;
+
+// A subscriber's own bounds (the subscribe fields max_pending,
+// max_pending_bytes and discard). Past them it drops messages for itself
+// alone; it never makes a publish fail.
+enum class Discard : std::uint8_t {
+  new_messages,  // "new": the message that does not fit is dropped
+  old_messages,  // "old": its oldest make room
+};
+struct SubscriberBounds {
+  std::uint64_t max_pending = 0;        // messages; 0: no bound of its own
+  std::uint64_t max_pending_bytes = 0;  // payload bytes; 0: no bound of its own
+  Discard discard = Discard::new_messages;
+  bool any() const { return max_pending != 0 || max_pending_bytes != 0; }
+};
+
+// Why a message was dropped for one subscriber: the label of
+// gophermq_messages_dropped_total.
+enum class DropReason : std::uint8_t { discard_new, discard_old };
+inline constexpr std::array<std::string_view, 2> kDropReasonNames{"discard_new", "discard_old"};
+
+// A bounded subscriber's own queue: it is fed one by one, so it can drop.
+struct OwnQueue {
+  MessageQueue messages;
+  SubscriberBounds bounds;
+  std::uint32_t index = 0;  // in its subject's list of bounded subscribers
+};
+
+// What a subscriber has pending, oldest first: the rest of its subject's
+// log from its cursor on, or its own queue.
+class PendingMessages {
  public:
-  MessageQueue() = default;
-  MessageQueue(const MessageQueue&) = delete;
-  MessageQueue& operator=(const MessageQueue&) = delete;
-  ~MessageQueue();
+  PendingMessages(const SubjectLog& log, SubjectLog::Sequence cursor)
+      : log_(&log), cursor_(cursor) {}
+  explicit PendingMessages(const MessageQueue& queue) : queue_(&queue) {}
 
-  void push(Message* message);
-  std::size_t size() const { return static_cast<std::size_t>(tail_ - head_); }
-  bool empty() const { return head_ == tail_; }
-  // Payload bytes of the messages held.
-  std::uint64_t bytes() const { return bytes_; }
-
-  // How many of the oldest messages fit in `max_bytes` of payload: at least
-  // one, so a message larger than the bound still goes, alone.
-  std::size_t count_within(std::uint64_t max_bytes) const;
-
-  // Visits the `count` oldest messages, oldest first.
+  std::size_t size() const {
+    return queue_ != nullptr ? queue_->size() : static_cast<std::size_t>(log_->end() - cursor_);
+  }
+  bool empty() const { return size() == 0; }
+  // How many of the oldest fit in `max_bytes` of payload: at least one, so
+  // a message larger than the bound still goes, alone.
+  std::size_t count_within(std::uint64_t max_bytes) const {
+    return queue_ != nullptr ? queue_->count_within(max_bytes)
+                             : log_->count_within(cursor_, max_bytes);
+  }
   template <typename Visit>
   void for_each(std::size_t count, Visit&& visit) const {
-    for (std::uint64_t i = head_; i != head_ + count; ++i) visit(*slots_[i & mask_]);
+    if (queue_ != nullptr) {
+      queue_->for_each(count, visit);
+    } else {
+      log_->for_each(cursor_, count, visit);
+    }
   }
   template <typename Visit>
   void for_each(Visit&& visit) const {
     for_each(size(), visit);
   }
-  // Releases the `count` oldest messages (the caller already used them);
-  // returns the payload bytes of those that no other queue held, now freed.
-  std::uint64_t drain_front(std::size_t count);
-  void drain() { drain_front(size()); }
 
  private:
-  Message** slots_ = nullptr;
-  std::uint64_t mask_ = 0;  // capacity - 1; capacity 0 while slots_ is null
-  std::uint64_t head_ = 0;
-  std::uint64_t tail_ = 0;
-  std::uint64_t bytes_ = 0;
+  const SubjectLog* log_ = nullptr;
+  SubjectLog::Sequence cursor_ = 0;
+  const MessageQueue* queue_ = nullptr;
 };
-
-struct SubjectEntry;
 
 struct Subscriber {
   SubscriberId id;
-  MessageQueue queue;
   SubjectEntry* subject;  // entries never move (see SubjectTable)
+  // A plain subscriber reads its subject's log from here; one with bounds
+  // of its own has its own queue instead.
+  SubjectLog::Sequence cursor = 0;
+  std::unique_ptr<OwnQueue> own;
   // Idle expiry: unsubscribed once inactive this long (0 = never), counted
   // from its subscribe or its last fetch, on the store's clock.
   std::uint64_t inactive_threshold_ms = 0;
   std::uint64_t last_active_ms = 0;
+
+  PendingMessages pending() const;
 };
 
 struct SubjectEntry {
@@ -78,12 +107,22 @@ struct SubjectEntry {
   std::vector<std::unique_ptr<Subscriber>> subscribers;
   std::vector<std::uint32_t> free_slots;
   std::uint64_t live = 0;  // subscribers, the slots that are not empty
+  // Every message, once, for the plain subscribers: a publish costs the
+  // same for one of them or a hundred thousand.
+  SubjectLog log;
+  // The subscribers with bounds of their own, each fed its own copy of the
+  // pointer (they are the exception: a publish visits each).
+  std::vector<Subscriber*> bounded;
   // What the subject holds, against its own bounds: the original's count
-  // (a message once per subscriber queue holding it), and payload bytes
-  // (each message once).
+  // (a message once per subscriber holding it), and payload bytes (each
+  // message once).
   std::uint64_t pending = 0;
   std::uint64_t pending_bytes = 0;
 };
+
+inline PendingMessages Subscriber::pending() const {
+  return own ? PendingMessages(own->messages) : PendingMessages(subject->log, cursor);
+}
 
 enum class PublishOutcome : std::uint8_t {
   stored,
@@ -115,6 +154,12 @@ struct StoreLimits {
   std::uint64_t default_inactive_threshold_ms = 0;
 };
 
+// What a subscribe may ask for beyond the original's fields.
+struct SubscribeOptions {
+  std::uint64_t inactive_threshold_ms = 0;  // 0: never expires
+  SubscriberBounds bounds;
+};
+
 // The longest inactive_threshold_ms a subscribe may ask for: a year.
 inline constexpr std::uint64_t kMaxInactiveThresholdMs = 365ULL * 24 * 3600 * 1000;
 
@@ -128,8 +173,9 @@ class SubjectStore {
 
   // A new subscriber, unless the subject or the broker holds as many as it
   // may; it receives only what is published after this call. With an
-  // `inactive_threshold_ms` it expires once idle that long.
-  Subscription subscribe(std::string_view subject, std::uint64_t inactive_threshold_ms = 0);
+  // inactive threshold it expires once idle that long; with bounds of its
+  // own it drops what does not fit them.
+  Subscription subscribe(std::string_view subject, const SubscribeOptions& options = {});
   // The store's clock, in milliseconds, set once per loop turn.
   void set_now(std::uint64_t now_ms) { now_ms_ = now_ms; }
   // The subscriber was active (a fetch): its idle clock restarts.
@@ -144,7 +190,9 @@ class SubjectStore {
 
   // Appends to every subscriber of `subject`, in publish order, or stores
   // nothing: when the subject, or the broker, would pass its bounds. The
-  // payload is copied once, only when it is stored.
+  // payload is copied once, only when it is stored. A subscriber with
+  // bounds of its own that it would pass drops a message instead (the new
+  // one, or its oldest): that never refuses the publish.
   PublishOutcome publish(std::string_view subject, std::string_view payload);
   // Same, for a message another shard already copied out of its receive
   // buffer; the store keeps it, or frees it when refused.
@@ -161,7 +209,7 @@ class SubjectStore {
   // Called after a fetch has encoded a subscriber's `count` oldest messages:
   // drops them and returns them to the budget.
   void drain(Subscriber& subscriber, std::size_t count);
-  void drain(Subscriber& subscriber) { drain(subscriber, subscriber.queue.size()); }
+  void drain(Subscriber& subscriber) { drain(subscriber, subscriber.pending().size()); }
 
   std::size_t subject_count() const { return subjects_.size(); }
   std::size_t subscriber_count() const { return subscriber_count_; }
@@ -170,15 +218,21 @@ class SubjectStore {
   struct Gauges {
     ShardCounter subjects;
     ShardCounter subscribers;
+    std::array<ShardCounter, kDropReasonNames.size()> messages_dropped;  // by DropReason
   };
   const Gauges& gauges() const { return gauges_; }
 
  private:
-  // The subject of a publish of `bytes`, with room reserved for it under
-  // every bound; or why there is none.
-  PublishOutcome admit(std::string_view subject, std::uint64_t bytes, SubjectEntry*& entry);
-  // Appends a message whose budget is reserved to every subscriber's queue.
-  void append(SubjectEntry& entry, Message* message);
+  // Stores a message of `bytes` under every bound, or says why not; `make`
+  // gives the message, called only when someone takes it.
+  template <typename MakeMessage>
+  PublishOutcome store(std::string_view subject, std::uint64_t bytes, MakeMessage&& make);
+  // What a bounded subscriber does with a new message of `bytes`.
+  struct Intake {
+    bool take;                // it keeps the new message
+    std::size_t drop_oldest;  // after dropping this many of its oldest
+  };
+  static Intake intake(const OwnQueue& queue, std::uint64_t bytes);
   // Removes a subscriber of `subject`, releasing what it held; its subject
   // goes with its last subscriber.
   void remove(Subscriber& subscriber, std::string_view subject);

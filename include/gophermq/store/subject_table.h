@@ -45,7 +45,7 @@ class SubjectTable {
     auto found = map.find(name);
     added = found == map.end();
     if (added) {
-      found = map.emplace(std::string(subject), Entry{}).first;
+      found = map.try_emplace(std::string(subject)).first;
       ++size_;
     }
     return found->second;

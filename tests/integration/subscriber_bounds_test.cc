@@ -1,0 +1,101 @@
+// A subscriber's own bounds (api-extensions.md §2): max_pending,
+// max_pending_bytes and discard on subscribe. Past them it drops messages
+// for itself alone, counted in gophermq_messages_dropped_total{reason}; a
+// publish never fails because of them. Subjects on both shards, so the
+// options also travel with a subscribe another shard owns.
+#include <string>
+#include <vector>
+
+#include "test_support.h"
+
+namespace gophermq::testing {
+namespace {
+
+class SubscriberBoundsTest : public BrokerTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override {
+    BrokerOptions options;
+    options.monitoring_address = "127.0.0.1:0";
+    options.flags = {"--broker.max-pending=6"};  // per subject
+    return options;
+  }
+
+  double Dropped(std::string_view reason) {
+    std::string error;
+    const std::optional<std::string> scrape = ScrapeMetrics(broker_->metrics_port(), &error);
+    EXPECT_TRUE(scrape) << error;
+    const std::string name =
+        "gophermq_messages_dropped_total{reason=\"" + std::string(reason) + "\"}";
+    return scrape ? MetricValue(*scrape, name).value_or(-1) : -1;
+  }
+
+  // Publishes "<subject>.<i>" for i in [from, to), each answered 200.
+  void PublishNumbered(const std::string& subject, int from, int to) {
+    for (int i = from; i < to; ++i) PublishOk(subject, Numbered(subject + ".", i));
+  }
+  std::vector<std::string> NumberedFrom(const std::string& subject, int from, int to) {
+    std::vector<std::string> out;
+    for (int i = from; i < to; ++i) out.push_back(Numbered(subject + ".", i));
+    return out;
+  }
+};
+
+TEST_F(SubscriberBoundsTest, DiscardNewAndOldKeepExactlyTheRightMessages) {
+  double expected_new = 0;
+  double expected_old = 0;
+  for (int s = 0; s < 4; ++s) {  // subjects on both shards
+    const std::string subject = Numbered("bounded.s", s);
+    const std::string oldest = SubscribeWith(subject, R"("max_pending":3)");
+    const std::string newest = SubscribeWith(subject, R"("max_pending":3,"discard":"old")");
+    ASSERT_FALSE(oldest.empty());
+    ASSERT_FALSE(newest.empty());
+    // Ten publishes: far past the subject's own bound of six copies, yet
+    // every one is stored, since each subscriber makes room for itself.
+    PublishNumbered(subject, 0, 10);
+    EXPECT_EQ(Fetch(subject, oldest), NumberedFrom(subject, 0, 3))
+        << "discard new: the first three";
+    EXPECT_EQ(Fetch(subject, newest), NumberedFrom(subject, 7, 10))
+        << "discard old: the last three";
+    expected_new += 7;
+    expected_old += 7;
+    // Emptied, each takes the next ones again.
+    PublishNumbered(subject, 10, 12);
+    EXPECT_EQ(Fetch(subject, oldest), NumberedFrom(subject, 10, 12));
+    EXPECT_EQ(Fetch(subject, newest), NumberedFrom(subject, 10, 12));
+  }
+  EXPECT_EQ(Dropped("discard_new"), expected_new);
+  EXPECT_EQ(Dropped("discard_old"), expected_old);
+}
+
+TEST_F(SubscriberBoundsTest, AByteBoundCountsPayloadBytes) {
+  const std::string id = SubscribeWith("bytes", R"("max_pending_bytes":10,"discard":"old")");
+  for (std::string payload : {"aaaa", "bbbb", "cccc", "dd"}) PublishOk("bytes", payload);
+  EXPECT_EQ(Fetch("bytes", id), (std::vector<std::string>{"bbbb", "cccc", "dd"}));
+}
+
+TEST_F(SubscriberBoundsTest, APlainSubscriberBesideABoundedOneStillFillsTheSubject) {
+  const std::string bounded = SubscribeWith("mixed", R"("max_pending":2,"discard":"old")");
+  const std::string plain = Subscribe("mixed");
+  // Two copies per publish until the bounded one is full, then one more each
+  // (the plain subscriber's) up to the subject's six: 2 + 2 + 1 + 1 = 6.
+  PublishNumbered("mixed", 0, 4);
+  EXPECT_TRUE(IsJsonResponse(Publish("mixed", "refused"), 429, kOverflowBody));
+  EXPECT_EQ(Fetch("mixed", plain), NumberedFrom("mixed", 0, 4));
+  EXPECT_EQ(Fetch("mixed", bounded), NumberedFrom("mixed", 2, 4))
+      << "the refused publish dropped nothing";
+}
+
+TEST_F(SubscriberBoundsTest, OutOfRangeBoundsAreAnInvalidBody) {
+  for (std::string fields :
+       {R"("max_pending":0)", R"("max_pending":-1)", R"("max_pending":"3")", R"("max_pending":1.5)",
+        R"("max_pending_bytes":0)", R"("discard":"oldest")", R"("discard":3)"}) {
+    EXPECT_TRUE(IsJsonResponse(Post("/api/subscribe", R"({"subject":"s",)" + fields + "}"), 400,
+                               kInvalidBodyBody))
+        << fields;
+  }
+  // null leaves a field unset, as Go does; "new" is the default spelled out.
+  EXPECT_FALSE(SubscribeWith("s", R"("max_pending":null,"discard":"new")").empty());
+}
+
+}  // namespace
+}  // namespace gophermq::testing
