@@ -2,13 +2,16 @@
 // 8), against a broker whose pending bounds are low enough that publishes get
 // refused. Pipelined publishers on 16 subjects (both shards own some) that
 // reconnect now and then, pipelined fetchers on 32 subscribers that slow down
-// part of the time, and a chaos thread opening connections that misbehave.
+// part of the time, a chaos thread opening connections that misbehave, and a
+// churn thread adding short-lived subscribers to the same subjects (plain,
+// bounded with discard new or old, and abandoned ones left to expire).
 // Every subscriber must receive, from every publisher, exactly that
 // publisher's accepted publishes to its subject, in order: nothing lost,
 // nothing twice, nothing refused (checked while the messages arrive, so the
 // test's memory stays small however fast the broker is). Afterwards the
 // broker must still answer, hold no message, and have given back the memory
-// the load took.
+// the load took. The short-lived subscribers must receive each publisher's
+// messages in order, none twice; they are all gone by the end.
 //
 // Every wait is bounded: sockets carry timeouts, and the whole run has a
 // deadline of its duration + 60 s.
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -529,6 +533,71 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
     }
   };
 
+  // --- Churn: short-lived subscribers on the same subjects, unsubscribed or
+  // left to expire. What each fetches must come, per publisher, in publish
+  // order and never twice (a bounded one may skip what it dropped). ---
+  std::atomic<long long> churned{0};
+  auto churn = [&] {
+    static constexpr std::string_view kFields[] = {"", R"(,"max_pending":40)",
+                                                   R"(,"max_pending_bytes":400,"discard":"old")",
+                                                   R"(,"inactive_threshold_ms":300)"};
+    HttpClient client(kSocketTimeout);
+    for (int n = 0; !stop_load.load(std::memory_order_relaxed) && Clock::now() < deadline; ++n) {
+      if (!client.connected() && !client.Connect(api_port)) {
+        errors.Add(Cat({"churn connect: ", client.error()}));
+        return;
+      }
+      const int kind = n % 4;
+      const std::string& subject = subjects[(n / 4) % kSubjects];
+      HttpResponse response;
+      if (!client.Request("POST", "/api/subscribe",
+                          Cat({"{\"subject\":", JsonQuote(subject), kFields[kind], "}"}),
+                          &response)) {
+        errors.Add(Cat({"churn subscribe: ", client.error()}));
+        return;
+      }
+      const std::optional<SubscribeReply> subscribed = DecodeSubscribeReply(response.body);
+      if (response.status != 200 || !subscribed) {
+        errors.Add(Cat({"churn subscribe: ", Describe(response)}));
+        return;
+      }
+      std::array<long long, kPublishers> last_seq;
+      last_seq.fill(-1);
+      for (int round = 0; round < 3; ++round) {
+        std::this_thread::sleep_for(milliseconds(5));
+        if (!client.Request("POST", "/api/fetch", FetchBody(subject, subscribed->id), &response)) {
+          errors.Add(Cat({"churn fetch: ", client.error()}));
+          return;
+        }
+        const std::optional<FetchReply> reply = DecodeFetchReply(response.body);
+        if (response.status != 200 || !reply) {
+          errors.Add(Cat({"churn fetch: ", Describe(response)}));
+          return;
+        }
+        for (const std::string& data : reply->data) {
+          const std::optional<std::uint64_t> message = ParseMessage(data);
+          const long long seq = message ? static_cast<long long>(*message & 0xffffffffu) : -1;
+          if (!message || seq <= last_seq[*message >> 32]) {
+            delivery_errors.Add(
+                Cat({"churn subscriber of ", subject, " (fields ", kFields[kind], ") got ",
+                     JsonQuote(data), " out of order, twice or foreign"}));
+            continue;
+          }
+          last_seq[*message >> 32] = seq;
+        }
+      }
+      if (kind != 3) {  // the abandoned kind expires instead
+        if (!client.Request("POST", "/api/unsubscribe", FetchBody(subject, subscribed->id),
+                            &response) ||
+            response.status != 200) {
+          errors.Add(Cat({"churn unsubscribe: ", client.error(), " ", Describe(response)}));
+          return;
+        }
+      }
+      churned.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+
   // --- Sampler: peak memory, and the pending count never above the bound ---
   double rss_peak = *rss_start;
   double pending_peak = 0;
@@ -556,12 +625,14 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
   for (int f = 0; f < kFetchers; ++f) fetchers.emplace_back(fetcher, f);
   for (int k = 0; k < kPublishers; ++k) publishers.emplace_back(publisher, k);
   std::thread chaos_thread(chaos);
+  std::thread churn_thread(churn);
   std::thread sampler_thread(sampler);
 
   std::this_thread::sleep_until(load_end);
   stop_load = true;
   for (std::thread& thread : publishers) thread.join();
   chaos_thread.join();
+  churn_thread.join();
   publishers_done.store(true, std::memory_order_release);
   for (std::thread& thread : fetchers) thread.join();
   const double drain_seconds = std::chrono::duration<double>(Clock::now() - load_end).count();
@@ -610,8 +681,10 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
   double rss_end = -1;
   double pending_end = -1;
   double cross_shard_calls = -1;
+  double subscribers_end = -1;
   // The allocator may hand freed pages back to the system a little after the
-  // frees (mimalloc purges on a delay): give it a few seconds.
+  // frees (mimalloc purges on a delay), and the abandoned churn subscribers
+  // expire within their threshold + 1 s: give both a few seconds.
   const Clock::time_point settle_deadline = Clock::now() + seconds(5);
   for (;;) {
     const std::optional<std::string> scrape = ScrapeMetrics(metrics_port, &scrape_error);
@@ -622,10 +695,17 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
     rss_end = MetricValue(*scrape, "process_resident_memory_bytes").value_or(-1);
     pending_end = MetricValue(*scrape, "gophermq_pending_messages").value_or(-1);
     cross_shard_calls = MetricValue(*scrape, "gophermq_cross_shard_calls_total").value_or(-1);
-    if (rss_end <= rss_allowed || Clock::now() >= settle_deadline) break;
+    subscribers_end = MetricValue(*scrape, "gophermq_subscribers").value_or(-1);
+    if ((rss_end <= rss_allowed && subscribers_end == kSubscribers) ||
+        Clock::now() >= settle_deadline) {
+      break;
+    }
     std::this_thread::sleep_for(milliseconds(250));
   }
   EXPECT_EQ(pending_end, 0) << "gophermq_pending_messages after every queue was drained";
+  EXPECT_EQ(subscribers_end, kSubscribers)
+      << "the churn's subscribers were not all unsubscribed or expired";
+  EXPECT_GT(churned.load(), 8) << "the churn thread hardly ran";
   EXPECT_GT(cross_shard_calls, 0)
       << "no request crossed shards: the load did not reach subjects of both shards";
   EXPECT_GT(rss_end, 0);
@@ -636,11 +716,11 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
   std::printf(
       "soak: %d s load + %.1f s drain; publishes accepted %lld, refused %lld; fetched %lld "
       "(peak pending %.0f of %d); cross-shard calls %.0f; publisher reconnects %lld; "
-      "chaos connections %lld; "
+      "chaos connections %lld; short-lived subscribers %lld; "
       "RSS start %.1f MiB, peak %.1f MiB, end %.1f MiB (at most %.1f allowed)\n",
       soak_seconds, drain_seconds, accepted, refused, fetched, pending_peak, kMaxPending,
-      cross_shard_calls, reconnects.load(), chaos_connections.load(), MiB(*rss_start),
-      MiB(rss_peak), MiB(rss_end), MiB(rss_allowed));
+      cross_shard_calls, reconnects.load(), chaos_connections.load(), churned.load(),
+      MiB(*rss_start), MiB(rss_peak), MiB(rss_end), MiB(rss_allowed));
   std::fflush(stdout);
 }
 
