@@ -543,7 +543,8 @@ const std::array<Setting, 26> kSettings{{
      Count{number_field<&Config::max_subscribers>(), 1, std::uint64_t{1} << 40}},
     {"broker.max-subscribers-per-subject", "N",
      "most subscribers of one subject; past it subscribe is 429",
-     Count{number_field<&Config::max_subscribers_per_subject>(), 1, std::uint64_t{1} << 32}},
+     // Below 2^32: a subject's log counts the cursors at each message in 32 bits.
+     Count{number_field<&Config::max_subscribers_per_subject>(), 1, (std::uint64_t{1} << 32) - 1}},
     {"broker.max-subjects", "N", "most subjects broker-wide; past it subscribe to a new one is 429",
      Count{number_field<&Config::max_subjects>(), 1, std::uint64_t{1} << 40}},
     {"broker.inactive-threshold", "DURATION",

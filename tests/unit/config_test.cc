@@ -429,7 +429,7 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-pending-bytes-per-subject", "1PiB"},
         ValueCase{"broker.max-subject-bytes", "1"}, ValueCase{"broker.max-subject-bytes", "65536"},
         ValueCase{"broker.max-subscribers", "1"}, ValueCase{"broker.max-subjects", "1099511627776"},
-        ValueCase{"broker.max-subscribers-per-subject", "4294967296"},
+        ValueCase{"broker.max-subscribers-per-subject", "4294967295"},
         ValueCase{"broker.inactive-threshold", "0"},
         ValueCase{"broker.inactive-threshold", "8760h"},
         ValueCase{"broker.inactive-threshold", "90s"}));
@@ -474,7 +474,7 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-pending-bytes-per-subject", "many"},
         ValueCase{"broker.max-subject-bytes", "0"}, ValueCase{"broker.max-subject-bytes", "65537"},
         ValueCase{"broker.max-subscribers", "0"}, ValueCase{"broker.max-subjects", "1099511627777"},
-        ValueCase{"broker.max-subscribers-per-subject", "4294967297"},
+        ValueCase{"broker.max-subscribers-per-subject", "4294967296"},
         ValueCase{"broker.inactive-threshold", "8761h"},
         ValueCase{"broker.inactive-threshold", "-1s"}, ValueCase{"broker.max-body", "1TiB"},
         ValueCase{"broker.max-body", "1.5MiB"}, ValueCase{"broker.max-body", "MiB"},
