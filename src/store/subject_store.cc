@@ -74,9 +74,8 @@ SubjectStore::Intake SubjectStore::intake(const OwnQueue& queue, std::uint64_t b
   return {true, drop};
 }
 
-template <typename MakeMessage>
-PublishOutcome SubjectStore::store(std::string_view subject, std::uint64_t bytes,
-                                   MakeMessage&& make) {
+PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view payload) {
+  const std::uint64_t bytes = payload.size();
   SubjectEntry* entry = subjects_.find(subject);
   if (entry == nullptr || entry->live == 0) return PublishOutcome::no_subscriber;
 
@@ -110,7 +109,8 @@ PublishOutcome SubjectStore::store(std::string_view subject, std::uint64_t bytes
   if (!budget_.try_reserve(reserved_count, reserved_bytes)) return PublishOutcome::overflow;
 
   std::uint64_t freed = 0;
-  Message* message = takers != 0 ? make() : nullptr;
+  // Allocated only now that someone takes it: a refused publish costs none.
+  Message* message = takers != 0 ? entry->arena.create(payload) : nullptr;
   if (message != nullptr) {
     message->set_holders(
         static_cast<std::uint32_t>(takers - entry->log.readers() + (entry->log.readers() != 0)));
@@ -140,14 +140,8 @@ PublishOutcome SubjectStore::store(std::string_view subject, std::uint64_t bytes
   return PublishOutcome::stored;
 }
 
-PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view payload) {
-  // Someone takes it before it is allocated: a refused publish costs no allocation.
-  return store(subject, payload.size(), [&] { return Message::create(payload); });
-}
-
 PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr message) {
-  // Freed here when refused, or when every subscriber dropped it.
-  return store(subject, message->payload().size(), [&] { return message.release(); });
+  return publish(subject, message->payload());
 }
 
 Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id) {

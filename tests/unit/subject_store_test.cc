@@ -656,19 +656,19 @@ TEST_F(SubjectStoreTest, StoreDestructionFreesPendingMessages) {
     SubjectStore store(budget, census, ids);
     const SubscriberId first = store.subscribe("s").id;
     store.subscribe("s").id;
-    // Copied by the store from a payload, and handed over ready-made (a
-    // cross-shard publish): each fans out to both subscribers.
+    // Copied by the store from a payload, and from a message handed over (a
+    // cross-shard publish): each is pending for both subscribers.
     for (int i = 0; i < 10; ++i) {
       ASSERT_EQ(store.publish("s", name("copied", i)), PublishOutcome::stored);
+    }
+    // Handed over ready-made, the store keeps a copy in the subject's arena.
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_EQ(store.publish("s", MessagePtr(Message::create(name("handed", i)))),
+                PublishOutcome::stored);
     }
     store.find("s", first)->pending().for_each([&](const Message& message) {
       held.push_back(const_cast<Message*>(&message));
     });
-    for (int i = 0; i < 10; ++i) {
-      MessagePtr message(Message::create(name("handed", i)));
-      held.push_back(message.get());
-      ASSERT_EQ(store.publish("s", std::move(message)), PublishOutcome::stored);
-    }
     ASSERT_EQ(held.size(), 20u);
     for (Message* message : held) {
       holders_in_store.push_back(message->holders());

@@ -1,5 +1,7 @@
 // A published message, stored once and shared by its subject's log and the
-// queues of the subscribers with bounds of their own. Its header and payload are one allocation.
+// queues of the subscribers with bounds of their own. Its header and payload
+// are contiguous: in a chunk of its subject's MessageArena once stored, or an
+// allocation of its own while it travels between shards.
 #pragma once
 
 #include <cstdint>
@@ -13,21 +15,29 @@ namespace gophermq {
 
 class Message {
  public:
-  // A message is created with no holders; the owner shard sets the count when
-  // it fans the message out. The creating shard may differ from the owner
-  // (cross-shard publish): mimalloc frees across threads without locks.
+  // A message of its own allocation, with no holders: one on its way to
+  // the owner shard, which copies it into the subject's arena. mimalloc
+  // frees it across threads without locks.
   static Message* create(std::string_view payload) {
     void* memory = std::malloc(sizeof(Message) + payload.size());
     if (memory == nullptr) throw std::bad_alloc();
-    auto* message = new (memory) Message(static_cast<std::uint32_t>(payload.size()));
-    // An absent "data" is an empty view with no pointer: memcpy must not see it.
-    if (!payload.empty()) std::memcpy(message->bytes(), payload.data(), payload.size());
-    return message;
+    return new (memory) Message(payload, 0);
   }
   static void destroy(Message* message) { std::free(message); }
   struct Deleter {
     void operator()(Message* message) const { destroy(message); }
   };
+
+  // Bytes a message of `payload_size` takes in an arena chunk: its header
+  // and payload, rounded up to keep the next header aligned.
+  static constexpr std::size_t footprint(std::size_t payload_size) {
+    return (sizeof(Message) + payload_size + alignof(Message) - 1) & ~(alignof(Message) - 1);
+  }
+  // Builds a message at `memory`, footprint(payload.size()) bytes that are
+  // `chunk_offset` bytes into their arena chunk (see MessageArena).
+  static Message* place(void* memory, std::string_view payload, std::uint32_t chunk_offset) {
+    return new (memory) Message(payload, chunk_offset);
+  }
 
   std::string_view payload() const { return {bytes(), size_}; }
 
@@ -37,19 +47,32 @@ class Message {
   // Drops one holder; frees the message when it was the last, and says so.
   bool release() {
     if (--holders_ != 0) return false;
-    destroy(this);
+    if (chunk_offset_ == 0) {
+      destroy(this);
+    } else {
+      free_in_chunk();
+    }
     return true;
   }
 
  private:
-  explicit Message(std::uint32_t size) : size_(size) {}
+  Message(std::string_view payload, std::uint32_t chunk_offset)
+      : size_(static_cast<std::uint32_t>(payload.size())), chunk_offset_(chunk_offset) {
+    // An absent "data" is an empty view with no pointer: memcpy must not see it.
+    if (!payload.empty()) std::memcpy(bytes(), payload.data(), payload.size());
+  }
   char* bytes() { return reinterpret_cast<char*>(this + 1); }
   const char* bytes() const { return reinterpret_cast<const char*>(this + 1); }
+  // Tells its arena chunk one message fewer is live (message_arena.cc).
+  void free_in_chunk();
 
   std::uint32_t holders_ = 0;
   std::uint32_t size_;
+  // Where its chunk starts, this many bytes before it; 0 for a message of
+  // its own allocation.
+  std::uint32_t chunk_offset_;
 };
-static_assert(sizeof(Message) == 8, "the per-message header is part of the memory target");
+static_assert(sizeof(Message) == 12, "the per-message header is part of the memory target");
 
 // A message not yet handed to a store (in flight between shards).
 using MessagePtr = std::unique_ptr<Message, Message::Deleter>;

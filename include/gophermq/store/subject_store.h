@@ -12,6 +12,7 @@
 
 #include "gophermq/metrics/metrics.h"
 #include "gophermq/store/message.h"
+#include "gophermq/store/message_arena.h"
 #include "gophermq/store/message_queue.h"
 #include "gophermq/store/pending_budget.h"
 #include "gophermq/store/store_census.h"
@@ -107,6 +108,9 @@ struct SubjectEntry {
   std::vector<std::unique_ptr<Subscriber>> subscribers;
   std::vector<std::uint32_t> free_slots;
   std::uint64_t live = 0;  // subscribers, the slots that are not empty
+  // Where its messages live. Declared before what holds them, so it goes
+  // last.
+  MessageArena arena;
   // Every message, once, for the plain subscribers: a publish costs the
   // same for one of them or a hundred thousand.
   SubjectLog log;
@@ -194,8 +198,8 @@ class SubjectStore {
   // bounds of its own that it would pass drops a message instead (the new
   // one, or its oldest): that never refuses the publish.
   PublishOutcome publish(std::string_view subject, std::string_view payload);
-  // Same, for a message another shard already copied out of its receive
-  // buffer; the store keeps it, or frees it when refused.
+  // Same, for a message another shard copied out of its receive buffer: it
+  // is copied once more, into the subject's arena, and freed.
   PublishOutcome publish(std::string_view subject, MessagePtr message);
 
   // The subscriber `id` of `subject`, or null when there is none (the
@@ -223,10 +227,6 @@ class SubjectStore {
   const Gauges& gauges() const { return gauges_; }
 
  private:
-  // Stores a message of `bytes` under every bound, or says why not; `make`
-  // gives the message, called only when someone takes it.
-  template <typename MakeMessage>
-  PublishOutcome store(std::string_view subject, std::uint64_t bytes, MakeMessage&& make);
   // What a bounded subscriber does with a new message of `bytes`.
   struct Intake {
     bool take;                // it keeps the new message
