@@ -46,14 +46,19 @@ void SubjectLog::append(Message* message) {
   readers_at_[end_ & mask_] = static_cast<std::uint32_t>(readers_at_end_);
   readers_at_end_ = 0;
   ++end_;
+  bytes_ += message->payload().size();
 }
 
 std::size_t SubjectLog::count_within(Sequence cursor, std::uint64_t max_bytes) const {
+  // The slowest reader (often the only one) takes everything held when it
+  // fits, without a look at each message.
+  if (cursor == begin_ && bytes_ <= max_bytes) return size();
   std::uint64_t bytes = 0;
   for (Sequence sequence = cursor; sequence != end_; ++sequence) {
     bytes += messages_[sequence & mask_]->payload().size();
-    if (bytes > max_bytes)
+    if (bytes > max_bytes) {
       return sequence == cursor ? 1 : static_cast<std::size_t>(sequence - cursor);
+    }
   }
   return static_cast<std::size_t>(end_ - cursor);
 }
@@ -86,6 +91,7 @@ std::uint64_t SubjectLog::trim() {
   while (begin_ != end_ && readers_at_[begin_ & mask_] == 0) {
     Message* message = messages_[begin_ & mask_];
     const std::size_t size = message->payload().size();
+    bytes_ -= size;
     if (message->release()) freed += size;
     ++begin_;
   }

@@ -83,17 +83,21 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   // one that has room or makes room by dropping its oldest. Dropped messages
   // free their bytes when no one else holds them (a lower estimate: two
   // subscribers dropping the same message count it as kept).
-  std::uint64_t takers = entry->log.readers();
+  const bool in_log = entry->log.readers() != 0;
+  std::uint64_t bounded_takers = 0;
   std::uint64_t dropping = 0;
   std::uint64_t freeing_bytes = 0;
+  intakes_.clear();
   for (const Subscriber* bounded : entry->bounded) {
     const Intake plan = intake(*bounded->own, bytes);
-    takers += plan.take;
+    intakes_.push_back(plan);
+    bounded_takers += plan.take;
     dropping += plan.drop_oldest;
     bounded->own->messages.for_each(plan.drop_oldest, [&](const Message& message) {
       if (message.holders() == 1) freeing_bytes += message.payload().size();
     });
   }
+  const std::uint64_t takers = entry->log.readers() + bounded_takers;
   const std::uint64_t stored_bytes = takers != 0 ? bytes : 0;
 
   // The subject's own bounds first: a full subject is refused without
@@ -112,13 +116,12 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   // Allocated only now that someone takes it: a refused publish costs none.
   Message* message = takers != 0 ? entry->arena.create(payload) : nullptr;
   if (message != nullptr) {
-    message->set_holders(
-        static_cast<std::uint32_t>(takers - entry->log.readers() + (entry->log.readers() != 0)));
-    if (entry->log.readers() != 0) entry->log.append(message);
+    message->set_holders(static_cast<std::uint32_t>(bounded_takers + in_log));
+    if (in_log) entry->log.append(message);
   }
-  for (Subscriber* bounded : entry->bounded) {
-    OwnQueue& own = *bounded->own;
-    const Intake plan = intake(own, bytes);
+  for (std::size_t i = 0; i != intakes_.size(); ++i) {
+    OwnQueue& own = *entry->bounded[i]->own;
+    const Intake plan = intakes_[i];
     if (plan.drop_oldest != 0) {
       freed += own.messages.drain_front(plan.drop_oldest);
       gauges_.messages_dropped[static_cast<std::size_t>(DropReason::discard_old)].add(

@@ -73,6 +73,7 @@ class SubjectLog {
   std::uint64_t mask_ = 0;  // capacity - 1; capacity 0 while nothing was ever held
   Sequence begin_ = 0;
   Sequence end_ = 0;
+  std::uint64_t bytes_ = 0;  // payload of the messages held
   std::size_t readers_ = 0;
   std::size_t readers_at_end_ = 0;  // cursors at end(): they have taken everything
 };

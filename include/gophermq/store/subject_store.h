@@ -257,6 +257,9 @@ class SubjectStore {
   Gauges gauges_;
   std::uint64_t now_ms_ = 0;
   std::vector<ExpiryCheck> expiry_checks_;  // a heap, earliest due first
+  // A publish's plan for each bounded subscriber of its subject, made once
+  // before the bounds are checked and carried out after (kept to reuse).
+  std::vector<Intake> intakes_;
   // Checks in the heap whose subscriber was unsubscribed since; past this
   // many, and half the heap, they are dropped.
   static constexpr std::size_t kKeepStaleExpiryChecks = 1024;
