@@ -69,10 +69,6 @@ ParseStatus HttpConnection::read(const char* data, std::size_t size, std::size_t
   return ParseStatus::ok;
 }
 
-std::size_t HttpConnection::answers_owed() const {
-  return slots_.size() + out_.answers_in_output + out_.answers_sending;
-}
-
 void HttpConnection::on_request(const HttpRequest& request) {
   ++requests_read_;
   handler_.handle(*this, request);

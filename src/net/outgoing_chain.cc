@@ -6,6 +6,7 @@ namespace gophermq {
 
 ByteBuffer& OutgoingChain::tail() {
   if (count_ == 0 || !tail_open_) {
+    if (count_ != 0) closed_bytes_ += buffers_[count_ - 1].size();
     if (buffers_.size() == count_) buffers_.emplace_back();
     ++count_;
     tail_open_ = true;
@@ -19,6 +20,7 @@ void OutgoingChain::append_whole(ByteBuffer&& whole) {
     return;
   }
   if (count_ == 1 && buffers_[0].empty()) count_ = 0;  // an empty first buffer: replace it
+  if (count_ != 0) closed_bytes_ += buffers_[count_ - 1].size();
   if (buffers_.size() == count_) buffers_.emplace_back();
   std::swap(buffers_[count_], whole);
   ++count_;
@@ -31,6 +33,7 @@ void OutgoingChain::clear() {
   if (buffers_.size() > 1) buffers_.resize(1);
   count_ = 0;
   tail_open_ = false;
+  closed_bytes_ = 0;
 }
 
 void OutgoingChain::shrink_if_above(std::size_t limit) {
@@ -41,6 +44,7 @@ void OutgoingChain::swap(OutgoingChain& other) noexcept {
   std::swap(buffers_, other.buffers_);
   std::swap(count_, other.count_);
   std::swap(tail_open_, other.tail_open_);
+  std::swap(closed_bytes_, other.closed_bytes_);
 }
 
 std::string OutgoingChain::flatten() const {

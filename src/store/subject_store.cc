@@ -78,6 +78,7 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   const std::uint64_t bytes = payload.size();
   SubjectEntry* entry = subjects_.find(subject);
   if (entry == nullptr || entry->live == 0) return PublishOutcome::no_subscriber;
+  if (entry->bounded.empty()) return publish_to_log(*entry, payload);
 
   // Who takes it: every plain subscriber, through the log, and each bounded
   // one that has room or makes room by dropping its oldest. Dropped messages
@@ -140,6 +141,23 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   entry->pending_bytes = entry->pending_bytes + stored_bytes - freed;
   // What was reserved beyond what is held now goes back.
   budget_.release(dropping > takers ? dropping - takers : 0, reserved_bytes + freed - stored_bytes);
+  return PublishOutcome::stored;
+}
+
+PublishOutcome SubjectStore::publish_to_log(SubjectEntry& entry, std::string_view payload) {
+  // Only plain subscribers: nothing to plan, nothing dropped, nothing freed.
+  const std::uint64_t takers = entry.log.readers();
+  const std::uint64_t bytes = payload.size();
+  if (entry.pending + takers > limits_.max_pending_per_subject ||
+      entry.pending_bytes + bytes > limits_.max_pending_bytes_per_subject) {
+    return PublishOutcome::subject_overflow;
+  }
+  if (!budget_.try_reserve(takers, bytes)) return PublishOutcome::overflow;
+  Message* message = entry.arena.create(payload);
+  message->set_holders(1);
+  entry.log.append(message);
+  entry.pending += takers;
+  entry.pending_bytes += bytes;
   return PublishOutcome::stored;
 }
 

@@ -68,6 +68,36 @@ TEST(OutgoingChain, GatherResumesAtAnyOffsetAcrossBuffers) {
   EXPECT_EQ(gathered(chain, 0, 2), "head;" + big);
 }
 
+TEST(OutgoingChain, SizeCountsEveryBufferAsTheTailGrows) {
+  // size() is kept as the chain changes, not summed: check it against the
+  // bytes themselves after each kind of change.
+  OutgoingChain chain, other;
+  const std::string big(OutgoingChain::kOwnBufferFrom, 'b');
+  auto expect_size_matches = [](const OutgoingChain& c) {
+    EXPECT_EQ(c.size(), c.flatten().size());
+  };
+  chain.append_whole(buffer_of(big));  // replaces the empty first buffer
+  expect_size_matches(chain);
+  chain.tail().append("a;");
+  chain.tail().append("bb;");
+  expect_size_matches(chain);
+  chain.append_whole(buffer_of("small;"));  // copied into the tail
+  chain.append_whole(buffer_of(big + big));
+  chain.append_whole(buffer_of(big));
+  chain.tail().append("ccc;");
+  ASSERT_EQ(chain.buffer_count(), 5u);  // big, "a;bb;small;", 2 big, big, "ccc;"
+  expect_size_matches(chain);
+  EXPECT_EQ(chain.size(), 4 * big.size() + 2 + 3 + 6 + 4);
+  other.tail().append("other");
+  chain.swap(other);
+  expect_size_matches(chain);
+  expect_size_matches(other);
+  other.clear();
+  EXPECT_EQ(other.size(), 0u);
+  other.tail().append("again");
+  expect_size_matches(other);
+}
+
 TEST(OutgoingChain, ClearKeepsTheFirstBufferAndDropsTheRest) {
   OutgoingChain chain;
   chain.tail().append("x");

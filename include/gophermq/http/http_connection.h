@@ -103,7 +103,9 @@ class HttpConnection final : public RequestSink, public Answers {
   // Parses, and notes a hold the parser stopped for.
   ParseStatus read(const char* data, std::size_t size, std::size_t padded_capacity);
   // Answers read and not yet handed to the kernel, 100 Continue aside.
-  std::size_t answers_owed() const;
+  std::size_t answers_owed() const {
+    return slots_.size() + out_.answers_in_output + out_.answers_sending;
+  }
   // Bytes owed: unsent, and reserved for answers still to come.
   std::uint64_t bytes_owed() const { return out_.unsent() + reserved_bytes_; }
   // The reserved answer `sequence` has come: its reservation ends.

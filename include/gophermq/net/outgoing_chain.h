@@ -32,12 +32,8 @@ class OutgoingChain {
   void append_whole(ByteBuffer&& whole);
 
   bool empty() const { return size() == 0; }
-  // Bytes in every buffer (inline: the back-pressure check asks per request).
-  std::size_t size() const {
-    std::size_t total = 0;
-    for (std::size_t i = 0; i < count_; ++i) total += buffers_[i].size();
-    return total;
-  }
+  // Bytes in every buffer. O(1): the back-pressure check asks per request.
+  std::size_t size() const { return count_ == 0 ? 0 : closed_bytes_ + buffers_[count_ - 1].size(); }
   std::size_t buffer_count() const { return count_; }
   const ByteBuffer& buffer(std::size_t index) const { return buffers_[index]; }
 
@@ -58,6 +54,8 @@ class OutgoingChain {
   std::vector<ByteBuffer> buffers_;  // the first count_ are the chain
   std::size_t count_ = 0;
   bool tail_open_ = false;  // the last buffer may take more answers
+  // Bytes in the chain's buffers but its last: only the last one grows.
+  std::size_t closed_bytes_ = 0;
 };
 
 }  // namespace gophermq

@@ -227,6 +227,8 @@ class SubjectStore {
   const Gauges& gauges() const { return gauges_; }
 
  private:
+  // publish() when every subscriber of the subject is plain (the usual case).
+  PublishOutcome publish_to_log(SubjectEntry& entry, std::string_view payload);
   // What a bounded subscriber does with a new message of `bytes`.
   struct Intake {
     bool take;                // it keeps the new message
