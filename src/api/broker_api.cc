@@ -1,5 +1,6 @@
 #include "gophermq/api/broker_api.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -69,8 +70,52 @@ BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& bud
 
 void BrokerApi::begin_turn(std::uint64_t now_ns) {
   latencies_.begin_turn(now_ns);
-  store_.set_now(now_ns / 1'000'000);
+  const std::uint64_t now_ms = now_ns / 1'000'000;
+  store_.set_now(now_ms);
   if (const std::size_t expired = store_.expire_idle()) metrics_.subscribers_expired.add(expired);
+  waiting_.take_due(now_ms, [this](Subscriber& subscriber, ShardCall& call) {
+    finish_wait(subscriber, call, true);
+  });
+}
+
+std::uint64_t BrokerApi::micros_to_next_wait_deadline(std::uint64_t now_ns) {
+  const std::uint64_t due_ms = waiting_.next_deadline_ms();
+  if (due_ms == UINT64_MAX) return UINT64_MAX;
+  const std::uint64_t due_ns = due_ms * 1'000'000;
+  return due_ns > now_ns ? (due_ns - now_ns + 999) / 1000 : 0;
+}
+
+void BrokerApi::end_waits(unsigned origin_shard, std::uint32_t index, std::uint32_t generation) {
+  waiting_.take_for_connection(
+      origin_shard, index, generation,
+      [this](Subscriber& subscriber, ShardCall& call) { finish_wait(subscriber, call, false); });
+}
+
+void BrokerApi::stop_waiting() {
+  stopping_ = true;
+  waiting_.take_all(
+      [this](Subscriber& subscriber, ShardCall& call) { finish_wait(subscriber, call, true); });
+}
+
+void BrokerApi::wake_waiting() {
+  SubjectEntry* entry = store_.take_woken();
+  if (entry == nullptr) return;
+  for (Subscriber* subscriber : waiting_.waiting_subscribers(*entry)) {
+    // Oldest first, while there is something for them.
+    ShardCall call;
+    while (!subscriber->pending().empty() && waiting_.take_oldest(*subscriber, call)) {
+      finish_wait(*subscriber, call, true);
+    }
+  }
+}
+
+void BrokerApi::finish_wait(Subscriber& subscriber, ShardCall& call, bool take) {
+  metrics_.waiting_fetches.subtract(1);
+  FetchOptions fetch = call.fetch_options;
+  if (!take) fetch.max_messages = 0;
+  append_fetched(call.answer, subscriber, call.id, call.subject.view(), fetch, call.style);
+  call.status = 200;
+  answered_waits_.push_back(std::move(call));
 }
 
 Placement BrokerApi::handle(const HttpRequest& request, Answers& answers, ShardCall& call) {
@@ -118,6 +163,11 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     append_response(answers.answer_now(), 400, body::kInvalidBody, style);
     return 400;
   }
+  FetchOptions fetch;
+  if (route.endpoint == Endpoint::fetch && !read_fetch_options(decoded, fetch)) {
+    append_response(answers.answer_now(), 400, body::kInvalidBody, style);
+    return 400;
+  }
   SubscriberId id;
   if (route.endpoint == Endpoint::fetch || route.endpoint == Endpoint::unsubscribe) {
     // A malformed id can match no subscriber, wherever the subject lives.
@@ -130,8 +180,11 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   }
 
   const unsigned owner = owner_shard(decoded.subject, shard_count_);
-  if (owner == shard_id_) {
-    return serve_locally(route.endpoint, decoded, id, options, style, answers);
+  // A fetch that may wait becomes a call even on its owner: it may outlive
+  // this turn, parked as a call is (see WaitingFetches).
+  const bool may_wait = route.endpoint == Endpoint::fetch && fetch.wait_ms != 0;
+  if (owner == shard_id_ && !may_wait) {
+    return serve_locally(route.endpoint, decoded, id, options, fetch, style, answers);
   }
 
   call = ShardCall{};
@@ -141,15 +194,16 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   call.subject = SubjectCopy(decoded.subject);
   call.id = id;
   call.subscribe_options = options;
+  call.fetch_options = fetch;
   call.started_ns = latencies_.turn_started_ns();
   if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
     call.message.reset(Message::create(decoded.data));
   } else if (route.endpoint == Endpoint::fetch) {
     // Its messages, each byte escaped at worst to six bytes of JSON,
     // and its framing.
-    placement.answer_bytes_at_most = 6 * limits_.max_fetch_bytes + 4096;
+    placement.answer_bytes_at_most = 6 * std::min(limits_.max_fetch_bytes, fetch.max_bytes) + 4096;
   }
-  metrics_.cross_shard_calls.add();
+  if (owner != shard_id_) metrics_.cross_shard_calls.add();
   placement.forward = true;
   placement.owner = owner;
   if (route.endpoint == Endpoint::publish_async) {
@@ -181,6 +235,21 @@ bool BrokerApi::read_subscribe_options(const DecodedRequest& decoded, SubscribeO
   return true;
 }
 
+bool BrokerApi::read_fetch_options(const DecodedRequest& decoded, FetchOptions& options) const {
+  options.extended = decoded.wait_ms != DecodedRequest::kUnset ||
+                     decoded.max_messages != DecodedRequest::kUnset ||
+                     decoded.max_bytes != DecodedRequest::kUnset;
+  if (!options.extended) return true;
+  // Each bound is at least one message, or byte; a longer wait is clamped.
+  if (decoded.max_messages == 0 || decoded.max_bytes == 0) return false;
+  if (decoded.wait_ms != DecodedRequest::kUnset) {
+    options.wait_ms = std::min(decoded.wait_ms, limits_.max_fetch_wait_ms);
+  }
+  options.max_messages = decoded.max_messages;  // kUnset: no bound
+  options.max_bytes = decoded.max_bytes;
+  return true;
+}
+
 void BrokerApi::append_health(ByteBuffer& out, const ResponseStyle& style) {
   const double uptime =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
@@ -193,20 +262,35 @@ void BrokerApi::append_health(ByteBuffer& out, const ResponseStyle& style) {
 }
 
 bool BrokerApi::unsubscribe(std::string_view subject, const SubscriberId& id) {
+  if (Subscriber* subscriber = store_.find(subject, id)) {
+    // Its waiting fetches: answered 404 bad id, as any fetch of it now is.
+    ShardCall call;
+    while (waiting_.take_oldest(*subscriber, call)) {
+      metrics_.waiting_fetches.subtract(1);
+      call.status = 404;
+      answered_waits_.push_back(std::move(call));
+    }
+  }
   if (!store_.unsubscribe(subject, id)) return false;
   metrics_.unsubscribes.add();
   return true;
 }
 
 void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
-                               std::string_view subject, const ResponseStyle& style) {
+                               std::string_view subject, const FetchOptions& fetch,
+                               const ResponseStyle& style) {
   store_.touch(subscriber);
   const PendingMessages pending = subscriber.pending();
-  const std::size_t count = pending.count_within(limits_.max_fetch_bytes);
-  const std::size_t size = fetch_body_size(pending, count, subject);
+  const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(
+      pending.count_within(std::min(limits_.max_fetch_bytes, fetch.max_bytes)),
+      fetch.max_messages));
+  const FetchAnswerExtras extras{pending.size() - count, pending.first_sequence()};
+  const FetchAnswerExtras* with_extras = fetch.extended ? &extras : nullptr;
+  const std::size_t size = fetch_body_size(pending, count, subject, with_extras);
   append_response_head(out, 200, size, style);
-  append_fetch_body(out, size, pending, count, id, subject);
+  append_fetch_body(out, size, pending, count, id, subject, with_extras);
   metrics_.messages_delivered.add(count);
+  if (count == 0) metrics_.empty_fetches.add();
   store_.drain(subscriber, count);
 }
 
@@ -232,10 +316,12 @@ void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
 
 std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& request,
                                        const SubscriberId& id, const SubscribeOptions& options,
-                                       const ResponseStyle& style, Answers& answers) {
+                                       const FetchOptions& fetch, const ResponseStyle& style,
+                                       Answers& answers) {
   switch (endpoint) {
     case Endpoint::publish: {
       const PublishOutcome outcome = store_.publish(request.subject, request.data);
+      wake_waiting();
       count_publish(outcome, false);
       const std::uint16_t status = publish_status(outcome);
       append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
@@ -244,6 +330,7 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
     case Endpoint::publish_async:
       append_response(answers.answer_now(), 200, body::kOk, style);
       count_publish(store_.publish(request.subject, request.data), true);
+      wake_waiting();
       return 200;
     case Endpoint::subscribe: {
       const Subscription subscription = store_.subscribe(request.subject, options);
@@ -266,7 +353,7 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
         append_response(out, 404, body::kBadId, style);
         return 404;
       }
-      append_fetched(out, *subscriber, id, request.subject, style);
+      append_fetched(out, *subscriber, id, request.subject, fetch, style);
       return 200;
     }
   }
@@ -277,9 +364,11 @@ bool BrokerApi::serve_call(ShardCall& call) {
   switch (call.endpoint) {
     case Endpoint::publish_async:
       count_publish(store_.publish(subject, std::move(call.message)), true);
+      wake_waiting();
       return false;  // answered already
     case Endpoint::publish: {
       const PublishOutcome outcome = store_.publish(subject, std::move(call.message));
+      wake_waiting();
       count_publish(outcome, false);
       call.status = publish_status(outcome);
       break;
@@ -298,13 +387,29 @@ bool BrokerApi::serve_call(ShardCall& call) {
       call.status = unsubscribe(subject, call.id) ? 200 : 404;
       break;
     default: {
+      if (call.end_waits) {
+        end_waits(call.origin_shard, call.connection_index, call.connection_generation);
+        return false;
+      }
       Subscriber* subscriber = store_.find(subject, call.id);
       if (subscriber == nullptr) {
         call.status = 404;
         break;
       }
+      if (call.fetch_options.wait_ms != 0 && !stopping_ && subscriber->pending().empty()) {
+        if (subscriber->waiting_fetches >= limits_.max_waiting_fetches) {
+          call.status = 409;
+          call.refusal = body::kTooManyWaitingFetches;
+          break;
+        }
+        store_.touch(*subscriber);
+        metrics_.waiting_fetches.add();
+        const std::uint64_t deadline_ms = store_.now_ms() + call.fetch_options.wait_ms;
+        waiting_.park(*subscriber, std::move(call), deadline_ms);
+        return false;
+      }
       // Framed here, where the messages live, and handed over whole.
-      append_fetched(call.answer, *subscriber, call.id, subject, call.style);
+      append_fetched(call.answer, *subscriber, call.id, subject, call.fetch_options, call.style);
       call.status = 200;
       break;
     }

@@ -270,6 +270,12 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
         error = read_count_field(field.value(), request.max_pending_bytes);
       } else if (equals_ignoring_case(key, "discard")) {
         error = read_string_field(field.value(), request.discard);
+      } else if (equals_ignoring_case(key, "wait_ms")) {
+        error = read_count_field(field.value(), request.wait_ms);
+      } else if (equals_ignoring_case(key, "max_messages")) {
+        error = read_count_field(field.value(), request.max_messages);
+      } else if (equals_ignoring_case(key, "max_bytes")) {
+        error = read_count_field(field.value(), request.max_bytes);
       } else {
         error = validate(field.value(), 1);
       }

@@ -1,6 +1,8 @@
 #include "gophermq/api/response_encoder.h"
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstring>
 
 #include "gophermq/ascii.h"
@@ -27,24 +29,83 @@ bool is_line_separator(std::string_view text, std::size_t i) {
 }
 
 constexpr std::string_view kIdKey = ",\"id\":\"";
+constexpr std::string_view kPendingKey = "\",\"pending\":";
+constexpr std::string_view kSeqsKey = ",\"seqs\":[";
 constexpr std::string_view kSubjectKey = "\",\"subject\":";
+constexpr std::string_view kSubjectAfterSeqsKey = "],\"subject\":";
 
-char* write_id_and_subject(char* out, const SubscriberId& id, std::string_view subject) {
+std::size_t decimal_digits(std::uint64_t value) {
+  std::size_t digits = 1;
+  while (value >= 10) {
+    value /= 10;
+    ++digits;
+  }
+  return digits;
+}
+
+char* write_decimal(char* out, std::uint64_t value) {
+  return std::to_chars(out, out + 20, value).ptr;
+}
+
+// The sequence numbers first .. first + count - 1, comma-separated.
+std::size_t sequences_size(std::uint64_t first, std::size_t count) {
+  if (count == 0) return 0;
+  std::size_t size = count - 1;  // commas
+  // Whole runs of numbers of one length at a time, not a division each.
+  std::uint64_t value = first;
+  const std::uint64_t last = first + count - 1;
+  std::size_t digits = decimal_digits(value);
+  std::uint64_t next_power = 1;
+  for (std::size_t i = 0; i < digits; ++i) next_power *= 10;
+  while (true) {
+    const std::uint64_t run_end = digits >= 20 ? last : std::min(last, next_power - 1);
+    size += (run_end - value + 1) * digits;
+    if (run_end == last) return size;
+    value = run_end + 1;
+    ++digits;
+    next_power *= 10;
+  }
+}
+
+// ,"id":"<uuid>"[,"pending":N,"seqs":[...]],"subject":<subject>}\n
+char* write_id_and_subject(char* out, const SubscriberId& id, std::string_view subject,
+                           const FetchAnswerExtras* extras = nullptr, std::size_t count = 0) {
   std::memcpy(out, kIdKey.data(), kIdKey.size());
   out += kIdKey.size();
   id.write_text(out);
   out += SubscriberId::kTextLength;
-  std::memcpy(out, kSubjectKey.data(), kSubjectKey.size());
-  out += kSubjectKey.size();
+  if (extras == nullptr) {
+    std::memcpy(out, kSubjectKey.data(), kSubjectKey.size());
+    out += kSubjectKey.size();
+  } else {
+    std::memcpy(out, kPendingKey.data(), kPendingKey.size());
+    out = write_decimal(out + kPendingKey.size(), extras->pending);
+    std::memcpy(out, kSeqsKey.data(), kSeqsKey.size());
+    out += kSeqsKey.size();
+    for (std::size_t i = 0; i < count; ++i) {
+      if (i != 0) *out++ = ',';
+      out = write_decimal(out, extras->first_sequence + i);
+    }
+    std::memcpy(out, kSubjectAfterSeqsKey.data(), kSubjectAfterSeqsKey.size());
+    out += kSubjectAfterSeqsKey.size();
+  }
   out = write_json_string(out, subject);
   *out++ = '}';
   *out++ = '\n';
   return out;
 }
 
-std::size_t id_and_subject_size(std::string_view subject) {
-  return kIdKey.size() + SubscriberId::kTextLength + kSubjectKey.size() +
-         json_string_size(subject) + 2;
+std::size_t id_and_subject_size(std::string_view subject, const FetchAnswerExtras* extras = nullptr,
+                                std::size_t count = 0) {
+  std::size_t size = kIdKey.size() + SubscriberId::kTextLength + kSubjectKey.size() +
+                     json_string_size(subject) + 2;
+  if (extras != nullptr) {
+    // `],"subject":` is as long as the `","subject":` it replaces.
+    static_assert(kSubjectAfterSeqsKey.size() == kSubjectKey.size());
+    size += kPendingKey.size() + decimal_digits(extras->pending) + kSeqsKey.size() +
+            sequences_size(extras->first_sequence, count);
+  }
+  return size;
 }
 
 }  // namespace
@@ -110,8 +171,9 @@ void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_
 }
 
 std::size_t fetch_body_size(const PendingMessages& messages, std::size_t count,
-                            std::string_view subject) {
-  std::size_t size = std::string_view("{\"data\":[]").size() + id_and_subject_size(subject);
+                            std::string_view subject, const FetchAnswerExtras* extras) {
+  std::size_t size =
+      std::string_view("{\"data\":[]").size() + id_and_subject_size(subject, extras, count);
   messages.for_each(count,
                     [&](const Message& message) { size += json_string_size(message.payload()); });
   if (count > 1) size += count - 1;  // commas
@@ -119,7 +181,8 @@ std::size_t fetch_body_size(const PendingMessages& messages, std::size_t count,
 }
 
 void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages& messages,
-                       std::size_t count, const SubscriberId& id, std::string_view subject) {
+                       std::size_t count, const SubscriberId& id, std::string_view subject,
+                       const FetchAnswerExtras* extras) {
   char* const start = out.reserve_tail(size);
   char* cursor = start;
   std::memcpy(cursor, "{\"data\":[", 9);
@@ -131,7 +194,7 @@ void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages&
     cursor = write_json_string(cursor, message.payload());
   });
   *cursor++ = ']';
-  cursor = write_id_and_subject(cursor, id, subject);
+  cursor = write_id_and_subject(cursor, id, subject, extras, count);
   out.commit(static_cast<std::size_t>(cursor - start));
 }
 

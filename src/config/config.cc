@@ -471,7 +471,7 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 26> kSettings{{
+const std::array<Setting, 28> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
@@ -531,6 +531,12 @@ const std::array<Setting, 26> kSettings{{
     {"broker.max-fetch-bytes", "SIZE",
      "most message bytes in a fetch answer, 1KiB to 1GiB; the rest stays queued",
      ByteSize{number_field<&Config::max_fetch_bytes>(), kKiB, kGiB}},
+    {"broker.max-fetch-wait", "DURATION",
+     "longest wait_ms of a fetch, up to 1h; a longer one is clamped to it",
+     Duration{&Config::max_fetch_wait, 0ms, 1h}},
+    {"broker.max-waiting-fetches", "N",
+     "waiting fetches per subscriber, 1 to 65536; one more is 409",
+     Count{number_field<&Config::max_waiting_fetches>(), 1, 65536}},
     {"broker.shutdown-timeout", "DURATION",
      "on SIGTERM, most time to answer what was read (e.g. 10s, 500ms)",
      Duration{&Config::shutdown_timeout, 0ms, 1h}},

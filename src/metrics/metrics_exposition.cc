@@ -214,6 +214,9 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
   append_gauge(
       out, "gophermq_subscribers", "Subscribers.",
       sum_stores(sources, [](const SubjectStore::Gauges& g) { return g.subscribers.read(); }));
+  append_gauge(out, "gophermq_waiting_fetches",
+               "Fetches waiting for a message (wait_ms), on the shards that own their subjects.",
+               sum_shards(sources, [](const ShardMetrics& m) { return m.waiting_fetches.read(); }));
   append_gauge(
       out, "gophermq_open_connections", "Client connections open on the API port.",
       sum_shards(sources, [](const ShardMetrics& m) { return m.open_connections.read(); }));
@@ -269,6 +272,11 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
   append_counter(
       out, "gophermq_messages_delivered_total", "Messages returned by fetches.",
       sum_shards(sources, [](const ShardMetrics& m) { return m.messages_delivered.read(); }));
+  append_counter(
+      out, "gophermq_empty_fetches_total",
+      "Fetches answered with no message (polling with nothing pending; a long-poll that waited "
+      "in vain).",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.empty_fetches.read(); }));
 
   append_family(out, "gophermq_messages_refused_total", "counter",
                 "Publishes (sync and async) not stored, by reason.");

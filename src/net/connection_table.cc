@@ -18,6 +18,9 @@ namespace {
 
 // How often connections are checked against the timeouts.
 constexpr std::uint64_t kSweepIntervalMs = 250;
+// Bytes received and kept unread while a connection's requests wait (see
+// read_requests()), past which receiving stops.
+constexpr std::size_t kMostHeldInputBytes = 64 << 10;
 // How long a closing connection waits for the client's own close after our
 // FIN (see close_when_done()).
 constexpr std::uint64_t kLingerMs = 1000;
@@ -207,13 +210,14 @@ void ConnectionTable::on_receive(const Completion& completion) {
     // (they came before the close) are still read and answered.
     connection.peer_closed = true;
     if (!connection.input_held) connection.closing = true;
+    protocol_.on_peer_closed(connection);
   }
   // A multishot receive ends on ENOBUFS (all provided buffers in use); it is
   // re-armed now that this turn has recycled buffers. One cancelled for
   // back-pressure is re-armed by resume_receiving().
   const bool lingering = connection.write_shut && !connection.peer_closed;
   if (!connection.receive_armed && (!connection.closing || lingering) && connection.fd >= 0 &&
-      !receiving_paused_ && !connection.input_held) {
+      !receiving_paused_ && may_receive_while_held(connection)) {
     arm_receive(connection);
   }
   close_when_done(connection);
@@ -247,9 +251,6 @@ void ConnectionTable::read_requests(Connection& connection, Parse&& parse) {
     connection.input_held = after.input_held;
     if (after.input_held) {
       metrics_.input_holds.add();
-      // A multishot receive would go on filling buffers: stop it. What it
-      // delivers before the cancel lands is kept by the protocol, unread.
-      if (connection.receive_armed && multishot_receive_) cancel_receive(connection);
     } else if (connection.peer_closed) {
       connection.closing = true;  // what was held is read; nothing more comes
     } else if (!connection.receive_armed && !connection.closing && connection.fd >= 0 &&
@@ -257,7 +258,20 @@ void ConnectionTable::read_requests(Connection& connection, Parse&& parse) {
       arm_receive(connection);
     }
   }
+  // While its requests wait, a connection is received from only until a
+  // little waits unread: enough to see a client that closes meanwhile (a
+  // long-poll's, say), never a flood. A multishot receive would go on
+  // filling buffers: it is stopped, and what it delivers before the cancel
+  // lands is kept by the protocol, unread.
+  if (connection.input_held && after.held_bytes >= kMostHeldInputBytes &&
+      connection.receive_armed && multishot_receive_) {
+    cancel_receive(connection);
+  }
   mark_for_send(connection);
+}
+
+bool ConnectionTable::may_receive_while_held(const Connection& connection) const {
+  return !connection.input_held || protocol_.progress(connection).held_bytes < kMostHeldInputBytes;
 }
 
 // --- Send --------------------------------------------------------------------
@@ -520,7 +534,7 @@ void ConnectionTable::resume_receiving() {
   receiving_paused_ = false;
   for (auto& connection : connections_) {
     if (connection->fd >= 0 && !connection->receive_armed && !connection->closing &&
-        !connection->input_held) {
+        may_receive_while_held(*connection)) {
       arm_receive(*connection);
     }
   }

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include "gophermq/clock.h"
 #include "gophermq/http/response_writer.h"
 #include "gophermq/log.h"
+#include "gophermq/store/subject.h"
 
 namespace gophermq {
 namespace {
@@ -51,7 +53,9 @@ Shard::Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment)
       limits_{environment.config.max_header_bytes, environment.config.max_body_bytes},
       pipeline_{environment.config.max_unsent_bytes, environment.config.max_pipeline_depth},
       api_(id, environment.matrix.shard_count(), environment.budget, environment.census,
-           StoreLimits{environment.config.max_fetch_bytes, environment.config.max_pending,
+           StoreLimits{environment.config.max_fetch_bytes,
+                       static_cast<std::uint64_t>(environment.config.max_fetch_wait.count()),
+                       environment.config.max_waiting_fetches, environment.config.max_pending,
                        pending_bytes_per_subject_bound(environment.config),
                        environment.config.max_subscribers_per_subject,
                        environment.config.max_subject_bytes,
@@ -111,6 +115,7 @@ void Shard::serve() {
     const unsigned completions =
         loop_.for_each_completion([this](const Completion& completion) { dispatch(completion); });
     const std::size_t calls = drain_incoming_calls();
+    route_answered_waits();
     api_.end_turn();
     const bool calls_waiting = link_.flush();
     // Back-pressure: while calls pile up for a busy shard, stop receiving
@@ -139,9 +144,12 @@ void Shard::serve() {
     // unless a call came in meanwhile (see cross_shard.h). While draining,
     // other shards' progress does not wake us: look often.
     const bool may_sleep = completions == 0 && calls == 0 && link_.prepare_sleep();
-    const unsigned wait_us = calls_waiting ? kRetryWaitMicros
-                             : draining_   ? kDrainPollMicros
-                                           : kIdleWakeMicros;
+    unsigned wait_us = calls_waiting ? kRetryWaitMicros
+                       : draining_   ? kDrainPollMicros
+                                     : kIdleWakeMicros;
+    // No later than the first waiting fetch's deadline.
+    wait_us = static_cast<unsigned>(
+        std::min<std::uint64_t>(wait_us, api_.micros_to_next_wait_deadline(monotonic_ns())));
     loop_.submit_and_wait(may_sleep, wait_us);
     copy_ring_counters();
   }
@@ -220,6 +228,9 @@ void Shard::copy_ring_counters() {
 void Shard::begin_draining() {
   draining_ = true;
   drain_deadline_ = std::chrono::steady_clock::now() + env_.config.shutdown_timeout;
+  // Fetches waiting for messages are answered now, with what is pending.
+  api_.stop_waiting();
+  route_answered_waits();
   table_.stop_accepting();
   table_.close_all_when_done();
 }
@@ -314,7 +325,8 @@ void Shard::end_stream_if(Connection& connection, HttpConnection& http, ParseSta
 
 RequestProgress Shard::progress(const Connection& connection) const {
   const HttpConnection& http = *http_[connection.index()];
-  return {http.in_request(), http.requests_read(), http.answers_outstanding(), http.input_held()};
+  return {http.in_request(), http.requests_read(), http.answers_outstanding(), http.input_held(),
+          http.held_bytes()};
 }
 
 void Shard::on_read_timeout(Connection& connection) {
@@ -339,11 +351,53 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
   const Placement placement = api_.handle(request, http, outgoing_call_);
   if (!placement.forward) return;
   if (placement.status == 0) {  // the owner answers: keep this answer's place
+    Connection& connection = table_.at(http.index());
     outgoing_call_.connection_index = http.index();
-    outgoing_call_.connection_generation = table_.at(http.index()).generation();
+    outgoing_call_.connection_generation = connection.generation();
     outgoing_call_.answer_sequence = http.reserve_answer(placement.answer_bytes_at_most);
+    if (outgoing_call_.fetch_options.wait_ms != 0) {
+      // A client already gone (its requests read after its close) waits for
+      // nothing.
+      if (connection.peer_closed) outgoing_call_.fetch_options.wait_ms = 0;
+      if (placement.owner != id_) remote_waits_[http.index()].push_back(placement.owner);
+    }
+  }
+  if (placement.owner == id_) {  // a fetch that may wait, on its own subject's shard
+    if (api_.serve_call(outgoing_call_)) complete_call(outgoing_call_);
+    return;
   }
   link_.send(placement.owner, std::move(outgoing_call_));
+}
+
+void Shard::route_answered_waits() {
+  api_.take_answered_waits([this](ShardCall&& call) {
+    if (call.origin_shard == id_) {
+      complete_call(call);
+    } else {
+      link_.send(call.origin_shard, std::move(call));
+    }
+  });
+}
+
+void Shard::on_peer_closed(Connection& connection) {
+  // Its fetches waiting for messages end now, taking nothing: here, and on
+  // each shard that holds one.
+  const std::uint32_t index = connection.index();
+  api_.end_waits(id_, index, connection.generation());
+  auto remote = remote_waits_.find(index);
+  if (remote == remote_waits_.end()) return;
+  std::vector<unsigned> owners = remote->second;
+  std::sort(owners.begin(), owners.end());
+  owners.erase(std::unique(owners.begin(), owners.end()), owners.end());
+  for (unsigned owner : owners) {
+    ShardCall call;
+    call.endpoint = Endpoint::fetch;
+    call.end_waits = true;
+    call.origin_shard = static_cast<std::uint16_t>(id_);
+    call.connection_index = index;
+    call.connection_generation = connection.generation();
+    link_.send(owner, std::move(call));
+  }
 }
 
 std::size_t Shard::drain_incoming_calls() {
@@ -357,11 +411,22 @@ std::size_t Shard::drain_incoming_calls() {
 }
 
 void Shard::complete_call(ShardCall& call) {
+  if (call.fetch_options.wait_ms != 0 && call.endpoint == Endpoint::fetch) forget_remote_wait(call);
   Connection* connection = table_.find(call.connection_index, call.connection_generation);
   if (connection == nullptr) return;  // it closed meanwhile
   HttpConnection& http = *http_[call.connection_index];
   api_.complete_call(call, http);
   table_.mark_for_send(*connection);
+}
+
+void Shard::forget_remote_wait(const ShardCall& call) {
+  auto remote = remote_waits_.find(call.connection_index);
+  if (remote == remote_waits_.end()) return;  // a wait on this shard's own subject
+  std::vector<unsigned>& owners = remote->second;
+  auto owner = std::find(owners.begin(), owners.end(),
+                         owner_shard(call.subject.view(), env_.matrix.shard_count()));
+  if (owner != owners.end()) owners.erase(owner);
+  if (owners.empty()) remote_waits_.erase(remote);
 }
 
 }  // namespace gophermq

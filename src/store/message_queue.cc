@@ -26,6 +26,7 @@ void MessageQueue::push(Message* message) {
   }
   slots_[tail_++ & mask_] = message;
   bytes_ += message->payload().size();
+  ++pushed_;
 }
 
 std::size_t MessageQueue::count_within(std::uint64_t max_bytes) const {

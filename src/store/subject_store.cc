@@ -41,6 +41,7 @@ Subscription SubjectStore::subscribe(std::string_view subject, const SubscribeOp
     entry.bounded.push_back(subscriber.get());
   } else {
     subscriber->cursor = entry.log.add_reader();
+    subscriber->sequence_base = subscriber->cursor - 1;
   }
   subscriber->inactive_threshold_ms = options.inactive_threshold_ms;
   subscriber->last_active_ms = now_ms_;
@@ -141,6 +142,7 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   entry->pending_bytes = entry->pending_bytes + stored_bytes - freed;
   // What was reserved beyond what is held now goes back.
   budget_.release(dropping > takers ? dropping - takers : 0, reserved_bytes + freed - stored_bytes);
+  if (entry->waiting_subscribers != 0) woken_ = entry;
   return PublishOutcome::stored;
 }
 
@@ -158,6 +160,7 @@ PublishOutcome SubjectStore::publish_to_log(SubjectEntry& entry, std::string_vie
   entry.log.append(message);
   entry.pending += takers;
   entry.pending_bytes += bytes;
+  if (entry.waiting_subscribers != 0) woken_ = &entry;
   return PublishOutcome::stored;
 }
 
@@ -186,7 +189,10 @@ std::size_t SubjectStore::expire_idle() {
       if (stale_expiry_checks_ > 0) --stale_expiry_checks_;
       continue;
     }
-    const std::uint64_t due = subscriber->last_active_ms + subscriber->inactive_threshold_ms;
+    // One with a fetch waiting is active: looked at again a threshold later.
+    const std::uint64_t due =
+        (subscriber->waiting_fetches != 0 ? now_ms_ : subscriber->last_active_ms) +
+        subscriber->inactive_threshold_ms;
     if (due > now_ms_) {
       check.due_ms = due;
       expiry_checks_.push_back(std::move(check));

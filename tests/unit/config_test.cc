@@ -109,6 +109,8 @@ Config non_default_config() {
   config.max_subscribers_per_subject = 13;
   config.max_subjects = 14;
   config.inactive_threshold = std::chrono::milliseconds(7654);
+  config.max_fetch_wait = std::chrono::milliseconds(8765);
+  config.max_waiting_fetches = 15;
   return config;
 }
 
@@ -140,6 +142,8 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.max_subscribers_per_subject, expected.max_subscribers_per_subject);
   EXPECT_EQ(actual.max_subjects, expected.max_subjects);
   EXPECT_EQ(actual.inactive_threshold, expected.inactive_threshold);
+  EXPECT_EQ(actual.max_fetch_wait, expected.max_fetch_wait);
+  EXPECT_EQ(actual.max_waiting_fetches, expected.max_waiting_fetches);
 }
 
 // ---------------------------------------------------------------------------
@@ -424,6 +428,9 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-pipeline-depth", "65536"}, ValueCase{"broker.write-timeout", "100ms"},
         ValueCase{"broker.write-timeout", "24h"}, ValueCase{"broker.max-fetch-bytes", "1KiB"},
         ValueCase{"broker.max-fetch-bytes", "1GiB"}, ValueCase{"broker.max-pending-total", "0"},
+        ValueCase{"broker.max-fetch-wait", "0s"}, ValueCase{"broker.max-fetch-wait", "1h"},
+        ValueCase{"broker.max-waiting-fetches", "1"},
+        ValueCase{"broker.max-waiting-fetches", "65536"},
         ValueCase{"broker.max-pending-total", "4611686018427387904"},
         ValueCase{"broker.max-pending-bytes-per-subject", "0"},
         ValueCase{"broker.max-pending-bytes-per-subject", "1PiB"},
@@ -469,6 +476,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-pipeline-depth", "65537"}, ValueCase{"broker.write-timeout", "99ms"},
         ValueCase{"broker.write-timeout", "25h"}, ValueCase{"broker.max-fetch-bytes", "1023"},
         ValueCase{"broker.max-fetch-bytes", "2GiB"}, ValueCase{"broker.max-pending-total", "-1"},
+        ValueCase{"broker.max-fetch-wait", "61m"}, ValueCase{"broker.max-waiting-fetches", "0"},
+        ValueCase{"broker.max-waiting-fetches", "65537"},
         ValueCase{"broker.max-pending-total", "4611686018427387905"},
         ValueCase{"broker.max-pending-bytes-per-subject", "2PiB"},
         ValueCase{"broker.max-pending-bytes-per-subject", "many"},
@@ -1058,7 +1067,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 26);
+  EXPECT_EQ(settings, 28);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

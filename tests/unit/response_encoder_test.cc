@@ -354,6 +354,48 @@ TEST_F(FetchBodyTest, EscapesMessageData) {
                               text_of(id_) + "\",\"subject\":\"a.b\"}\n");
 }
 
+TEST_F(FetchBodyTest, ExtrasAddPendingAndSequencesSortedBetweenIdAndSubject) {
+  ASSERT_EQ(store_.publish("a.b", "x"), PublishOutcome::stored);
+  ASSERT_EQ(store_.publish("a.b", "y"), PublishOutcome::stored);
+  const PendingMessages pending = subscriber().pending();
+  const FetchAnswerExtras extras{5, 7};
+  ByteBuffer out;
+  const std::size_t size = fetch_body_size(pending, 2, "a.b", &extras);
+  append_fetch_body(out, size, pending, 2, id_, "a.b", &extras);
+  EXPECT_EQ(out.view(), "{\"data\":[\"x\",\"y\"],\"id\":\""s + text_of(id_) +
+                            "\",\"pending\":5,\"seqs\":[7,8],\"subject\":\"a.b\"}\n");
+  EXPECT_EQ(out.size(), size);
+}
+
+TEST_F(FetchBodyTest, ExtrasMeasureSequencesAcrossEveryDigitCount) {
+  // Sequences crossing 9 -> 10, 99 -> 100, ..., up to the largest 64-bit
+  // values: the measured size must be the written one exactly.
+  for (int i = 0; i < 12; ++i) ASSERT_EQ(store_.publish("a.b", "m"), PublishOutcome::stored);
+  const PendingMessages pending = subscriber().pending();
+  std::vector<std::uint64_t> firsts = {1, UINT64_MAX - 11, 10'000'000'000'000'000'000ULL - 5};
+  for (std::uint64_t power = 10; power <= 1'000'000'000'000'000'000ULL; power *= 10) {
+    firsts.push_back(power - 3);
+  }
+  for (std::uint64_t first : firsts) {
+    for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{5}, std::size_t{12}}) {
+      SCOPED_TRACE(std::to_string(first) + " x" + std::to_string(count));
+      const FetchAnswerExtras extras{UINT64_MAX, first};
+      ByteBuffer out;
+      const std::size_t size = fetch_body_size(pending, count, "a.b", &extras);
+      append_fetch_body(out, size, pending, count, id_, "a.b", &extras);
+      ASSERT_EQ(out.size(), size);
+      std::string seqs;
+      for (std::size_t k = 0; k < count; ++k) {
+        if (k != 0) seqs += ',';
+        seqs += std::to_string(first + k);
+      }
+      EXPECT_NE(out.view().find("\"pending\":18446744073709551615,\"seqs\":[" + seqs + "]"),
+                std::string_view::npos)
+          << out.view();
+    }
+  }
+}
+
 TEST_F(FetchBodyTest, ManyRandomMessagesParseBackInOrder) {
   std::mt19937 rng(7);
   std::vector<std::string> sent;

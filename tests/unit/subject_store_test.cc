@@ -306,7 +306,11 @@ class SubjectBoundsTest : public ::testing::Test {
   // Per subject: 4 messages (one per subscriber queue), 1000 payload bytes;
   // broker-wide: 10 messages, 1500 bytes.
   SubjectBoundsTest()
-      : budget_(10, 1500), store_(budget_, census_, ids_, StoreLimits{1 << 20, 4, 1000}) {}
+      : budget_(10, 1500),
+        store_(budget_, census_, ids_,
+               StoreLimits{.max_fetch_bytes = 1 << 20,
+                           .max_pending_per_subject = 4,
+                           .max_pending_bytes_per_subject = 1000}) {}
 
   PendingBudget budget_;
   StoreCensus census_{100, 100};

@@ -9,9 +9,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <vector>
 
 #include "gophermq/api/request_decoder.h"
 #include "gophermq/api/router.h"
+#include "gophermq/api/waiting_fetches.h"
 #include "gophermq/http/http_connection.h"
 #include "gophermq/http/request_parser.h"
 #include "gophermq/metrics/latency_batch.h"
@@ -47,9 +49,27 @@ class BrokerApi {
   // `call` for the owner shard (the caller adds where the answer belongs).
   Placement handle(const HttpRequest& request, Answers& answers, ShardCall& call);
 
-  // Owner side: serves a call from another shard. True when the call must
-  // travel back with its answer (every endpoint but publish_async).
+  // Owner side: serves a call from another shard, or from this one (a fetch
+  // that may wait). True when the call goes back with its answer now; false
+  // when it needs none (publish_async), or waits for messages (see
+  // take_answered_waits()).
   bool serve_call(ShardCall& call);
+  // Waiting fetches answered since the last look (a publish fed them, their
+  // deadline passed, their client went, the broker stops): each goes to
+  // `route(call)`, to be completed like any call with its answer.
+  template <typename Route>
+  void take_answered_waits(Route&& route) {
+    for (ShardCall& call : answered_waits_) route(std::move(call));
+    answered_waits_.clear();
+  }
+  // The client of this shard's connection has gone: its fetches waiting
+  // here are answered now, taking nothing.
+  void end_waits(unsigned origin_shard, std::uint32_t index, std::uint32_t generation);
+  // Shutdown: every waiting fetch is answered now, and none waits from now on.
+  void stop_waiting();
+  // Microseconds from `now_ns` to the earliest waiting fetch's deadline
+  // (UINT64_MAX when none): the loop sleeps no longer.
+  std::uint64_t micros_to_next_wait_deadline(std::uint64_t now_ns);
   // Origin side: the owner's answer, into the call's reserved answer (a
   // fetch answer is handed over as the owner framed it).
   void complete_call(ShardCall& call, Answers& answers);
@@ -67,17 +87,27 @@ class BrokerApi {
                        ShardCall& call, Placement& placement);
   std::uint16_t serve_locally(Endpoint endpoint, const DecodedRequest& request,
                               const SubscriberId& id, const SubscribeOptions& options,
-                              const ResponseStyle& style, Answers& answers);
+                              const FetchOptions& fetch, const ResponseStyle& style,
+                              Answers& answers);
   // A subscribe's fields beyond the original's, with the configured
   // defaults; false when one is out of its range (a 400).
   bool read_subscribe_options(const DecodedRequest& decoded, SubscribeOptions& options);
+  // A fetch's fields beyond the original's; false when one is out of range.
+  bool read_fetch_options(const DecodedRequest& decoded, FetchOptions& options) const;
   void append_health(ByteBuffer& out, const ResponseStyle& style);
   bool unsubscribe(std::string_view subject, const SubscriberId& id);
   // A fetch's 200 answer: the subscriber's oldest messages, up to
-  // broker.max-fetch-bytes of them (at least one), which are then drained.
+  // broker.max-fetch-bytes of them (at least one) and the fetch's own
+  // bounds, which are then drained.
   void append_fetched(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
-                      std::string_view subject, const ResponseStyle& style);
+                      std::string_view subject, const FetchOptions& fetch,
+                      const ResponseStyle& style);
   void count_publish(PublishOutcome outcome, bool async);
+  // A publish stored: the waiting fetches it may feed are answered.
+  void wake_waiting();
+  // A waiting fetch ends: answered with up to its bounds of what is pending,
+  // or with nothing when `take` is false.
+  void finish_wait(Subscriber& subscriber, ShardCall& call, bool take);
 
   const unsigned shard_id_;
   const unsigned shard_count_;
@@ -89,6 +119,9 @@ class BrokerApi {
   SubscriberIdSource ids_;
   SubjectStore store_;
   RequestDecoder decoder_;
+  WaitingFetches waiting_;
+  std::vector<ShardCall> answered_waits_;
+  bool stopping_ = false;  // fetches no longer wait
 };
 
 }  // namespace gophermq

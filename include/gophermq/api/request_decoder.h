@@ -25,6 +25,9 @@ struct DecodedRequest {
   std::uint64_t max_pending = kUnset;
   std::uint64_t max_pending_bytes = kUnset;
   std::string_view discard;  // "new" or "old"; empty when absent
+  std::uint64_t wait_ms = kUnset;
+  std::uint64_t max_messages = kUnset;
+  std::uint64_t max_bytes = kUnset;
 };
 
 // Mirrors Go's encoding/json into a struct, which is what the original used:

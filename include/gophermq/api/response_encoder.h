@@ -24,6 +24,8 @@ inline constexpr std::string_view kMethodNotAllowed = "{\"message\":\"Method Not
 inline constexpr std::string_view kServerError = "{\"message\":\"server error\"}\n";
 inline constexpr std::string_view kTooManySubscribers = "{\"message\":\"too many subscribers\"}\n";
 inline constexpr std::string_view kTooManySubjects = "{\"message\":\"too many subjects\"}\n";
+inline constexpr std::string_view kTooManyWaitingFetches =
+    "{\"message\":\"too many waiting fetches\"}\n";
 }  // namespace body
 
 // A JSON string literal (quotes included) as Go's encoding/json writes it:
@@ -38,12 +40,22 @@ void append_json_string(ByteBuffer& out, std::string_view text);
 std::size_t subscribe_body_size(std::string_view subject);
 void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject);
 
+// What a fetch answer adds when the fetch used a field of
+// api-extensions.md §3: the messages left, and each message's sequence.
+struct FetchAnswerExtras {
+  std::uint64_t pending;         // left queued after this answer
+  std::uint64_t first_sequence;  // of the oldest message in the answer
+};
+
 // {"data":[<message>,...],"id":"<uuid>","subject":<subject>}\n with the
-// `count` oldest of `messages`; appending takes the size measured (it is
-// written in the head first, and measuring means scanning every payload).
+// `count` oldest of `messages`, and with extras
+// {"data":[...],"id":"<uuid>","pending":N,"seqs":[...],"subject":<subject>}\n;
+// appending takes the size measured (it is written in the head first, and
+// measuring means scanning every payload).
 std::size_t fetch_body_size(const PendingMessages& messages, std::size_t count,
-                            std::string_view subject);
+                            std::string_view subject, const FetchAnswerExtras* extras = nullptr);
 void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages& messages,
-                       std::size_t count, const SubscriberId& id, std::string_view subject);
+                       std::size_t count, const SubscriberId& id, std::string_view subject,
+                       const FetchAnswerExtras* extras = nullptr);
 
 }  // namespace gophermq

@@ -57,6 +57,9 @@ struct Config {
   // broker.write-timeout: a client that takes none of its answers this long is cut off.
   std::chrono::milliseconds write_timeout{60'000};
   std::size_t max_fetch_bytes = 16 << 20;  // broker.max-fetch-bytes: payload per fetch answer
+  // broker.max-fetch-wait: a fetch's wait_ms is clamped to it.
+  std::chrono::milliseconds max_fetch_wait{30'000};
+  std::uint64_t max_waiting_fetches = 512;  // broker.max-waiting-fetches, per subscriber
   // Named bounds on what the store holds.
   std::size_t max_subject_bytes = 1024;                   // broker.max-subject-bytes
   std::uint64_t max_subscribers = 10'000'000;             // broker.max-subscribers, broker-wide

@@ -76,6 +76,8 @@ class HttpConnection final : public RequestSink, public Answers {
   // PipelineLimits). The connection should stop receiving until resume()
   // has read everything held back.
   bool input_held() const { return input_held_; }
+  // Bytes received while held, kept unread.
+  std::size_t held_bytes() const { return held_input_.size(); }
   // The client has taken answers: reads what was held back, if the
   // connection now owes little enough. The status is that of the parse.
   ParseStatus resume();

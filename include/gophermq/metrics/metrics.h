@@ -50,13 +50,15 @@ constexpr std::size_t method_label(Endpoint endpoint) {
 }
 
 // The `code` label: every status the broker answers with.
-inline constexpr std::array<std::uint16_t, 11> kStatusCodes = {200, 204, 400, 404, 405, 408,
-                                                               413, 429, 431, 500, 503};
+inline constexpr std::array<std::uint16_t, 12> kStatusCodes = {200, 204, 400, 404, 405, 408,
+                                                               409, 413, 429, 431, 500, 503};
 constexpr std::size_t status_index(std::uint16_t status) {
+  std::size_t server_error = 0;
   for (std::size_t i = 0; i < kStatusCodes.size(); ++i) {
     if (kStatusCodes[i] == status) return i;
+    if (kStatusCodes[i] == 500) server_error = i;
   }
-  return 9;  // 500: a status we never send would be a bug, not a new label
+  return server_error;  // a status we never send would be a bug, not a new label
 }
 
 // Latency buckets, upper bounds in nanoseconds: an io_uring broker answers in
@@ -109,6 +111,8 @@ struct ShardMetrics {
   ShardCounter subscribers_expired;  // idle past their inactive threshold
   ShardCounter messages_published;   // stored, sync and async
   ShardCounter messages_delivered;   // returned by fetches
+  ShardCounter empty_fetches;        // fetches answered with no message
+  ShardCounter waiting_fetches;      // gauge: fetches parked on this shard (long-poll)
   std::array<ShardCounter, kRefusalReasonNames.size()> messages_refused;
   std::array<ShardCounter, kAsyncFailureReasons> async_publish_failures;  // by RefusalReason
 

@@ -26,6 +26,7 @@ struct RequestProgress {
   std::uint64_t requests_read = 0;  // complete requests so far
   std::size_t answers_owed = 0;     // read, and not yet answered
   bool input_held = false;          // reading no requests until answers are taken
+  std::size_t held_bytes = 0;       // received meanwhile, kept unread
 };
 
 // The protocol above the sockets (HTTP), per connection slot.
@@ -44,6 +45,9 @@ class ConnectionProtocol {
   // A request did not arrive whole within the read timeout: answer it (the
   // connection closes after).
   virtual void on_read_timeout(Connection& connection) = 0;
+  // The client closed its side (or the socket failed): answers it waits for
+  // may end now (a long-poll takes nothing for a client that has gone).
+  virtual void on_peer_closed(Connection& connection) = 0;
   // A connection is refused for being over the limit: the bytes it is sent
   // (the protocol counts the answer).
   virtual std::string_view answer_refused() = 0;
@@ -114,6 +118,8 @@ class ConnectionTable {
   void arm_accept();
   void arm_receive(Connection& connection);
   void cancel_receive(Connection& connection);
+  // Receiving goes on while requests wait, up to a little held unread.
+  bool may_receive_while_held(const Connection& connection) const;
   // Received bytes, to the protocol.
   void deliver(Connection& connection, const char* data, std::size_t size, std::size_t padded);
   // Lets the protocol read (`parse`), then starts or stops the read timeout,

@@ -12,6 +12,7 @@
 #include <latch>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "gophermq/api/broker_api.h"
@@ -87,6 +88,7 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   // After a parse: a stream that cannot go on is answered and ends.
   void end_stream_if(Connection& connection, HttpConnection& http, ParseStatus status);
   void on_read_timeout(Connection& connection) override;
+  void on_peer_closed(Connection& connection) override;
   std::string_view answer_refused() override;
 
   // RequestHandler: a complete request, to the API; a call to another shard
@@ -97,6 +99,11 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   // the answer to one we sent.
   std::size_t drain_incoming_calls();  // returns how many it took
   void complete_call(ShardCall& call);
+  // Waiting fetches the API answered: completed here, or sent back to the
+  // shard of their connection.
+  void route_answered_waits();
+  // A waiting fetch sent to another shard has its answer.
+  void forget_remote_wait(const ShardCall& call);
 
   const unsigned id_;
   const int cpu_;
@@ -114,6 +121,9 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   std::vector<std::unique_ptr<HttpConnection>> http_;
   CrossShardLink link_;
   ShardCall outgoing_call_;  // filled by the API when a request goes to its owner
+  // Per connection slot, the shards holding a fetch of it that may wait:
+  // told when its client goes (see on_peer_closed()).
+  std::unordered_map<std::uint32_t, std::vector<unsigned>> remote_waits_;
 
   std::uint64_t stop_signal_value_ = 0;           // eventfd read target
   bool stop_signal_armed_ = false;                // the eventfd read will still report

@@ -55,7 +55,13 @@ struct ShardCall {
   MessagePtr message;                  // publish: owned by the call until the store takes it
   SubscriberId id;                     // fetch: whose queue; subscribe: the new id
   SubscribeOptions subscribe_options;  // subscribe
-  ByteBuffer answer;                   // fetch: the whole response, framed where the messages are
+  FetchOptions fetch_options;          // fetch
+  // Not a request: the client of the origin's connection (connection_index,
+  // connection_generation) has gone, so the owner answers that connection's
+  // waiting fetches now, taking nothing from their queues. No answer comes
+  // back for the call itself.
+  bool end_waits = false;
+  ByteBuffer answer;  // fetch: the whole response, framed where the messages are
   // The body of a refusal that the status alone does not name (a
   // subscribe's 429: too many subscribers, or subjects).
   std::string_view refusal;

@@ -23,6 +23,8 @@ class MessageQueue {
   bool empty() const { return head_ == tail_; }
   // Payload bytes of the messages held.
   std::uint64_t bytes() const { return bytes_; }
+  // Messages ever pushed: the newest one's sequence number.
+  std::uint64_t pushed() const { return pushed_; }
 
   // The `index`-th oldest.
   const Message& at(std::size_t index) const { return *slots_[(head_ + index) & mask_]; }
@@ -51,6 +53,7 @@ class MessageQueue {
   std::uint64_t head_ = 0;
   std::uint64_t tail_ = 0;
   std::uint64_t bytes_ = 0;
+  std::uint64_t pushed_ = 0;
 };
 
 }  // namespace gophermq

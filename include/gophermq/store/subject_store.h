@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gophermq/metrics/metrics.h"
@@ -54,12 +55,20 @@ struct OwnQueue {
 // log from its cursor on, or its own queue.
 class PendingMessages {
  public:
-  PendingMessages(const SubjectLog& log, SubjectLog::Sequence cursor)
-      : log_(&log), cursor_(cursor) {}
+  // `sequence_base`: the log's sequence just before the subscriber's first
+  // message, so its own numbering starts at 1.
+  PendingMessages(const SubjectLog& log, SubjectLog::Sequence cursor,
+                  SubjectLog::Sequence sequence_base)
+      : log_(&log), cursor_(cursor), sequence_base_(sequence_base) {}
   explicit PendingMessages(const MessageQueue& queue) : queue_(&queue) {}
 
   std::size_t size() const {
     return queue_ != nullptr ? queue_->size() : static_cast<std::size_t>(log_->end() - cursor_);
+  }
+  // The subscriber's sequence number (api-extensions.md §4) of the oldest
+  // pending message; the next ones follow it without gaps.
+  std::uint64_t first_sequence() const {
+    return queue_ != nullptr ? queue_->pushed() - queue_->size() + 1 : cursor_ - sequence_base_;
   }
   bool empty() const { return size() == 0; }
   // How many of the oldest fit in `max_bytes` of payload: at least one, so
@@ -84,6 +93,7 @@ class PendingMessages {
  private:
   const SubjectLog* log_ = nullptr;
   SubjectLog::Sequence cursor_ = 0;
+  SubjectLog::Sequence sequence_base_ = 0;
   const MessageQueue* queue_ = nullptr;
 };
 
@@ -93,11 +103,15 @@ struct Subscriber {
   // A plain subscriber reads its subject's log from here; one with bounds
   // of its own has its own queue instead.
   SubjectLog::Sequence cursor = 0;
+  SubjectLog::Sequence sequence_base = 0;  // see PendingMessages
   std::unique_ptr<OwnQueue> own;
   // Idle expiry: unsubscribed once inactive this long (0 = never), counted
   // from its subscribe or its last fetch, on the store's clock.
   std::uint64_t inactive_threshold_ms = 0;
   std::uint64_t last_active_ms = 0;
+  // Its fetches waiting for messages (kept by WaitingFetches): it does not
+  // expire while it has any.
+  std::uint32_t waiting_fetches = 0;
 
   PendingMessages pending() const;
 };
@@ -122,10 +136,14 @@ struct SubjectEntry {
   // message once).
   std::uint64_t pending = 0;
   std::uint64_t pending_bytes = 0;
+  // Its subscribers with fetches waiting (kept by WaitingFetches): a
+  // publish that stores a message wakes them (see take_woken()).
+  std::uint32_t waiting_subscribers = 0;
 };
 
 inline PendingMessages Subscriber::pending() const {
-  return own ? PendingMessages(own->messages) : PendingMessages(subject->log, cursor);
+  return own ? PendingMessages(own->messages)
+             : PendingMessages(subject->log, cursor, sequence_base);
 }
 
 enum class PublishOutcome : std::uint8_t {
@@ -150,6 +168,8 @@ struct Subscription {
 // broker-wide ones are in StoreCensus and PendingBudget).
 struct StoreLimits {
   std::uint64_t max_fetch_bytes = 16 << 20;  // payload in one fetch answer
+  std::uint64_t max_fetch_wait_ms = 30'000;  // a fetch's wait_ms is clamped to it
+  std::uint64_t max_waiting_fetches = 512;   // per subscriber
   std::uint64_t max_pending_per_subject = 1'000'000;
   std::uint64_t max_pending_bytes_per_subject = std::uint64_t{1} << 26;
   std::uint64_t max_subscribers_per_subject = 1'000'000;
@@ -162,6 +182,16 @@ struct StoreLimits {
 struct SubscribeOptions {
   std::uint64_t inactive_threshold_ms = 0;  // 0: never expires
   SubscriberBounds bounds;
+};
+
+// What a fetch may ask for beyond the original's fields (api-extensions.md
+// §3): a batch bound, and a wait for messages when none is pending.
+struct FetchOptions {
+  std::uint64_t wait_ms = 0;  // clamped to broker.max-fetch-wait
+  std::uint64_t max_messages = UINT64_MAX;
+  std::uint64_t max_bytes = UINT64_MAX;  // and never past broker.max-fetch-bytes
+  // One of the fields was given: the answer adds "pending" and "seqs".
+  bool extended = false;
 };
 
 // The longest inactive_threshold_ms a subscribe may ask for: a year.
@@ -182,6 +212,7 @@ class SubjectStore {
   Subscription subscribe(std::string_view subject, const SubscribeOptions& options = {});
   // The store's clock, in milliseconds, set once per loop turn.
   void set_now(std::uint64_t now_ms) { now_ms_ = now_ms; }
+  std::uint64_t now_ms() const { return now_ms_; }
   // The subscriber was active (a fetch): its idle clock restarts.
   void touch(Subscriber& subscriber) { subscriber.last_active_ms = now_ms_; }
   // Unsubscribes every subscriber whose idle time has passed its threshold;
@@ -201,6 +232,9 @@ class SubjectStore {
   // Same, for a message another shard copied out of its receive buffer: it
   // is copied once more, into the subject's arena, and freed.
   PublishOutcome publish(std::string_view subject, MessagePtr message);
+  // The subject the last publish stored to, when it has subscribers with
+  // fetches waiting (they may have something to take now); then null.
+  SubjectEntry* take_woken() { return std::exchange(woken_, nullptr); }
 
   // The subscriber `id` of `subject`, or null when there is none (the
   // original's "bad id").
@@ -258,6 +292,7 @@ class SubjectStore {
   std::size_t subscriber_count_ = 0;
   Gauges gauges_;
   std::uint64_t now_ms_ = 0;
+  SubjectEntry* woken_ = nullptr;           // see take_woken()
   std::vector<ExpiryCheck> expiry_checks_;  // a heap, earliest due first
   // A publish's plan for each bounded subscriber of its subject, made once
   // before the bounds are checked and carried out after (kept to reuse).

@@ -1,0 +1,315 @@
+// Long-poll and batch limits on fetch (api-extensions.md §3 and §4): wait_ms,
+// max_messages, max_bytes, and the "pending" and "seqs" keys they add. A
+// waiting fetch lives on the shard that owns its subject; the subjects here
+// fall on both shards and the connections on either, so waits on the
+// connection's own shard and on the other one are both exercised.
+//
+// Nothing here sleeps to see that a fetch waits: a test waits until the
+// broker reports it (gophermq_waiting_fetches), then acts.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_support.h"
+
+namespace gophermq::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Subjects enough that both shards own some.
+constexpr int kSubjects = 6;
+
+std::string WaitFetchBody(std::string_view subject, std::string_view id, std::string_view fields) {
+  std::string body = FetchBody(subject, id);
+  body.pop_back();  // the closing brace
+  return body + "," + std::string(fields) + "}";
+}
+
+// The answer of a fetch that used a field of §3, for plain ASCII data.
+std::string ExpectedExtendedBody(const std::vector<std::string>& data, std::string_view id,
+                                 std::uint64_t pending, std::uint64_t first_seq,
+                                 std::string_view subject) {
+  std::string body = ExpectedFetchBody(data, id, subject);
+  std::string extras = ",\"pending\":" + std::to_string(pending) + ",\"seqs\":[";
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    if (i > 0) extras += ',';
+    extras += std::to_string(first_seq + i);
+  }
+  extras += "]";
+  body.insert(body.find(",\"subject\":"), extras);
+  return body;
+}
+
+class LongPollTest : public BrokerTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override {
+    BrokerOptions options;
+    options.monitoring_address = "127.0.0.1:0";
+    options.flags = {"--broker.max-waiting-fetches=3", "--broker.max-fetch-wait=20s"};
+    return options;
+  }
+
+  double Metric(std::string_view name) {
+    std::string error;
+    const std::optional<std::string> scrape = ScrapeMetrics(broker_->metrics_port(), &error);
+    EXPECT_TRUE(scrape) << error;
+    return scrape ? MetricValue(*scrape, name).value_or(-1) : -1;
+  }
+
+  // Waits (10 s at most) until the broker holds `count` waiting fetches.
+  ::testing::AssertionResult WaitingFetchesReach(double count) {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    double seen = -1;
+    while (Clock::now() < deadline) {
+      seen = Metric("gophermq_waiting_fetches");
+      if (seen == count) return ::testing::AssertionSuccess();
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    return ::testing::AssertionFailure()
+           << "gophermq_waiting_fetches stayed " << seen << ", expected " << count;
+  }
+
+  // A connection of its own that has sent a fetch with `fields`.
+  std::unique_ptr<HttpClient> SendFetch(const std::string& subject, const std::string& id,
+                                        std::string_view fields) {
+    std::unique_ptr<HttpClient> client = Connect();
+    EXPECT_TRUE(
+        client->SendRaw(FormatRequest("POST", "/api/fetch", WaitFetchBody(subject, id, fields))))
+        << client->error();
+    return client;
+  }
+
+  // SendFetch() of a long wait (only a publish, or an event of the test,
+  // answers it within the client's timeout), once the broker holds it: then
+  // `waiting` fetches wait in all.
+  std::unique_ptr<HttpClient> StartWaiting(const std::string& subject, const std::string& id,
+                                           double waiting) {
+    std::unique_ptr<HttpClient> client = SendFetch(subject, id, R"("wait_ms":20000)");
+    EXPECT_TRUE(WaitingFetchesReach(waiting));
+    return client;
+  }
+
+  static HttpResponse Read(HttpClient& client) {
+    HttpResponse response;
+    EXPECT_TRUE(client.ReadResponse(&response)) << client.error();
+    return response;
+  }
+};
+
+TEST_F(LongPollTest, AWaitingFetchIsAnsweredByThePublishThatFeedsIt) {
+  for (int s = 0; s < kSubjects; ++s) {
+    SCOPED_TRACE(s);
+    const std::string subject = Numbered("lp.feed.", s);
+    const std::string id = Subscribe(subject);
+    // Longer than the client's own timeout: only the publish can answer it
+    // in time.
+    auto waiting = StartWaiting(subject, id, 1);
+    PublishOk(subject, "hello");
+    EXPECT_TRUE(
+        IsJsonResponse(Read(*waiting), 200, ExpectedExtendedBody({"hello"}, id, 0, 1, subject)));
+    EXPECT_TRUE(WaitingFetchesReach(0));
+    // The next wait starts from the next sequence number.
+    auto again = StartWaiting(subject, id, 1);
+    PublishOk(subject, "again");
+    EXPECT_TRUE(
+        IsJsonResponse(Read(*again), 200, ExpectedExtendedBody({"again"}, id, 0, 2, subject)));
+  }
+}
+
+TEST_F(LongPollTest, WithSomethingPendingTheAnswerIsImmediate) {
+  const std::string id = Subscribe("lp.now");
+  PublishOk("lp.now", "already");
+  const HttpResponse response =
+      Post("/api/fetch", WaitFetchBody("lp.now", id, R"("wait_ms":20000)"));
+  EXPECT_TRUE(IsJsonResponse(response, 200, ExpectedExtendedBody({"already"}, id, 0, 1, "lp.now")));
+}
+
+TEST_F(LongPollTest, AtItsDeadlineAWaitIsAnEmpty200) {
+  for (int s = 0; s < kSubjects; ++s) {
+    SCOPED_TRACE(s);
+    const std::string subject = Numbered("lp.deadline.", s);
+    const std::string id = Subscribe(subject);
+    const auto sent = Clock::now();
+    const HttpResponse response =
+        Post("/api/fetch", WaitFetchBody(subject, id, R"("wait_ms":300)"));
+    const auto took = Clock::now() - sent;
+    EXPECT_TRUE(IsJsonResponse(response, 200, ExpectedExtendedBody({}, id, 0, 1, subject)));
+    EXPECT_GE(took, milliseconds(290)) << "answered before its deadline";
+  }
+  EXPECT_EQ(Metric("gophermq_empty_fetches_total"), kSubjects);
+}
+
+TEST_F(LongPollTest, AWaitLongerThanTheBrokersMostIsClamped) {
+  StartBroker([] {
+    BrokerOptions options;
+    options.monitoring_address = "127.0.0.1:0";
+    options.flags = {"--broker.max-fetch-wait=200ms"};
+    return options;
+  }());
+  const std::string id = Subscribe("lp.clamped");
+  // An hour asked for; the client gives up after 5 s.
+  const HttpResponse response =
+      Post("/api/fetch", WaitFetchBody("lp.clamped", id, R"("wait_ms":3600000)"));
+  EXPECT_TRUE(IsJsonResponse(response, 200, ExpectedExtendedBody({}, id, 0, 1, "lp.clamped")));
+}
+
+TEST_F(LongPollTest, TheOldestWaitingFetchOfASubscriberIsAnsweredFirst) {
+  for (int s = 0; s < kSubjects; ++s) {
+    SCOPED_TRACE(s);
+    const std::string subject = Numbered("lp.order.", s);
+    const std::string id = Subscribe(subject);
+    auto first = StartWaiting(subject, id, 1);
+    auto second = StartWaiting(subject, id, 2);
+    PublishOk(subject, "one");
+    EXPECT_TRUE(
+        IsJsonResponse(Read(*first), 200, ExpectedExtendedBody({"one"}, id, 0, 1, subject)));
+    ASSERT_TRUE(WaitingFetchesReach(1)) << "the second still waits";
+    PublishOk(subject, "two");
+    EXPECT_TRUE(
+        IsJsonResponse(Read(*second), 200, ExpectedExtendedBody({"two"}, id, 0, 2, subject)));
+  }
+}
+
+TEST_F(LongPollTest, OneWaitingFetchTooManyIs409) {
+  const std::string id = Subscribe("lp.many");
+  std::vector<std::unique_ptr<HttpClient>> waiting;
+  for (int i = 0; i < 3; ++i) {  // broker.max-waiting-fetches
+    waiting.push_back(StartWaiting("lp.many", id, i + 1));
+  }
+  const HttpResponse refused =
+      Post("/api/fetch", WaitFetchBody("lp.many", id, R"("wait_ms":20000)"));
+  EXPECT_TRUE(IsJsonResponse(refused, 409, "{\"message\":\"too many waiting fetches\"}\n"));
+  // Another subscriber is not held back by this one's waits.
+  const std::string other = Subscribe("lp.many");
+  auto other_waiting = StartWaiting("lp.many", other, 4);
+  // One publish feeds the oldest of each subscriber's waits.
+  PublishOk("lp.many", "m");
+  EXPECT_TRUE(
+      IsJsonResponse(Read(*waiting[0]), 200, ExpectedExtendedBody({"m"}, id, 0, 1, "lp.many")));
+  EXPECT_TRUE(IsJsonResponse(Read(*other_waiting), 200,
+                             ExpectedExtendedBody({"m"}, other, 0, 1, "lp.many")));
+}
+
+TEST_F(LongPollTest, AClientThatClosesWhileWaitingTakesNothing) {
+  for (int s = 0; s < kSubjects; ++s) {
+    SCOPED_TRACE(s);
+    const std::string subject = Numbered("lp.gone.", s);
+    const std::string id = Subscribe(subject);
+    auto waiting = StartWaiting(subject, id, 1);
+    waiting->Close();
+    ASSERT_TRUE(WaitingFetchesReach(0)) << "the wait ends with its client";
+    PublishOk(subject, "kept");
+    EXPECT_EQ(Fetch(subject, id), std::vector<std::string>{"kept"});
+  }
+}
+
+TEST_F(LongPollTest, UnsubscribeAnswersItsWaitingFetches404) {
+  for (int s = 0; s < kSubjects; ++s) {
+    SCOPED_TRACE(s);
+    const std::string subject = Numbered("lp.unsub.", s);
+    const std::string id = Subscribe(subject);
+    auto waiting = StartWaiting(subject, id, 1);
+    EXPECT_TRUE(IsJsonResponse(Post("/api/unsubscribe", FetchBody(subject, id)), 200, kOkBody));
+    EXPECT_TRUE(IsJsonResponse(Read(*waiting), 404, kBadIdBody));
+    EXPECT_TRUE(WaitingFetchesReach(0));
+  }
+}
+
+TEST_F(LongPollTest, AWaitingSubscriberDoesNotExpire) {
+  const std::string id = SubscribeWith("lp.active", R"("inactive_threshold_ms":200)");
+  // Waits four times its threshold; the broker looks at expiry meanwhile.
+  const HttpResponse waited =
+      Post("/api/fetch", WaitFetchBody("lp.active", id, R"("wait_ms":800)"));
+  EXPECT_TRUE(IsJsonResponse(waited, 200, ExpectedExtendedBody({}, id, 0, 1, "lp.active")));
+  // Its idle clock restarted when the wait ended: it is still there.
+  PublishOk("lp.active", "still");
+  EXPECT_EQ(Fetch("lp.active", id), std::vector<std::string>{"still"});
+}
+
+TEST_F(LongPollTest, AnswersOnAConnectionStayInRequestOrder) {
+  const std::string id = Subscribe("lp.pipelined");
+  std::unique_ptr<HttpClient> client = Connect();
+  ASSERT_TRUE(client->SendRaw(
+      FormatRequest("POST", "/api/fetch", WaitFetchBody("lp.pipelined", id, R"("wait_ms":300)")) +
+      FormatRequest("GET", "/ready", "")));
+  EXPECT_TRUE(
+      IsJsonResponse(Read(*client), 200, ExpectedExtendedBody({}, id, 0, 1, "lp.pipelined")));
+  EXPECT_EQ(Read(*client).status, 204) << "the ready after it";
+}
+
+TEST_F(LongPollTest, SigtermAnswersWaitingFetchesAtOnce) {
+  std::vector<std::unique_ptr<HttpClient>> waiting;
+  std::vector<std::string> ids;
+  for (int s = 0; s < kSubjects; ++s) {
+    ids.push_back(Subscribe(Numbered("lp.stop.", s)));
+    waiting.push_back(SendFetch(Numbered("lp.stop.", s), ids.back(), R"("wait_ms":20000)"));
+  }
+  ASSERT_TRUE(WaitingFetchesReach(kSubjects));
+  broker_->Signal(SIGTERM);
+  for (int s = 0; s < kSubjects; ++s) {
+    EXPECT_TRUE(IsJsonResponse(Read(*waiting[s]), 200,
+                               ExpectedExtendedBody({}, ids[s], 0, 1, Numbered("lp.stop.", s))));
+  }
+  ASSERT_TRUE(broker_->WaitForExit(milliseconds(10'000)));
+  const int status = broker_->wait_status();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+}
+
+TEST_F(LongPollTest, MaxMessagesAndMaxBytesBoundOneAnswer) {
+  for (int s = 0; s < kSubjects; ++s) {
+    SCOPED_TRACE(s);
+    const std::string subject = Numbered("lp.batch.", s);
+    const std::string id = Subscribe(subject);
+    for (const char* data : {"m1", "m2", "m3", "m4", "m5", "m6"}) PublishOk(subject, data);
+    EXPECT_TRUE(
+        IsJsonResponse(Post("/api/fetch", WaitFetchBody(subject, id, R"("max_messages":2)")), 200,
+                       ExpectedExtendedBody({"m1", "m2"}, id, 4, 1, subject)));
+    // Five bytes: m3 and m4 (two each) fit, m5 does not.
+    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", WaitFetchBody(subject, id, R"("max_bytes":5)")),
+                               200, ExpectedExtendedBody({"m3", "m4"}, id, 2, 3, subject)));
+    // A message larger than max_bytes still goes, alone.
+    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", WaitFetchBody(subject, id, R"("max_bytes":1)")),
+                               200, ExpectedExtendedBody({"m5"}, id, 1, 5, subject)));
+    // A plain fetch answers as the original does: no new keys.
+    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", FetchBody(subject, id)), 200,
+                               ExpectedFetchBody({"m6"}, id, subject)));
+  }
+}
+
+TEST_F(LongPollTest, SeqsCountWhatTheSubscriberReceivedDropsIncluded) {
+  // Discard old: messages 1 to 3 were received, then dropped for 4 and 5.
+  const std::string id = SubscribeWith("lp.seqs", R"("max_pending":2,"discard":"old")");
+  for (const char* data : {"a", "b", "c", "d", "e"}) PublishOk("lp.seqs", data);
+  EXPECT_TRUE(
+      IsJsonResponse(Post("/api/fetch", WaitFetchBody("lp.seqs", id, R"("max_messages":10)")), 200,
+                     ExpectedExtendedBody({"d", "e"}, id, 0, 4, "lp.seqs")));
+  // A later subscriber numbers from its own first message.
+  const std::string later = Subscribe("lp.seqs");
+  PublishOk("lp.seqs", "f");
+  EXPECT_TRUE(
+      IsJsonResponse(Post("/api/fetch", WaitFetchBody("lp.seqs", later, R"("max_messages":10)")),
+                     200, ExpectedExtendedBody({"f"}, later, 0, 1, "lp.seqs")));
+}
+
+TEST_F(LongPollTest, OutOfRangeFieldsAreAnInvalidBody) {
+  const std::string id = Subscribe("lp.invalid");
+  for (const char* fields : {R"("max_messages":0)", R"("max_bytes":0)", R"("wait_ms":-1)",
+                             R"("wait_ms":"5")", R"("max_messages":1.5)", R"("max_bytes":true)"}) {
+    SCOPED_TRACE(fields);
+    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", WaitFetchBody("lp.invalid", id, fields)), 400,
+                               kInvalidBodyBody));
+  }
+  // null leaves a field unset, and wait_ms 0 does not wait.
+  EXPECT_TRUE(IsJsonResponse(
+      Post("/api/fetch", WaitFetchBody("lp.invalid", id, R"("wait_ms":0,"max_bytes":null)")), 200,
+      ExpectedExtendedBody({}, id, 0, 1, "lp.invalid")));
+}
+
+}  // namespace
+}  // namespace gophermq::testing
