@@ -169,7 +169,8 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     return 400;
   }
   SubscriberId id;
-  if (route.endpoint == Endpoint::fetch || route.endpoint == Endpoint::unsubscribe) {
+  if (route.endpoint == Endpoint::fetch || route.endpoint == Endpoint::unsubscribe ||
+      route.endpoint == Endpoint::info) {
     // A malformed id can match no subscriber, wherever the subject lives.
     std::optional<SubscriberId> parsed = SubscriberId::parse(decoded.id);
     if (!parsed) {
@@ -294,6 +295,18 @@ void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const Su
   store_.drain(subscriber, count);
 }
 
+void BrokerApi::append_info(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
+                            std::string_view subject, const ResponseStyle& style) {
+  const PendingMessages pending = subscriber.pending();
+  const bool waiting = subscriber.waiting_fetches != 0;
+  const SubscriberInfo info{waiting ? 0 : store_.now_ms() - subscriber.last_active_ms, 0,
+                            pending.size(), pending.bytes(), subscriber.waiting_fetches};
+  store_.touch(subscriber);
+  ByteBuffer body;
+  append_info_body(body, id, subject, info);
+  append_response(out, 200, body.view(), style);
+}
+
 void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
   switch (outcome) {
     case PublishOutcome::stored:
@@ -346,14 +359,18 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
       append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
       return status;
     }
-    default: {
+    default: {  // fetch or info
       Subscriber* subscriber = store_.find(request.subject, id);
       ByteBuffer& out = answers.answer_now();
       if (subscriber == nullptr) {
         append_response(out, 404, body::kBadId, style);
         return 404;
       }
-      append_fetched(out, *subscriber, id, request.subject, fetch, style);
+      if (endpoint == Endpoint::info) {
+        append_info(out, *subscriber, id, request.subject, style);
+      } else {
+        append_fetched(out, *subscriber, id, request.subject, fetch, style);
+      }
       return 200;
     }
   }
@@ -386,6 +403,13 @@ bool BrokerApi::serve_call(ShardCall& call) {
     case Endpoint::unsubscribe:
       call.status = unsubscribe(subject, call.id) ? 200 : 404;
       break;
+    case Endpoint::info: {
+      Subscriber* subscriber = store_.find(subject, call.id);
+      call.status = subscriber != nullptr ? 200 : 404;
+      if (subscriber != nullptr)
+        append_info(call.answer, *subscriber, call.id, subject, call.style);
+      break;
+    }
     default: {
       if (call.end_waits) {
         end_waits(call.origin_shard, call.connection_index, call.connection_generation);
@@ -419,7 +443,7 @@ bool BrokerApi::serve_call(ShardCall& call) {
 
 void BrokerApi::complete_call(ShardCall& call, Answers& answers) {
   const std::uint64_t sequence = call.answer_sequence;
-  if (call.status == 200 && call.endpoint == Endpoint::fetch) {
+  if (call.status == 200 && (call.endpoint == Endpoint::fetch || call.endpoint == Endpoint::info)) {
     answers.hand_over(sequence, std::move(call.answer));
   } else {
     ByteBuffer& out = answers.reserved_buffer(sequence);

@@ -198,4 +198,33 @@ void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages&
   out.commit(static_cast<std::size_t>(cursor - start));
 }
 
+void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
+                      const SubscriberInfo& info) {
+  // The id and four numbers, the subject, the last number: at most 36 +
+  // 5 * 20 digits and 90 bytes of keys and punctuation.
+  char* const start = out.reserve_tail(json_string_size(subject) + 256);
+  char* cursor = start;
+  auto put = [&cursor](std::string_view text) {
+    std::memcpy(cursor, text.data(), text.size());
+    cursor += text.size();
+  };
+  put("{\"id\":\"");
+  id.write_text(cursor);
+  cursor += SubscriberId::kTextLength;
+  put("\",\"idle_ms\":");
+  cursor = write_decimal(cursor, info.idle_ms);
+  put(",\"inflight\":");
+  cursor = write_decimal(cursor, info.inflight);
+  put(",\"pending\":");
+  cursor = write_decimal(cursor, info.pending);
+  put(",\"pending_bytes\":");
+  cursor = write_decimal(cursor, info.pending_bytes);
+  put(",\"subject\":");
+  cursor = write_json_string(cursor, subject);
+  put(",\"waiting\":");
+  cursor = write_decimal(cursor, info.waiting);
+  put("}\n");
+  out.commit(static_cast<std::size_t>(cursor - start));
+}
+
 }  // namespace gophermq

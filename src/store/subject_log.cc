@@ -63,6 +63,15 @@ std::size_t SubjectLog::count_within(Sequence cursor, std::uint64_t max_bytes) c
   return static_cast<std::size_t>(end_ - cursor);
 }
 
+std::uint64_t SubjectLog::bytes_from(Sequence cursor) const {
+  if (cursor == begin_) return bytes_;
+  std::uint64_t bytes = 0;
+  for (Sequence sequence = cursor; sequence != end_; ++sequence) {
+    bytes += messages_[sequence & mask_]->payload().size();
+  }
+  return bytes;
+}
+
 std::uint64_t SubjectLog::advance(Sequence from, Sequence to) {
   if (from == to) return 0;
   --readers_at_[from & mask_];  // `from` is below end(): there was a message to take

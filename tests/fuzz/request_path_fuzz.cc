@@ -12,6 +12,7 @@
 #include <cstring>
 #include <deque>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gophermq/api/broker_api.h"
@@ -23,11 +24,13 @@ namespace {
 
 // Shard 0 reads the requests, shard 1 owns the subjects it does not. Calls
 // are delivered between them after each read, as the real queues do a loop
-// turn later, so answers can come back out of order.
+// turn later, so answers can come back out of order. A fetch that may wait
+// is a call too, also to shard 0; each delivery is a loop turn a second
+// after the last, so waits end at their (clamped) deadlines.
 class InProcessShards final : public RequestHandler {
  public:
   // Small, so fetches are cut short by the bound.
-  static constexpr StoreLimits kLimits{.max_fetch_bytes = 256};
+  static constexpr StoreLimits kLimits{.max_fetch_bytes = 256, .max_fetch_wait_ms = 2000};
 
   InProcessShards()
       : budget_(64, 4096),
@@ -38,20 +41,28 @@ class InProcessShards final : public RequestHandler {
   void handle(HttpConnection& http, const HttpRequest& request) override {
     const Placement placement = shard0_.handle(request, http, call_);
     if (!placement.forward) return;
-    if (placement.owner != 1) std::abort();
+    if (placement.owner > 1) std::abort();
     if (placement.status == 0) {
       call_.answer_sequence = http.reserve_answer(placement.answer_bytes_at_most);
     }
-    in_flight_.push_back(std::move(call_));
+    in_flight_.push_back({placement.owner, std::move(call_)});
   }
 
   void deliver(HttpConnection& http) {
+    now_ns_ += 1'000'000'000;
+    shard0_.begin_turn(now_ns_);
+    shard1_.begin_turn(now_ns_);
     while (!in_flight_.empty()) {
-      ShardCall call = std::move(in_flight_.front());
+      auto [owner, call] = std::move(in_flight_.front());
       in_flight_.pop_front();
-      if (!shard1_.serve_call(call)) continue;
+      if (!(owner == 0 ? shard0_ : shard1_).serve_call(call)) continue;
       shard0_.complete_call(call, http);
     }
+    for (BrokerApi* shard : {&shard0_, &shard1_}) {
+      shard->take_answered_waits([&](ShardCall&& call) { shard0_.complete_call(call, http); });
+    }
+    shard0_.end_turn();
+    shard1_.end_turn();
   }
 
  private:
@@ -62,7 +73,8 @@ class InProcessShards final : public RequestHandler {
   BrokerApi shard0_;
   BrokerApi shard1_;
   ShardCall call_;
-  std::deque<ShardCall> in_flight_;
+  std::deque<std::pair<unsigned, ShardCall>> in_flight_;  // owner, call
+  std::uint64_t now_ns_ = 0;
 };
 
 // Checks that `output` is whole responses (status line, headers,
@@ -125,7 +137,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     open = status == ParseStatus::ok;
   }
   if (open) send_all();
-  shards.deliver(connection);
+  // Waits still going end at their deadlines, a few turns on.
+  for (int turn = 0; turn < 4; ++turn) shards.deliver(connection);
   sent += out.output.flatten();
   if (connection.answers_outstanding() != 0) std::abort();  // every call was answered
   if (connection.input_held()) std::abort();  // nothing is owed, yet input is held back

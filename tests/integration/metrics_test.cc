@@ -396,7 +396,7 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       {"gophermq_build_info", {"version"}},
   };
   const std::set<std::string> methods = {"publish", "publish_async", "subscribe", "fetch",
-                                         "ready",   "unsubscribe",   "other"};
+                                         "ready",   "unsubscribe",   "info",      "other"};
   const std::map<std::string, std::set<std::string>> reasons = {
       {"gophermq_messages_refused_total",
        {"overflow", "subject_overflow", "no_subscriber", "invalid_subject"}},
@@ -468,6 +468,7 @@ TEST_F(MetricsTest, CountsEveryRequestByMethodAndCode) {
   }
   // Drains the 2 + 6 synchronous publishes and maybe the async one.
   EXPECT_GE(Fetch(subject, id).size(), 8u);
+  EXPECT_EQ(Post("/api/info", FetchBody(subject, id)).status, 200);
   EXPECT_EQ(Post("/api/unsubscribe", FetchBody(subject, id)).status, 200);
   EXPECT_EQ(Post("/api/unsubscribe", FetchBody(subject, id)).status, 404);
 
@@ -483,6 +484,7 @@ TEST_F(MetricsTest, CountsEveryRequestByMethodAndCode) {
       {{{"method", "fetch"}, {"code", "404"}}, 1},
       {{{"method", "unsubscribe"}, {"code", "200"}}, 1},
       {{{"method", "unsubscribe"}, {"code", "404"}}, 1},
+      {{{"method", "info"}, {"code", "200"}}, 1},
       {{{"method", "ready"}, {"code", "204"}}, 2},
       {{{"method", "other"}, {"code", "404"}}, 1},
       {{{"method", "other"}, {"code", "405"}}, 1},

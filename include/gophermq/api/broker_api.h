@@ -102,6 +102,10 @@ class BrokerApi {
   void append_fetched(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
                       std::string_view subject, const FetchOptions& fetch,
                       const ResponseStyle& style);
+  // /api/info's 200 answer (api-extensions.md §7); the subscriber's idle
+  // clock restarts.
+  void append_info(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
+                   std::string_view subject, const ResponseStyle& style);
   void count_publish(PublishOutcome outcome, bool async);
   // A publish stored: the waiting fetches it may feed are answered.
   void wake_waiting();

@@ -58,4 +58,18 @@ void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages&
                        std::size_t count, const SubscriberId& id, std::string_view subject,
                        const FetchAnswerExtras* extras = nullptr);
 
+// What /api/info tells of a subscriber (api-extensions.md §7).
+struct SubscriberInfo {
+  std::uint64_t idle_ms;  // since its last activity; 0 while a fetch of it waits
+  std::uint64_t inflight;
+  std::uint64_t pending;
+  std::uint64_t pending_bytes;
+  std::uint64_t waiting;  // its fetches waiting for messages
+};
+
+// {"id":"<uuid>","idle_ms":N,"inflight":N,"pending":N,"pending_bytes":N,
+// "subject":<subject>,"waiting":N}\n
+void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
+                      const SubscriberInfo& info);
+
 }  // namespace gophermq

@@ -16,6 +16,7 @@ enum class Endpoint : std::uint8_t {
   subscribe,      // POST /api/subscribe
   fetch,          // POST /api/fetch
   unsubscribe,    // POST /api/unsubscribe
+  info,           // POST /api/info
   ready,          // GET /ready
   health,         // GET /healthz
   not_found,      // 404 {"message":"Not Found"}

@@ -28,8 +28,8 @@ class ShardCounter {
 
 // The `method` label: which endpoint a request was for; /healthz, unknown
 // paths, wrong methods and requests never routed are all `other`.
-inline constexpr std::array<std::string_view, 7> kMetricMethodNames = {
-    "publish", "publish_async", "subscribe", "fetch", "ready", "unsubscribe", "other"};
+inline constexpr std::array<std::string_view, 8> kMetricMethodNames = {
+    "publish", "publish_async", "subscribe", "fetch", "ready", "unsubscribe", "info", "other"};
 constexpr std::size_t method_label(Endpoint endpoint) {
   switch (endpoint) {
     case Endpoint::publish:
@@ -44,8 +44,10 @@ constexpr std::size_t method_label(Endpoint endpoint) {
       return 4;
     case Endpoint::unsubscribe:
       return 5;
-    default:
+    case Endpoint::info:
       return 6;
+    default:
+      return 7;
   }
 }
 

@@ -39,7 +39,7 @@ class SubjectCopy {
 };
 
 struct ShardCall {
-  Endpoint endpoint;  // publish, publish_async, subscribe, fetch or unsubscribe
+  Endpoint endpoint;  // publish, publish_async, subscribe, fetch, unsubscribe or info
   // The owner's answer: its HTTP status, 0 while the call is on its way
   // there. The origin shard turns it into the response.
   std::uint16_t status = 0;

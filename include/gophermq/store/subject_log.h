@@ -51,6 +51,9 @@ class SubjectLog {
   // payload: at least one when there is one, so a message larger than the
   // bound still goes, alone.
   std::size_t count_within(Sequence cursor, std::uint64_t max_bytes) const;
+  // Payload bytes of the messages from `cursor` on (a scan unless `cursor`
+  // is the oldest: for /api/info, not for fetches).
+  std::uint64_t bytes_from(Sequence cursor) const;
   // Visits `count` messages from `cursor` on, oldest first.
   template <typename Visit>
   void for_each(Sequence cursor, std::size_t count, Visit&& visit) const {

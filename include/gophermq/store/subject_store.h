@@ -65,6 +65,10 @@ class PendingMessages {
   std::size_t size() const {
     return queue_ != nullptr ? queue_->size() : static_cast<std::size_t>(log_->end() - cursor_);
   }
+  // Payload bytes pending.
+  std::uint64_t bytes() const {
+    return queue_ != nullptr ? queue_->bytes() : log_->bytes_from(cursor_);
+  }
   // The subscriber's sequence number (api-extensions.md §4) of the oldest
   // pending message; the next ones follow it without gaps.
   std::uint64_t first_sequence() const {
