@@ -98,13 +98,14 @@ void BrokerApi::stop_waiting() {
 }
 
 void BrokerApi::wake_waiting() {
-  SubjectEntry* entry = store_.take_woken();
-  if (entry == nullptr) return;
-  for (Subscriber* subscriber : waiting_.waiting_subscribers(*entry)) {
-    // Oldest first, while there is something for them.
-    ShardCall call;
-    while (!subscriber->pending().empty() && waiting_.take_oldest(*subscriber, call)) {
-      finish_wait(*subscriber, call, true);
+  if (!store_.has_woken()) return;
+  for (SubjectEntry* entry : store_.take_woken()) {
+    for (Subscriber* subscriber : waiting_.waiting_subscribers(*entry)) {
+      // Oldest first, while there is something for them.
+      ShardCall call;
+      while (!subscriber->pending().empty() && waiting_.take_oldest(*subscriber, call)) {
+        finish_wait(*subscriber, call, true);
+      }
     }
   }
 }
@@ -334,7 +335,6 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
   switch (endpoint) {
     case Endpoint::publish: {
       const PublishOutcome outcome = store_.publish(request.subject, request.data);
-      wake_waiting();
       count_publish(outcome, false);
       const std::uint16_t status = publish_status(outcome);
       append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
@@ -343,7 +343,6 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
     case Endpoint::publish_async:
       append_response(answers.answer_now(), 200, body::kOk, style);
       count_publish(store_.publish(request.subject, request.data), true);
-      wake_waiting();
       return 200;
     case Endpoint::subscribe: {
       const Subscription subscription = store_.subscribe(request.subject, options);
@@ -381,11 +380,9 @@ bool BrokerApi::serve_call(ShardCall& call) {
   switch (call.endpoint) {
     case Endpoint::publish_async:
       count_publish(store_.publish(subject, std::move(call.message)), true);
-      wake_waiting();
       return false;  // answered already
     case Endpoint::publish: {
       const PublishOutcome outcome = store_.publish(subject, std::move(call.message));
-      wake_waiting();
       count_publish(outcome, false);
       call.status = publish_status(outcome);
       break;

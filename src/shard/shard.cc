@@ -370,6 +370,7 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
 }
 
 void Shard::route_answered_waits() {
+  api_.wake_waiting();
   api_.take_answered_waits([this](ShardCall&& call) {
     if (call.origin_shard == id_) {
       complete_call(call);

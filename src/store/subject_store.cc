@@ -142,7 +142,7 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   entry->pending_bytes = entry->pending_bytes + stored_bytes - freed;
   // What was reserved beyond what is held now goes back.
   budget_.release(dropping > takers ? dropping - takers : 0, reserved_bytes + freed - stored_bytes);
-  if (entry->waiting_subscribers != 0) woken_ = entry;
+  if (entry->waiting_subscribers != 0) mark_woken(*entry);
   return PublishOutcome::stored;
 }
 
@@ -160,8 +160,19 @@ PublishOutcome SubjectStore::publish_to_log(SubjectEntry& entry, std::string_vie
   entry.log.append(message);
   entry.pending += takers;
   entry.pending_bytes += bytes;
-  if (entry.waiting_subscribers != 0) woken_ = &entry;
+  if (entry.waiting_subscribers != 0) mark_woken(entry);
   return PublishOutcome::stored;
+}
+
+void SubjectStore::mark_woken(SubjectEntry& entry) {
+  if (entry.woken) return;
+  entry.woken = true;
+  woken_.push_back(&entry);
+}
+
+std::vector<SubjectEntry*> SubjectStore::take_woken() {
+  for (SubjectEntry* entry : woken_) entry->woken = false;
+  return std::exchange(woken_, {});
 }
 
 PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr message) {
@@ -248,6 +259,7 @@ void SubjectStore::remove(Subscriber& subscriber, std::string_view subject) {
   census_.subscribers.subtract(1);
   if (entry.live == 0) {
     // Nothing is left in the entry: its messages went with its subscribers.
+    if (entry.woken) std::erase(woken_, &entry);
     subjects_.erase(subject);
     gauges_.subjects.subtract(1);
     census_.subjects.subtract(1);

@@ -59,6 +59,7 @@ class InProcessShards final : public RequestHandler {
       shard0_.complete_call(call, http);
     }
     for (BrokerApi* shard : {&shard0_, &shard1_}) {
+      shard->wake_waiting();
       shard->take_answered_waits([&](ShardCall&& call) { shard0_.complete_call(call, http); });
     }
     shard0_.end_turn();

@@ -62,6 +62,10 @@ class BrokerApi {
     for (ShardCall& call : answered_waits_) route(std::move(call));
     answered_waits_.clear();
   }
+  // Answers the waiting fetches that this turn's publishes fed: once a turn,
+  // so a subject published to several times in one turn answers each waiting
+  // fetch once, with all of it. Before take_answered_waits().
+  void wake_waiting();
   // The client of this shard's connection has gone: its fetches waiting
   // here are answered now, taking nothing.
   void end_waits(unsigned origin_shard, std::uint32_t index, std::uint32_t generation);
@@ -107,8 +111,6 @@ class BrokerApi {
   void append_info(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
                    std::string_view subject, const ResponseStyle& style);
   void count_publish(PublishOutcome outcome, bool async);
-  // A publish stored: the waiting fetches it may feed are answered.
-  void wake_waiting();
   // A waiting fetch ends: answered with up to its bounds of what is pending,
   // or with nothing when `take` is false.
   void finish_wait(Subscriber& subscriber, ShardCall& call, bool take);

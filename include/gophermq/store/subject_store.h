@@ -143,6 +143,7 @@ struct SubjectEntry {
   // Its subscribers with fetches waiting (kept by WaitingFetches): a
   // publish that stores a message wakes them (see take_woken()).
   std::uint32_t waiting_subscribers = 0;
+  bool woken = false;  // on the store's list for take_woken()
 };
 
 inline PendingMessages Subscriber::pending() const {
@@ -236,9 +237,10 @@ class SubjectStore {
   // Same, for a message another shard copied out of its receive buffer: it
   // is copied once more, into the subject's arena, and freed.
   PublishOutcome publish(std::string_view subject, MessagePtr message);
-  // The subject the last publish stored to, when it has subscribers with
-  // fetches waiting (they may have something to take now); then null.
-  SubjectEntry* take_woken() { return std::exchange(woken_, nullptr); }
+  // The subjects stored to since the last call that have subscribers with
+  // fetches waiting (they may have something to take now), each once.
+  std::vector<SubjectEntry*> take_woken();
+  bool has_woken() const { return !woken_.empty(); }
 
   // The subscriber `id` of `subject`, or null when there is none (the
   // original's "bad id").
@@ -265,6 +267,7 @@ class SubjectStore {
   const Gauges& gauges() const { return gauges_; }
 
  private:
+  void mark_woken(SubjectEntry& entry);
   // publish() when every subscriber of the subject is plain (the usual case).
   PublishOutcome publish_to_log(SubjectEntry& entry, std::string_view payload);
   // What a bounded subscriber does with a new message of `bytes`.
@@ -296,7 +299,7 @@ class SubjectStore {
   std::size_t subscriber_count_ = 0;
   Gauges gauges_;
   std::uint64_t now_ms_ = 0;
-  SubjectEntry* woken_ = nullptr;           // see take_woken()
+  std::vector<SubjectEntry*> woken_;        // see take_woken()
   std::vector<ExpiryCheck> expiry_checks_;  // a heap, earliest due first
   // A publish's plan for each bounded subscriber of its subject, made once
   // before the bounds are checked and carried out after (kept to reuse).

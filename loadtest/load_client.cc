@@ -1,0 +1,125 @@
+#include "load_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace gophermq::load {
+
+[[noreturn]] void fail(const std::string& message) {
+  std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, message.c_str());
+  std::exit(1);
+}
+
+unsigned parse_number(std::string_view flag, std::string_view text, unsigned at_least,
+                      unsigned at_most) {
+  unsigned value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size() || value < at_least ||
+      value > at_most) {
+    fail(std::string(flag) + " must be a whole number from " + std::to_string(at_least) + " to " +
+         std::to_string(at_most) + ", got '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+int connect_to(std::uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    fail("connect to port " + std::to_string(port) + ": " + std::strerror(errno));
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // Every wait on the broker is bounded: a hung broker fails the run.
+  timeval limit{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  return fd;
+}
+
+std::optional<std::size_t> whole_response_length(std::string_view bytes) {
+  std::size_t head_end = bytes.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return std::nullopt;
+  std::size_t body_bytes = 0;
+  std::string_view head = bytes.substr(0, head_end);
+  for (std::size_t line = head.find("\r\n"); line != std::string_view::npos;
+       line = head.find("\r\n", line + 2)) {
+    constexpr std::string_view kName = "content-length:";
+    std::string_view rest = head.substr(line + 2);
+    if (rest.size() < kName.size()) continue;
+    bool matches = std::equal(kName.begin(), kName.end(), rest.begin(), [](char a, char b) {
+      return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
+    });
+    if (!matches) continue;
+    std::string_view value = rest.substr(kName.size());
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    std::from_chars(value.data(), value.data() + value.size(), body_bytes);
+    break;
+  }
+  if (bytes.size() < head_end + 4 + body_bytes) return std::nullopt;
+  return head_end + 4 + body_bytes;
+}
+
+bool is_200(std::string_view response) { return response.substr(9, 3) == "200"; }
+
+std::string exchange(int fd, std::string_view request) {
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    fail(std::string("send: ") + std::strerror(errno));
+  }
+  std::string bytes;
+  char chunk[16384];
+  while (true) {
+    if (auto length = whole_response_length(bytes)) return bytes.substr(0, *length);
+    ssize_t received = recv(fd, chunk, sizeof chunk, 0);
+    if (received <= 0) fail("the broker closed a connection or did not answer within 10 s");
+    bytes.append(chunk, static_cast<std::size_t>(received));
+  }
+}
+
+std::string post(std::string_view path, std::string_view body) {
+  return "POST " + std::string(path) +
+         " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+std::string subscribe(int fd, const std::string& subject) {
+  std::string answer = exchange(fd, post("/api/subscribe", "{\"subject\":\"" + subject + "\"}"));
+  std::size_t key = answer.find("\"id\":\"");
+  if (!is_200(answer) || key == std::string::npos) fail("subscribe failed: " + answer);
+  std::size_t start = key + 6;
+  return answer.substr(start, answer.find('"', start) - start);
+}
+
+// The fields after the command name (which may hold spaces) start with
+// state, field 3; utime and stime are fields 14 and 15.
+double stat_cpu_seconds(const std::string& path) {
+  std::ifstream file(path);
+  std::string stat;
+  if (!std::getline(file, stat)) fail("cannot read " + path + ": has the broker ended?");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int number = 3; number <= 15 && fields >> field; ++number) {
+    if (number >= 14) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace gophermq::load

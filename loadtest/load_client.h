@@ -1,0 +1,43 @@
+// What the load generators in loadtest/ share: blocking HTTP/1.1 over
+// loopback for set-up and metrics, the broker's CPU time from /proc, and
+// flag parsing. Not for the measured load itself, which each generator
+// drives its own way (non-blocking, over epoll).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace gophermq::load {
+
+// Prints "<program>: <message>" and exits 1.
+[[noreturn]] void fail(const std::string& message);
+
+// `text` as a whole number in [at_least, at_most], or fail() naming `flag`.
+unsigned parse_number(std::string_view flag, std::string_view text, unsigned at_least,
+                      unsigned at_most);
+
+// A blocking connection to 127.0.0.1:port (TCP_NODELAY), every wait on it
+// bounded by 10 s.
+int connect_to(std::uint16_t port);
+
+// The length of the first whole response in `bytes` (head and a
+// Content-Length body), or nothing while more is needed.
+std::optional<std::size_t> whole_response_length(std::string_view bytes);
+
+bool is_200(std::string_view response);
+
+// Sends `request` and reads one whole response.
+std::string exchange(int fd, std::string_view request);
+
+// A POST of a JSON body.
+std::string post(std::string_view path, std::string_view body);
+
+// Subscribes to `subject` over `fd`; the id.
+std::string subscribe(int fd, const std::string& subject);
+
+// utime + stime from a /proc/<pid>[/task/<tid>]/stat file, in seconds.
+double stat_cpu_seconds(const std::string& path);
+
+}  // namespace gophermq::load
