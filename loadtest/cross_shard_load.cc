@@ -52,9 +52,7 @@ using namespace gophermq::load;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::uint16_t port = 0;
-  std::uint16_t metrics_port = 0;
-  long pid = 0;
+  BrokerTarget broker;
   unsigned connections = 50;
   unsigned seconds = 5;
   unsigned rounds = 3;
@@ -63,17 +61,8 @@ struct Options {
 
 Options parse_options(int argc, char** argv) {
   Options options;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view flag = argv[i];
-    if (i + 1 >= argc) fail("missing value after " + std::string(flag));
-    std::string_view value = argv[++i];
-    if (flag == "--port") {
-      options.port = static_cast<std::uint16_t>(parse_number(flag, value, 1, 65535));
-    } else if (flag == "--metrics-port") {
-      options.metrics_port = static_cast<std::uint16_t>(parse_number(flag, value, 1, 65535));
-    } else if (flag == "--pid") {
-      options.pid = parse_number(flag, value, 1, 1u << 30);
-    } else if (flag == "--connections") {
+  parse_flags(argc, argv, 1, options.broker, [&](std::string_view flag, std::string_view value) {
+    if (flag == "--connections") {
       options.connections = parse_number(flag, value, 1, 10000);
     } else if (flag == "--seconds") {
       options.seconds = parse_number(flag, value, 1, 3600);
@@ -84,8 +73,8 @@ Options parse_options(int argc, char** argv) {
     } else {
       fail("unknown flag " + std::string(flag));
     }
-  }
-  if (options.port == 0 || options.metrics_port == 0 || options.pid == 0) {
+  });
+  if (options.broker.port == 0 || options.broker.metrics_port == 0 || options.broker.pid == 0) {
     fail("--port, --metrics-port and --pid are required");
   }
   return options;
@@ -158,15 +147,15 @@ struct HomeConnections {
 
 HomeConnections open_home_connections(const Options& options, unsigned home_shard) {
   HomeConnections home;
-  BrokerCounters before = scrape(options.metrics_port);
+  BrokerCounters before = scrape(options.broker.metrics_port);
   home.shards = static_cast<unsigned>(before.shard_requests.size());
   const std::string ready = "GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   const unsigned attempts = 40 * options.connections * home.shards;
   for (unsigned attempt = 0; attempt < attempts && home.fds.size() < options.connections;
        ++attempt) {
-    int fd = connect_to(options.port);
+    int fd = connect_to(options.broker.port);
     exchange(fd, ready);
-    BrokerCounters after = scrape(options.metrics_port);
+    BrokerCounters after = scrape(options.broker.metrics_port);
     int served_by = -1;
     for (unsigned shard = 0; shard < home.shards; ++shard) {
       if (after.shard_requests[shard] != before.shard_requests[shard]) {
@@ -239,8 +228,8 @@ PhaseResult run_phase(const Options& options, unsigned shards, std::vector<Conne
   }
 
   PhaseResult result;
-  const std::uint64_t calls_before = scrape(options.metrics_port).cross_shard_calls;
-  const BrokerCpu cpu_before = broker_cpu(options.pid, shards);
+  const std::uint64_t calls_before = scrape(options.broker.metrics_port).cross_shard_calls;
+  const BrokerCpu cpu_before = broker_cpu(options.broker.pid, shards);
   const Clock::time_point start = Clock::now();
   const Clock::time_point stop_sending = start + std::chrono::seconds(options.seconds);
   const Clock::time_point give_up = stop_sending + std::chrono::seconds(10);
@@ -278,12 +267,12 @@ PhaseResult run_phase(const Options& options, unsigned shards, std::vector<Conne
     }
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  result.cpu = broker_cpu(options.pid, shards);
+  result.cpu = broker_cpu(options.broker.pid, shards);
   result.cpu.total -= cpu_before.total;
   for (unsigned shard = 0; shard < shards; ++shard) {
     result.cpu.by_shard[shard] -= cpu_before.by_shard[shard];
   }
-  result.cross_shard_calls = scrape(options.metrics_port).cross_shard_calls - calls_before;
+  result.cross_shard_calls = scrape(options.broker.metrics_port).cross_shard_calls - calls_before;
   close(epoll_fd);
   return result;
 }

@@ -18,6 +18,34 @@ namespace gophermq::load {
 unsigned parse_number(std::string_view flag, std::string_view text, unsigned at_least,
                       unsigned at_most);
 
+// The broker a generator loads and measures.
+struct BrokerTarget {
+  std::uint16_t port = 0;          // --port
+  std::uint16_t metrics_port = 0;  // --metrics-port
+  long pid = 0;                    // --pid, for its CPU time
+};
+
+// Reads `--flag value` pairs from argv[first] on: the broker's own flags
+// into `target`, every other one to `other(flag, value)`, which fail()s on
+// one it does not know.
+template <typename Other>
+void parse_flags(int argc, char** argv, int first, BrokerTarget& target, Other&& other) {
+  for (int i = first; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    if (i + 1 >= argc) fail("missing value after " + std::string(flag));
+    const std::string_view value = argv[++i];
+    if (flag == "--port") {
+      target.port = static_cast<std::uint16_t>(parse_number(flag, value, 1, 65535));
+    } else if (flag == "--metrics-port") {
+      target.metrics_port = static_cast<std::uint16_t>(parse_number(flag, value, 1, 65535));
+    } else if (flag == "--pid") {
+      target.pid = parse_number(flag, value, 1, 1u << 30);
+    } else {
+      other(flag, value);
+    }
+  }
+}
+
 // A blocking connection to 127.0.0.1:port (TCP_NODELAY), every wait on it
 // bounded by 10 s.
 int connect_to(std::uint16_t port);

@@ -53,9 +53,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string mode;
-  std::uint16_t port = 0;
-  std::uint16_t metrics_port = 0;
-  long pid = 0;
+  BrokerTarget broker;
   bool long_poll = true;
   unsigned rate = 20000;
   unsigned subjects = 10;
@@ -70,17 +68,8 @@ Options parse_options(int argc, char** argv) {
   options.mode = argv[1];
   if (options.mode != "paced" && options.mode != "parked") fail("unknown mode " + options.mode);
   if (options.mode == "parked") options.seconds = 10;
-  for (int i = 2; i < argc; ++i) {
-    std::string_view flag = argv[i];
-    if (i + 1 >= argc) fail("missing value after " + std::string(flag));
-    std::string_view value = argv[++i];
-    if (flag == "--port") {
-      options.port = static_cast<std::uint16_t>(parse_number(flag, value, 1, 65535));
-    } else if (flag == "--metrics-port") {
-      options.metrics_port = static_cast<std::uint16_t>(parse_number(flag, value, 1, 65535));
-    } else if (flag == "--pid") {
-      options.pid = parse_number(flag, value, 1, 1u << 30);
-    } else if (flag == "--consumer") {
+  parse_flags(argc, argv, 2, options.broker, [&](std::string_view flag, std::string_view value) {
+    if (flag == "--consumer") {
       if (value != "long-poll" && value != "poll") fail("--consumer is long-poll or poll");
       options.long_poll = value == "long-poll";
     } else if (flag == "--rate") {
@@ -96,9 +85,11 @@ Options parse_options(int argc, char** argv) {
     } else {
       fail("unknown flag " + std::string(flag));
     }
+  });
+  if (options.broker.port == 0 || options.broker.pid == 0) fail("--port and --pid are required");
+  if (options.mode == "parked" && options.broker.metrics_port == 0) {
+    fail("parked needs --metrics-port");
   }
-  if (options.port == 0 || options.pid == 0) fail("--port and --pid are required");
-  if (options.mode == "parked" && options.metrics_port == 0) fail("parked needs --metrics-port");
   return options;
 }
 
@@ -177,7 +168,7 @@ std::string subject_name(unsigned subject) { return "longpoll." + std::to_string
 int run_paced(const Options& options) {
   std::vector<std::string> ids;
   {
-    int fd = connect_to(options.port);
+    int fd = connect_to(options.broker.port);
     for (unsigned s = 0; s < options.subjects; ++s) ids.push_back(subscribe(fd, subject_name(s)));
     close(fd);
   }
@@ -191,7 +182,7 @@ int run_paced(const Options& options) {
   int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   std::vector<Connection> connections(options.subjects + options.publishers);
   for (std::size_t i = 0; i < connections.size(); ++i) {
-    connections[i].fd = connect_to(options.port);
+    connections[i].fd = connect_to(options.broker.port);
     make_non_blocking(connections[i].fd);
     epoll_event event{};
     event.events = EPOLLIN | EPOLLOUT | EPOLLET;
@@ -247,7 +238,7 @@ int run_paced(const Options& options) {
 
   const auto start = Clock::now();
   const auto publish_until = start + std::chrono::seconds(options.seconds);
-  const double cpu_start = broker_cpu_seconds(options.pid);
+  const double cpu_start = broker_cpu_seconds(options.broker.pid);
   double cpu_end = -1;
   std::uint64_t delivered_at_end = 0;
   epoll_event events[256];
@@ -269,7 +260,7 @@ int run_paced(const Options& options) {
       }
       for (std::size_t i = options.subjects; i < connections.size(); ++i) flush(connections[i]);
     } else if (cpu_end < 0) {
-      cpu_end = broker_cpu_seconds(options.pid);
+      cpu_end = broker_cpu_seconds(options.broker.pid);
       delivered_at_end = delivered_total;
     } else if (publishes_answered == publishes_sent && delivered_total == publishes_sent) {
       break;
@@ -318,7 +309,7 @@ int run_parked(const Options& options) {
   std::vector<int> fds;
   std::vector<std::string> fetch_bodies;
   for (unsigned k = 0; k < options.fetches; ++k) {
-    const int fd = connect_to(options.port);
+    const int fd = connect_to(options.broker.port);
     const std::string subject = "parked." + std::to_string(k);
     const std::string body =
         "{\"subject\":\"" + subject + "\",\"id\":\"" + subscribe(fd, subject) + "\"";
@@ -329,10 +320,10 @@ int run_parked(const Options& options) {
   }
   // The broker's own idle cost first (its loop wakes a few times a second),
   // with the same connections open and nothing waiting.
-  const double idle_before = broker_cpu_seconds(options.pid);
+  const double idle_before = broker_cpu_seconds(options.broker.pid);
   std::this_thread::sleep_for(std::chrono::seconds(options.seconds));
-  const double idle_cpu = broker_cpu_seconds(options.pid) - idle_before;
-  const std::uint64_t resident_before = broker_resident_bytes(options.pid);
+  const double idle_cpu = broker_cpu_seconds(options.broker.pid) - idle_before;
+  const std::uint64_t resident_before = broker_resident_bytes(options.broker.pid);
   for (unsigned k = 0; k < options.fetches; ++k) {
     const std::string request = post("/api/fetch", fetch_bodies[k]);
     if (send(fds[k], request.data(), request.size(), MSG_NOSIGNAL) !=
@@ -341,15 +332,15 @@ int run_parked(const Options& options) {
     }
   }
   const auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (waiting_fetches(options.metrics_port) != options.fetches) {
+  while (waiting_fetches(options.broker.metrics_port) != options.fetches) {
     if (Clock::now() > deadline) fail("the fetches did not all wait within 60 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  const std::uint64_t resident_after = broker_resident_bytes(options.pid);
-  const double cpu_before = broker_cpu_seconds(options.pid);
+  const std::uint64_t resident_after = broker_resident_bytes(options.broker.pid);
+  const double cpu_before = broker_cpu_seconds(options.broker.pid);
   std::this_thread::sleep_for(std::chrono::seconds(options.seconds));
-  const double cpu_after = broker_cpu_seconds(options.pid);
-  if (waiting_fetches(options.metrics_port) != options.fetches) {
+  const double cpu_after = broker_cpu_seconds(options.broker.pid);
+  if (waiting_fetches(options.broker.metrics_port) != options.fetches) {
     fail("fetches stopped waiting before their time");
   }
   for (int fd : fds) close(fd);

@@ -30,10 +30,10 @@
 #include <vector>
 
 #include "gophermq/clock.h"
-#include "gophermq/shard/cross_shard.h"
-#include "gophermq/shard/cross_shard_link.h"
 #include "gophermq/io/event_loop.h"
 #include "gophermq/metrics/metrics.h"
+#include "gophermq/shard/cross_shard.h"
+#include "gophermq/shard/cross_shard_link.h"
 
 namespace {
 
