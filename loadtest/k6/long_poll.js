@@ -1,0 +1,130 @@
+// Long-poll consumers against paced publishers (api-extensions.md §3, §4).
+//
+// Each consumer VU subscribes once, on its first iteration, to one of
+// SUBJECTS subjects, then fetches in a loop with wait_ms: an answer leaves
+// the broker as soon as a message arrives for it. Publishers send RATE
+// publishes a second (an open model), round-robin over the subjects,
+// starting once the consumers have subscribed. Every answer's `seqs` must
+// continue exactly where the consumer's last one ended: a gap is a lost
+// message, a repeat a message delivered twice; either fails a check, and
+// so the run.
+//
+// Run (k6 from https://k6.io; not packaged by Debian):
+//   k6 run loadtest/k6/long_poll.js
+//   k6 run -e CONSUMERS=200 -e SUBJECTS=50 -e RATE=5000 -e DURATION=1m loadtest/k6/long_poll.js
+//
+// Environment (k6 -e NAME=value, or the process environment):
+//   BASE_URL   broker address (default http://127.0.0.1:8082)
+//   CONSUMERS  long-polling VUs, one subscriber each (default 20)
+//   SUBJECTS   subjects the consumers spread over (default 10)
+//   RATE       publishes a second, in all (default 1000)
+//   DURATION   how long the publishers run (default 30s)
+//   WAIT_MS    each fetch's wait_ms (default 5000)
+//   MAX_VUS    most VUs the publishers may use to keep the rate (default 200)
+import http from 'k6/http';
+import { check } from 'k6';
+import { BASE_URL, subscribe } from './gophermq.js';
+
+const CONSUMERS = positiveInteger('CONSUMERS', 20);
+const SUBJECTS = positiveInteger('SUBJECTS', 10);
+const RATE = positiveInteger('RATE', 1000);
+const WAIT_MS = positiveInteger('WAIT_MS', 5000);
+const MAX_VUS = positiveInteger('MAX_VUS', 200);
+const DURATION = __ENV.DURATION || '30s';
+const PARAMS = { headers: { 'Content-Type': 'application/json' }, tags: { name: 'long-poll fetch' } };
+
+function positiveInteger(name, fallback) {
+  const text = __ENV[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`${name} must be a whole number >= 1, got "${text}"`);
+  }
+  return value;
+}
+
+function subjectName(index) {
+  return `longpoll.k6.${index}`;
+}
+
+export const options = {
+  scenarios: {
+    consumers: {
+      executor: 'constant-vus',
+      exec: 'consume',
+      vus: CONSUMERS,
+      // Past the publishers' end by one wait, so the last messages arrive.
+      duration: `${parseDurationSeconds(DURATION) + 2 + Math.ceil(WAIT_MS / 1000)}s`,
+      gracefulStop: `${Math.ceil(WAIT_MS / 1000) + 5}s`,
+    },
+    publishers: {
+      executor: 'constant-arrival-rate',
+      exec: 'produce',
+      startTime: '2s', // every consumer has subscribed by then
+      rate: RATE,
+      timeUnit: '1s',
+      duration: DURATION,
+      preAllocatedVUs: Math.min(MAX_VUS, 50),
+      maxVUs: MAX_VUS,
+    },
+  },
+  thresholds: {
+    checks: ['rate==1'],
+    dropped_iterations: ['count==0'],
+  },
+};
+
+// "1m30s" -> 90 (k6 durations, as STAGES takes them elsewhere).
+function parseDurationSeconds(text) {
+  const units = { ms: 0.001, s: 1, m: 60, h: 3600 };
+  let seconds = 0;
+  const pattern = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+  let matched = '';
+  for (let part = pattern.exec(text); part !== null; part = pattern.exec(text)) {
+    seconds += Number(part[1]) * units[part[2]];
+    matched += part[0];
+  }
+  if (matched !== text || seconds <= 0) throw new Error(`DURATION: "${text}" is not a duration`);
+  return Math.ceil(seconds);
+}
+
+// Per consumer VU: its subscriber and the sequence number it expects next.
+let subscriber = null;
+let nextSeq = 1;
+
+export function consume() {
+  if (subscriber === null) subscriber = subscribe(subjectName(__VU % SUBJECTS));
+  const res = http.post(`${BASE_URL}/api/fetch`,
+    JSON.stringify({ subject: subscriber.subject, id: subscriber.id, wait_ms: WAIT_MS, max_messages: 100 }),
+    PARAMS);
+  let body = null;
+  try {
+    body = JSON.parse(res.body);
+  } catch (e) {
+    body = null;
+  }
+  const seqs = body !== null && Array.isArray(body.seqs) ? body.seqs : null;
+  const inOrder = seqs !== null && Array.isArray(body.data) && seqs.length === body.data.length &&
+    seqs.every((seq, i) => seq === nextSeq + i);
+  check(res, {
+    'long-poll fetch: status is 200': (r) => r.status === 200,
+    'long-poll fetch: each message once, in order (seqs continue)': () => inOrder,
+  });
+  if (seqs !== null) nextSeq = seqs.length > 0 ? seqs[seqs.length - 1] + 1 : nextSeq;
+}
+
+let published = 0;
+const PUBLISH_PARAMS = { headers: { 'Content-Type': 'application/json' }, tags: { name: 'publish' } };
+
+export function produce() {
+  published += 1;
+  const subject = subjectName((__VU + published) % SUBJECTS);
+  const res = http.post(`${BASE_URL}/api/publish`, JSON.stringify({ subject, data: `m${published}` }),
+    PUBLISH_PARAMS);
+  // k6 does not say which VU numbers the consumers get, so a subject may
+  // have no consumer: its publishes are 404 and stored nowhere.
+  check(res, {
+    'publish: status is 200, or 404 on a subject no consumer took': (r) =>
+      r.status === 200 || (r.status === 404 && r.body === '{"message":"subscriber not found"}\n'),
+  });
+}
