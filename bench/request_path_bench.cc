@@ -3,8 +3,10 @@
 // queue. Figures are per operation; compare runs on the same machine.
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -171,66 +173,174 @@ void BM_SpscRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_SpscRoundTrip)->UseRealTime();
 
-// One publish handled whole, in-process: parse, route, decode, store,
-// encode, respond; no sockets, no ring. A loop turn (which times its
-// requests together) is 16 publishes, one pipelined receive's worth. The
-// subscriber is drained every 1024 publishes so the store stays small.
-class OneShard final : public RequestHandler {
+// One broker shard in-process: a connection's requests go through the
+// parser, the API (routing, decoding, the store, encoding) and back into
+// the connection's output; no sockets, no ring. A fetch that may wait is a
+// call to this same shard, parked and answered as the shard does.
+class InProcessShard final : public RequestHandler {
  public:
-  explicit OneShard(BrokerApi& api) : api_(api) {}
+  // Two client connections: a consumer's and a producer's (a request read
+  // after a fetch that waits, on its connection, waits behind it).
+  enum Client : std::uint32_t { consumer = 0, producer = 1 };
+
+  InProcessShard()
+      : budget_(1 << 30),
+        census_(1000, 1000),
+        api_(0, 1, budget_, census_, StoreLimits{}, std::chrono::steady_clock::now(), metrics_) {
+    for (std::uint32_t index : {consumer, producer}) {
+      clients_[index] = std::make_unique<ClientConnection>(index, *this);
+    }
+  }
+
   void handle(HttpConnection& http, const HttpRequest& request) override {
-    if (api_.handle(request, http, call_).forward) std::abort();  // one shard owns everything
+    const Placement placement = api_.handle(request, http, call_);
+    if (!placement.forward) return;
+    if (placement.owner != 0) std::abort();  // one shard owns everything
+    call_.connection_index = http.index();
+    call_.answer_sequence = http.reserve_answer(placement.answer_bytes_at_most);
+    if (api_.serve_call(call_)) api_.complete_call(call_, http);
+  }
+
+  // Feeds a whole request (made with request()) on `client`'s connection.
+  void send(const std::string& request, Client client = consumer) {
+    clients_[client]->http.feed(request.data(), request.size(), request.capacity());
+  }
+  // The end of a loop turn: waiting fetches fed by its publishes are answered.
+  void end_turn() {
+    api_.wake_waiting();
+    api_.take_answered_waits([this](ShardCall&& call) {
+      api_.complete_call(call, clients_[call.connection_index]->http);
+    });
+    api_.end_turn();
+  }
+  // What `client` was answered since the last call (the client took it).
+  std::string take_output(Client client = consumer) {
+    std::string bytes = clients_[client]->out.output.flatten();
+    discard_output(client);
+    return bytes;
+  }
+  void discard_output(Client client = consumer) {
+    clients_[client]->out.output.clear();
+    clients_[client]->out.answers_in_output = 0;
+    // Requests held back while it owed answers (a fetch that waits owes one
+    // as large as a fetch may be) are read now, as after a send.
+    clients_[client]->http.resume();
+  }
+
+  static std::string request(std::string_view path, std::string_view body) {
+    return padded("POST " + std::string(path) + " HTTP/1.1\r\nHost: localhost:8082\r\n" +
+                  "Content-Type: application/json\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n" + std::string(body));
+  }
+  // Subscribes to `subject`; the id.
+  std::string subscribe(std::string_view subject) {
+    send(request("/api/subscribe", R"({"subject":")" + std::string(subject) + "\"}"));
+    const std::string answer = take_output();
+    return answer.substr(answer.find("\"id\":\"") + 6, SubscriberId::kTextLength);
   }
 
  private:
-  BrokerApi& api_;
+  struct ClientConnection {
+    ClientConnection(std::uint32_t index, RequestHandler& handler)
+        : http(index, RequestLimits{16 << 10, 1 << 20}, PipelineLimits{8 << 20, 1024}, handler,
+               out) {}
+    OutgoingBytes out;
+    HttpConnection http;
+  };
+
+  PendingBudget budget_;
+  ShardMetrics metrics_;
+  StoreCensus census_;
+  BrokerApi api_;
+  std::array<std::unique_ptr<ClientConnection>, 2> clients_;
   ShardCall call_;
 };
 
+// One publish handled whole. A loop turn (which times its requests
+// together) is 16 publishes, one pipelined receive's worth. The subscriber
+// is drained every 1024 publishes so the store stays small.
 void BM_WholePublishRequestInProcess(benchmark::State& state) {
-  PendingBudget budget(1 << 30);
-  ShardMetrics metrics;
-  StoreCensus census(1000, 1000);
-  BrokerApi api(0, 1, budget, census, StoreLimits{}, std::chrono::steady_clock::now(), metrics);
-  OneShard shard(api);
-  OutgoingBytes out;
-  HttpConnection connection(0, RequestLimits{16 << 10, 1 << 20}, PipelineLimits{8 << 20, 1024},
-                            shard, out);
-  std::string subscribe =
-      "POST /api/subscribe HTTP/1.1\r\nHost: localhost:8082\r\nContent-Length: 23\r\n\r\n"
-      "{\"subject\":\"load.test\"}";
-  subscribe = padded(subscribe);
-  connection.feed(subscribe.data(), subscribe.size(), subscribe.capacity());
-  const std::string subscribed = out.output.flatten();
-  const std::string id(
-      subscribed.substr(subscribed.find("\"id\":\"") + 6, SubscriberId::kTextLength));
-  std::string publish =
-      "POST /api/publish HTTP/1.1\r\nHost: localhost:8082\r\n"
-      "Content-Type: application/json\r\nContent-Length: " +
-      std::to_string(kPublishBody.size()) + "\r\n\r\n" + kPublishBody;
-  publish = padded(publish);
-  const std::string fetch_body = R"({"subject":"load.test","id":")" + id + "\"}";
-  std::string fetch = "POST /api/fetch HTTP/1.1\r\nHost: localhost:8082\r\nContent-Length: " +
-                      std::to_string(fetch_body.size()) + "\r\n\r\n" + fetch_body;
-  fetch = padded(fetch);
+  InProcessShard shard;
+  const std::string id = shard.subscribe("load.test");
+  const std::string publish = InProcessShard::request("/api/publish", kPublishBody);
+  const std::string fetch =
+      InProcessShard::request("/api/fetch", R"({"subject":"load.test","id":")" + id + "\"}");
   std::size_t published = 0;
+  std::string last;
   for (auto _ : state) {
-    // The answer went out: the connection owes nothing.
-    out.output.clear();
-    out.answers_in_output = 0;
-    connection.feed(publish.data(), publish.size(), publish.capacity());
-    if (++published % 16 == 0) api.end_turn();
+    shard.discard_output();  // the answer went out: the connection owes nothing
+    shard.send(publish);
+    if (++published % 16 == 0) shard.end_turn();
     if (published % 1024 == 0) {
       state.PauseTiming();
-      connection.feed(fetch.data(), fetch.size(), fetch.capacity());
+      shard.send(fetch);
       state.ResumeTiming();
     }
   }
-  if (out.output.flatten().find("200 OK") == std::string::npos) {
+  if (shard.take_output().find("200 OK") == std::string::npos && published % 1024 != 0) {
     state.SkipWithError("the publish was not answered 200");
   }
 }
 BENCHMARK(BM_WholePublishRequestInProcess);
+
+// A publish that feeds a waiting fetch, and the fetch's answer (one
+// message), against a plain publish and a plain fetch of it: the wake-up's
+// cost (the target: at most twice the plain pair). Arg 1: waiting; 0: plain.
+void BM_PublishAndFetchOne(benchmark::State& state) {
+  const bool waiting = state.range(0) == 1;
+  InProcessShard shard;
+  const std::string id = shard.subscribe("load.test");
+  const std::string publish = InProcessShard::request("/api/publish", kPublishBody);
+  const std::string fetch = InProcessShard::request(
+      "/api/fetch", R"({"subject":"load.test","id":")" + id +
+                        (waiting ? R"(","wait_ms":30000,"max_messages":100})" : "\"}"));
+  benchmark::IterationCount answered = 0;
+  for (auto _ : state) {
+    if (waiting) {
+      shard.send(fetch);  // waits: nothing is pending
+      shard.send(publish, InProcessShard::producer);
+      shard.end_turn();  // answers it
+    } else {
+      shard.send(publish, InProcessShard::producer);
+      shard.send(fetch);
+      shard.end_turn();
+    }
+    shard.discard_output(InProcessShard::producer);
+    const std::string answers = shard.take_output();
+    answered += answers.find("[\"hello") != std::string::npos;
+  }
+  if (answered != state.iterations()) state.SkipWithError("a fetch did not get its message");
+}
+BENCHMARK(BM_PublishAndFetchOne)->Arg(0)->Arg(1);
+
+// One fetch taking `messages` 16-byte messages (max_messages), published off
+// the clock: the cost per message beyond the request is (t(100) - t(1)) / 99
+// (the target: at most 0.25 µs).
+void BM_FetchBatch(benchmark::State& state) {
+  const auto messages = static_cast<std::size_t>(state.range(0));
+  InProcessShard shard;
+  const std::string id = shard.subscribe("load.test");
+  const std::string publish = InProcessShard::request(
+      "/api/publish", R"({"subject":"load.test","data":"a sixteen byte m"})");
+  const std::string fetch = InProcessShard::request(
+      "/api/fetch", R"({"subject":"load.test","id":")" + id + R"(","max_messages":)" +
+                        std::to_string(messages) + "}");
+  benchmark::IterationCount taken = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (std::size_t i = 0; i < messages; ++i) shard.send(publish);
+    shard.end_turn();
+    shard.discard_output();
+    state.ResumeTiming();
+    shard.send(fetch);
+    state.PauseTiming();
+    taken += shard.take_output().find("\"pending\":0,") != std::string::npos;
+    state.ResumeTiming();
+  }
+  if (taken != state.iterations()) state.SkipWithError("a fetch left messages behind");
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(messages));
+}
+BENCHMARK(BM_FetchBatch)->Arg(1)->Arg(100);
 
 }  // namespace
 }  // namespace gophermq
