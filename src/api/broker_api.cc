@@ -78,13 +78,6 @@ void BrokerApi::begin_turn(std::uint64_t now_ns) {
   });
 }
 
-std::uint64_t BrokerApi::micros_to_next_wait_deadline(std::uint64_t now_ns) {
-  const std::uint64_t due_ms = waiting_.next_deadline_ms();
-  if (due_ms == UINT64_MAX) return UINT64_MAX;
-  const std::uint64_t due_ns = due_ms * 1'000'000;
-  return due_ns > now_ns ? (due_ns - now_ns + 999) / 1000 : 0;
-}
-
 void BrokerApi::end_waits(unsigned origin_shard, std::uint32_t index, std::uint32_t generation) {
   waiting_.take_for_connection(
       origin_shard, index, generation,
@@ -99,8 +92,10 @@ void BrokerApi::stop_waiting() {
 
 void BrokerApi::wake_waiting() {
   if (!store_.has_woken()) return;
-  for (SubjectEntry* entry : store_.take_woken()) {
-    for (Subscriber* subscriber : waiting_.waiting_subscribers(*entry)) {
+  store_.take_woken(woken_subjects_);
+  for (SubjectEntry* entry : woken_subjects_) {
+    waiting_.waiting_subscribers(*entry, woken_subscribers_);
+    for (Subscriber* subscriber : woken_subscribers_) {
       // Oldest first, while there is something for them.
       ShardCall call;
       while (!subscriber->pending().empty() && waiting_.take_oldest(*subscriber, call)) {
@@ -111,7 +106,6 @@ void BrokerApi::wake_waiting() {
 }
 
 void BrokerApi::finish_wait(Subscriber& subscriber, ShardCall& call, bool take) {
-  metrics_.waiting_fetches.subtract(1);
   FetchOptions fetch = call.fetch_options;
   if (!take) fetch.max_messages = 0;
   append_fetched(call.answer, subscriber, call.id, call.subject.view(), fetch, call.style);
@@ -268,7 +262,6 @@ bool BrokerApi::unsubscribe(std::string_view subject, const SubscriberId& id) {
     // Its waiting fetches: answered 404 bad id, as any fetch of it now is.
     ShardCall call;
     while (waiting_.take_oldest(*subscriber, call)) {
-      metrics_.waiting_fetches.subtract(1);
       call.status = 404;
       answered_waits_.push_back(std::move(call));
     }
@@ -424,7 +417,6 @@ bool BrokerApi::serve_call(ShardCall& call) {
           break;
         }
         store_.touch(*subscriber);
-        metrics_.waiting_fetches.add();
         const std::uint64_t deadline_ms = store_.now_ms() + call.fetch_options.wait_ms;
         waiting_.park(*subscriber, std::move(call), deadline_ms);
         return false;

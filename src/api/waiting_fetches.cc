@@ -44,9 +44,11 @@ std::uint64_t WaitingFetches::next_deadline_ms() {
   return deadlines_.empty() ? UINT64_MAX : deadlines_.front().due_ms;
 }
 
-std::vector<Subscriber*> WaitingFetches::waiting_subscribers(const SubjectEntry& entry) const {
+void WaitingFetches::waiting_subscribers(const SubjectEntry& entry,
+                                         std::vector<Subscriber*>& out) const {
+  out.clear();
   auto found = by_subject_.find(&entry);
-  return found == by_subject_.end() ? std::vector<Subscriber*>{} : found->second;
+  if (found != by_subject_.end()) out.assign(found->second.begin(), found->second.end());
 }
 
 bool WaitingFetches::take_oldest(Subscriber& subscriber, ShardCall& call) {

@@ -147,9 +147,14 @@ void Shard::serve() {
     unsigned wait_us = calls_waiting ? kRetryWaitMicros
                        : draining_   ? kDrainPollMicros
                                      : kIdleWakeMicros;
-    // No later than the first waiting fetch's deadline.
-    wait_us = static_cast<unsigned>(
-        std::min<std::uint64_t>(wait_us, api_.micros_to_next_wait_deadline(monotonic_ns())));
+    // No later than the first waiting fetch's deadline (the clock is read
+    // for it only when a fetch waits).
+    if (const std::uint64_t due_ms = api_.next_wait_deadline_ms(); due_ms != UINT64_MAX) {
+      const std::uint64_t now = monotonic_ns();
+      const std::uint64_t due_ns = due_ms * 1'000'000;
+      const std::uint64_t until_due_us = due_ns > now ? (due_ns - now + 999) / 1000 : 0;
+      wait_us = static_cast<unsigned>(std::min<std::uint64_t>(wait_us, until_due_us));
+    }
     loop_.submit_and_wait(may_sleep, wait_us);
     copy_ring_counters();
   }

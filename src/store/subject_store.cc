@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <functional>
 #include <new>
+#include <utility>
 
 namespace gophermq {
 
@@ -170,9 +171,10 @@ void SubjectStore::mark_woken(SubjectEntry& entry) {
   woken_.push_back(&entry);
 }
 
-std::vector<SubjectEntry*> SubjectStore::take_woken() {
+void SubjectStore::take_woken(std::vector<SubjectEntry*>& into) {
   for (SubjectEntry* entry : woken_) entry->woken = false;
-  return std::exchange(woken_, {});
+  into.clear();
+  std::swap(into, woken_);
 }
 
 PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr message) {

@@ -71,9 +71,9 @@ class BrokerApi {
   void end_waits(unsigned origin_shard, std::uint32_t index, std::uint32_t generation);
   // Shutdown: every waiting fetch is answered now, and none waits from now on.
   void stop_waiting();
-  // Microseconds from `now_ns` to the earliest waiting fetch's deadline
-  // (UINT64_MAX when none): the loop sleeps no longer.
-  std::uint64_t micros_to_next_wait_deadline(std::uint64_t now_ns);
+  // When the earliest waiting fetch's deadline falls, on the turn clock in
+  // milliseconds (UINT64_MAX when none): the loop sleeps no longer.
+  std::uint64_t next_wait_deadline_ms() { return waiting_.next_deadline_ms(); }
   // Origin side: the owner's answer, into the call's reserved answer (a
   // fetch answer is handed over as the owner framed it).
   void complete_call(ShardCall& call, Answers& answers);
@@ -82,7 +82,10 @@ class BrokerApi {
   // answers are written): each request's latency is recorded at the end.
   // Idle subscribers expire as a turn begins.
   void begin_turn(std::uint64_t now_ns);
-  void end_turn() { latencies_.end_turn(); }
+  void end_turn() {
+    latencies_.end_turn();
+    metrics_.waiting_fetches.set(waiting_.size());
+  }
 
   const SubjectStore& store() const { return store_; }
 
@@ -127,6 +130,9 @@ class BrokerApi {
   RequestDecoder decoder_;
   WaitingFetches waiting_;
   std::vector<ShardCall> answered_waits_;
+  // Reused by wake_waiting(), so waking allocates nothing once warm.
+  std::vector<SubjectEntry*> woken_subjects_;
+  std::vector<Subscriber*> woken_subscribers_;
   bool stopping_ = false;  // fetches no longer wait
 };
 

@@ -31,9 +31,9 @@ class WaitingFetches {
   // When the earliest deadline falls; UINT64_MAX when nothing waits.
   std::uint64_t next_deadline_ms();
 
-  // The subscribers of `entry` that have fetches waiting (a copy: answering
-  // them changes the list).
-  std::vector<Subscriber*> waiting_subscribers(const SubjectEntry& entry) const;
+  // The subscribers of `entry` that have fetches waiting, into `out` (a
+  // copy: answering them changes the list; `out` keeps its memory).
+  void waiting_subscribers(const SubjectEntry& entry, std::vector<Subscriber*>& out) const;
 
   // Takes the oldest waiting fetch of `subscriber` out into `call`; false
   // when it has none.

@@ -20,6 +20,7 @@ class ShardCounter {
     value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   void subtract(std::uint64_t n) { add(0 - n); }  // for gauges; wraps back exactly
+  void set(std::uint64_t value) { value_.store(value, std::memory_order_relaxed); }
   std::uint64_t read() const { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -114,7 +115,7 @@ struct ShardMetrics {
   ShardCounter messages_published;   // stored, sync and async
   ShardCounter messages_delivered;   // returned by fetches
   ShardCounter empty_fetches;        // fetches answered with no message
-  ShardCounter waiting_fetches;      // gauge: fetches parked on this shard (long-poll)
+  ShardCounter waiting_fetches;      // gauge: fetches parked on this shard, set once a turn
   std::array<ShardCounter, kRefusalReasonNames.size()> messages_refused;
   std::array<ShardCounter, kAsyncFailureReasons> async_publish_failures;  // by RefusalReason
 

@@ -8,7 +8,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "gophermq/metrics/metrics.h"
@@ -239,7 +238,8 @@ class SubjectStore {
   PublishOutcome publish(std::string_view subject, MessagePtr message);
   // The subjects stored to since the last call that have subscribers with
   // fetches waiting (they may have something to take now), each once.
-  std::vector<SubjectEntry*> take_woken();
+  // `into` is replaced (and keeps its memory for the next call).
+  void take_woken(std::vector<SubjectEntry*>& into);
   bool has_woken() const { return !woken_.empty(); }
 
   // The subscriber `id` of `subject`, or null when there is none (the
