@@ -232,9 +232,26 @@ class InProcessShard final : public RequestHandler {
                   "Content-Type: application/json\r\nContent-Length: " +
                   std::to_string(body.size()) + "\r\n\r\n" + std::string(body));
   }
-  // Subscribes to `subject`; the id.
-  std::string subscribe(std::string_view subject) {
-    send(request("/api/subscribe", R"({"subject":")" + std::string(subject) + "\"}"));
+  // A fetch of at most `messages` (max_messages) for subscriber `id` of
+  // load.test.
+  static std::string batch_fetch(const std::string& id, std::size_t messages) {
+    return request("/api/fetch", R"({"subject":"load.test","id":")" + id + R"(","max_messages":)" +
+                                     std::to_string(messages) + "}");
+  }
+  // Publishes `count` 16-byte messages to load.test in one loop turn; their
+  // answers are taken.
+  void publish_sixteen_byte_messages(std::size_t count) {
+    static const std::string publish =
+        request("/api/publish", R"({"subject":"load.test","data":"a sixteen byte m"})");
+    for (std::size_t i = 0; i < count; ++i) send(publish);
+    end_turn();
+    discard_output();
+  }
+  // Subscribes to `subject`, with `fields` (",key:value..." JSON) beside
+  // it; the id.
+  std::string subscribe(std::string_view subject, std::string_view fields = {}) {
+    send(request("/api/subscribe",
+                 R"({"subject":")" + std::string(subject) + "\"" + std::string(fields) + "}"));
     const std::string answer = take_output();
     return answer.substr(answer.find("\"id\":\"") + 6, SubscriberId::kTextLength);
   }
@@ -320,17 +337,11 @@ void BM_FetchBatch(benchmark::State& state) {
   const auto messages = static_cast<std::size_t>(state.range(0));
   InProcessShard shard;
   const std::string id = shard.subscribe("load.test");
-  const std::string publish = InProcessShard::request(
-      "/api/publish", R"({"subject":"load.test","data":"a sixteen byte m"})");
-  const std::string fetch = InProcessShard::request(
-      "/api/fetch", R"({"subject":"load.test","id":")" + id + R"(","max_messages":)" +
-                        std::to_string(messages) + "}");
+  const std::string fetch = InProcessShard::batch_fetch(id, messages);
   benchmark::IterationCount taken = 0;
   for (auto _ : state) {
     state.PauseTiming();
-    for (std::size_t i = 0; i < messages; ++i) shard.send(publish);
-    shard.end_turn();
-    shard.discard_output();
+    shard.publish_sixteen_byte_messages(messages);
     state.ResumeTiming();
     shard.send(fetch);
     state.PauseTiming();
@@ -341,6 +352,36 @@ void BM_FetchBatch(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(messages));
 }
 BENCHMARK(BM_FetchBatch)->Arg(1)->Arg(100);
+
+// An ack-mode subscriber's fetch of `messages` 16-byte messages and the one
+// ack that settles them all (`through` its last sequence), published off the
+// clock: acks add one request, whatever the batch.
+void BM_AckModeFetchAndAckThrough(benchmark::State& state) {
+  const auto messages = static_cast<std::size_t>(state.range(0));
+  InProcessShard shard;
+  const std::string id = shard.subscribe("load.test", R"(,"ack_wait_ms":30000)");
+  const std::string fetch = InProcessShard::batch_fetch(id, messages);
+  std::uint64_t last_sequence = 0;
+  benchmark::IterationCount settled = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    shard.publish_sixteen_byte_messages(messages);
+    last_sequence += messages;
+    const std::string ack = InProcessShard::request(
+        "/api/ack", R"({"subject":"load.test","id":")" + id + R"(","through":)" +
+                        std::to_string(last_sequence) + "}");
+    state.ResumeTiming();
+    shard.send(fetch);
+    shard.send(ack);
+    state.PauseTiming();
+    settled += shard.take_output().find("{\"acked\":" + std::to_string(messages) + ",") !=
+               std::string::npos;
+    state.ResumeTiming();
+  }
+  if (settled != state.iterations()) state.SkipWithError("an ack did not settle the batch");
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(messages));
+}
+BENCHMARK(BM_AckModeFetchAndAckThrough)->Arg(1)->Arg(100);
 
 }  // namespace
 }  // namespace gophermq

@@ -40,19 +40,34 @@ std::string_view fixed_body(Endpoint endpoint, std::uint16_t status) {
   }
 }
 
-// The 429 body of a refused subscribe.
+// The status and body of a refused subscribe.
+std::uint16_t subscribe_refusal_status(SubscribeOutcome outcome) {
+  return outcome == SubscribeOutcome::group_options_differ ? 409 : 429;
+}
 std::string_view subscribe_refusal(SubscribeOutcome outcome) {
-  return outcome == SubscribeOutcome::too_many_subjects ? body::kTooManySubjects
-                                                        : body::kTooManySubscribers;
+  switch (outcome) {
+    case SubscribeOutcome::too_many_subjects:
+      return body::kTooManySubjects;
+    case SubscribeOutcome::group_options_differ:
+      return body::kGroupOptionsDiffer;
+    default:
+      return body::kTooManySubscribers;
+  }
 }
 
 // Only GET endpoints can be asked with HEAD (the router answers 405 to a HEAD
 // of a POST endpoint), so the API's own bodies are always written whole.
 void append_subscribed(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
-                       const ResponseStyle& style) {
-  append_response_head(out, 200, subscribe_body_size(subject), style);
-  append_subscribe_body(out, id, subject);
+                       std::string_view group, const ResponseStyle& style) {
+  append_response_head(out, 200, subscribe_body_size(subject, group), style);
+  append_subscribe_body(out, id, subject, group);
 }
+
+// The longest wait a request may name (ack_wait_ms, a nack's delay_ms): a
+// year, as for inactive_threshold_ms.
+constexpr std::uint64_t kMaxWaitMs = kMaxInactiveThresholdMs;
+// A queue group's name: 1 to 256 bytes.
+constexpr std::size_t kMaxGroupBytes = 256;
 
 }  // namespace
 
@@ -73,6 +88,23 @@ void BrokerApi::begin_turn(std::uint64_t now_ns) {
   const std::uint64_t now_ms = now_ns / 1'000'000;
   store_.set_now(now_ms);
   if (const std::size_t expired = store_.expire_idle()) metrics_.subscribers_expired.add(expired);
+  store_.expire_acks(dead_letters_);
+  store_.answer_oldest_pending_age();
+  for (SubjectStore::DeadLetter& letter : dead_letters_) {
+    const unsigned owner = owner_shard(letter.subject, shard_count_);
+    if (owner == shard_id_) {
+      publish_dead_letter(letter.subject, std::move(letter.message));
+      continue;
+    }
+    ShardCall call;
+    call.endpoint = Endpoint::publish_async;
+    call.dead_letter = true;
+    call.origin_shard = static_cast<std::uint16_t>(shard_id_);
+    call.subject = SubjectCopy(letter.subject);
+    call.message = std::move(letter.message);
+    dead_letter_calls_.emplace_back(owner, std::move(call));
+  }
+  dead_letters_.clear();
   waiting_.take_due(now_ms, [this](Subscriber& subscriber, ShardCall& call) {
     finish_wait(subscriber, call, true);
   });
@@ -98,7 +130,7 @@ void BrokerApi::wake_waiting() {
     for (Subscriber* subscriber : woken_subscribers_) {
       // Oldest first, while there is something for them.
       ShardCall call;
-      while (!subscriber->pending().empty() && waiting_.take_oldest(*subscriber, call)) {
+      while (subscriber->has_deliverable() && waiting_.take_oldest(*subscriber, call)) {
         finish_wait(*subscriber, call, true);
       }
     }
@@ -163,9 +195,14 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     append_response(answers.answer_now(), 400, body::kInvalidBody, style);
     return 400;
   }
+  const bool settles = route.endpoint == Endpoint::ack || route.endpoint == Endpoint::nack;
+  if (settles && !valid_settle(route.endpoint, decoded)) {
+    append_response(answers.answer_now(), 400, body::kInvalidBody, style);
+    return 400;
+  }
   SubscriberId id;
   if (route.endpoint == Endpoint::fetch || route.endpoint == Endpoint::unsubscribe ||
-      route.endpoint == Endpoint::info) {
+      route.endpoint == Endpoint::info || settles) {
     // A malformed id can match no subscriber, wherever the subject lives.
     std::optional<SubscriberId> parsed = SubscriberId::parse(decoded.id);
     if (!parsed) {
@@ -189,8 +226,13 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   call.style = style;
   call.subject = SubjectCopy(decoded.subject);
   call.id = id;
-  call.subscribe_options = options;
   call.fetch_options = fetch;
+  if (route.endpoint == Endpoint::subscribe) {
+    call.subscribe_options = std::make_unique<SubscribeOptions>(std::move(options));
+  } else if (settles) {
+    call.ack_request = std::make_unique<AckRequest>(AckRequest{
+        {decoded.seqs.begin(), decoded.seqs.end()}, through_of(decoded), delay_of(decoded)});
+  }
   call.started_ns = latencies_.turn_started_ns();
   if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
     call.message.reset(Message::create(decoded.data));
@@ -211,24 +253,75 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
 }
 
 bool BrokerApi::read_subscribe_options(const DecodedRequest& decoded, SubscribeOptions& options) {
+  using Named = SubscribeOptions::Named;
   options.inactive_threshold_ms = decoded.inactive_threshold_ms == DecodedRequest::kUnset
                                       ? limits_.default_inactive_threshold_ms
                                       : decoded.inactive_threshold_ms;
   if (options.inactive_threshold_ms > kMaxInactiveThresholdMs) return false;
+  QueueOptions& queue = options.queue;
+  // Each field that is given is named (a later group member may not change
+  // it) and must be in its range; an absent one keeps its default.
+  auto given = [&options](std::uint64_t value, Named field) {
+    if (value == DecodedRequest::kUnset) return false;
+    options.named |= field;
+    return true;
+  };
   // A bound of its own is at least one message, or byte; absent, none.
-  if (decoded.max_pending == 0 || decoded.max_pending_bytes == 0) return false;
-  if (decoded.max_pending != DecodedRequest::kUnset) {
-    options.bounds.max_pending = decoded.max_pending;
+  if (given(decoded.max_pending, Named::max_pending)) {
+    if (decoded.max_pending == 0) return false;
+    queue.bounds.max_pending = decoded.max_pending;
   }
-  if (decoded.max_pending_bytes != DecodedRequest::kUnset) {
-    options.bounds.max_pending_bytes = decoded.max_pending_bytes;
+  if (given(decoded.max_pending_bytes, Named::max_pending_bytes)) {
+    if (decoded.max_pending_bytes == 0) return false;
+    queue.bounds.max_pending_bytes = decoded.max_pending_bytes;
   }
-  if (decoded.discard == "old") {
-    options.bounds.discard = Discard::old_messages;
-  } else if (!decoded.discard.empty() && decoded.discard != "new") {
-    return false;
+  if (!decoded.discard.empty()) {
+    options.named |= Named::discard;
+    if (decoded.discard == "old") {
+      queue.bounds.discard = Discard::old_messages;
+    } else if (decoded.discard != "new") {
+      return false;
+    }
+  }
+  if (given(decoded.ack_wait_ms, Named::ack_wait)) {
+    if (decoded.ack_wait_ms > kMaxWaitMs) return false;
+    queue.acks.ack_wait_ms = decoded.ack_wait_ms;
+  }
+  if (given(decoded.max_ack_pending, Named::max_ack_pending)) {
+    if (decoded.max_ack_pending == 0) return false;
+    queue.acks.max_ack_pending = decoded.max_ack_pending;
+  }
+  if (given(decoded.max_deliver, Named::max_deliver)) {
+    queue.acks.max_deliver = decoded.max_deliver;
+  }
+  if (decoded.dead_letter_subject.data() != nullptr) {
+    options.named |= Named::dead_letter_subject;
+    if (decoded.dead_letter_subject.size() > limits_.max_subject_bytes ||
+        !is_valid_subject(decoded.dead_letter_subject)) {
+      return false;
+    }
+    queue.dead_letter_subject = decoded.dead_letter_subject;
+  }
+  if (decoded.group.data() != nullptr) {
+    if (decoded.group.empty() || decoded.group.size() > kMaxGroupBytes) return false;
+    options.group = decoded.group;
   }
   return true;
+}
+
+bool BrokerApi::valid_settle(Endpoint endpoint, const DecodedRequest& decoded) {
+  if (endpoint == Endpoint::ack)
+    return decoded.has_seqs || decoded.through != DecodedRequest::kUnset;
+  return decoded.has_seqs &&
+         (decoded.delay_ms == DecodedRequest::kUnset || decoded.delay_ms <= kMaxWaitMs);
+}
+
+std::uint64_t BrokerApi::through_of(const DecodedRequest& decoded) {
+  return decoded.through == DecodedRequest::kUnset ? SubjectStore::kNoThrough : decoded.through;
+}
+
+std::uint64_t BrokerApi::delay_of(const DecodedRequest& decoded) {
+  return decoded.delay_ms == DecodedRequest::kUnset ? 0 : decoded.delay_ms;
 }
 
 bool BrokerApi::read_fetch_options(const DecodedRequest& decoded, FetchOptions& options) const {
@@ -275,6 +368,23 @@ void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const Su
                                std::string_view subject, const FetchOptions& fetch,
                                const ResponseStyle& style) {
   store_.touch(subscriber);
+  if (subscriber.uses_acks()) {
+    deliveries_.clear();
+    if (fetch.max_messages != 0) {
+      store_.hand_out(
+          subscriber,
+          static_cast<std::size_t>(std::min<std::uint64_t>(fetch.max_messages, SIZE_MAX)),
+          std::min(limits_.max_fetch_bytes, fetch.max_bytes), deliveries_);
+    }
+    const AckQueue& acks = *subscriber.queue->acks;
+    const std::uint64_t pending = acks.size() - acks.in_flight();
+    const std::size_t size = ack_fetch_body_size(deliveries_, pending, subject);
+    append_response_head(out, 200, size, style);
+    append_ack_fetch_body(out, size, deliveries_, id, pending, subject);
+    metrics_.messages_delivered.add(deliveries_.size());
+    if (deliveries_.empty()) metrics_.empty_fetches.add();
+    return;
+  }
   const PendingMessages pending = subscriber.pending();
   const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(
       pending.count_within(std::min(limits_.max_fetch_bytes, fetch.max_bytes)),
@@ -291,14 +401,57 @@ void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const Su
 
 void BrokerApi::append_info(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
                             std::string_view subject, const ResponseStyle& style) {
-  const PendingMessages pending = subscriber.pending();
-  const bool waiting = subscriber.waiting_fetches != 0;
-  const SubscriberInfo info{waiting ? 0 : store_.now_ms() - subscriber.last_active_ms, 0,
-                            pending.size(), pending.bytes(), subscriber.waiting_fetches};
+  SubscriberInfo info{};
+  info.idle_ms = subscriber.waiting_fetches != 0 ? 0 : store_.now_ms() - subscriber.last_active_ms;
+  info.waiting = subscriber.waiting_fetches;
+  if (subscriber.uses_acks()) {
+    // Pending: held and not in flight, as a fetch answer counts it.
+    const AckQueue& acks = *subscriber.queue->acks;
+    info.inflight = acks.in_flight();
+    info.pending = acks.size() - acks.in_flight();
+    info.pending_bytes = acks.bytes();
+  } else {
+    const PendingMessages pending = subscriber.pending();
+    info.pending = pending.size();
+    info.pending_bytes = pending.bytes();
+  }
+  if (subscriber.group != nullptr) info.group = subscriber.group->name;
   store_.touch(subscriber);
   ByteBuffer body;
   append_info_body(body, id, subject, info);
   append_response(out, 200, body.view(), style);
+}
+
+std::uint16_t BrokerApi::settle(Endpoint endpoint, std::string_view subject, const SubscriberId& id,
+                                std::span<const std::uint64_t> sequences, std::uint64_t through,
+                                std::uint64_t delay_ms, const ResponseStyle& style,
+                                ByteBuffer& out) {
+  Subscriber* subscriber = store_.find(subject, id);
+  if (subscriber == nullptr) {
+    append_response(out, 404, body::kBadId, style);
+    return 404;
+  }
+  store_.touch(*subscriber);
+  if (!subscriber->uses_acks()) {
+    append_response(out, 409, body::kDoesNotUseAcks, style);
+    return 409;
+  }
+  ByteBuffer body;
+  if (endpoint == Endpoint::ack) {
+    append_settled_body(body, "acked", store_.ack(*subscriber, sequences, through));
+  } else {
+    append_settled_body(body, "nacked", store_.nack(*subscriber, sequences, delay_ms));
+  }
+  append_response(out, 200, body.view(), style);
+  return 200;
+}
+
+void BrokerApi::publish_dead_letter(std::string_view subject, MessagePtr message) {
+  // A normal message; when no one subscribes there (or it does not fit),
+  // it is dropped, counted only as dead-lettered.
+  if (store_.publish(subject, std::move(message)) == PublishOutcome::stored) {
+    metrics_.messages_published.add();
+  }
 }
 
 void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
@@ -340,10 +493,13 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
     case Endpoint::subscribe: {
       const Subscription subscription = store_.subscribe(request.subject, options);
       if (subscription.outcome != SubscribeOutcome::subscribed) {
-        append_response(answers.answer_now(), 429, subscribe_refusal(subscription.outcome), style);
-        return 429;
+        const std::uint16_t status = subscribe_refusal_status(subscription.outcome);
+        append_response(answers.answer_now(), status, subscribe_refusal(subscription.outcome),
+                        style);
+        return status;
       }
-      append_subscribed(answers.answer_now(), subscription.id, request.subject, style);
+      append_subscribed(answers.answer_now(), subscription.id, request.subject, options.group,
+                        style);
       return 200;
     }
     case Endpoint::unsubscribe: {
@@ -351,6 +507,10 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
       append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
       return status;
     }
+    case Endpoint::ack:
+    case Endpoint::nack:
+      return settle(endpoint, request.subject, id, request.seqs, through_of(request),
+                    delay_of(request), style, answers.answer_now());
     default: {  // fetch or info
       Subscriber* subscriber = store_.find(request.subject, id);
       ByteBuffer& out = answers.answer_now();
@@ -372,7 +532,11 @@ bool BrokerApi::serve_call(ShardCall& call) {
   const std::string_view subject = call.subject.view();
   switch (call.endpoint) {
     case Endpoint::publish_async:
-      count_publish(store_.publish(subject, std::move(call.message)), true);
+      if (call.dead_letter) {
+        publish_dead_letter(subject, std::move(call.message));
+      } else {
+        count_publish(store_.publish(subject, std::move(call.message)), true);
+      }
       return false;  // answered already
     case Endpoint::publish: {
       const PublishOutcome outcome = store_.publish(subject, std::move(call.message));
@@ -381,15 +545,21 @@ bool BrokerApi::serve_call(ShardCall& call) {
       break;
     }
     case Endpoint::subscribe: {
-      const Subscription subscription = store_.subscribe(subject, call.subscribe_options);
+      const Subscription subscription = store_.subscribe(subject, *call.subscribe_options);
       call.id = subscription.id;
       call.status = 200;
       if (subscription.outcome != SubscribeOutcome::subscribed) {
-        call.status = 429;
+        call.status = subscribe_refusal_status(subscription.outcome);
         call.refusal = subscribe_refusal(subscription.outcome);
       }
       break;
     }
+    case Endpoint::ack:
+    case Endpoint::nack:
+      call.status =
+          settle(call.endpoint, subject, call.id, call.ack_request->sequences,
+                 call.ack_request->through, call.ack_request->delay_ms, call.style, call.answer);
+      break;
     case Endpoint::unsubscribe:
       call.status = unsubscribe(subject, call.id) ? 200 : 404;
       break;
@@ -410,7 +580,7 @@ bool BrokerApi::serve_call(ShardCall& call) {
         call.status = 404;
         break;
       }
-      if (call.fetch_options.wait_ms != 0 && !stopping_ && subscriber->pending().empty()) {
+      if (call.fetch_options.wait_ms != 0 && !stopping_ && !subscriber->has_deliverable()) {
         if (subscriber->waiting_fetches >= limits_.max_waiting_fetches) {
           call.status = 409;
           call.refusal = body::kTooManyWaitingFetches;
@@ -432,12 +602,18 @@ bool BrokerApi::serve_call(ShardCall& call) {
 
 void BrokerApi::complete_call(ShardCall& call, Answers& answers) {
   const std::uint64_t sequence = call.answer_sequence;
-  if (call.status == 200 && (call.endpoint == Endpoint::fetch || call.endpoint == Endpoint::info)) {
+  // Framed by the owner: a fetch's or info's 200, and every answer to an
+  // ack or nack.
+  const bool framed =
+      call.endpoint == Endpoint::ack || call.endpoint == Endpoint::nack ||
+      (call.status == 200 && (call.endpoint == Endpoint::fetch || call.endpoint == Endpoint::info));
+  if (framed) {
     answers.hand_over(sequence, std::move(call.answer));
   } else {
     ByteBuffer& out = answers.reserved_buffer(sequence);
     if (call.status == 200 && call.endpoint == Endpoint::subscribe) {
-      append_subscribed(out, call.id, call.subject.view(), call.style);
+      append_subscribed(out, call.id, call.subject.view(), call.subscribe_options->group,
+                        call.style);
     } else {
       const std::string_view body =
           call.refusal.empty() ? fixed_body(call.endpoint, call.status) : call.refusal;

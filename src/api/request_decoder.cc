@@ -139,6 +139,30 @@ error_code read_count_field(simdjson::ondemand::value value, std::uint64_t& fiel
   return SUCCESS;
 }
 
+// A JSON array of non-negative integers, as read_count_field reads each,
+// into `values` (replacing what was there: the last duplicate key wins).
+// null leaves the list unset.
+error_code read_count_list(simdjson::ondemand::value value, std::vector<std::uint64_t>& values,
+                           bool& set) {
+  json_type type;
+  if (error_code error = value.type().get(type)) return error;
+  values.clear();
+  set = false;
+  if (type == json_type::null) return validate(value, 1);
+  simdjson::ondemand::array array;
+  if (error_code error = value.get_array().get(array)) return error;
+  for (auto element : array) {
+    simdjson::ondemand::value item;
+    if (error_code error = std::move(element).get(item)) return error;
+    std::uint64_t count = DecodedRequest::kUnset;
+    if (error_code error = read_count_field(item, count)) return error;
+    if (count == DecodedRequest::kUnset) return simdjson::INCORRECT_TYPE;  // a null inside
+    values.push_back(count);
+  }
+  set = true;
+  return SUCCESS;
+}
+
 bool only_whitespace(const char* bytes, std::size_t size) {
   for (std::size_t i = 0; i < size; ++i) {
     char c = bytes[i];
@@ -235,6 +259,7 @@ bool repair_like_go(std::string_view body, ByteBuffer& out) {
 error_code RequestDecoder::decode_document(const char* body, std::size_t size,
                                            std::size_t padded_capacity, DecodedRequest& request) {
   request = {};
+  seqs_.clear();
   simdjson::ondemand::document document;
   if (error_code error = parser_.iterate(body, size, padded_capacity).get(document)) return error;
   json_type type;
@@ -276,12 +301,29 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
         error = read_count_field(field.value(), request.max_messages);
       } else if (equals_ignoring_case(key, "max_bytes")) {
         error = read_count_field(field.value(), request.max_bytes);
+      } else if (equals_ignoring_case(key, "ack_wait_ms")) {
+        error = read_count_field(field.value(), request.ack_wait_ms);
+      } else if (equals_ignoring_case(key, "max_ack_pending")) {
+        error = read_count_field(field.value(), request.max_ack_pending);
+      } else if (equals_ignoring_case(key, "max_deliver")) {
+        error = read_count_field(field.value(), request.max_deliver);
+      } else if (equals_ignoring_case(key, "dead_letter_subject")) {
+        error = read_string_field(field.value(), request.dead_letter_subject);
+      } else if (equals_ignoring_case(key, "group")) {
+        error = read_string_field(field.value(), request.group);
+      } else if (equals_ignoring_case(key, "seqs")) {
+        error = read_count_list(field.value(), seqs_, request.has_seqs);
+      } else if (equals_ignoring_case(key, "through")) {
+        error = read_count_field(field.value(), request.through);
+      } else if (equals_ignoring_case(key, "delay_ms")) {
+        error = read_count_field(field.value(), request.delay_ms);
       } else {
         error = validate(field.value(), 1);
       }
       if (error) return error;
     }
   }
+  request.seqs = seqs_;
   // Nothing but whitespace may follow the value: Go refuses `{...} x`.
   if (document.current_location().error() != simdjson::OUT_OF_BOUNDS) {
     return simdjson::TRAILING_CONTENT;

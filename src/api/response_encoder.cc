@@ -28,6 +28,7 @@ bool is_line_separator(std::string_view text, std::size_t i) {
          (static_cast<unsigned char>(text[i + 2]) & 0xfe) == 0xa8;
 }
 
+constexpr std::string_view kGroupKey = "{\"group\":";  // the first key when there is one
 constexpr std::string_view kIdKey = ",\"id\":\"";
 constexpr std::string_view kPendingKey = "\",\"pending\":";
 constexpr std::string_view kSeqsKey = ",\"seqs\":[";
@@ -157,16 +158,24 @@ void append_json_string(ByteBuffer& out, std::string_view text) {
   out.commit(static_cast<std::size_t>(end - (out.data() + out.size())));
 }
 
-std::size_t subscribe_body_size(std::string_view subject) {
-  return id_and_subject_size(subject);  // its leading ',' becomes the '{'
+std::size_t subscribe_body_size(std::string_view subject, std::string_view group) {
+  // The tail shared with fetch starts with ",\"id\"": its ',' becomes the
+  // '{', or follows the group.
+  const std::size_t tail = id_and_subject_size(subject);
+  return group.empty() ? tail : kGroupKey.size() + json_string_size(group) + tail;
 }
 
-void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject) {
-  const std::size_t size = subscribe_body_size(subject);
-  char* start = out.reserve_tail(size);
-  // The tail shared with fetch starts with ",\"id\"": the object opens there.
-  write_id_and_subject(start, id, subject);
-  *start = '{';
+void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
+                           std::string_view group) {
+  const std::size_t size = subscribe_body_size(subject, group);
+  char* const start = out.reserve_tail(size);
+  char* cursor = start;
+  if (!group.empty()) {
+    std::memcpy(cursor, kGroupKey.data(), kGroupKey.size());
+    cursor = write_json_string(cursor + kGroupKey.size(), group);
+  }
+  write_id_and_subject(cursor, id, subject);
+  if (group.empty()) *start = '{';
   out.commit(size);
 }
 
@@ -198,17 +207,74 @@ void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages&
   out.commit(static_cast<std::size_t>(cursor - start));
 }
 
-void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
-                      const SubscriberInfo& info) {
-  // The id and four numbers, the subject, the last number: at most 36 +
-  // 5 * 20 digits and 90 bytes of keys and punctuation.
-  char* const start = out.reserve_tail(json_string_size(subject) + 256);
+std::size_t ack_fetch_body_size(std::span<const AckQueue::Delivery> deliveries,
+                                std::uint64_t pending, std::string_view subject) {
+  // {"data":[],"deliveries":[],"id":"<uuid>","pending":N,"seqs":[],"subject":S}\n
+  std::size_t size = std::string_view("{\"data\":[],\"deliveries\":[]").size() + kIdKey.size() +
+                     SubscriberId::kTextLength + kPendingKey.size() + decimal_digits(pending) +
+                     kSeqsKey.size() + kSubjectAfterSeqsKey.size() + json_string_size(subject) + 2;
+  for (const AckQueue::Delivery& delivery : deliveries) {
+    size += json_string_size(delivery.message->payload()) + decimal_digits(delivery.deliveries) +
+            decimal_digits(delivery.sequence);
+  }
+  if (!deliveries.empty()) size += 3 * (deliveries.size() - 1);  // commas
+  return size;
+}
+
+void append_ack_fetch_body(ByteBuffer& out, std::size_t size,
+                           std::span<const AckQueue::Delivery> deliveries, const SubscriberId& id,
+                           std::uint64_t pending, std::string_view subject) {
+  char* const start = out.reserve_tail(size);
   char* cursor = start;
   auto put = [&cursor](std::string_view text) {
     std::memcpy(cursor, text.data(), text.size());
     cursor += text.size();
   };
-  put("{\"id\":\"");
+  // One array of `deliveries`, each element written by `write`.
+  auto put_list = [&](auto&& write) {
+    for (std::size_t i = 0; i < deliveries.size(); ++i) {
+      if (i != 0) *cursor++ = ',';
+      cursor = write(cursor, deliveries[i]);
+    }
+  };
+  put("{\"data\":[");
+  put_list([](char* at, const AckQueue::Delivery& d) {
+    return write_json_string(at, d.message->payload());
+  });
+  put("],\"deliveries\":[");
+  put_list([](char* at, const AckQueue::Delivery& d) { return write_decimal(at, d.deliveries); });
+  put("]");
+  put(kIdKey);
+  id.write_text(cursor);
+  cursor += SubscriberId::kTextLength;
+  put(kPendingKey);
+  cursor = write_decimal(cursor, pending);
+  put(kSeqsKey);
+  put_list([](char* at, const AckQueue::Delivery& d) { return write_decimal(at, d.sequence); });
+  put(kSubjectAfterSeqsKey);
+  cursor = write_json_string(cursor, subject);
+  put("}\n");
+  out.commit(static_cast<std::size_t>(cursor - start));
+}
+
+void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
+                      const SubscriberInfo& info) {
+  // The group, the id and four numbers, the subject, the last number: at
+  // most 36 + 5 * 20 digits and 100 bytes of keys and punctuation.
+  char* const start = out.reserve_tail(json_string_size(subject) + json_string_size(info.group) +
+                                       kGroupKey.size() + 256);
+  char* cursor = start;
+  auto put = [&cursor](std::string_view text) {
+    std::memcpy(cursor, text.data(), text.size());
+    cursor += text.size();
+  };
+  if (!info.group.empty()) {
+    put(kGroupKey);
+    cursor = write_json_string(cursor, info.group);
+    put(",\"id\":\"");
+  } else {
+    put("{\"id\":\"");
+  }
   id.write_text(cursor);
   cursor += SubscriberId::kTextLength;
   put("\",\"idle_ms\":");
@@ -224,6 +290,20 @@ void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view 
   put(",\"waiting\":");
   cursor = write_decimal(cursor, info.waiting);
   put("}\n");
+  out.commit(static_cast<std::size_t>(cursor - start));
+}
+
+void append_settled_body(ByteBuffer& out, std::string_view key, std::uint64_t count) {
+  // {"<key>":N,"status":"ok"}\n
+  char* const start = out.reserve_tail(key.size() + 40);
+  char* cursor = start;
+  *cursor++ = '{';
+  cursor = write_json_string(cursor, key);
+  *cursor++ = ':';
+  cursor = write_decimal(cursor, count);
+  constexpr std::string_view kStatusOk = ",\"status\":\"ok\"}\n";
+  std::memcpy(cursor, kStatusOk.data(), kStatusOk.size());
+  cursor += kStatusOk.size();
   out.commit(static_cast<std::size_t>(cursor - start));
 }
 

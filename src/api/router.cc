@@ -18,6 +18,10 @@ Route route(llhttp_method_t method, std::string_view path) {
     endpoint = Endpoint::unsubscribe;
   } else if (path == "/api/info") {
     endpoint = Endpoint::info;
+  } else if (path == "/api/ack") {
+    endpoint = Endpoint::ack;
+  } else if (path == "/api/nack") {
+    endpoint = Endpoint::nack;
   } else if (path == "/ready" || path == "/healthz") {
     if (method != HTTP_GET && method != HTTP_HEAD) return {Endpoint::wrong_method, kAllowGet};
     return {path == "/ready" ? Endpoint::ready : Endpoint::health, {}};

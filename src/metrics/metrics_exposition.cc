@@ -4,11 +4,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
+#include "gophermq/clock.h"
 #include "gophermq_version.h"
 
 namespace gophermq {
@@ -49,6 +54,31 @@ std::uint64_t sum_stores(const MetricsSources& sources, Read&& read) {
   std::uint64_t total = 0;
   for (const SubjectStore::Gauges* store : sources.stores) total += read(*store);
   return total;
+}
+
+// How long the oldest message held on any shard has waited, in seconds; 0
+// when none is held. Each shard scans its subjects when asked, at its next
+// loop turn: the scrape waits for their answers (an idle shard turns at
+// least every 100 ms), or uses the last ones after a while.
+std::uint64_t oldest_pending_age_seconds(const MetricsSources& sources) {
+  static std::atomic<std::uint64_t> question{0};
+  const std::uint64_t asked = question.fetch_add(1, std::memory_order_relaxed) + 1;
+  for (const SubjectStore::Gauges* store : sources.stores) {
+    store->oldest_asked.store(asked, std::memory_order_release);
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  for (const SubjectStore::Gauges* store : sources.stores) {
+    while (store->oldest_answered.load(std::memory_order_acquire) < asked &&
+           std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  std::uint64_t oldest_s = UINT64_MAX;
+  for (const SubjectStore::Gauges* store : sources.stores) {
+    oldest_s = std::min(oldest_s, store->oldest_stored_s.read());
+  }
+  const std::uint64_t now_s = monotonic_ns() / 1'000'000'000;
+  return oldest_s < now_s ? now_s - oldest_s : 0;  // UINT64_MAX: none held
 }
 
 std::string method_code_labels(std::size_t method, std::size_t code) {
@@ -265,6 +295,24 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
                     return g.messages_dropped[reason].read();
                   }));
   }
+  append_gauge(out, "gophermq_oldest_pending_age_seconds",
+               "Seconds the oldest message still held by any subscriber or group has waited (to "
+               "the second); 0 when none is held.",
+               oldest_pending_age_seconds(sources));
+  append_gauge(
+      out, "gophermq_inflight_messages",
+      "Messages of ack-mode queues handed out and not yet acked, nacked or past their "
+      "ack deadline.",
+      sum_stores(sources, [](const SubjectStore::Gauges& g) { return g.inflight.read(); }));
+  append_counter(
+      out, "gophermq_messages_redelivered_total",
+      "Messages of ack-mode queues handed out again after their ack deadline passed or a nack.",
+      sum_stores(sources, [](const SubjectStore::Gauges& g) { return g.redelivered.read(); }));
+  append_counter(
+      out, "gophermq_messages_dead_lettered_total",
+      "Messages that reached max_deliver without an ack: published to their dead-letter subject, "
+      "or dropped.",
+      sum_stores(sources, [](const SubjectStore::Gauges& g) { return g.dead_lettered.read(); }));
   append_counter(
       out, "gophermq_messages_published_total",
       "Publishes stored (sync and async), counted once however many subscribers.",

@@ -8,10 +8,39 @@
 
 namespace gophermq {
 
+DeliveryQueue::DeliveryQueue(const QueueOptions& options)
+    : bounds(options.bounds), dead_letter_subject(options.dead_letter_subject) {
+  if (options.uses_acks()) acks = std::make_unique<AckQueue>(options.acks);
+}
+
+bool SubjectStore::same_options(const SubscribeOptions& options, const QueueOptions& group) {
+  using Named = SubscribeOptions::Named;
+  const QueueOptions& asked = options.queue;
+  auto differs = [&](Named field, bool same) { return (options.named & field) != 0 && !same; };
+  return !(
+      differs(Named::max_pending, asked.bounds.max_pending == group.bounds.max_pending) ||
+      differs(Named::max_pending_bytes,
+              asked.bounds.max_pending_bytes == group.bounds.max_pending_bytes) ||
+      differs(Named::discard, asked.bounds.discard == group.bounds.discard) ||
+      differs(Named::ack_wait, asked.acks.ack_wait_ms == group.acks.ack_wait_ms) ||
+      differs(Named::max_ack_pending, asked.acks.max_ack_pending == group.acks.max_ack_pending) ||
+      differs(Named::max_deliver, asked.acks.max_deliver == group.acks.max_deliver) ||
+      differs(Named::dead_letter_subject, asked.dead_letter_subject == group.dead_letter_subject));
+}
+
 Subscription SubjectStore::subscribe(std::string_view subject, const SubscribeOptions& options) {
   SubjectEntry* existing = subjects_.find(subject);
   if (existing != nullptr && existing->live >= limits_.max_subscribers_per_subject) {
     return {SubscribeOutcome::too_many_subscribers, {}};
+  }
+  QueueGroup* group = nullptr;
+  if (existing != nullptr && !options.group.empty()) {
+    auto found = existing->groups.find(options.group);
+    if (found != existing->groups.end()) {
+      group = found->second.get();
+      if (!same_options(options, group->options))
+        return {SubscribeOutcome::group_options_differ, {}};
+    }
   }
   if (!census_.subscribers.try_add(1)) return {SubscribeOutcome::too_many_subscribers, {}};
   if (existing == nullptr && !census_.subjects.try_add(1)) {
@@ -35,11 +64,22 @@ Subscription SubjectStore::subscribe(std::string_view subject, const SubscribeOp
   auto subscriber = std::make_unique<Subscriber>();
   subscriber->id = ids_.next(slot);
   subscriber->subject = &entry;
-  if (options.bounds.any()) {
-    subscriber->own = std::make_unique<OwnQueue>();
-    subscriber->own->bounds = options.bounds;
-    subscriber->own->index = static_cast<std::uint32_t>(entry.bounded.size());
-    entry.bounded.push_back(subscriber.get());
+  if (!options.group.empty()) {
+    if (group == nullptr) {  // its first member: the group takes its options
+      auto [placed, inserted] =
+          entry.groups.emplace(options.group, std::make_unique<QueueGroup>(options.queue));
+      group = placed->second.get();
+      group->name = placed->first;
+      add_fed(entry, group->queue);
+    }
+    ++group->members;
+    subscriber->group = group;
+    subscriber->member = ++group->last_member;
+    subscriber->queue = &group->queue;
+  } else if (options.queue.bounds.any() || options.queue.uses_acks()) {
+    subscriber->own = std::make_unique<DeliveryQueue>(options.queue);
+    subscriber->queue = subscriber->own.get();
+    add_fed(entry, *subscriber->queue);
   } else {
     subscriber->cursor = entry.log.add_reader();
     subscriber->sequence_base = subscriber->cursor - 1;
@@ -59,20 +99,44 @@ Subscription SubjectStore::subscribe(std::string_view subject, const SubscribeOp
   return {SubscribeOutcome::subscribed, id};
 }
 
-SubjectStore::Intake SubjectStore::intake(const OwnQueue& queue, std::uint64_t bytes) {
+void SubjectStore::add_fed(SubjectEntry& entry, DeliveryQueue& queue) {
+  queue.index = static_cast<std::uint32_t>(entry.fed.size());
+  entry.fed.push_back(&queue);
+  if (queue.acks) {
+    queue.ack_ticket = next_ack_ticket_++;
+    ack_queues_.emplace(queue.ack_ticket, AckQueueRef{&queue, &entry});
+  }
+}
+
+std::uint64_t SubjectStore::drop_oldest(DeliveryQueue& queue, std::size_t count) {
+  if (count == 0) return 0;
+  if (!queue.acks) return queue.messages.drain_front(count);
+  AckQueue::Released released;
+  const std::size_t in_flight = queue.acks->in_flight();
+  queue.acks->drop_oldest(count, released);
+  gauges_.inflight.subtract(in_flight - queue.acks->in_flight());
+  return released.freed_bytes;
+}
+
+SubjectStore::Intake SubjectStore::intake(const DeliveryQueue& queue, std::uint64_t bytes) {
   const SubscriberBounds& bounds = queue.bounds;
   const std::uint64_t max_count = bounds.max_pending != 0 ? bounds.max_pending : UINT64_MAX;
   const std::uint64_t max_bytes =
       bounds.max_pending_bytes != 0 ? bounds.max_pending_bytes : UINT64_MAX;
-  const MessageQueue& messages = queue.messages;
-  if (messages.size() < max_count && messages.bytes() + bytes <= max_bytes) return {true, 0};
+  const std::size_t size = queue.size();
+  if (size < max_count && queue.bytes() + bytes <= max_bytes) return {true, 0};
   // Full. A message larger than the byte bound never fits, whatever goes.
   if (bounds.discard == Discard::new_messages || bytes > max_bytes) return {false, 0};
   // Its oldest go until the new one fits both bounds.
-  std::size_t drop = messages.size() >= max_count ? messages.size() - (max_count - 1) : 0;
-  std::uint64_t kept_bytes = messages.bytes();
-  for (std::size_t i = 0; i != drop; ++i) kept_bytes -= messages.at(i).payload().size();
-  while (kept_bytes + bytes > max_bytes) kept_bytes -= messages.at(drop++).payload().size();
+  const std::size_t by_count = size >= max_count ? size - (max_count - 1) : 0;
+  std::size_t drop = 0;
+  std::uint64_t kept_bytes = queue.bytes();
+  queue.visit_oldest([&](const Message& message) {
+    if (drop >= by_count && kept_bytes + bytes <= max_bytes) return false;
+    kept_bytes -= message.payload().size();
+    ++drop;
+    return true;
+  });
   return {true, drop};
 }
 
@@ -80,10 +144,10 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   const std::uint64_t bytes = payload.size();
   SubjectEntry* entry = subjects_.find(subject);
   if (entry == nullptr || entry->live == 0) return PublishOutcome::no_subscriber;
-  if (entry->bounded.empty()) return publish_to_log(*entry, payload);
+  if (entry->fed.empty()) return publish_to_log(*entry, payload);
 
-  // Who takes it: every plain subscriber, through the log, and each bounded
-  // one that has room or makes room by dropping its oldest. Dropped messages
+  // Who takes it: every plain subscriber, through the log, and each fed
+  // queue that has room or makes room by dropping its oldest. Dropped messages
   // free their bytes when no one else holds them (a lower estimate: two
   // subscribers dropping the same message count it as kept).
   const bool in_log = entry->log.readers() != 0;
@@ -91,13 +155,17 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   std::uint64_t dropping = 0;
   std::uint64_t freeing_bytes = 0;
   intakes_.clear();
-  for (const Subscriber* bounded : entry->bounded) {
-    const Intake plan = intake(*bounded->own, bytes);
+  for (const DeliveryQueue* queue : entry->fed) {
+    const Intake plan = intake(*queue, bytes);
     intakes_.push_back(plan);
     bounded_takers += plan.take;
     dropping += plan.drop_oldest;
-    bounded->own->messages.for_each(plan.drop_oldest, [&](const Message& message) {
+    std::size_t left = plan.drop_oldest;
+    queue->visit_oldest([&](const Message& message) {
+      if (left == 0) return false;
+      --left;
       if (message.holders() == 1) freeing_bytes += message.payload().size();
+      return true;
     });
   }
   const std::uint64_t takers = entry->log.readers() + bounded_takers;
@@ -119,19 +187,20 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
   // Allocated only now that someone takes it: a refused publish costs none.
   Message* message = takers != 0 ? entry->arena.create(payload) : nullptr;
   if (message != nullptr) {
+    message->set_stored_s(static_cast<std::uint32_t>(now_ms_ / 1000));
     message->set_holders(static_cast<std::uint32_t>(bounded_takers + in_log));
     if (in_log) entry->log.append(message);
   }
   for (std::size_t i = 0; i != intakes_.size(); ++i) {
-    OwnQueue& own = *entry->bounded[i]->own;
+    DeliveryQueue& own = *entry->fed[i];
     const Intake plan = intakes_[i];
     if (plan.drop_oldest != 0) {
-      freed += own.messages.drain_front(plan.drop_oldest);
+      freed += drop_oldest(own, plan.drop_oldest);
       gauges_.messages_dropped[static_cast<std::size_t>(DropReason::discard_old)].add(
           plan.drop_oldest);
     }
     if (plan.take) {
-      own.messages.push(message);
+      own.push(message);
     } else {
       const DropReason reason = own.bounds.discard == Discard::new_messages
                                     ? DropReason::discard_new
@@ -157,6 +226,7 @@ PublishOutcome SubjectStore::publish_to_log(SubjectEntry& entry, std::string_vie
   }
   if (!budget_.try_reserve(takers, bytes)) return PublishOutcome::overflow;
   Message* message = entry.arena.create(payload);
+  message->set_stored_s(static_cast<std::uint32_t>(now_ms_ / 1000));
   message->set_holders(1);
   entry.log.append(message);
   entry.pending += takers;
@@ -241,15 +311,18 @@ bool SubjectStore::unsubscribe(std::string_view subject, const SubscriberId& id)
 }
 
 void SubjectStore::remove(Subscriber& subscriber, std::string_view subject) {
-  drain(subscriber);
   SubjectEntry& entry = *subscriber.subject;
-  if (subscriber.own) {
-    // Out of the bounded list: the last one takes its place.
-    Subscriber* last = entry.bounded.back();
-    last->own->index = subscriber.own->index;
-    entry.bounded[subscriber.own->index] = last;
-    entry.bounded.pop_back();
+  if (subscriber.group != nullptr) {
+    // The group's queue stays with its other members; it goes with the last.
+    QueueGroup& group = *subscriber.group;
+    if (--group.members == 0) {
+      release_queue(entry, group.queue);
+      entry.groups.erase(entry.groups.find(group.name));
+    }
+  } else if (subscriber.own) {
+    release_queue(entry, *subscriber.own);
   } else {
+    drain(subscriber);
     entry.log.remove_reader(subscriber.cursor);  // drained: frees nothing more
   }
   const std::uint32_t slot = subscriber.id.slot();
@@ -268,11 +341,26 @@ void SubjectStore::remove(Subscriber& subscriber, std::string_view subject) {
   }
 }
 
+void SubjectStore::release_queue(SubjectEntry& entry, DeliveryQueue& queue) {
+  const std::size_t held = queue.size();
+  const std::uint64_t freed = drop_oldest(queue, held);
+  entry.pending -= held;
+  entry.pending_bytes -= freed;
+  budget_.release(held, freed);
+  // Out of the list: the last one takes its place.
+  DeliveryQueue* last = entry.fed.back();
+  last->index = queue.index;
+  entry.fed[queue.index] = last;
+  entry.fed.pop_back();
+  // Its entries in the deadline heap are stale from now on.
+  if (queue.acks) ack_queues_.erase(queue.ack_ticket);
+}
+
 void SubjectStore::drain(Subscriber& subscriber, std::size_t count) {
   if (count == 0) return;
   std::uint64_t freed;
-  if (subscriber.own) {
-    freed = subscriber.own->messages.drain_front(count);
+  if (subscriber.queue != nullptr) {
+    freed = subscriber.queue->messages.drain_front(count);
   } else {
     const SubjectLog::Sequence from = subscriber.cursor;
     subscriber.cursor += count;
@@ -281,6 +369,119 @@ void SubjectStore::drain(Subscriber& subscriber, std::size_t count) {
   subscriber.subject->pending -= count;
   subscriber.subject->pending_bytes -= freed;
   budget_.release(count, freed);
+}
+
+void SubjectStore::answer_oldest_pending_age() {
+  const std::uint64_t asked = gauges_.oldest_asked.load(std::memory_order_acquire);
+  if (asked == gauges_.oldest_answered.load(std::memory_order_relaxed)) return;
+  // Every subject's oldest: its log's first message, and each fed queue's.
+  std::uint64_t oldest = UINT64_MAX;
+  auto consider = [&oldest](const Message& message) {
+    oldest = std::min<std::uint64_t>(oldest, message.stored_s());
+    return false;  // the first one visited is the oldest
+  };
+  subjects_.for_each([&](const SubjectEntry& entry) {
+    if (entry.log.begin() != entry.log.end()) entry.log.for_each(entry.log.begin(), 1, consider);
+    for (const DeliveryQueue* queue : entry.fed) queue->visit_oldest(consider);
+  });
+  gauges_.oldest_stored_s.set(oldest);
+  gauges_.oldest_answered.store(asked, std::memory_order_release);
+}
+
+void SubjectStore::hand_out(Subscriber& subscriber, std::size_t max_messages,
+                            std::uint64_t max_bytes, std::vector<AckQueue::Delivery>& out) {
+  DeliveryQueue& queue = *subscriber.queue;
+  const std::size_t first = out.size();
+  queue.acks->hand_out(now_ms_, max_messages, max_bytes, subscriber.member, out);
+  gauges_.inflight.add(out.size() - first);
+  for (std::size_t i = first; i != out.size(); ++i) {
+    if (out[i].deliveries > 1) gauges_.redelivered.add();
+  }
+  schedule(queue);
+}
+
+std::size_t SubjectStore::ack(Subscriber& subscriber, std::span<const std::uint64_t> sequences,
+                              std::uint64_t through) {
+  AckQueue& queue = *subscriber.queue->acks;
+  const std::size_t in_flight = queue.in_flight();
+  AckQueue::Released released;
+  std::size_t acked = queue.ack(sequences, released);
+  if (through != kNoThrough) acked += queue.ack_through(through, subscriber.member, released);
+  account(*subscriber.subject, released, in_flight, queue);
+  return acked;
+}
+
+std::size_t SubjectStore::nack(Subscriber& subscriber, std::span<const std::uint64_t> sequences,
+                               std::uint64_t delay_ms) {
+  DeliveryQueue& queue = *subscriber.queue;
+  const std::size_t nacked = queue.acks->nack(sequences, now_ms_, delay_ms);
+  gauges_.inflight.subtract(nacked);
+  schedule(queue);
+  return nacked;
+}
+
+void SubjectStore::account(SubjectEntry& entry, const AckQueue::Released& released,
+                           std::size_t in_flight_before, const AckQueue& queue) {
+  gauges_.inflight.subtract(in_flight_before - queue.in_flight());
+  entry.pending -= released.messages;
+  entry.pending_bytes -= released.freed_bytes;
+  budget_.release(released.messages, released.freed_bytes);
+  // Room under max_ack_pending, where there was none: a fetch waiting for
+  // it may take what is available now.
+  const bool was_full = in_flight_before >= queue.settings().max_ack_pending;
+  if (was_full && queue.can_hand_out() && entry.waiting_subscribers != 0) mark_woken(entry);
+}
+
+void SubjectStore::schedule(DeliveryQueue& queue) {
+  const std::uint64_t due_ms = queue.acks->next_due_ms();
+  if (due_ms >= queue.scheduled_due_ms) return;
+  queue.scheduled_due_ms = due_ms;
+  // Entries left behind by earlier times, or by queues gone, are skipped
+  // when they come up; once they outnumber the live queues they go.
+  if (ack_dues_.size() > 2 * ack_queues_.size() + kKeepStaleExpiryChecks) {
+    std::erase_if(ack_dues_, [this](const AckDue& due) {
+      auto found = ack_queues_.find(due.ticket);
+      return found == ack_queues_.end() || found->second.queue->scheduled_due_ms != due.due_ms;
+    });
+    std::make_heap(ack_dues_.begin(), ack_dues_.end(), std::greater<>{});
+  }
+  ack_dues_.push_back({due_ms, queue.ack_ticket});
+  std::push_heap(ack_dues_.begin(), ack_dues_.end(), std::greater<>{});
+}
+
+void SubjectStore::expire_acks(std::vector<DeadLetter>& dead) {
+  // The queues due now come off the heap first: expiring one reschedules
+  // it, which pushes onto the heap.
+  ack_dues_now_.clear();
+  while (!ack_dues_.empty() && ack_dues_.front().due_ms <= now_ms_) {
+    std::pop_heap(ack_dues_.begin(), ack_dues_.end(), std::greater<>{});
+    ack_dues_now_.push_back(ack_dues_.back());
+    ack_dues_.pop_back();
+  }
+  for (const AckDue& due : ack_dues_now_) {
+    auto found = ack_queues_.find(due.ticket);
+    if (found == ack_queues_.end()) continue;  // the queue is gone
+    DeliveryQueue& queue = *found->second.queue;
+    if (queue.scheduled_due_ms > now_ms_) continue;  // expired already by an earlier entry
+    SubjectEntry& entry = *found->second.subject;
+    AckQueue& acks = *queue.acks;
+    queue.scheduled_due_ms = UINT64_MAX;
+    const std::size_t in_flight = acks.in_flight();
+    AckQueue::Released released;
+    const std::size_t available = acks.expire(
+        now_ms_,
+        [&](const Message& message) {
+          gauges_.dead_lettered.add();
+          if (!queue.dead_letter_subject.empty()) {
+            dead.push_back(
+                {queue.dead_letter_subject, MessagePtr(Message::create(message.payload()))});
+          }
+        },
+        released);
+    account(entry, released, in_flight, acks);
+    if (available != 0 && entry.waiting_subscribers != 0) mark_woken(entry);
+    schedule(queue);
+  }
 }
 
 }  // namespace gophermq

@@ -52,6 +52,11 @@ class InProcessShards final : public RequestHandler {
     now_ns_ += 1'000'000'000;
     shard0_.begin_turn(now_ns_);
     shard1_.begin_turn(now_ns_);
+    for (BrokerApi* shard : {&shard0_, &shard1_}) {
+      shard->take_dead_letter_calls([&](unsigned owner, ShardCall&& call) {
+        in_flight_.push_back({owner, std::move(call)});
+      });
+    }
     while (!in_flight_.empty()) {
       auto [owner, call] = std::move(in_flight_.front());
       in_flight_.pop_front();

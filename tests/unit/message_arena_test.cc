@@ -28,8 +28,8 @@ TEST(MessageArena, MessagesSitBackToBackWithTheirPayloads) {
   // Each takes its header and payload, rounded up to the header's alignment.
   EXPECT_EQ(reinterpret_cast<char*>(second) - reinterpret_cast<char*>(first),
             static_cast<std::ptrdiff_t>(Message::footprint(3)));
-  EXPECT_EQ(Message::footprint(3), 16u);
-  EXPECT_EQ(Message::footprint(1024), 1036u) << "no size class: 1 KiB costs 12 bytes more";
+  EXPECT_EQ(Message::footprint(3), 20u);
+  EXPECT_EQ(Message::footprint(1024), 1040u) << "no size class: 1 KiB costs 16 bytes more";
   for (Message* message : {first, second, empty}) EXPECT_TRUE(message->release());
 }
 

@@ -330,6 +330,90 @@ TEST(RequestDecoder, RefusesAnIntegerFieldThatIsNotANonNegativeInteger) {
   }
 }
 
+// The acknowledgement fields: seqs as a list, through and the others as
+// counts; nullopt when the body is refused.
+struct AckFields {
+  std::vector<std::uint64_t> seqs;
+  bool has_seqs;
+  std::uint64_t through;
+  std::uint64_t delay_ms;
+  std::uint64_t ack_wait_ms;
+  std::string dead_letter_subject;
+};
+std::optional<AckFields> ack_fields_of(RequestDecoder& decoder, std::string_view body) {
+  std::string padded(body);
+  padded.append(kPadding, '\0');
+  DecodedRequest request;
+  if (!decoder.decode(padded.data(), body.size(), padded.size(), request)) return std::nullopt;
+  return AckFields{{request.seqs.begin(), request.seqs.end()},
+                   request.has_seqs,
+                   request.through,
+                   request.delay_ms,
+                   request.ack_wait_ms,
+                   std::string(request.dead_letter_subject)};
+}
+
+TEST(RequestDecoder, ReadsTheAcknowledgementFields) {
+  RequestDecoder decoder;
+  auto fields = ack_fields_of(
+      decoder, R"({"seqs":[3,1,18446744073709551614],"through":9,"delay_ms":0,"ack_wait_ms":500,)"
+               R"("dead_letter_subject":"dlq.orders"})");
+  ASSERT_TRUE(fields);
+  EXPECT_EQ(fields->seqs, (std::vector<std::uint64_t>{3, 1, 18446744073709551614u}));
+  EXPECT_TRUE(fields->has_seqs);
+  EXPECT_EQ(fields->through, 9u);
+  EXPECT_EQ(fields->delay_ms, 0u);
+  EXPECT_EQ(fields->ack_wait_ms, 500u);
+  EXPECT_EQ(fields->dead_letter_subject, "dlq.orders");
+  // The next body's list is its own: absent, null, empty, or the last duplicate.
+  fields = ack_fields_of(decoder, R"({"through":1})");
+  ASSERT_TRUE(fields);
+  EXPECT_TRUE(fields->seqs.empty());
+  EXPECT_FALSE(fields->has_seqs);
+  EXPECT_EQ(fields->delay_ms, DecodedRequest::kUnset);
+  fields = ack_fields_of(decoder, R"({"seqs":null})");
+  ASSERT_TRUE(fields);
+  EXPECT_FALSE(fields->has_seqs);
+  fields = ack_fields_of(decoder, R"({"seqs":[]})");
+  ASSERT_TRUE(fields);
+  EXPECT_TRUE(fields->has_seqs);
+  EXPECT_TRUE(fields->seqs.empty());
+  fields = ack_fields_of(decoder, R"({"seqs":[1,2],"SEQS":[7]})");
+  ASSERT_TRUE(fields);
+  EXPECT_EQ(fields->seqs, std::vector<std::uint64_t>{7});
+}
+
+TEST(RequestDecoder, TellsAnEmptyGroupFromAnAbsentOne) {
+  RequestDecoder decoder;
+  auto group_of = [&decoder](std::string_view body) {
+    std::string padded(body);
+    padded.append(kPadding, '\0');
+    DecodedRequest request;
+    EXPECT_TRUE(decoder.decode(padded.data(), body.size(), padded.size(), request)) << body;
+    return std::pair(request.group.data() != nullptr, std::string(request.group));
+  };
+  EXPECT_EQ(group_of(R"({"subject":"s"})"), std::pair(false, std::string()));
+  EXPECT_EQ(group_of(R"({"group":null})"), std::pair(false, std::string()));
+  EXPECT_EQ(group_of(R"({"group":""})"), std::pair(true, std::string()));
+  EXPECT_EQ(group_of(R"({"Group":"w\u00e9"})"), std::pair(true, std::string("w\xc3\xa9")));
+}
+
+TEST(RequestDecoder, RefusesSeqsThatAreNotAListOfNonNegativeIntegers) {
+  RequestDecoder decoder;
+  for (std::string_view body : {
+           R"({"seqs":1})"sv,
+           R"({"seqs":"1"})"sv,
+           R"({"seqs":[1,-2]})"sv,
+           R"({"seqs":[1.5]})"sv,
+           R"({"seqs":[null]})"sv,
+           R"({"seqs":[[1]]})"sv,
+           R"({"seqs":[1,]})"sv,
+           R"({"seqs":[18446744073709551615]})"sv,
+       }) {
+    EXPECT_EQ(ack_fields_of(decoder, body).has_value(), false) << body;
+  }
+}
+
 TEST(RequestDecoder, RefusesADocumentThatIsNotAnObject) {
   for (std::string_view body : {R"("a")"sv, "[]"sv, R"([{"subject":"a"}])"sv, "1"sv, "-0.5"sv,
                                 "true"sv, "false"sv, "hello"sv, "}"sv, "]"sv, ","sv, ":"sv}) {

@@ -297,6 +297,45 @@ TEST(SubscribeBody, EscapesTheSubjectAndAppends) {
   EXPECT_EQ(out.size(), 13 + subscribe_body_size(subject));
 }
 
+TEST(SubscribeBody, NamesTheGroupFirstForAGroupMember) {
+  ByteBuffer out;
+  append_subscribe_body(out, known_id(), "a.b", "<w>");
+  EXPECT_EQ(out.view(),
+            "{\"group\":\"\\u003cw\\u003e\",\"id\":\"01122334-4556-6778-899a-abbccddeef00\","
+            "\"subject\":\"a.b\"}\n");
+  EXPECT_EQ(out.size(), subscribe_body_size("a.b", "<w>"));
+}
+
+TEST(InfoBody, HasEveryCountAndTheGroupOfAMember) {
+  SubscriberInfo info{};
+  info.idle_ms = 12;
+  info.inflight = 3;
+  info.pending = 18446744073709551615u;
+  info.pending_bytes = 7;
+  info.waiting = 1;
+  ByteBuffer out;
+  append_info_body(out, known_id(), "a.b", info);
+  EXPECT_EQ(out.view(),
+            "{\"id\":\"01122334-4556-6778-899a-abbccddeef00\",\"idle_ms\":12,\"inflight\":3,"
+            "\"pending\":18446744073709551615,\"pending_bytes\":7,\"subject\":\"a.b\","
+            "\"waiting\":1}\n");
+  info.group = "workers";
+  ByteBuffer member;
+  append_info_body(member, known_id(), "a.b", info);
+  EXPECT_EQ(member.view(),
+            "{\"group\":\"workers\",\"id\":\"01122334-4556-6778-899a-abbccddeef00\","
+            "\"idle_ms\":12,\"inflight\":3,\"pending\":18446744073709551615,"
+            "\"pending_bytes\":7,\"subject\":\"a.b\",\"waiting\":1}\n");
+}
+
+TEST(SettledBody, CountsAckedOrNacked) {
+  ByteBuffer out;
+  append_settled_body(out, "acked", 0);
+  append_settled_body(out, "nacked", 1234567);
+  EXPECT_EQ(out.view(),
+            "{\"acked\":0,\"status\":\"ok\"}\n{\"nacked\":1234567,\"status\":\"ok\"}\n");
+}
+
 // A subject store with one subscriber on "a.b", for fetch bodies.
 class FetchBodyTest : public ::testing::Test {
  protected:
@@ -394,6 +433,30 @@ TEST_F(FetchBodyTest, ExtrasMeasureSequencesAcrossEveryDigitCount) {
           << out.view();
     }
   }
+}
+
+TEST(AckFetchBody, ListsDataDeliveriesAndSeqsInParallelKeysSorted) {
+  Message* first = Message::create("x<");
+  Message* second = Message::create("y");
+  const AckQueue::Delivery deliveries[] = {{7, 2, first}, {12, 1, second}};
+  ByteBuffer out;
+  out.append("HEAD");
+  const std::size_t size = ack_fetch_body_size(deliveries, 30, "a.b");
+  append_ack_fetch_body(out, size, deliveries, known_id(), 30, "a.b");
+  EXPECT_EQ(out.view(),
+            "HEAD{\"data\":[\"x\\u003c\",\"y\"],\"deliveries\":[2,1],\"id\":"
+            "\"01122334-4556-6778-899a-abbccddeef00\",\"pending\":30,\"seqs\":[7,12],"
+            "\"subject\":\"a.b\"}\n");
+  EXPECT_EQ(out.size(), 4 + size);
+  ByteBuffer empty;
+  const std::size_t empty_size = ack_fetch_body_size({}, 0, "a.b");
+  append_ack_fetch_body(empty, empty_size, {}, known_id(), 0, "a.b");
+  EXPECT_EQ(empty.view(),
+            "{\"data\":[],\"deliveries\":[],\"id\":\"01122334-4556-6778-899a-abbccddeef00\","
+            "\"pending\":0,\"seqs\":[],\"subject\":\"a.b\"}\n");
+  EXPECT_EQ(empty.size(), empty_size);
+  Message::destroy(first);
+  Message::destroy(second);
 }
 
 TEST_F(FetchBodyTest, ManyRandomMessagesParseBackInOrder) {

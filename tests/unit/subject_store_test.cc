@@ -509,7 +509,7 @@ TEST_F(SubjectStoreTest, ExpiryChecksOfUnsubscribedSubscribersDoNotPileUp) {
 SubscribeOptions bounded(std::uint64_t max_pending, std::uint64_t max_pending_bytes,
                          Discard discard) {
   SubscribeOptions options;
-  options.bounds = {max_pending, max_pending_bytes, discard};
+  options.queue.bounds = {max_pending, max_pending_bytes, discard};
   return options;
 }
 
@@ -801,6 +801,174 @@ TEST(PendingBudget, ConcurrentReserveAndReleaseNeverExceedMax) {
   EXPECT_EQ(budget.pending(), 0u);
   EXPECT_GT(successes.load(), 0u);
   EXPECT_EQ(successes.load() + refusals.load(), std::uint64_t{kThreads} * kIterations);
+}
+
+// --- Acknowledgements and queue groups --------------------------------------------
+
+SubscribeOptions with_acks(std::uint64_t ack_wait_ms, std::uint64_t max_deliver = 0,
+                           std::string dead_letter_subject = {}) {
+  SubscribeOptions options;
+  options.queue.acks = {
+      .ack_wait_ms = ack_wait_ms, .max_ack_pending = 1000, .max_deliver = max_deliver};
+  options.queue.dead_letter_subject = std::move(dead_letter_subject);
+  return options;
+}
+
+SubscribeOptions in_group(std::string group, SubscribeOptions options = {}) {
+  options.group = std::move(group);
+  return options;
+}
+
+// Hands out up to `most` of the subscriber's messages, as their payloads.
+std::vector<std::string> hand_out(SubjectStore& store, Subscriber& subscriber, std::size_t most) {
+  std::vector<AckQueue::Delivery> out;
+  store.hand_out(subscriber, most, UINT64_MAX, out);
+  std::vector<std::string> payloads;
+  for (const AckQueue::Delivery& delivery : out) payloads.emplace_back(delivery.message->payload());
+  return payloads;
+}
+
+TEST_F(SubjectStoreTest, InFlightMessagesStayPendingUntilAcked) {
+  const SubscriberId id = store_.subscribe("s", with_acks(1000)).id;
+  const SubscriberId plain = store_.subscribe("s").id;
+  for (int i = 0; i < 3; ++i) store_.publish("s", name("m", i));
+  Subscriber& acking = subscriber("s", id);
+  EXPECT_EQ(hand_out(store_, acking, 10), numbered(0, 3));
+  EXPECT_EQ(store_.gauges().inflight.read(), 3u);
+  EXPECT_EQ(budget_.pending(), 6u) << "in flight still counts, beside the plain subscriber's";
+  store_.drain(subscriber("s", plain));
+  const std::uint64_t two[] = {2};
+  EXPECT_EQ(store_.ack(acking, two, SubjectStore::kNoThrough), 1u);
+  EXPECT_EQ(budget_.pending(), 2u);
+  EXPECT_EQ(budget_.pending_bytes(), 4u) << "m1's bytes went with its last holder";
+  EXPECT_EQ(store_.ack(acking, {}, 3), 2u) << "through 3: 1 and 3";
+  EXPECT_EQ(budget_.pending(), 0u);
+  EXPECT_EQ(budget_.pending_bytes(), 0u);
+  EXPECT_EQ(store_.gauges().inflight.read(), 0u);
+}
+
+TEST_F(SubjectStoreTest, ADeadlineRedeliversAndPastMaxDeliverADeadLetterIsCopied) {
+  const SubscriberId id = store_.subscribe("s", with_acks(100, 2, "dlq")).id;
+  store_.publish("s", "poison");
+  Subscriber& acking = subscriber("s", id);
+  std::vector<SubjectStore::DeadLetter> dead;
+  store_.set_now(0);
+  EXPECT_EQ(hand_out(store_, acking, 10), std::vector<std::string>{"poison"});
+  EXPECT_EQ(store_.next_ack_due_ms(), 100u);
+  store_.set_now(99);
+  store_.expire_acks(dead);
+  EXPECT_TRUE(hand_out(store_, acking, 10).empty()) << "still in flight";
+  store_.set_now(100);
+  store_.expire_acks(dead);
+  EXPECT_EQ(hand_out(store_, acking, 10), std::vector<std::string>{"poison"});
+  EXPECT_EQ(store_.gauges().redelivered.read(), 1u);
+  EXPECT_TRUE(dead.empty());
+  store_.set_now(200);
+  store_.expire_acks(dead);
+  ASSERT_EQ(dead.size(), 1u) << "two deliveries, no ack: dead";
+  EXPECT_EQ(dead[0].subject, "dlq");
+  EXPECT_EQ(dead[0].message->payload(), "poison");
+  EXPECT_EQ(store_.gauges().dead_lettered.read(), 1u);
+  EXPECT_EQ(budget_.pending(), 0u) << "the copy is the dead letter's, not the queue's";
+  EXPECT_EQ(store_.next_ack_due_ms(), UINT64_MAX);
+}
+
+TEST_F(SubjectStoreTest, AnUnsubscribeReleasesWhatAnAckQueueHoldsInFlightOrNot) {
+  const SubscriberId id = store_.subscribe("s", with_acks(100)).id;
+  for (int i = 0; i < 4; ++i) store_.publish("s", name("m", i));
+  hand_out(store_, subscriber("s", id), 2);
+  EXPECT_TRUE(store_.unsubscribe("s", id));
+  EXPECT_EQ(budget_.pending(), 0u);
+  EXPECT_EQ(budget_.pending_bytes(), 0u);
+  EXPECT_EQ(store_.gauges().inflight.read(), 0u);
+  // Its deadlines are stale: they come and go without a queue.
+  std::vector<SubjectStore::DeadLetter> dead;
+  store_.set_now(1000);
+  store_.expire_acks(dead);
+  EXPECT_TRUE(dead.empty());
+}
+
+TEST_F(SubjectStoreTest, AFullAckQueueThatDiscardsOldDropsInFlightMessagesToo) {
+  SubscribeOptions options = with_acks(1000);
+  options.queue.bounds = {2, 0, Discard::old_messages};
+  const SubscriberId id = store_.subscribe("s", options).id;
+  store_.publish("s", "m0");
+  store_.publish("s", "m1");
+  Subscriber& acking = subscriber("s", id);
+  EXPECT_EQ(hand_out(store_, acking, 1), std::vector<std::string>{"m0"});
+  store_.publish("s", "m2");  // m0, in flight, makes room
+  EXPECT_EQ(store_.gauges().inflight.read(), 0u);
+  EXPECT_EQ(budget_.pending(), 2u);
+  EXPECT_EQ(hand_out(store_, acking, 10), (std::vector<std::string>{"m1", "m2"}));
+  const std::uint64_t first[] = {1};
+  EXPECT_EQ(store_.ack(acking, first, SubjectStore::kNoThrough), 0u) << "m0 is gone";
+}
+
+TEST_F(SubjectStoreTest, AGroupStoresOneCopyAndEachMessageReachesOneMember) {
+  const SubscriberId a = store_.subscribe("s", in_group("g")).id;
+  const SubscriberId b = store_.subscribe("s", in_group("g")).id;
+  const SubscriberId plain = store_.subscribe("s").id;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(store_.publish("s", name("m", i)), PublishOutcome::stored);
+  EXPECT_EQ(budget_.pending(), 8u) << "one copy for the group, one for the plain subscriber";
+  EXPECT_EQ(subscriber("s", a).queue, subscriber("s", b).queue);
+  store_.drain(subscriber("s", a), 1);
+  EXPECT_EQ(pending_for("s", b), numbered(1, 4)) << "what a took is gone for b";
+  EXPECT_EQ(pending_for("s", plain), numbered(0, 4));
+  // The queue outlives a member, and goes with the last.
+  EXPECT_TRUE(store_.unsubscribe("s", a));
+  EXPECT_EQ(pending_for("s", b), numbered(1, 4));
+  EXPECT_TRUE(store_.unsubscribe("s", b));
+  EXPECT_EQ(budget_.pending(), 4u);
+  const SubscriberId later = store_.subscribe("s", in_group("g")).id;
+  EXPECT_TRUE(pending_for("s", later).empty()) << "a new group queue";
+}
+
+TEST_F(SubjectStoreTest, AGroupKeepsItsFirstMembersOptions) {
+  SubscribeOptions first = in_group("g", with_acks(500, 3));
+  first.named = SubscribeOptions::ack_wait | SubscribeOptions::max_deliver;
+  ASSERT_EQ(store_.subscribe("s", first).outcome, SubscribeOutcome::subscribed);
+  SubscribeOptions same = first;
+  EXPECT_EQ(store_.subscribe("s", same).outcome, SubscribeOutcome::subscribed);
+  SubscribeOptions silent = in_group("g");  // names nothing: inherits
+  const Subscription inherited = store_.subscribe("s", silent);
+  ASSERT_EQ(inherited.outcome, SubscribeOutcome::subscribed);
+  EXPECT_TRUE(subscriber("s", inherited.id).uses_acks());
+  SubscribeOptions other = in_group("g", with_acks(500, 4));
+  other.named = SubscribeOptions::max_deliver;
+  EXPECT_EQ(store_.subscribe("s", other).outcome, SubscribeOutcome::group_options_differ);
+  SubscribeOptions bounded_member = in_group("g");
+  bounded_member.queue.bounds.max_pending = 10;
+  bounded_member.named = SubscribeOptions::max_pending;
+  EXPECT_EQ(store_.subscribe("s", bounded_member).outcome, SubscribeOutcome::group_options_differ);
+  EXPECT_EQ(store_.subscriber_count(), 3u) << "the refused ones were not added";
+}
+
+TEST_F(SubjectStoreTest, AnAckModeGroupRedeliversToAnyMember) {
+  const SubscriberId a = store_.subscribe("s", in_group("g", with_acks(100))).id;
+  const SubscriberId b = store_.subscribe("s", in_group("g")).id;
+  store_.publish("s", "job");
+  store_.set_now(0);
+  EXPECT_EQ(hand_out(store_, subscriber("s", a), 10), std::vector<std::string>{"job"});
+  EXPECT_TRUE(hand_out(store_, subscriber("s", b), 10).empty()) << "in flight with a";
+  std::vector<SubjectStore::DeadLetter> dead;
+  store_.set_now(100);
+  store_.expire_acks(dead);
+  EXPECT_EQ(hand_out(store_, subscriber("s", b), 10), std::vector<std::string>{"job"});
+  EXPECT_EQ(store_.ack(subscriber("s", a), {}, 1), 0u) << "through: only what a holds";
+  EXPECT_EQ(store_.ack(subscriber("s", b), {}, 1), 1u);
+  EXPECT_EQ(budget_.pending(), 0u);
+}
+
+TEST_F(SubjectStoreTest, TheDeadlineHeapStaysBoundedUnderChurn) {
+  // Ack-mode subscribers come and go, each leaving a deadline behind: the
+  // heap drops the stale ones rather than growing with every cycle.
+  for (int i = 0; i < 20'000; ++i) {
+    const SubscriberId id = store_.subscribe("s", with_acks(1'000'000)).id;
+    store_.publish("s", "m");
+    hand_out(store_, subscriber("s", id), 1);
+    store_.unsubscribe("s", id);
+  }
+  EXPECT_LT(store_.ack_dues_held(), 5000u);
 }
 
 }  // namespace

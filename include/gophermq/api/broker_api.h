@@ -7,8 +7,11 @@
 // (the fuzzer and the benchmarks drive it directly).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "gophermq/api/request_decoder.h"
@@ -71,9 +74,19 @@ class BrokerApi {
   void end_waits(unsigned origin_shard, std::uint32_t index, std::uint32_t generation);
   // Shutdown: every waiting fetch is answered now, and none waits from now on.
   void stop_waiting();
-  // When the earliest waiting fetch's deadline falls, on the turn clock in
-  // milliseconds (UINT64_MAX when none): the loop sleeps no longer.
-  std::uint64_t next_wait_deadline_ms() { return waiting_.next_deadline_ms(); }
+  // Dead letters for subjects other shards own, since the last look: each
+  // goes to `send(owner, call)`.
+  template <typename Send>
+  void take_dead_letter_calls(Send&& send) {
+    for (auto& [owner, call] : dead_letter_calls_) send(owner, std::move(call));
+    dead_letter_calls_.clear();
+  }
+  // When the earliest waiting fetch's deadline, ack deadline or nack delay
+  // falls, on the turn clock in milliseconds (UINT64_MAX when none): the
+  // loop sleeps no longer.
+  std::uint64_t next_wait_deadline_ms() {
+    return std::min(waiting_.next_deadline_ms(), store_.next_ack_due_ms());
+  }
   // Origin side: the owner's answer, into the call's reserved answer (a
   // fetch answer is handed over as the owner framed it).
   void complete_call(ShardCall& call, Answers& answers);
@@ -101,6 +114,17 @@ class BrokerApi {
   bool read_subscribe_options(const DecodedRequest& decoded, SubscribeOptions& options);
   // A fetch's fields beyond the original's; false when one is out of range.
   bool read_fetch_options(const DecodedRequest& decoded, FetchOptions& options) const;
+  // An ack names seqs or through; a nack seqs, and a delay within range.
+  static bool valid_settle(Endpoint endpoint, const DecodedRequest& decoded);
+  static std::uint64_t through_of(const DecodedRequest& decoded);
+  static std::uint64_t delay_of(const DecodedRequest& decoded);
+  // /api/ack or /api/nack on the owner: the whole answer into `out`;
+  // returns its status (200, 404 bad id, 409 not in ack mode).
+  std::uint16_t settle(Endpoint endpoint, std::string_view subject, const SubscriberId& id,
+                       std::span<const std::uint64_t> sequences, std::uint64_t through,
+                       std::uint64_t delay_ms, const ResponseStyle& style, ByteBuffer& out);
+  // A message past its max_deliver, stored on its dead-letter subject here.
+  void publish_dead_letter(std::string_view subject, MessagePtr message);
   void append_health(ByteBuffer& out, const ResponseStyle& style);
   bool unsubscribe(std::string_view subject, const SubscriberId& id);
   // A fetch's 200 answer: the subscriber's oldest messages, up to
@@ -133,6 +157,9 @@ class BrokerApi {
   // Reused by wake_waiting(), so waking allocates nothing once warm.
   std::vector<SubjectEntry*> woken_subjects_;
   std::vector<Subscriber*> woken_subscribers_;
+  std::vector<AckQueue::Delivery> deliveries_;          // reused by each ack-mode fetch
+  std::vector<SubjectStore::DeadLetter> dead_letters_;  // reused by begin_turn()
+  std::vector<std::pair<unsigned, ShardCall>> dead_letter_calls_;
   bool stopping_ = false;  // fetches no longer wait
 };
 

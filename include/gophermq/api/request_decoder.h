@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "gophermq/byte_buffer.h"
 
@@ -28,6 +30,19 @@ struct DecodedRequest {
   std::uint64_t wait_ms = kUnset;
   std::uint64_t max_messages = kUnset;
   std::uint64_t max_bytes = kUnset;
+  // Acknowledgements (api-extensions.md §5): subscribe fields, and the
+  // fields of /api/ack and /api/nack. `seqs` views the decoder's own array;
+  // `has_seqs` tells an absent (or null) list from an empty one.
+  std::uint64_t ack_wait_ms = kUnset;
+  std::uint64_t max_ack_pending = kUnset;
+  std::uint64_t max_deliver = kUnset;
+  // Strings present in the body, even empty, have a non-null data().
+  std::string_view dead_letter_subject;
+  std::string_view group;  // queue groups (§6)
+  std::span<const std::uint64_t> seqs;
+  bool has_seqs = false;
+  std::uint64_t through = kUnset;
+  std::uint64_t delay_ms = kUnset;
 };
 
 // Mirrors Go's encoding/json into a struct, which is what the original used:
@@ -48,7 +63,8 @@ class RequestDecoder {
                                        std::size_t padded_capacity, DecodedRequest& request);
 
   simdjson::ondemand::parser parser_;
-  ByteBuffer repaired_;  // a body rewritten the way Go reads invalid UTF-8
+  std::vector<std::uint64_t> seqs_;  // what DecodedRequest::seqs views
+  ByteBuffer repaired_;              // a body rewritten the way Go reads invalid UTF-8
 };
 
 }  // namespace gophermq

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string_view>
 
 #include "gophermq/byte_buffer.h"
+#include "gophermq/store/ack_queue.h"
 #include "gophermq/store/subject_store.h"
 #include "gophermq/store/subscriber_id.h"
 
@@ -26,6 +28,9 @@ inline constexpr std::string_view kTooManySubscribers = "{\"message\":\"too many
 inline constexpr std::string_view kTooManySubjects = "{\"message\":\"too many subjects\"}\n";
 inline constexpr std::string_view kTooManyWaitingFetches =
     "{\"message\":\"too many waiting fetches\"}\n";
+inline constexpr std::string_view kDoesNotUseAcks =
+    "{\"message\":\"subscriber does not use acks\"}\n";
+inline constexpr std::string_view kGroupOptionsDiffer = "{\"message\":\"group options differ\"}\n";
 }  // namespace body
 
 // A JSON string literal (quotes included) as Go's encoding/json writes it:
@@ -36,9 +41,11 @@ std::size_t json_string_size(std::string_view text);
 char* write_json_string(char* out, std::string_view text);
 void append_json_string(ByteBuffer& out, std::string_view text);
 
-// {"id":"<uuid>","subject":<subject>}\n
-std::size_t subscribe_body_size(std::string_view subject);
-void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject);
+// {"id":"<uuid>","subject":<subject>}\n, and for a queue group's member
+// {"group":<group>,"id":"<uuid>","subject":<subject>}\n.
+std::size_t subscribe_body_size(std::string_view subject, std::string_view group = {});
+void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
+                           std::string_view group = {});
 
 // What a fetch answer adds when the fetch used a field of
 // api-extensions.md §3: the messages left, and each message's sequence.
@@ -58,18 +65,35 @@ void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages&
                        std::size_t count, const SubscriberId& id, std::string_view subject,
                        const FetchAnswerExtras* extras = nullptr);
 
+// A fetch of a subscriber in ack mode (api-extensions.md §5): the messages
+// handed out, with their sequences and delivery counts, and `pending` (left
+// available, in flight not counted):
+// {"data":[...],"deliveries":[...],"id":"<uuid>","pending":N,"seqs":[...],
+// "subject":<subject>}\n. Appending takes the size measured.
+std::size_t ack_fetch_body_size(std::span<const AckQueue::Delivery> deliveries,
+                                std::uint64_t pending, std::string_view subject);
+void append_ack_fetch_body(ByteBuffer& out, std::size_t size,
+                           std::span<const AckQueue::Delivery> deliveries, const SubscriberId& id,
+                           std::uint64_t pending, std::string_view subject);
+
 // What /api/info tells of a subscriber (api-extensions.md §7).
 struct SubscriberInfo {
   std::uint64_t idle_ms;  // since its last activity; 0 while a fetch of it waits
   std::uint64_t inflight;
   std::uint64_t pending;
   std::uint64_t pending_bytes;
-  std::uint64_t waiting;  // its fetches waiting for messages
+  std::uint64_t waiting;   // its fetches waiting for messages
+  std::string_view group;  // of a queue group's member; empty for others
 };
 
 // {"id":"<uuid>","idle_ms":N,"inflight":N,"pending":N,"pending_bytes":N,
-// "subject":<subject>,"waiting":N}\n
+// "subject":<subject>,"waiting":N}\n, with "group":<group> first for a
+// queue group's member.
 void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
                       const SubscriberInfo& info);
+
+// The answer of /api/ack or /api/nack: {"<key>":N,"status":"ok"}\n, the
+// key "acked" or "nacked".
+void append_settled_body(ByteBuffer& out, std::string_view key, std::uint64_t count);
 
 }  // namespace gophermq

@@ -17,6 +17,8 @@ enum class Endpoint : std::uint8_t {
   fetch,          // POST /api/fetch
   unsubscribe,    // POST /api/unsubscribe
   info,           // POST /api/info
+  ack,            // POST /api/ack
+  nack,           // POST /api/nack
   ready,          // GET /ready
   health,         // GET /healthz
   not_found,      // 404 {"message":"Not Found"}

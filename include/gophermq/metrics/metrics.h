@@ -29,8 +29,9 @@ class ShardCounter {
 
 // The `method` label: which endpoint a request was for; /healthz, unknown
 // paths, wrong methods and requests never routed are all `other`.
-inline constexpr std::array<std::string_view, 8> kMetricMethodNames = {
-    "publish", "publish_async", "subscribe", "fetch", "ready", "unsubscribe", "info", "other"};
+inline constexpr std::array<std::string_view, 10> kMetricMethodNames = {
+    "publish",     "publish_async", "subscribe", "fetch", "ready",
+    "unsubscribe", "info",          "ack",       "nack",  "other"};
 constexpr std::size_t method_label(Endpoint endpoint) {
   switch (endpoint) {
     case Endpoint::publish:
@@ -47,8 +48,12 @@ constexpr std::size_t method_label(Endpoint endpoint) {
       return 5;
     case Endpoint::info:
       return 6;
-    default:
+    case Endpoint::ack:
       return 7;
+    case Endpoint::nack:
+      return 8;
+    default:
+      return 9;
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "gophermq/api/router.h"
 #include "gophermq/byte_buffer.h"
@@ -38,8 +39,15 @@ class SubjectCopy {
   char inline_[36];
 };
 
+// What /api/ack or /api/nack names (api-extensions.md §5).
+struct AckRequest {
+  std::vector<std::uint64_t> sequences;
+  std::uint64_t through = SubjectStore::kNoThrough;  // ack: every in-flight one up to it
+  std::uint64_t delay_ms = 0;                        // nack
+};
+
 struct ShardCall {
-  Endpoint endpoint;  // publish, publish_async, subscribe, fetch, unsubscribe or info
+  Endpoint endpoint;  // publish, publish_async, subscribe, fetch, unsubscribe, info, ack or nack
   // The owner's answer: its HTTP status, 0 while the call is on its way
   // there. The origin shard turns it into the response.
   std::uint16_t status = 0;
@@ -52,16 +60,23 @@ struct ShardCall {
   std::uint64_t answer_sequence;
   std::uint64_t started_ns;  // when the request was read, for its latency
   SubjectCopy subject;
-  MessagePtr message;                  // publish: owned by the call until the store takes it
-  SubscriberId id;                     // fetch: whose queue; subscribe: the new id
-  SubscribeOptions subscribe_options;  // subscribe
-  FetchOptions fetch_options;          // fetch
+  MessagePtr message;  // publish: owned by the call until the store takes it
+  SubscriberId id;     // fetch: whose queue; subscribe: the new id
+  // Boxed: most calls are publishes and fetches, and a call's size is paid
+  // in every queue slot it passes through.
+  std::unique_ptr<SubscribeOptions> subscribe_options;  // subscribe
+  FetchOptions fetch_options;                           // fetch
+  std::unique_ptr<AckRequest> ack_request;              // ack and nack
+  // publish_async: a message past its max_deliver on its way to its dead
+  // letter subject, which drops it quietly when no one subscribes there.
+  bool dead_letter = false;
   // Not a request: the client of the origin's connection (connection_index,
   // connection_generation) has gone, so the owner answers that connection's
   // waiting fetches now, taking nothing from their queues. No answer comes
   // back for the call itself.
   bool end_waits = false;
-  ByteBuffer answer;  // fetch: the whole response, framed where the messages are
+  // fetch, info, ack, nack: the whole response, framed where the queue is
+  ByteBuffer answer;
   // The body of a refusal that the status alone does not name (a
   // subscribe's 429: too many subscribers, or subjects).
   std::string_view refusal;

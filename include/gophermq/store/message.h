@@ -41,6 +41,11 @@ class Message {
 
   std::string_view payload() const { return {bytes(), size_}; }
 
+  // When it was stored, in whole seconds of the monotonic clock (for
+  // gophermq_oldest_pending_age_seconds; 32 bits last 136 years of uptime).
+  void set_stored_s(std::uint32_t seconds) { stored_s_ = seconds; }
+  std::uint32_t stored_s() const { return stored_s_; }
+
   // Only the owner shard touches the holder count, so it is a plain integer.
   void set_holders(std::uint32_t holders) { holders_ = holders; }
   std::uint32_t holders() const { return holders_; }
@@ -71,8 +76,9 @@ class Message {
   // Where its chunk starts, this many bytes before it; 0 for a message of
   // its own allocation.
   std::uint32_t chunk_offset_;
+  std::uint32_t stored_s_ = 0;
 };
-static_assert(sizeof(Message) == 12, "the per-message header is part of the memory target");
+static_assert(sizeof(Message) == 16, "the per-message header is part of the memory target");
 
 // A message not yet handed to a store (in flight between shards).
 using MessagePtr = std::unique_ptr<Message, Message::Deleter>;

@@ -1,6 +1,6 @@
 // Where a subject's messages live: chunks allocated in publish order, each
 // holding many messages back to back, freed when its last message goes. A
-// message costs its payload plus a 12-byte header, not the allocator's next
+// message costs its payload plus a 16-byte header, not the allocator's next
 // size class (a 1 KiB payload with a header of its own would take mimalloc's
 // 1,280-byte class). Messages leave a subject's log in publish order, so its
 // chunks empty in that order too.

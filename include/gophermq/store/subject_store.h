@@ -4,13 +4,18 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "gophermq/metrics/metrics.h"
+#include "gophermq/store/ack_queue.h"
 #include "gophermq/store/message.h"
 #include "gophermq/store/message_arena.h"
 #include "gophermq/store/message_queue.h"
@@ -43,11 +48,63 @@ struct SubscriberBounds {
 enum class DropReason : std::uint8_t { discard_new, discard_old };
 inline constexpr std::array<std::string_view, 2> kDropReasonNames{"discard_new", "discard_old"};
 
-// A bounded subscriber's own queue: it is fed one by one, so it can drop.
-struct OwnQueue {
-  MessageQueue messages;
+// How a queue is kept (api-extensions.md §2, §5, §6): the options of a
+// subscriber's own queue, or those the first member of a queue group set.
+struct QueueOptions {
   SubscriberBounds bounds;
-  std::uint32_t index = 0;  // in its subject's list of bounded subscribers
+  // Ack mode when ack_wait_ms > 0: messages stay until acknowledged.
+  AckQueue::Settings acks{.ack_wait_ms = 0};
+  std::string dead_letter_subject;  // empty: none
+  bool uses_acks() const { return acks.ack_wait_ms != 0; }
+};
+
+// A queue fed one message at a time by publish, so it can drop, number its
+// messages and keep them until acked: a subscriber's own (it has bounds of
+// its own, or uses acks) or a queue group's, shared by its members.
+struct DeliveryQueue {
+  explicit DeliveryQueue(const QueueOptions& options);
+
+  MessageQueue messages;           // without acks
+  std::unique_ptr<AckQueue> acks;  // with them
+  SubscriberBounds bounds;
+  std::string dead_letter_subject;  // with acks: where messages past max_deliver go
+  std::uint32_t index = 0;          // in its subject's list of fed queues
+  // With acks: its name in the store's deadline heap, and the earliest due
+  // time it has there (UINT64_MAX: none).
+  std::uint64_t ack_ticket = 0;
+  std::uint64_t scheduled_due_ms = UINT64_MAX;
+
+  // Messages held (in flight included) and their payload bytes.
+  std::size_t size() const { return acks ? acks->size() : messages.size(); }
+  std::uint64_t bytes() const { return acks ? acks->bytes() : messages.bytes(); }
+  void push(Message* message) {
+    if (acks) {
+      acks->push(message);
+    } else {
+      messages.push(message);
+    }
+  }
+  // Visits the messages held, oldest first, while `visit(message)` is true.
+  template <typename Visit>
+  void visit_oldest(Visit&& visit) const {
+    if (acks) {
+      acks->visit_held(visit);
+      return;
+    }
+    for (std::size_t i = 0; i != messages.size() && visit(messages.at(i)); ++i) {
+    }
+  }
+};
+
+// Competing consumers (api-extensions.md §6): the members of (subject,
+// group) share one queue, which each message reaches once.
+struct QueueGroup {
+  explicit QueueGroup(const QueueOptions& options) : options(options), queue(options) {}
+  QueueOptions options;  // set by its first member
+  DeliveryQueue queue;
+  std::string_view name;  // its key in its subject's map
+  std::uint64_t members = 0;
+  std::uint32_t last_member = 0;  // numbers members 1, 2, ...: never reused
 };
 
 // What a subscriber has pending, oldest first: the rest of its subject's
@@ -104,10 +161,14 @@ struct Subscriber {
   SubscriberId id;
   SubjectEntry* subject;  // entries never move (see SubjectTable)
   // A plain subscriber reads its subject's log from here; one with bounds
-  // of its own has its own queue instead.
+  // of its own or acks has its own queue instead, and a group member its
+  // group's.
   SubjectLog::Sequence cursor = 0;
   SubjectLog::Sequence sequence_base = 0;  // see PendingMessages
-  std::unique_ptr<OwnQueue> own;
+  DeliveryQueue* queue = nullptr;          // null: it reads the log
+  std::unique_ptr<DeliveryQueue> own;
+  QueueGroup* group = nullptr;
+  std::uint32_t member = 0;  // in its group, what its in-flight messages are held by
   // Idle expiry: unsubscribed once inactive this long (0 = never), counted
   // from its subscribe or its last fetch, on the store's clock.
   std::uint64_t inactive_threshold_ms = 0;
@@ -116,7 +177,13 @@ struct Subscriber {
   // expire while it has any.
   std::uint32_t waiting_fetches = 0;
 
+  bool uses_acks() const { return queue != nullptr && queue->acks != nullptr; }
+  // Without acks: what it has pending, oldest first.
   PendingMessages pending() const;
+  // A fetch would take at least one message now.
+  bool has_deliverable() const {
+    return uses_acks() ? queue->acks->can_hand_out() : !pending().empty();
+  }
 };
 
 struct SubjectEntry {
@@ -131,9 +198,12 @@ struct SubjectEntry {
   // Every message, once, for the plain subscribers: a publish costs the
   // same for one of them or a hundred thousand.
   SubjectLog log;
-  // The subscribers with bounds of their own, each fed its own copy of the
-  // pointer (they are the exception: a publish visits each).
-  std::vector<Subscriber*> bounded;
+  // The queues fed one by one (subscribers with bounds of their own or
+  // acks, and queue groups), each its own copy of the pointer: they are the
+  // exception, a publish visits each.
+  std::vector<DeliveryQueue*> fed;
+  // By name; a group goes with its last member.
+  std::map<std::string, std::unique_ptr<QueueGroup>, std::less<>> groups;
   // What the subject holds, against its own bounds: the original's count
   // (a message once per subscriber holding it), and payload bytes (each
   // message once).
@@ -146,8 +216,8 @@ struct SubjectEntry {
 };
 
 inline PendingMessages Subscriber::pending() const {
-  return own ? PendingMessages(own->messages)
-             : PendingMessages(subject->log, cursor, sequence_base);
+  return queue != nullptr ? PendingMessages(queue->messages)
+                          : PendingMessages(subject->log, cursor, sequence_base);
 }
 
 enum class PublishOutcome : std::uint8_t {
@@ -161,6 +231,7 @@ enum class SubscribeOutcome : std::uint8_t {
   subscribed,
   too_many_subscribers,  // of the subject, or broker-wide
   too_many_subjects,     // a new subject, and the broker holds its most
+  group_options_differ,  // from those its group's first member set
 };
 
 struct Subscription {
@@ -185,7 +256,20 @@ struct StoreLimits {
 // What a subscribe may ask for beyond the original's fields.
 struct SubscribeOptions {
   std::uint64_t inactive_threshold_ms = 0;  // 0: never expires
-  SubscriberBounds bounds;
+  QueueOptions queue;
+  std::string group;  // empty: none
+  // Which queue options the request named: a later member of a group may
+  // omit them (inherited), not change them.
+  enum Named : std::uint8_t {
+    max_pending = 1,
+    max_pending_bytes = 2,
+    discard = 4,
+    ack_wait = 8,
+    max_ack_pending = 16,
+    max_deliver = 32,
+    dead_letter_subject = 64,
+  };
+  std::uint8_t named = 0;
 };
 
 // What a fetch may ask for beyond the original's fields (api-extensions.md
@@ -250,6 +334,39 @@ class SubjectStore {
   // subject goes with its last subscriber. False when there is none.
   bool unsubscribe(std::string_view subject, const SubscriberId& id);
 
+  // Acknowledgements (api-extensions.md §5), for a subscriber that uses
+  // them. hand_out() gives up to `max_messages` available messages within
+  // `max_bytes` (at least one when any is available) and max_ack_pending;
+  // they stay held, in flight.
+  void hand_out(Subscriber& subscriber, std::size_t max_messages, std::uint64_t max_bytes,
+                std::vector<AckQueue::Delivery>& out);
+  // Acks the in-flight messages named in `sequences`, and every one it
+  // holds up to `through` (when not kNoThrough: in a group, only those
+  // handed to this member); returns how many.
+  std::size_t ack(Subscriber& subscriber, std::span<const std::uint64_t> sequences,
+                  std::uint64_t through);
+  // The in-flight messages named become available again `delay_ms` from
+  // now; returns how many.
+  std::size_t nack(Subscriber& subscriber, std::span<const std::uint64_t> sequences,
+                   std::uint64_t delay_ms);
+  static constexpr std::uint64_t kNoThrough = UINT64_MAX;
+  // Messages past their ack deadline or nack delay become available again
+  // (their subjects' waiting fetches are woken) or, delivered max_deliver
+  // times, leave their queue: a copy of each that has a dead-letter subject
+  // is appended to `dead`. Costs one comparison while nothing is due: the
+  // queues wait in a heap by their earliest due time.
+  struct DeadLetter {
+    std::string subject;
+    MessagePtr message;
+  };
+  void expire_acks(std::vector<DeadLetter>& dead);
+  // When the earliest ack deadline or nack delay ends; UINT64_MAX if none.
+  std::uint64_t next_ack_due_ms() const {
+    return ack_dues_.empty() ? UINT64_MAX : ack_dues_.front().due_ms;
+  }
+  // Due times in the heap, stale ones included.
+  std::size_t ack_dues_held() const { return ack_dues_.size(); }
+
   // Called after a fetch has encoded a subscriber's `count` oldest messages:
   // drops them and returns them to the budget.
   void drain(Subscriber& subscriber, std::size_t count);
@@ -263,8 +380,21 @@ class SubjectStore {
     ShardCounter subjects;
     ShardCounter subscribers;
     std::array<ShardCounter, kDropReasonNames.size()> messages_dropped;  // by DropReason
+    ShardCounter inflight;       // messages handed out and not yet acked
+    ShardCounter redelivered;    // handed out again after a deadline or nack
+    ShardCounter dead_lettered;  // past max_deliver
+    // gophermq_oldest_pending_age_seconds: the monitoring thread asks (a
+    // new number in oldest_asked) and the shard answers at its next turn
+    // (oldest_stored_s, UINT64_MAX when it holds nothing, then
+    // oldest_answered): a scan of its subjects per scrape, none per publish.
+    mutable std::atomic<std::uint64_t> oldest_asked{0};
+    std::atomic<std::uint64_t> oldest_answered{0};
+    ShardCounter oldest_stored_s;
   };
   const Gauges& gauges() const { return gauges_; }
+  // Answers the monitoring thread's question for the oldest message held
+  // (see Gauges), when it asked one since the last answer.
+  void answer_oldest_pending_age();
 
  private:
   void mark_woken(SubjectEntry& entry);
@@ -275,7 +405,24 @@ class SubjectStore {
     bool take;                // it keeps the new message
     std::size_t drop_oldest;  // after dropping this many of its oldest
   };
-  static Intake intake(const OwnQueue& queue, std::uint64_t bytes);
+  static Intake intake(const DeliveryQueue& queue, std::uint64_t bytes);
+  // Drops a fed queue's `count` oldest messages; returns the payload bytes
+  // freed (of messages no other queue held).
+  std::uint64_t drop_oldest(DeliveryQueue& queue, std::size_t count);
+  // A new fed queue of `entry`, its own or a group's.
+  void add_fed(SubjectEntry& entry, DeliveryQueue& queue);
+  // A fed queue leaves its subject, releasing everything it holds.
+  void release_queue(SubjectEntry& entry, DeliveryQueue& queue);
+  // What left an ack queue goes back to its subject's and the budget's
+  // counts, and the in-flight gauge follows the queue.
+  void account(SubjectEntry& entry, const AckQueue::Released& released,
+               std::size_t in_flight_before, const AckQueue& queue);
+  // The queue's earliest due time goes into the heap when it is earlier
+  // than what the heap holds for it.
+  void schedule(DeliveryQueue& queue);
+  // Ack mode, once joined: whether the named options of `options` match a
+  // group's.
+  static bool same_options(const SubscribeOptions& options, const QueueOptions& group);
   // Removes a subscriber of `subject`, releasing what it held; its subject
   // goes with its last subscriber.
   void remove(Subscriber& subscriber, std::string_view subject);
@@ -304,6 +451,21 @@ class SubjectStore {
   // A publish's plan for each bounded subscriber of its subject, made once
   // before the bounds are checked and carried out after (kept to reuse).
   std::vector<Intake> intakes_;
+  // Ack queues by ticket, and their due times in a heap (earliest first):
+  // an entry whose queue is gone, or has an earlier one, is stale.
+  struct AckDue {
+    std::uint64_t due_ms;
+    std::uint64_t ticket;
+    bool operator>(const AckDue& other) const { return due_ms > other.due_ms; }
+  };
+  struct AckQueueRef {
+    DeliveryQueue* queue;
+    SubjectEntry* subject;
+  };
+  std::unordered_map<std::uint64_t, AckQueueRef> ack_queues_;
+  std::vector<AckDue> ack_dues_;
+  std::uint64_t next_ack_ticket_ = 1;
+  std::vector<AckDue> ack_dues_now_;  // reused by expire_acks()
   // Checks in the heap whose subscriber was unsubscribed since; past this
   // many, and half the heap, they are dropped.
   static constexpr std::size_t kKeepStaleExpiryChecks = 1024;

@@ -66,6 +66,14 @@ class SubjectTable {
 
   std::size_t size() const { return size_; }
 
+  // Visits every entry (in no particular order).
+  template <typename Visit>
+  void for_each(Visit&& visit) const {
+    for (const Map& map : maps_) {
+      for (const auto& [name, entry] : map) visit(entry);
+    }
+  }
+
  private:
   static constexpr unsigned kMapBits = 8;
   static constexpr std::size_t kKeepBuckets = 64;
