@@ -211,12 +211,7 @@ class HostileTest : public BrokerTest {
  protected:
   std::optional<BrokerOptions> Options() const override { return std::nullopt; }
 
-  void Start(std::vector<std::string> flags) {
-    BrokerOptions options;
-    options.monitoring_address = "127.0.0.1:0";
-    options.flags = std::move(flags);
-    StartBroker(options);
-  }
+  void Start(std::vector<std::string> flags) { StartBroker(MonitoredOptions(std::move(flags))); }
 
   bool HaveMetrics() const { return broker_ && broker_->metrics_port() != 0; }
 

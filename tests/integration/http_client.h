@@ -33,7 +33,10 @@ struct HttpResponse {
 
 class HttpClient {
  public:
-  explicit HttpClient(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // How long a read or a write waits, unless the client is given a timeout.
+  static constexpr std::chrono::milliseconds kDefaultTimeout{5'000};
+
+  explicit HttpClient(std::chrono::milliseconds timeout = kDefaultTimeout);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;

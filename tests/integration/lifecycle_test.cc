@@ -37,11 +37,7 @@ double ResidentBytes(pid_t pid) {
 
 class LifecycleTest : public BrokerTest {
  protected:
-  std::optional<BrokerOptions> Options() const override {
-    BrokerOptions options;
-    options.monitoring_address = "127.0.0.1:0";
-    return options;
-  }
+  std::optional<BrokerOptions> Options() const override { return MonitoredOptions(); }
 
   // One round: kOutstanding subscribers, each of a subject of its own (so
   // subjects come and go too), one message published to every tenth, then
@@ -123,10 +119,7 @@ class ExpiryTest : public BrokerTest {
   std::optional<BrokerOptions> Options() const override { return std::nullopt; }
 
   void StartWith(std::vector<std::string> flags) {
-    BrokerOptions options;
-    options.flags = std::move(flags);
-    options.monitoring_address = "127.0.0.1:0";
-    StartBroker(options);
+    StartBroker(MonitoredOptions(std::move(flags)));
   }
 
   std::string SubscribeFor(const std::string& subject, long long inactive_threshold_ms) {
@@ -134,17 +127,10 @@ class ExpiryTest : public BrokerTest {
                          "\"inactive_threshold_ms\":" + std::to_string(inactive_threshold_ms));
   }
 
-  double Counter(std::string_view name) {
-    std::string error;
-    const std::optional<std::string> scrape = ScrapeMetrics(broker_->metrics_port(), &error);
-    EXPECT_TRUE(scrape) << error;
-    return scrape ? MetricValue(*scrape, name).value_or(-1) : -1;
-  }
-
   // Waits, without touching any subscriber, until `count` have expired.
   bool WaitForExpired(double count, milliseconds timeout) {
     const Clock::time_point deadline = Clock::now() + timeout;
-    while (Counter("gophermq_subscribers_expired_total") < count) {
+    while (Metric("gophermq_subscribers_expired_total") < count) {
       if (Clock::now() >= deadline) return false;
       std::this_thread::sleep_for(milliseconds(20));
     }
@@ -173,8 +159,8 @@ TEST_F(ExpiryTest, AnIdleSubscriberExpiresAndItsIdThenAnswersBadId) {
     EXPECT_TRUE(IsJsonResponse(Publish(subjects[i], "x"), 404, kSubscriberNotFoundBody))
         << "the subject went with its only subscriber";
   }
-  EXPECT_EQ(Counter("gophermq_pending_messages"), 0) << "their queues were released";
-  EXPECT_EQ(Counter("gophermq_subscribers"), 1);
+  EXPECT_EQ(Metric("gophermq_pending_messages"), 0) << "their queues were released";
+  EXPECT_EQ(Metric("gophermq_subscribers"), 1);
   EXPECT_TRUE(Fetch("expiring.keeper", keeper).empty());
 }
 
@@ -189,7 +175,7 @@ TEST_F(ExpiryTest, FetchingKeepsASubscriberAlive) {
     ASSERT_EQ(Fetch("kept.alive", id), std::vector<std::string>{"m"});
     std::this_thread::sleep_for(milliseconds(100));
   }
-  EXPECT_EQ(Counter("gophermq_subscribers_expired_total"), 0);
+  EXPECT_EQ(Metric("gophermq_subscribers_expired_total"), 0);
   // Left alone, it goes.
   ASSERT_TRUE(WaitForExpired(1, milliseconds(kThresholdMs) + seconds(10)));
   EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", FetchBody("kept.alive", id)), 404, kBadIdBody));
@@ -213,7 +199,7 @@ TEST_F(ExpiryTest, AThresholdThatIsNotAnIntegerInRangeIsAnInvalidBody) {
         Post("/api/subscribe", "{\"subject\":\"t\",\"inactive_threshold_ms\":" + value + "}"), 400,
         kInvalidBodyBody));
   }
-  EXPECT_EQ(Counter("gophermq_subscribers"), 0);
+  EXPECT_EQ(Metric("gophermq_subscribers"), 0);
 }
 
 }  // namespace

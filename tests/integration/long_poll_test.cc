@@ -25,12 +25,6 @@ using std::chrono::milliseconds;
 // Subjects enough that both shards own some.
 constexpr int kSubjects = 6;
 
-std::string WaitFetchBody(std::string_view subject, std::string_view id, std::string_view fields) {
-  std::string body = FetchBody(subject, id);
-  body.pop_back();  // the closing brace
-  return body + "," + std::string(fields) + "}";
-}
-
 // The answer of a fetch that used a field of §3, for plain ASCII data.
 std::string ExpectedExtendedBody(const std::vector<std::string>& data, std::string_view id,
                                  std::uint64_t pending, std::uint64_t first_seq,
@@ -49,40 +43,12 @@ std::string ExpectedExtendedBody(const std::vector<std::string>& data, std::stri
 class LongPollTest : public BrokerTest {
  protected:
   std::optional<BrokerOptions> Options() const override {
-    BrokerOptions options;
-    options.monitoring_address = "127.0.0.1:0";
-    options.flags = {"--broker.max-waiting-fetches=3", "--broker.max-fetch-wait=20s"};
-    return options;
+    return MonitoredOptions({"--broker.max-waiting-fetches=3", "--broker.max-fetch-wait=20s"});
   }
 
-  double Metric(std::string_view name) {
-    std::string error;
-    const std::optional<std::string> scrape = ScrapeMetrics(broker_->metrics_port(), &error);
-    EXPECT_TRUE(scrape) << error;
-    return scrape ? MetricValue(*scrape, name).value_or(-1) : -1;
-  }
-
-  // Waits (10 s at most) until the broker holds `count` waiting fetches.
+  // Waits (kPollFor at most) until the broker holds `count` waiting fetches.
   ::testing::AssertionResult WaitingFetchesReach(double count) {
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    double seen = -1;
-    while (Clock::now() < deadline) {
-      seen = Metric("gophermq_waiting_fetches");
-      if (seen == count) return ::testing::AssertionSuccess();
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-    return ::testing::AssertionFailure()
-           << "gophermq_waiting_fetches stayed " << seen << ", expected " << count;
-  }
-
-  // A connection of its own that has sent a fetch with `fields`.
-  std::unique_ptr<HttpClient> SendFetch(const std::string& subject, const std::string& id,
-                                        std::string_view fields) {
-    std::unique_ptr<HttpClient> client = Connect();
-    EXPECT_TRUE(
-        client->SendRaw(FormatRequest("POST", "/api/fetch", WaitFetchBody(subject, id, fields))))
-        << client->error();
-    return client;
+    return MetricReaches("gophermq_waiting_fetches", count);
   }
 
   // SendFetch() of a long wait (only a publish, or an event of the test,
@@ -93,12 +59,6 @@ class LongPollTest : public BrokerTest {
     std::unique_ptr<HttpClient> client = SendFetch(subject, id, R"("wait_ms":20000)");
     EXPECT_TRUE(WaitingFetchesReach(waiting));
     return client;
-  }
-
-  static HttpResponse Read(HttpClient& client) {
-    HttpResponse response;
-    EXPECT_TRUE(client.ReadResponse(&response)) << client.error();
-    return response;
   }
 };
 
@@ -126,7 +86,7 @@ TEST_F(LongPollTest, WithSomethingPendingTheAnswerIsImmediate) {
   const std::string id = Subscribe("lp.now");
   PublishOk("lp.now", "already");
   const HttpResponse response =
-      Post("/api/fetch", WaitFetchBody("lp.now", id, R"("wait_ms":20000)"));
+      Post("/api/fetch", SubscriberBody("lp.now", id, R"("wait_ms":20000)"));
   EXPECT_TRUE(IsJsonResponse(response, 200, ExpectedExtendedBody({"already"}, id, 0, 1, "lp.now")));
 }
 
@@ -137,7 +97,7 @@ TEST_F(LongPollTest, AtItsDeadlineAWaitIsAnEmpty200) {
     const std::string id = Subscribe(subject);
     const auto sent = Clock::now();
     const HttpResponse response =
-        Post("/api/fetch", WaitFetchBody(subject, id, R"("wait_ms":300)"));
+        Post("/api/fetch", SubscriberBody(subject, id, R"("wait_ms":300)"));
     const auto took = Clock::now() - sent;
     EXPECT_TRUE(IsJsonResponse(response, 200, ExpectedExtendedBody({}, id, 0, 1, subject)));
     EXPECT_GE(took, milliseconds(290)) << "answered before its deadline";
@@ -146,16 +106,11 @@ TEST_F(LongPollTest, AtItsDeadlineAWaitIsAnEmpty200) {
 }
 
 TEST_F(LongPollTest, AWaitLongerThanTheBrokersMostIsClamped) {
-  StartBroker([] {
-    BrokerOptions options;
-    options.monitoring_address = "127.0.0.1:0";
-    options.flags = {"--broker.max-fetch-wait=200ms"};
-    return options;
-  }());
+  StartBroker(MonitoredOptions({"--broker.max-fetch-wait=200ms"}));
   const std::string id = Subscribe("lp.clamped");
   // An hour asked for; the client gives up after 5 s.
   const HttpResponse response =
-      Post("/api/fetch", WaitFetchBody("lp.clamped", id, R"("wait_ms":3600000)"));
+      Post("/api/fetch", SubscriberBody("lp.clamped", id, R"("wait_ms":3600000)"));
   EXPECT_TRUE(IsJsonResponse(response, 200, ExpectedExtendedBody({}, id, 0, 1, "lp.clamped")));
 }
 
@@ -183,7 +138,7 @@ TEST_F(LongPollTest, OneWaitingFetchTooManyIs409) {
     waiting.push_back(StartWaiting("lp.many", id, i + 1));
   }
   const HttpResponse refused =
-      Post("/api/fetch", WaitFetchBody("lp.many", id, R"("wait_ms":20000)"));
+      Post("/api/fetch", SubscriberBody("lp.many", id, R"("wait_ms":20000)"));
   EXPECT_TRUE(IsJsonResponse(refused, 409, "{\"message\":\"too many waiting fetches\"}\n"));
   // Another subscriber is not held back by this one's waits.
   const std::string other = Subscribe("lp.many");
@@ -225,7 +180,7 @@ TEST_F(LongPollTest, AWaitingSubscriberDoesNotExpire) {
   const std::string id = SubscribeWith("lp.active", R"("inactive_threshold_ms":200)");
   // Waits four times its threshold; the broker looks at expiry meanwhile.
   const HttpResponse waited =
-      Post("/api/fetch", WaitFetchBody("lp.active", id, R"("wait_ms":800)"));
+      Post("/api/fetch", SubscriberBody("lp.active", id, R"("wait_ms":800)"));
   EXPECT_TRUE(IsJsonResponse(waited, 200, ExpectedExtendedBody({}, id, 0, 1, "lp.active")));
   // Its idle clock restarted when the wait ended: it is still there.
   PublishOk("lp.active", "still");
@@ -236,7 +191,7 @@ TEST_F(LongPollTest, AnswersOnAConnectionStayInRequestOrder) {
   const std::string id = Subscribe("lp.pipelined");
   std::unique_ptr<HttpClient> client = Connect();
   ASSERT_TRUE(client->SendRaw(
-      FormatRequest("POST", "/api/fetch", WaitFetchBody("lp.pipelined", id, R"("wait_ms":300)")) +
+      FormatRequest("POST", "/api/fetch", SubscriberBody("lp.pipelined", id, R"("wait_ms":300)")) +
       FormatRequest("GET", "/ready", "")));
   EXPECT_TRUE(
       IsJsonResponse(Read(*client), 200, ExpectedExtendedBody({}, id, 0, 1, "lp.pipelined")));
@@ -268,13 +223,13 @@ TEST_F(LongPollTest, MaxMessagesAndMaxBytesBoundOneAnswer) {
     const std::string id = Subscribe(subject);
     for (const char* data : {"m1", "m2", "m3", "m4", "m5", "m6"}) PublishOk(subject, data);
     EXPECT_TRUE(
-        IsJsonResponse(Post("/api/fetch", WaitFetchBody(subject, id, R"("max_messages":2)")), 200,
+        IsJsonResponse(Post("/api/fetch", SubscriberBody(subject, id, R"("max_messages":2)")), 200,
                        ExpectedExtendedBody({"m1", "m2"}, id, 4, 1, subject)));
     // Five bytes: m3 and m4 (two each) fit, m5 does not.
-    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", WaitFetchBody(subject, id, R"("max_bytes":5)")),
+    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", SubscriberBody(subject, id, R"("max_bytes":5)")),
                                200, ExpectedExtendedBody({"m3", "m4"}, id, 2, 3, subject)));
     // A message larger than max_bytes still goes, alone.
-    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", WaitFetchBody(subject, id, R"("max_bytes":1)")),
+    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", SubscriberBody(subject, id, R"("max_bytes":1)")),
                                200, ExpectedExtendedBody({"m5"}, id, 1, 5, subject)));
     // A plain fetch answers as the original does: no new keys.
     EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", FetchBody(subject, id)), 200,
@@ -287,13 +242,13 @@ TEST_F(LongPollTest, SeqsCountWhatTheSubscriberReceivedDropsIncluded) {
   const std::string id = SubscribeWith("lp.seqs", R"("max_pending":2,"discard":"old")");
   for (const char* data : {"a", "b", "c", "d", "e"}) PublishOk("lp.seqs", data);
   EXPECT_TRUE(
-      IsJsonResponse(Post("/api/fetch", WaitFetchBody("lp.seqs", id, R"("max_messages":10)")), 200,
+      IsJsonResponse(Post("/api/fetch", SubscriberBody("lp.seqs", id, R"("max_messages":10)")), 200,
                      ExpectedExtendedBody({"d", "e"}, id, 0, 4, "lp.seqs")));
   // A later subscriber numbers from its own first message.
   const std::string later = Subscribe("lp.seqs");
   PublishOk("lp.seqs", "f");
   EXPECT_TRUE(
-      IsJsonResponse(Post("/api/fetch", WaitFetchBody("lp.seqs", later, R"("max_messages":10)")),
+      IsJsonResponse(Post("/api/fetch", SubscriberBody("lp.seqs", later, R"("max_messages":10)")),
                      200, ExpectedExtendedBody({"f"}, later, 0, 1, "lp.seqs")));
 }
 
@@ -302,12 +257,12 @@ TEST_F(LongPollTest, OutOfRangeFieldsAreAnInvalidBody) {
   for (const char* fields : {R"("max_messages":0)", R"("max_bytes":0)", R"("wait_ms":-1)",
                              R"("wait_ms":"5")", R"("max_messages":1.5)", R"("max_bytes":true)"}) {
     SCOPED_TRACE(fields);
-    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", WaitFetchBody("lp.invalid", id, fields)), 400,
+    EXPECT_TRUE(IsJsonResponse(Post("/api/fetch", SubscriberBody("lp.invalid", id, fields)), 400,
                                kInvalidBodyBody));
   }
   // null leaves a field unset, and wait_ms 0 does not wait.
   EXPECT_TRUE(IsJsonResponse(
-      Post("/api/fetch", WaitFetchBody("lp.invalid", id, R"("wait_ms":0,"max_bytes":null)")), 200,
+      Post("/api/fetch", SubscriberBody("lp.invalid", id, R"("wait_ms":0,"max_bytes":null)")), 200,
       ExpectedExtendedBody({}, id, 0, 1, "lp.invalid")));
 }
 

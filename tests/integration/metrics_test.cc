@@ -251,14 +251,7 @@ std::string RequestLabelsText(const Labels& labels) {
 
 class MetricsTest : public BrokerTest {
  protected:
-  std::optional<BrokerOptions> Options() const override { return MonitoredOptions({}); }
-
-  static BrokerOptions MonitoredOptions(std::vector<std::string> flags) {
-    BrokerOptions options;
-    options.monitoring_address = "127.0.0.1:0";
-    options.flags = std::move(flags);
-    return options;
-  }
+  std::optional<BrokerOptions> Options() const override { return MonitoredOptions(); }
 
   // GET /metrics: checks the status and content type, parses the body
   // strictly, and records a failure for anything malformed.

@@ -60,11 +60,7 @@ void StopHelper(Subprocess& process) {
 
 class PrometheusToolsTest : public BrokerTest {
  protected:
-  std::optional<BrokerOptions> Options() const override {
-    BrokerOptions options;
-    options.monitoring_address = "127.0.0.1:0";
-    return options;
-  }
+  std::optional<BrokerOptions> Options() const override { return MonitoredOptions(); }
 
   std::string ScrapeBody() {
     HttpClient client;

@@ -32,7 +32,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -80,26 +79,11 @@ constexpr milliseconds kSocketTimeout(10'000);
 // of the whole run beyond its duration.
 constexpr seconds kGrace(60);
 
-int SoakSeconds() {
-  const char* text = std::getenv("GOPHERMQ_SOAK_SECONDS");
-  if (text == nullptr || *text == '\0') return 8;
-  int value = 0;
-  const std::string_view view(text);
-  if (std::from_chars(view.data(), view.data() + view.size(), value).ec != std::errc() ||
-      value < 1) {
-    return 8;
-  }
-  // The integration suite's meson timeout is 300 s: stay well under it.
-  return std::min(value, 180);
-}
-
-// The parts joined (`"literal" + std::string` trips a GCC 12 -Wrestrict false
-// positive at -O3).
-std::string Cat(std::initializer_list<std::string_view> parts) {
-  std::string out;
-  for (const std::string_view part : parts) out += part;
-  return out;
-}
+// The load's duration when GOPHERMQ_SOAK_SECONDS does not set it, and the
+// most it may set: the integration suite's meson timeout is 300 s, and this
+// stays well under it.
+constexpr int kDefaultSoakSeconds = 8;
+constexpr int kMostSoakSeconds = 180;
 
 double MiB(double bytes) { return bytes / (1024.0 * 1024.0); }
 
@@ -204,7 +188,7 @@ void CheckStream(Stream& stream, const PublishLog& log, int subject, bool final,
   auto report_missing_up_to = [&](std::uint64_t end, std::string_view why) {
     for (std::uint64_t seq = stream.next; seq < end; ++seq) {
       if (log.at(seq) == accepted_here) {
-        delivery_errors.Add(Cat({who, ": accepted seq ", std::to_string(seq), why}));
+        delivery_errors.Add(Joined({who, ": accepted seq ", std::to_string(seq), why}));
       }
     }
   };
@@ -213,18 +197,18 @@ void CheckStream(Stream& stream, const PublishLog& log, int subject, bool final,
     stream.unchecked.pop_front();
     if (seq < stream.next) {
       delivery_errors.Add(
-          Cat({who, ": seq ", std::to_string(seq), " received again or late (after seq ",
-               std::to_string(stream.next - 1), ")"}));
+          Joined({who, ": seq ", std::to_string(seq), " received again or late (after seq ",
+                  std::to_string(stream.next - 1), ")"}));
       continue;
     }
-    report_missing_up_to(seq, Cat({" not received before seq ", std::to_string(seq)}));
+    report_missing_up_to(seq, Joined({" not received before seq ", std::to_string(seq)}));
     const std::uint8_t entry = log.at(seq);
     if ((entry & ~PublishLog::kAccepted) != subject) {
-      delivery_errors.Add(Cat({who, ": received seq ", std::to_string(seq),
-                               ", which was published to subject index ",
-                               std::to_string(entry & ~PublishLog::kAccepted)}));
+      delivery_errors.Add(Joined({who, ": received seq ", std::to_string(seq),
+                                  ", which was published to subject index ",
+                                  std::to_string(entry & ~PublishLog::kAccepted)}));
     } else if ((entry & PublishLog::kAccepted) == 0) {
-      delivery_errors.Add(Cat(
+      delivery_errors.Add(Joined(
           {who, ": received seq ", std::to_string(seq), ", whose publish was refused with 429"}));
     }
     stream.next = seq + 1;
@@ -246,11 +230,8 @@ constexpr double kResidentGrowthFactor = kThreadSanitizer ? 6 : 1;
 class SoakTest : public BrokerTest {
  protected:
   std::optional<BrokerOptions> Options() const override {
-    BrokerOptions options;
-    options.flags = {Numbered("--broker.max-pending=", kMaxPendingPerSubject),
-                     Numbered("--broker.max-pending-total=", kMaxPending)};
-    options.monitoring_address = "127.0.0.1:0";
-    return options;
+    return MonitoredOptions({Numbered("--broker.max-pending=", kMaxPendingPerSubject),
+                             Numbered("--broker.max-pending-total=", kMaxPending)});
   }
 
   void SetUp() override {
@@ -283,7 +264,7 @@ class SoakTest : public BrokerTest {
 };
 
 TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
-  const int soak_seconds = SoakSeconds();
+  const int soak_seconds = SoakSeconds(kDefaultSoakSeconds, kMostSoakSeconds);
   const std::uint16_t api_port = port();
   const std::uint16_t metrics_port = broker_->metrics_port();
   ASSERT_NE(metrics_port, 0) << "no metrics_port= in: " << broker_->listening_line();
@@ -423,8 +404,9 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
           const std::optional<std::uint64_t> message = ParseMessage(data);
           if (!message) {
             foreign_messages.fetch_add(1, std::memory_order_relaxed);
-            delivery_errors.Add(Cat({subjects[subscriber->subject], " subscriber ", subscriber->id,
-                                     " received data no publisher sent: ", JsonQuote(data)}));
+            delivery_errors.Add(
+                Joined({subjects[subscriber->subject], " subscriber ", subscriber->id,
+                        " received data no publisher sent: ", JsonQuote(data)}));
             continue;
           }
           Stream& stream = subscriber->streams[*message >> 32];
@@ -433,8 +415,8 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
         }
         for (int k = 0; k < kPublishers; ++k) {
           CheckStream(subscriber->streams[k], publish_logs[k], subscriber->subject, false,
-                      Cat({subjects[subscriber->subject], " subscriber ", subscriber->id,
-                           " from publisher ", std::to_string(k)}),
+                      Joined({subjects[subscriber->subject], " subscriber ", subscriber->id,
+                              " from publisher ", std::to_string(k)}),
                       delivery_errors);
         }
         subscriber->empty_streak =
@@ -480,13 +462,13 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
         // A well-behaved keep-alive client between the hostile ones.
         HttpClient client(kSocketTimeout);
         if (!client.Connect(api_port)) {
-          errors.Add(Cat({"chaos keep-alive connect: ", client.error()}));
+          errors.Add(Joined({"chaos keep-alive connect: ", client.error()}));
           continue;
         }
         for (int i = 0; i < 3; ++i) {
           HttpResponse response;
           if (!client.Request("GET", "/ready", "", &response) || response.status != 204) {
-            errors.Add(Cat({"chaos GET /ready: ", client.error(), " ", Describe(response)}));
+            errors.Add(Joined({"chaos GET /ready: ", client.error(), " ", Describe(response)}));
             break;
           }
         }
@@ -544,21 +526,21 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
     HttpClient client(kSocketTimeout);
     for (int n = 0; !stop_load.load(std::memory_order_relaxed) && Clock::now() < deadline; ++n) {
       if (!client.connected() && !client.Connect(api_port)) {
-        errors.Add(Cat({"churn connect: ", client.error()}));
+        errors.Add(Joined({"churn connect: ", client.error()}));
         return;
       }
       const int kind = n % 4;
       const std::string& subject = subjects[(n / 4) % kSubjects];
       HttpResponse response;
       if (!client.Request("POST", "/api/subscribe",
-                          Cat({"{\"subject\":", JsonQuote(subject), kFields[kind], "}"}),
+                          Joined({"{\"subject\":", JsonQuote(subject), kFields[kind], "}"}),
                           &response)) {
-        errors.Add(Cat({"churn subscribe: ", client.error()}));
+        errors.Add(Joined({"churn subscribe: ", client.error()}));
         return;
       }
       const std::optional<SubscribeReply> subscribed = DecodeSubscribeReply(response.body);
       if (response.status != 200 || !subscribed) {
-        errors.Add(Cat({"churn subscribe: ", Describe(response)}));
+        errors.Add(Joined({"churn subscribe: ", Describe(response)}));
         return;
       }
       std::array<long long, kPublishers> last_seq;
@@ -566,12 +548,12 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
       for (int round = 0; round < 3; ++round) {
         std::this_thread::sleep_for(milliseconds(5));
         if (!client.Request("POST", "/api/fetch", FetchBody(subject, subscribed->id), &response)) {
-          errors.Add(Cat({"churn fetch: ", client.error()}));
+          errors.Add(Joined({"churn fetch: ", client.error()}));
           return;
         }
         const std::optional<FetchReply> reply = DecodeFetchReply(response.body);
         if (response.status != 200 || !reply) {
-          errors.Add(Cat({"churn fetch: ", Describe(response)}));
+          errors.Add(Joined({"churn fetch: ", Describe(response)}));
           return;
         }
         for (const std::string& data : reply->data) {
@@ -579,8 +561,8 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
           const long long seq = message ? static_cast<long long>(*message & 0xffffffffu) : -1;
           if (!message || seq <= last_seq[*message >> 32]) {
             delivery_errors.Add(
-                Cat({"churn subscriber of ", subject, " (fields ", kFields[kind], ") got ",
-                     JsonQuote(data), " out of order, twice or foreign"}));
+                Joined({"churn subscriber of ", subject, " (fields ", kFields[kind], ") got ",
+                        JsonQuote(data), " out of order, twice or foreign"}));
             continue;
           }
           last_seq[*message >> 32] = seq;
@@ -590,7 +572,7 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
         if (!client.Request("POST", "/api/unsubscribe", FetchBody(subject, subscribed->id),
                             &response) ||
             response.status != 200) {
-          errors.Add(Cat({"churn unsubscribe: ", client.error(), " ", Describe(response)}));
+          errors.Add(Joined({"churn unsubscribe: ", client.error(), " ", Describe(response)}));
           return;
         }
       }
@@ -610,11 +592,11 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
         const double pending = MetricValue(*scrape, "gophermq_pending_messages").value_or(-1);
         pending_peak = std::max(pending_peak, pending);
         if (pending < 0 || pending > kMaxPending) {
-          errors.Add(Cat(
+          errors.Add(Joined(
               {"gophermq_pending_messages out of [0, max-pending]: ", std::to_string(pending)}));
         }
       } else {
-        errors.Add(Cat({"sampler: ", error}));
+        errors.Add(Joined({"sampler: ", error}));
       }
       std::this_thread::sleep_for(milliseconds(200));
     }
@@ -655,8 +637,8 @@ TEST_F(SoakTest, EverythingAtOnceLosesNothingAndGivesMemoryBack) {
     for (int k = 0; k < kPublishers; ++k) {
       fetched += static_cast<long long>(subscriber.streams[k].received);
       CheckStream(subscriber.streams[k], publish_logs[k], subscriber.subject, true,
-                  Cat({subjects[subscriber.subject], " subscriber ", subscriber.id,
-                       " from publisher ", std::to_string(k)}),
+                  Joined({subjects[subscriber.subject], " subscriber ", subscriber.id,
+                          " from publisher ", std::to_string(k)}),
                   delivery_errors);
     }
   }

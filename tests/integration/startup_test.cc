@@ -136,10 +136,8 @@ class StartupLogTest : public BrokerTest {
 };
 
 TEST_F(StartupLogTest, ListeningLineCarriesPortsShardsLimitsAndVersion) {
-  BrokerOptions options;
-  options.monitoring_address = "127.0.0.1:0";
-  options.flags = {"--broker.max-pending=777", "--broker.cores=2"};
-  ASSERT_NO_FATAL_FAILURE(StartBroker(options));
+  ASSERT_NO_FATAL_FAILURE(
+      StartBroker(MonitoredOptions({"--broker.max-pending=777", "--broker.cores=2"})));
   const std::string line = broker_->listening_line();
   ASSERT_FALSE(line.empty()) << broker_->log();
   EXPECT_TRUE(line.starts_with("level=info msg=listening")) << line;
@@ -166,10 +164,7 @@ TEST_F(StartupLogTest, ListeningLineCarriesPortsShardsLimitsAndVersion) {
 // Each shard's thread is named shard-N, and the metrics thread monitoring, so
 // `top -H`, perf and tools/loadtest's cross mode can tell them apart.
 TEST_F(StartupLogTest, ThreadsAreNamedAfterTheirShard) {
-  BrokerOptions options;
-  options.monitoring_address = "127.0.0.1:0";
-  options.flags = {"--broker.cores=3"};
-  ASSERT_NO_FATAL_FAILURE(StartBroker(options));
+  ASSERT_NO_FATAL_FAILURE(StartBroker(MonitoredOptions({"--broker.cores=3"})));
   const std::string tasks = Numbered("/proc/", broker_->pid()) + "/task";
   std::vector<std::string> names;
   for (const auto& task : std::filesystem::directory_iterator(tasks)) {

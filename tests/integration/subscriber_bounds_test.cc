@@ -14,19 +14,11 @@ namespace {
 class SubscriberBoundsTest : public BrokerTest {
  protected:
   std::optional<BrokerOptions> Options() const override {
-    BrokerOptions options;
-    options.monitoring_address = "127.0.0.1:0";
-    options.flags = {"--broker.max-pending=6"};  // per subject
-    return options;
+    return MonitoredOptions({"--broker.max-pending=6"});  // per subject
   }
 
   double Dropped(std::string_view reason) {
-    std::string error;
-    const std::optional<std::string> scrape = ScrapeMetrics(broker_->metrics_port(), &error);
-    EXPECT_TRUE(scrape) << error;
-    const std::string name =
-        "gophermq_messages_dropped_total{reason=\"" + std::string(reason) + "\"}";
-    return scrape ? MetricValue(*scrape, name).value_or(-1) : -1;
+    return Metric(Joined({"gophermq_messages_dropped_total{reason=\"", reason, "\"}"}));
   }
 
   // Publishes "<subject>.<i>" for i in [from, to), each answered 200.

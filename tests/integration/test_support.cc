@@ -2,8 +2,13 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <sstream>
+#include <thread>
 
 namespace gophermq::testing {
 
@@ -17,6 +22,19 @@ std::string PublishBody(std::string_view subject, std::string_view data) {
 
 std::string FetchBody(std::string_view subject, std::string_view id) {
   return "{\"subject\":" + JsonQuote(subject) + ",\"id\":" + JsonQuote(id) + "}";
+}
+
+std::string WithFields(std::string body, std::string_view fields) {
+  if (fields.empty()) return body;
+  body.pop_back();  // the closing brace
+  body += ',';
+  body += fields;
+  body += '}';
+  return body;
+}
+
+std::string SubscriberBody(std::string_view subject, std::string_view id, std::string_view fields) {
+  return WithFields(FetchBody(subject, id), fields);
 }
 
 std::string ExpectedFetchBody(const std::vector<std::string>& data, std::string_view id,
@@ -121,10 +139,78 @@ std::optional<FetchReply> DecodeFetchReply(const std::string& body) {
   return reply;
 }
 
+std::optional<JsonObject> DecodeJsonObject(const std::string& body) {
+  if (body.empty() || body.back() != '\n') return std::nullopt;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  simdjson::dom::object object;
+  if (parser.parse(body).get(root) != simdjson::SUCCESS ||
+      root.get_object().get(object) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  JsonObject out;
+  for (auto field : object) {
+    const std::string key(field.key);
+    out.keys.push_back(key);
+    std::string_view text;
+    std::uint64_t number = 0;
+    simdjson::dom::array array;
+    if (field.value.get_string().get(text) == simdjson::SUCCESS) {
+      out.strings[key] = std::string(text);
+    } else if (field.value.get_uint64().get(number) == simdjson::SUCCESS) {
+      out.numbers[key] = number;
+    } else if (field.value.get_array().get(array) == simdjson::SUCCESS) {
+      std::vector<std::string> texts;
+      std::vector<std::uint64_t> numbers;
+      for (auto element : array) {
+        if (element.get_string().get(text) == simdjson::SUCCESS) {
+          texts.emplace_back(text);
+        } else if (element.get_uint64().get(number) == simdjson::SUCCESS) {
+          numbers.push_back(number);
+        } else {
+          return std::nullopt;
+        }
+      }
+      if (!texts.empty() && !numbers.empty()) return std::nullopt;
+      if (numbers.empty()) out.string_arrays[key] = texts;
+      if (texts.empty()) out.number_arrays[key] = numbers;
+    } else {
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+int TestParts() {
+  return ::testing::UnitTest::GetInstance()->current_test_info()->result()->total_part_count();
+}
+
+int SoakSeconds(int fallback, int most) {
+  const char* text = std::getenv("GOPHERMQ_SOAK_SECONDS");
+  if (text == nullptr || *text == '\0') return fallback;
+  int value = 0;
+  const std::string_view view(text);
+  if (std::from_chars(view.data(), view.data() + view.size(), value).ec != std::errc() ||
+      value < 1) {
+    return fallback;
+  }
+  return std::min(value, most);
+}
+
+std::string Joined(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (const std::string_view part : parts) out += part;
+  return out;
+}
+
 std::string Numbered(std::string_view prefix, long long n) {
   std::string text(prefix);
   text += std::to_string(n);
   return text;
+}
+
+std::string SubjectName(std::string_view prefix, int s) {
+  return Numbered(Joined({prefix, "."}), s);
 }
 
 std::string UniqueSubject(std::string_view prefix) {
@@ -214,11 +300,7 @@ std::string BrokerTest::Subscribe(std::string_view subject) {
 }
 
 std::string BrokerTest::SubscribeWith(std::string_view subject, std::string_view fields) {
-  std::string body = SubscribeBody(subject);
-  body.pop_back();  // the closing brace
-  body += ',';
-  body += fields;
-  body += '}';
+  const std::string body = WithFields(SubscribeBody(subject), fields);
   const HttpResponse response = Post("/api/subscribe", body);
   const std::optional<SubscribeReply> reply = DecodeSubscribeReply(response.body);
   if (response.status != 200 || !reply || reply->subject != subject || !IsUuidV4(reply->id)) {
@@ -243,6 +325,81 @@ std::vector<std::string> BrokerTest::Fetch(std::string_view subject, std::string
     return {};
   }
   return reply->data;
+}
+
+std::unique_ptr<HttpClient> BrokerTest::SendFetch(std::string_view subject, std::string_view id,
+                                                  std::string_view fields,
+                                                  std::chrono::milliseconds timeout) const {
+  auto client = std::make_unique<HttpClient>(timeout);
+  EXPECT_TRUE(client->Connect(port())) << client->error();
+  EXPECT_TRUE(
+      client->SendRaw(FormatRequest("POST", "/api/fetch", SubscriberBody(subject, id, fields))))
+      << client->error();
+  return client;
+}
+
+HttpResponse BrokerTest::Read(HttpClient& client) {
+  HttpResponse response;
+  EXPECT_TRUE(client.ReadResponse(&response)) << client.error();
+  return response;
+}
+
+SubscriberInfo BrokerTest::GetInfo(std::string_view subject, std::string_view id,
+                                   std::string_view group) {
+  static const std::vector<std::string> kKeys = {
+      "id", "idle_ms", "inflight", "pending", "pending_bytes", "subject", "waiting"};
+  static const std::vector<std::string> kMemberKeys = {
+      "group", "id", "idle_ms", "inflight", "pending", "pending_bytes", "subject", "waiting"};
+  const HttpResponse response = Post("/api/info", SubscriberBody(subject, id));
+  const std::optional<JsonObject> object = DecodeJsonObject(response.body);
+  SubscriberInfo info;
+  std::string answered_group;
+  std::string answered_id;
+  std::string answered_subject;
+  const bool decoded = object && object->keys == (group.empty() ? kKeys : kMemberKeys) &&
+                       (group.empty() || GetField(object->strings, "group", &answered_group)) &&
+                       GetField(object->strings, "id", &answered_id) &&
+                       GetField(object->numbers, "idle_ms", &info.idle_ms) &&
+                       GetField(object->numbers, "inflight", &info.inflight) &&
+                       GetField(object->numbers, "pending", &info.pending) &&
+                       GetField(object->numbers, "pending_bytes", &info.pending_bytes) &&
+                       GetField(object->strings, "subject", &answered_subject) &&
+                       GetField(object->numbers, "waiting", &info.waiting);
+  // The exact bytes too: no white space, integers as plain digits.
+  const std::string expected_body = Joined(
+      {"{", group.empty() ? "" : Joined({"\"group\":", JsonQuote(group), ","}),
+       "\"id\":", JsonQuote(id), ",\"idle_ms\":", std::to_string(info.idle_ms), ",\"inflight\":",
+       std::to_string(info.inflight), ",\"pending\":", std::to_string(info.pending),
+       ",\"pending_bytes\":", std::to_string(info.pending_bytes),
+       ",\"subject\":", JsonQuote(subject), ",\"waiting\":", std::to_string(info.waiting), "}\n"});
+  if (response.status != 200 || response.MediaType() != "application/json" || !decoded ||
+      answered_group != group || answered_id != id || answered_subject != subject ||
+      response.body != expected_body) {
+    ADD_FAILURE() << "info " << subject << " " << id << (group.empty() ? "" : " group ") << group
+                  << ": not the info object\n"
+                  << Describe(response);
+  }
+  return info;
+}
+
+double BrokerTest::Metric(std::string_view name) {
+  std::string error;
+  const std::optional<std::string> scrape = ScrapeMetrics(broker_->metrics_port(), &error);
+  EXPECT_TRUE(scrape) << error;
+  return scrape ? MetricValue(*scrape, name).value_or(-1) : -1;
+}
+
+::testing::AssertionResult BrokerTest::MetricBecomes(std::string_view name,
+                                                     const std::function<bool(double)>& holds,
+                                                     std::string_view expected) {
+  return Eventually([&] { return Metric(name); }, holds, name, expected);
+}
+
+::testing::AssertionResult BrokerTest::MetricReaches(std::string_view name, double value) {
+  std::ostringstream expected;
+  expected << value;
+  return MetricBecomes(
+      name, [value](double seen) { return seen == value; }, expected.str());
 }
 
 void BrokerTest::MakeRequestsOfEveryKind(std::string_view prefix) {
@@ -271,6 +428,28 @@ std::optional<std::string> ScrapeMetrics(std::uint16_t metrics_port, std::string
     return std::nullopt;
   }
   return std::move(response.body);
+}
+
+BrokerOptions MonitoredOptions(std::vector<std::string> flags) {
+  BrokerOptions options;
+  options.monitoring_address = "127.0.0.1:0";
+  options.flags = std::move(flags);
+  return options;
+}
+
+::testing::AssertionResult Eventually(const std::function<double()>& read,
+                                      const std::function<bool(double)>& holds,
+                                      std::string_view what, std::string_view expected) {
+  const auto deadline = std::chrono::steady_clock::now() + kPollFor;
+  double seen = -1;
+  for (;;) {
+    seen = read();
+    if (holds(seen)) return ::testing::AssertionSuccess();
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(kPollPause);
+  }
+  return ::testing::AssertionFailure()
+         << what << " stayed " << seen << ", expected it to become " << expected;
 }
 
 std::optional<double> MetricValue(std::string_view exposition, std::string_view name) {

@@ -1,11 +1,16 @@
 // Shared pieces of the integration tests: a fixture that owns one broker and
 // one keep-alive connection to it, request-body builders, the contract's exact
-// response bodies, and JSON decoding of responses (via simdjson).
+// response bodies, JSON decoding of responses (via simdjson), and reading the
+// broker's metrics.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,6 +27,13 @@ namespace gophermq::testing {
 std::string SubscribeBody(std::string_view subject);
 std::string PublishBody(std::string_view subject, std::string_view data);
 std::string FetchBody(std::string_view subject, std::string_view id);
+// `body` (a JSON object) with the members `fields` (e.g. "\"wait_ms\":100")
+// added at its end.
+std::string WithFields(std::string body, std::string_view fields);
+// {"subject","id"} and `fields`: the body of a fetch, ack, nack, info or
+// unsubscribe.
+std::string SubscriberBody(std::string_view subject, std::string_view id,
+                           std::string_view fields = {});
 
 // The broker is built like these tests: with a sanitizer here, with the
 // same one there (GCC defines __SANITIZE_*__, Clang has __has_feature).
@@ -85,6 +97,38 @@ struct FetchReply {
 // that order, data an array of strings; nullopt otherwise.
 std::optional<FetchReply> DecodeFetchReply(const std::string& body);
 
+// A flat JSON object: its keys in order and its values by kind (strings,
+// unsigned integers, arrays of either; an empty array counts as both).
+struct JsonObject {
+  std::vector<std::string> keys;
+  std::map<std::string, std::string, std::less<>> strings;
+  std::map<std::string, std::uint64_t, std::less<>> numbers;
+  std::map<std::string, std::vector<std::string>, std::less<>> string_arrays;
+  std::map<std::string, std::vector<std::uint64_t>, std::less<>> number_arrays;
+};
+// `body` decoded when it is one JSON object, followed by "\n", whose values
+// are all of those kinds; nullopt otherwise.
+std::optional<JsonObject> DecodeJsonObject(const std::string& body);
+
+// Copies the value of `key` in `map` (one of JsonObject's) to `out`; false
+// when there is none of that kind.
+template <typename Map, typename Value>
+bool GetField(const Map& map, std::string_view key, Value* out) {
+  const auto found = map.find(key);
+  if (found == map.end()) return false;
+  *out = found->second;
+  return true;
+}
+
+// What POST /api/info answers for a subscriber (api-extensions.md §7).
+struct SubscriberInfo {
+  std::uint64_t idle_ms = 0;
+  std::uint64_t inflight = 0;
+  std::uint64_t pending = 0;
+  std::uint64_t pending_bytes = 0;
+  std::uint64_t waiting = 0;
+};
+
 // Readable dump of a response for failure messages.
 std::string Describe(const HttpResponse& response);
 
@@ -93,8 +137,41 @@ std::optional<std::string> ScrapeMetrics(std::uint16_t metrics_port, std::string
 // The value of the unlabelled sample `name` in a text exposition.
 std::optional<double> MetricValue(std::string_view exposition, std::string_view name);
 
+// BrokerOptions{} with the monitoring port open (an ephemeral one), for a test
+// that reads /metrics, and `flags`.
+BrokerOptions MonitoredOptions(std::vector<std::string> flags = {});
+
+// How long a test polls for something that must happen (a redelivery, an
+// expiry, a metric), and the pause between two looks: nothing sleeps on the
+// hope that it has happened.
+inline constexpr std::chrono::seconds kPollFor(10);
+inline constexpr std::chrono::milliseconds kPollPause(10);
+
+// Polls `read` (kPollFor at most) until `holds` accepts what it read. The
+// failure names `what` was read, the value it stayed at, and `expected`.
+::testing::AssertionResult Eventually(const std::function<double()>& read,
+                                      const std::function<bool(double)>& holds,
+                                      std::string_view what, std::string_view expected);
+
+// How many results (failures) the running test has recorded so far: a helper
+// that loops can tell whether a call it made failed.
+int TestParts();
+
+// A soak's duration in seconds: GOPHERMQ_SOAK_SECONDS when it is a whole
+// number of at least 1 (at most `most`: the suite's meson timeout is shared),
+// else `fallback`.
+int SoakSeconds(int fallback, int most);
+
+// The parts joined (`"literal" + std::string` trips a GCC 12 -Wrestrict false
+// positive at -O3).
+std::string Joined(std::initializer_list<std::string_view> parts);
+
 // prefix + decimal n ("m" + std::to_string(n) trips a GCC 12 -Wrestrict false positive).
 std::string Numbered(std::string_view prefix, long long n);
+
+// "<prefix>.<s>": the s-th of a test's subjects (a few of them fall on each
+// shard).
+std::string SubjectName(std::string_view prefix, int s);
 
 // A subject name that is fresh for this process run.
 std::string UniqueSubject(std::string_view prefix);
@@ -172,6 +249,31 @@ class BrokerTest : public ::testing::Test {
   void PublishOk(std::string_view subject, std::string_view data);
   // Fetches and checks the reply's shape, id and subject; returns the data.
   std::vector<std::string> Fetch(std::string_view subject, std::string_view id);
+  // A connection of its own, whose reads wait `timeout` at most, that has
+  // sent a fetch with `fields` (a long poll, typically: the test acts while it
+  // waits, then reads the answer with Read).
+  std::unique_ptr<HttpClient> SendFetch(
+      std::string_view subject, std::string_view id, std::string_view fields,
+      std::chrono::milliseconds timeout = HttpClient::kDefaultTimeout) const;
+  // The next response on `client` (a failure is recorded when none comes).
+  static HttpResponse Read(HttpClient& client);
+  // POST /api/info, whose answer must be exactly the documented object, keys
+  // sorted, for this id and (plain ASCII) subject: with "group" for a member
+  // of `group`, without it when `group` is empty (no group's name is).
+  // Otherwise a failure is recorded.
+  SubscriberInfo GetInfo(std::string_view subject, std::string_view id,
+                         std::string_view group = {});
+  // The sample `name` (labels included, as written) from /metrics; -1 (and a
+  // failure) when the scrape fails, -1 when it has no such sample. Needs a
+  // broker started with MonitoredOptions().
+  double Metric(std::string_view name);
+  // Polls (kPollFor at most) until `holds(value of metric name)`; `expected`
+  // describes what it should become, for the failure.
+  ::testing::AssertionResult MetricBecomes(std::string_view name,
+                                           const std::function<bool(double)>& holds,
+                                           std::string_view expected);
+  // Polls (kPollFor at most) until the metric `name` is `value`.
+  ::testing::AssertionResult MetricReaches(std::string_view name, double value);
   // One request of every method label and the interesting status codes,
   // under subjects starting with `prefix`, so that every labelled metric
   // family has at least one series.
