@@ -53,25 +53,30 @@ int connect_to(std::uint16_t port) {
   return fd;
 }
 
+std::string_view header_value(std::string_view head, std::string_view name) {
+  for (std::size_t line = head.find("\r\n"); line != std::string_view::npos;
+       line = head.find("\r\n", line + 2)) {
+    std::string_view rest = head.substr(line + 2);
+    if (rest.size() <= name.size() || rest[name.size()] != ':') continue;
+    bool matches = std::equal(name.begin(), name.end(), rest.begin(), [](char a, char b) {
+      return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
+    });
+    if (!matches) continue;
+    std::string_view value = rest.substr(name.size() + 1);
+    value = value.substr(0, value.find("\r\n"));
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    return value;
+  }
+  return {};
+}
+
 std::optional<std::size_t> whole_response_length(std::string_view bytes) {
   std::size_t head_end = bytes.find("\r\n\r\n");
   if (head_end == std::string_view::npos) return std::nullopt;
   std::size_t body_bytes = 0;
-  std::string_view head = bytes.substr(0, head_end);
-  for (std::size_t line = head.find("\r\n"); line != std::string_view::npos;
-       line = head.find("\r\n", line + 2)) {
-    constexpr std::string_view kName = "content-length:";
-    std::string_view rest = head.substr(line + 2);
-    if (rest.size() < kName.size()) continue;
-    bool matches = std::equal(kName.begin(), kName.end(), rest.begin(), [](char a, char b) {
-      return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
-    });
-    if (!matches) continue;
-    std::string_view value = rest.substr(kName.size());
-    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    std::from_chars(value.data(), value.data() + value.size(), body_bytes);
-    break;
-  }
+  // The head with its last line's end, so that every line ends in "\r\n".
+  std::string_view length = header_value(bytes.substr(0, head_end + 2), "content-length");
+  std::from_chars(length.data(), length.data() + length.size(), body_bytes);
   if (bytes.size() < head_end + 4 + body_bytes) return std::nullopt;
   return head_end + 4 + body_bytes;
 }
@@ -99,12 +104,26 @@ std::string post(std::string_view path, std::string_view body) {
          std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
 }
 
-std::string subscribe(int fd, const std::string& subject) {
-  std::string answer = exchange(fd, post("/api/subscribe", "{\"subject\":\"" + subject + "\"}"));
+std::string subscribe(int fd, const std::string& subject, std::string_view fields) {
+  std::string body = "{\"subject\":\"" + subject + "\"";
+  if (!fields.empty()) body.append(",").append(fields);
+  std::string answer = exchange(fd, post("/api/subscribe", body + "}"));
   std::size_t key = answer.find("\"id\":\"");
   if (!is_200(answer) || key == std::string::npos) fail("subscribe failed: " + answer);
   std::size_t start = key + 6;
   return answer.substr(start, answer.find('"', start) - start);
+}
+
+double metric_value(std::uint16_t metrics_port, std::string_view name) {
+  int fd = connect_to(metrics_port);
+  const std::string text =
+      exchange(fd, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  close(fd);
+  std::string key(1, '\n');
+  key.append(name).append(" ");
+  const std::size_t at = text.find(key);
+  if (at == std::string::npos) fail("the broker reports no " + std::string(name));
+  return std::stod(text.substr(at + key.size()));
 }
 
 // The fields after the command name (which may hold spaces) start with

@@ -50,6 +50,10 @@ void parse_flags(int argc, char** argv, int first, BrokerTarget& target, Other&&
 // bounded by 10 s.
 int connect_to(std::uint16_t port);
 
+// The value of header `name` (lower case) in a response's head, its name
+// matched whatever its case, leading spaces cut; empty when absent.
+std::string_view header_value(std::string_view head, std::string_view name);
+
 // The length of the first whole response in `bytes` (head and a
 // Content-Length body), or nothing while more is needed.
 std::optional<std::size_t> whole_response_length(std::string_view bytes);
@@ -62,8 +66,13 @@ std::string exchange(int fd, std::string_view request);
 // A POST of a JSON body.
 std::string post(std::string_view path, std::string_view body);
 
-// Subscribes to `subject` over `fd`; the id.
-std::string subscribe(int fd, const std::string& subject);
+// Subscribes to `subject` over `fd`; the id. `fields`, when given, are
+// more members of the body (`"group":"g","ack_wait_ms":1000`).
+std::string subscribe(int fd, const std::string& subject, std::string_view fields = {});
+
+// The value of a metric without labels (`gophermq_waiting_fetches`) from
+// the monitoring port's /metrics; fail()s when it is absent.
+double metric_value(std::uint16_t metrics_port, std::string_view name);
 
 // utime + stime from a /proc/<pid>[/task/<tid>]/stat file, in seconds.
 double stat_cpu_seconds(const std::string& path);

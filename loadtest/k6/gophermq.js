@@ -1,5 +1,6 @@
-// What both k6 scripts share: the broker's address, and subscribe, publish
-// and fetch, each checked on its status and on the shape of its body.
+// What the k6 scripts share: the broker's address; subscribe, publish and
+// fetch, each checked on its status and on the shape of its body; and
+// reading whole numbers and durations from the environment.
 import http from 'k6/http';
 import { check, fail } from 'k6';
 
@@ -8,7 +9,7 @@ export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8082').replace(/\/+
 const PARAMS = { headers: { 'Content-Type': 'application/json' } };
 
 // The body as JSON, or null when it is not JSON.
-function jsonBody(response) {
+export function jsonBody(response) {
   try {
     return JSON.parse(response.body);
   } catch (e) {
@@ -16,15 +17,17 @@ function jsonBody(response) {
   }
 }
 
-function post(path, body, name) {
+// A POST of `body` as JSON, tagged `name` in k6's metrics.
+export function post(path, body, name) {
   return http.post(`${BASE_URL}${path}`, JSON.stringify(body),
     Object.assign({ tags: { name } }, PARAMS));
 }
 
 // Creates a subscriber, failing the whole run when that does not work (a
 // run without one would only measure 404s).
-export function subscribe(subject) {
-  const res = post('/api/subscribe', { subject }, 'subscribe');
+// `fields`, when given, are more members of the body ({ group: 'g' }).
+export function subscribe(subject, fields) {
+  const res = post('/api/subscribe', Object.assign({ subject }, fields || {}), 'subscribe');
   const body = jsonBody(res);
   if (res.status !== 200 || !body || typeof body.id !== 'string' || body.subject !== subject) {
     fail(`subscribe to ${subject} at ${BASE_URL} failed: status ${res.status}, body ${res.body}`);
@@ -57,4 +60,36 @@ export function fetch(subscriber, payload) {
         body.id === subscriber.id && body.subject === subscriber.subject;
     },
   });
+}
+
+// The whole number >= atLeast (default 0) in environment variable `name`,
+// or `fallback` when it is unset or empty.
+export function wholeNumber(name, fallback, atLeast = 0) {
+  const text = __ENV[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < atLeast) {
+    throw new Error(`${name} must be a whole number >= ${atLeast}, got "${text}"`);
+  }
+  return value;
+}
+
+export function positiveInteger(name, fallback) {
+  return wholeNumber(name, fallback, 1);
+}
+
+// "1m30s" -> 90 (k6 durations, as STAGES takes them elsewhere), rounded up.
+export function parseDurationSeconds(text, name) {
+  const units = { ms: 0.001, s: 1, m: 60, h: 3600 };
+  let seconds = 0;
+  const pattern = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+  let matched = '';
+  for (let part = pattern.exec(text); part !== null; part = pattern.exec(text)) {
+    seconds += Number(part[1]) * units[part[2]];
+    matched += part[0];
+  }
+  if (matched !== text || seconds <= 0) {
+    throw new Error(`${name || 'DURATION'}: "${text}" is not a duration`);
+  }
+  return Math.ceil(seconds);
 }

@@ -23,7 +23,7 @@
 //   MAX_VUS    most VUs the publishers may use to keep the rate (default 200)
 import http from 'k6/http';
 import { check } from 'k6';
-import { BASE_URL, subscribe } from './gophermq.js';
+import { BASE_URL, parseDurationSeconds, positiveInteger, subscribe } from './gophermq.js';
 
 const CONSUMERS = positiveInteger('CONSUMERS', 20);
 const SUBJECTS = positiveInteger('SUBJECTS', 10);
@@ -32,16 +32,6 @@ const WAIT_MS = positiveInteger('WAIT_MS', 5000);
 const MAX_VUS = positiveInteger('MAX_VUS', 200);
 const DURATION = __ENV.DURATION || '30s';
 const PARAMS = { headers: { 'Content-Type': 'application/json' }, tags: { name: 'long-poll fetch' } };
-
-function positiveInteger(name, fallback) {
-  const text = __ENV[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) {
-    throw new Error(`${name} must be a whole number >= 1, got "${text}"`);
-  }
-  return value;
-}
 
 function subjectName(index) {
   return `longpoll.k6.${index}`;
@@ -73,20 +63,6 @@ export const options = {
     dropped_iterations: ['count==0'],
   },
 };
-
-// "1m30s" -> 90 (k6 durations, as STAGES takes them elsewhere).
-function parseDurationSeconds(text) {
-  const units = { ms: 0.001, s: 1, m: 60, h: 3600 };
-  let seconds = 0;
-  const pattern = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
-  let matched = '';
-  for (let part = pattern.exec(text); part !== null; part = pattern.exec(text)) {
-    seconds += Number(part[1]) * units[part[2]];
-    matched += part[0];
-  }
-  if (matched !== text || seconds <= 0) throw new Error(`DURATION: "${text}" is not a duration`);
-  return Math.ceil(seconds);
-}
 
 // Per consumer VU: its subscriber and the sequence number it expects next.
 let subscriber = null;

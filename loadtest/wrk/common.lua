@@ -85,6 +85,7 @@ end
 -- collected through the thread objects setup() keeps.
 
 local threads = {}
+lt.threads = threads -- for a script's own done() (group_common.lua)
 
 function setup(thread)
   table.insert(threads, thread)
