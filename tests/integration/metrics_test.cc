@@ -388,8 +388,8 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       {"gophermq_shard_requests_total", {"shard"}},
       {"gophermq_build_info", {"version"}},
   };
-  const std::set<std::string> methods = {"publish", "publish_async", "subscribe", "fetch",
-                                         "ready",   "unsubscribe",   "info",      "other"};
+  const std::set<std::string> methods = {"publish", "publish_async", "subscribe", "fetch", "ready",
+                                         "unsubscribe", "info", "ack", "nack", "other"};
   const std::map<std::string, std::set<std::string>> reasons = {
       {"gophermq_messages_refused_total",
        {"overflow", "subject_overflow", "no_subscriber", "invalid_subject"}},
@@ -462,6 +462,9 @@ TEST_F(MetricsTest, CountsEveryRequestByMethodAndCode) {
   // Drains the 2 + 6 synchronous publishes and maybe the async one.
   EXPECT_GE(Fetch(subject, id).size(), 8u);
   EXPECT_EQ(Post("/api/info", FetchBody(subject, id)).status, 200);
+  // Not an ack-mode subscriber: each is 409.
+  EXPECT_EQ(Post("/api/ack", SubscriberBody(subject, id, R"("seqs":[1])")).status, 409);
+  EXPECT_EQ(Post("/api/nack", SubscriberBody(subject, id, R"("seqs":[1])")).status, 409);
   EXPECT_EQ(Post("/api/unsubscribe", FetchBody(subject, id)).status, 200);
   EXPECT_EQ(Post("/api/unsubscribe", FetchBody(subject, id)).status, 404);
 
@@ -478,6 +481,8 @@ TEST_F(MetricsTest, CountsEveryRequestByMethodAndCode) {
       {{{"method", "unsubscribe"}, {"code", "200"}}, 1},
       {{{"method", "unsubscribe"}, {"code", "404"}}, 1},
       {{{"method", "info"}, {"code", "200"}}, 1},
+      {{{"method", "ack"}, {"code", "409"}}, 1},
+      {{{"method", "nack"}, {"code", "409"}}, 1},
       {{{"method", "ready"}, {"code", "204"}}, 2},
       {{{"method", "other"}, {"code", "404"}}, 1},
       {{{"method", "other"}, {"code", "405"}}, 1},
