@@ -370,12 +370,8 @@ void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const Su
   store_.touch(subscriber);
   if (subscriber.uses_acks()) {
     deliveries_.clear();
-    if (fetch.max_messages != 0) {
-      store_.hand_out(
-          subscriber,
-          static_cast<std::size_t>(std::min<std::uint64_t>(fetch.max_messages, SIZE_MAX)),
-          std::min(limits_.max_fetch_bytes, fetch.max_bytes), deliveries_);
-    }
+    store_.hand_out(subscriber, fetch.max_messages,
+                    std::min(limits_.max_fetch_bytes, fetch.max_bytes), deliveries_);
     const AckQueue& acks = *subscriber.queue->acks;
     const std::uint64_t pending = acks.size() - acks.in_flight();
     const std::size_t size = ack_fetch_body_size(deliveries_, pending, subject);
@@ -436,13 +432,12 @@ std::uint16_t BrokerApi::settle(Endpoint endpoint, std::string_view subject, con
     append_response(out, 409, body::kDoesNotUseAcks, style);
     return 409;
   }
-  ByteBuffer body;
-  if (endpoint == Endpoint::ack) {
-    append_settled_body(body, "acked", store_.ack(*subscriber, sequences, through));
-  } else {
-    append_settled_body(body, "nacked", store_.nack(*subscriber, sequences, delay_ms));
-  }
-  append_response(out, 200, body.view(), style);
+  const bool ack = endpoint == Endpoint::ack;
+  const std::uint64_t settled = ack ? store_.ack(*subscriber, sequences, through)
+                                    : store_.nack(*subscriber, sequences, delay_ms);
+  const std::string_view key = ack ? "acked" : "nacked";
+  append_response_head(out, 200, settled_body_size(key, settled), style);
+  append_settled_body(out, key, settled);
   return 200;
 }
 

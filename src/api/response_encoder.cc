@@ -293,15 +293,22 @@ void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view 
   out.commit(static_cast<std::size_t>(cursor - start));
 }
 
+namespace {
+constexpr std::string_view kStatusOk = ",\"status\":\"ok\"}\n";
+}  // namespace
+
+std::size_t settled_body_size(std::string_view key, std::uint64_t count) {
+  return 1 + json_string_size(key) + 1 + decimal_digits(count) + kStatusOk.size();
+}
+
 void append_settled_body(ByteBuffer& out, std::string_view key, std::uint64_t count) {
   // {"<key>":N,"status":"ok"}\n
-  char* const start = out.reserve_tail(key.size() + 40);
+  char* const start = out.reserve_tail(settled_body_size(key, count));
   char* cursor = start;
   *cursor++ = '{';
   cursor = write_json_string(cursor, key);
   *cursor++ = ':';
   cursor = write_decimal(cursor, count);
-  constexpr std::string_view kStatusOk = ",\"status\":\"ok\"}\n";
   std::memcpy(cursor, kStatusOk.data(), kStatusOk.size());
   cursor += kStatusOk.size();
   out.commit(static_cast<std::size_t>(cursor - start));

@@ -332,6 +332,7 @@ TEST(SettledBody, CountsAckedOrNacked) {
   ByteBuffer out;
   append_settled_body(out, "acked", 0);
   append_settled_body(out, "nacked", 1234567);
+  EXPECT_EQ(out.size(), settled_body_size("acked", 0) + settled_body_size("nacked", 1234567));
   EXPECT_EQ(out.view(),
             "{\"acked\":0,\"status\":\"ok\"}\n{\"nacked\":1234567,\"status\":\"ok\"}\n");
 }

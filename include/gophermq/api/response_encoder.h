@@ -94,6 +94,7 @@ void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view 
 
 // The answer of /api/ack or /api/nack: {"<key>":N,"status":"ok"}\n, the
 // key "acked" or "nacked".
+std::size_t settled_body_size(std::string_view key, std::uint64_t count);
 void append_settled_body(ByteBuffer& out, std::string_view key, std::uint64_t count);
 
 }  // namespace gophermq
