@@ -297,6 +297,9 @@ std::uint16_t BrokerApi::answer_batch(const DecodedRequest& decoded, const Respo
   call.subject = SubjectCopy(subject);
   call.started_ns = latencies_.turn_started_ns();
   call.batch = std::make_unique<BatchPublish>(true);
+  std::size_t bytes = 0;
+  for (std::string_view payload : decoded.batch_data) bytes += payload.size();
+  call.batch->reserve(size, bytes);
   for (std::string_view payload : decoded.batch_data) call.batch->add(0, {}, payload);
   metrics_.cross_shard_calls.add();
   placement.forward = true;

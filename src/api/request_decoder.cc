@@ -45,6 +45,20 @@ bool is_json_number(std::string_view token) {
   return i == token.size();
 }
 
+// Each field of `object`, as read_field(unescaped key, value): the first
+// error ends the walk.
+template <typename ReadField>
+error_code read_fields(simdjson::ondemand::object object, ReadField&& read_field) {
+  for (auto result : object) {
+    simdjson::ondemand::field field;
+    std::string_view key;
+    if (error_code error = std::move(result).get(field)) return error;
+    if (error_code error = field.unescaped_key().get(key)) return error;
+    if (error_code error = read_field(key, field.value())) return error;
+  }
+  return SUCCESS;
+}
+
 // On-Demand only checks what it is asked to read; an ignored field's value
 // is walked in full so that `{"subject":"a","x":[tru]}` is refused as Go
 // refuses it.
@@ -56,14 +70,9 @@ error_code validate(simdjson::ondemand::value value, int depth) {
       if (depth >= kMaxNesting) return simdjson::DEPTH_ERROR;
       simdjson::ondemand::object object;
       if (error_code error = value.get_object().get(object)) return error;
-      for (auto result : object) {
-        simdjson::ondemand::field field;
-        std::string_view key;
-        if (error_code error = std::move(result).get(field)) return error;
-        if (error_code error = field.unescaped_key().get(key)) return error;
-        if (error_code error = validate(field.value(), depth + 1)) return error;
-      }
-      return SUCCESS;
+      return read_fields(object, [depth](std::string_view, simdjson::ondemand::value field) {
+        return validate(field, depth + 1);
+      });
     }
     case json_type::array: {
       if (depth >= kMaxNesting) return simdjson::DEPTH_ERROR;
@@ -139,96 +148,67 @@ error_code read_count_field(simdjson::ondemand::value value, std::uint64_t& fiel
   return SUCCESS;
 }
 
-// A JSON array of non-negative integers, as read_count_field reads each,
-// into `values` (replacing what was there: the last duplicate key wins).
-// null leaves the list unset.
+// A JSON array into `values` (replacing what was there: the last duplicate
+// key wins), each element read by `read_item(element, value)`. null leaves
+// the list unset.
+template <typename T, typename ReadItem>
+error_code read_list(simdjson::ondemand::value value, std::vector<T>& values, bool& set,
+                     ReadItem&& read_item) {
+  json_type type;
+  if (error_code error = value.type().get(type)) return error;
+  values.clear();
+  set = false;
+  if (type == json_type::null) return validate(value, 1);
+  simdjson::ondemand::array array;
+  if (error_code error = value.get_array().get(array)) return error;
+  for (auto element : array) {
+    simdjson::ondemand::value item;
+    if (error_code error = std::move(element).get(item)) return error;
+    if (error_code error = read_item(item, values.emplace_back())) return error;
+  }
+  set = true;
+  return SUCCESS;
+}
+
+// `seqs`: non-negative integers, each read as read_count_field reads one (a
+// null inside is an error).
 error_code read_count_list(simdjson::ondemand::value value, std::vector<std::uint64_t>& values,
                            bool& set) {
-  json_type type;
-  if (error_code error = value.type().get(type)) return error;
-  values.clear();
-  set = false;
-  if (type == json_type::null) return validate(value, 1);
-  simdjson::ondemand::array array;
-  if (error_code error = value.get_array().get(array)) return error;
-  for (auto element : array) {
-    simdjson::ondemand::value item;
-    if (error_code error = std::move(element).get(item)) return error;
-    std::uint64_t count = DecodedRequest::kUnset;
+  return read_list(value, values, set, [](simdjson::ondemand::value item, std::uint64_t& count) {
+    count = DecodedRequest::kUnset;
     if (error_code error = read_count_field(item, count)) return error;
-    if (count == DecodedRequest::kUnset) return simdjson::INCORRECT_TYPE;  // a null inside
-    values.push_back(count);
-  }
-  set = true;
-  return SUCCESS;
+    return count == DecodedRequest::kUnset ? simdjson::INCORRECT_TYPE : SUCCESS;
+  });
 }
 
-// A batch's `data`: a JSON array of strings (each read as read_string_field
-// reads one; a null or any other value inside is an error) into `values`.
-// null leaves the list unset.
+// A batch's `data`: strings, each read as read_string_field reads one (a
+// null inside is an error).
 error_code read_string_list(simdjson::ondemand::value value, std::vector<std::string_view>& values,
                             bool& set) {
-  json_type type;
-  if (error_code error = value.type().get(type)) return error;
-  values.clear();
-  set = false;
-  if (type == json_type::null) return validate(value, 1);
-  simdjson::ondemand::array array;
-  if (error_code error = value.get_array().get(array)) return error;
-  for (auto element : array) {
-    simdjson::ondemand::value item;
-    if (error_code error = std::move(element).get(item)) return error;
-    std::string_view text;
+  return read_list(value, values, set, [](simdjson::ondemand::value item, std::string_view& text) {
     if (error_code error = read_string_field(item, text)) return error;
-    if (text.data() == nullptr) return simdjson::INCORRECT_TYPE;  // a null inside
-    values.push_back(text);
-  }
-  set = true;
-  return SUCCESS;
+    return text.data() == nullptr ? simdjson::INCORRECT_TYPE : SUCCESS;
+  });
 }
 
-// A batch's `messages`: a JSON array of objects, each read as the request
-// itself is (keys without regard to case, null leaving a field unset,
-// unknown fields walked), into `entries`. A null entry is an empty one, as
-// Go decodes it; anything else that is not an object is an error.
+// A batch's `messages`: objects, each read as the request itself is (keys
+// without regard to case, null leaving a field unset, unknown fields
+// walked). A null entry is an empty one, as Go decodes it; anything else
+// that is not an object is an error.
 error_code read_batch_messages(simdjson::ondemand::value value, std::vector<BatchEntry>& entries,
                                bool& set) {
-  json_type type;
-  if (error_code error = value.type().get(type)) return error;
-  entries.clear();
-  set = false;
-  if (type == json_type::null) return validate(value, 1);
-  simdjson::ondemand::array array;
-  if (error_code error = value.get_array().get(array)) return error;
-  for (auto element : array) {
-    simdjson::ondemand::value item;
-    if (error_code error = std::move(element).get(item)) return error;
-    BatchEntry& entry = entries.emplace_back();
+  return read_list(value, entries, set, [](simdjson::ondemand::value item, BatchEntry& entry) {
+    json_type type;
     if (error_code error = item.type().get(type)) return error;
-    if (type == json_type::null) {
-      if (error_code error = validate(item, 2)) return error;
-      continue;
-    }
+    if (type == json_type::null) return validate(item, 2);
     simdjson::ondemand::object object;
     if (error_code error = item.get_object().get(object)) return error;
-    for (auto result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (error_code error = std::move(result).get(field)) return error;
-      if (error_code error = field.unescaped_key().get(key)) return error;
-      error_code error;
-      if (equals_ignoring_case(key, "subject")) {
-        error = read_string_field(field.value(), entry.subject);
-      } else if (equals_ignoring_case(key, "data")) {
-        error = read_string_field(field.value(), entry.data);
-      } else {
-        error = validate(field.value(), 3);
-      }
-      if (error) return error;
-    }
-  }
-  set = true;
-  return SUCCESS;
+    return read_fields(object, [&entry](std::string_view key, simdjson::ondemand::value field) {
+      if (equals_ignoring_case(key, "subject")) return read_string_field(field, entry.subject);
+      if (equals_ignoring_case(key, "data")) return read_string_field(field, entry.data);
+      return validate(field, 3);
+    });
+  });
 }
 
 bool only_whitespace(const char* bytes, std::size_t size) {
@@ -344,61 +324,59 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
     simdjson::ondemand::object object;
     if (type != json_type::object) return simdjson::INCORRECT_TYPE;
     if (error_code error = document.get_object().get(object)) return error;
-    for (auto result : object) {
-      simdjson::ondemand::field field;
-      std::string_view key;
-      if (error_code error = std::move(result).get(field)) return error;
-      if (error_code error = field.unescaped_key().get(key)) return error;
-      error_code error;
-      // Go's encoding/json matches struct tags without regard to ASCII case,
-      // so {"Subject": ...} works against the original.
-      if (equals_ignoring_case(key, "subject")) {
-        error = read_string_field(field.value(), request.subject);
-      } else if (equals_ignoring_case(key, "data")) {
-        if (batch) {
-          error = read_string_list(field.value(), batch_data_, request.has_batch_data);
-        } else {
-          error = read_string_field(field.value(), request.data);
-        }
-      } else if (batch && equals_ignoring_case(key, "messages")) {
-        error = read_batch_messages(field.value(), batch_messages_, request.has_batch_messages);
-      } else if (equals_ignoring_case(key, "id")) {
-        error = read_string_field(field.value(), request.id);
-      } else if (equals_ignoring_case(key, "inactive_threshold_ms")) {
-        error = read_count_field(field.value(), request.inactive_threshold_ms);
-      } else if (equals_ignoring_case(key, "max_pending")) {
-        error = read_count_field(field.value(), request.max_pending);
-      } else if (equals_ignoring_case(key, "max_pending_bytes")) {
-        error = read_count_field(field.value(), request.max_pending_bytes);
-      } else if (equals_ignoring_case(key, "discard")) {
-        error = read_string_field(field.value(), request.discard);
-      } else if (equals_ignoring_case(key, "wait_ms")) {
-        error = read_count_field(field.value(), request.wait_ms);
-      } else if (equals_ignoring_case(key, "max_messages")) {
-        error = read_count_field(field.value(), request.max_messages);
-      } else if (equals_ignoring_case(key, "max_bytes")) {
-        error = read_count_field(field.value(), request.max_bytes);
-      } else if (equals_ignoring_case(key, "ack_wait_ms")) {
-        error = read_count_field(field.value(), request.ack_wait_ms);
-      } else if (equals_ignoring_case(key, "max_ack_pending")) {
-        error = read_count_field(field.value(), request.max_ack_pending);
-      } else if (equals_ignoring_case(key, "max_deliver")) {
-        error = read_count_field(field.value(), request.max_deliver);
-      } else if (equals_ignoring_case(key, "dead_letter_subject")) {
-        error = read_string_field(field.value(), request.dead_letter_subject);
-      } else if (equals_ignoring_case(key, "group")) {
-        error = read_string_field(field.value(), request.group);
-      } else if (equals_ignoring_case(key, "seqs")) {
-        error = read_count_list(field.value(), seqs_, request.has_seqs);
-      } else if (equals_ignoring_case(key, "through")) {
-        error = read_count_field(field.value(), request.through);
-      } else if (equals_ignoring_case(key, "delay_ms")) {
-        error = read_count_field(field.value(), request.delay_ms);
-      } else {
-        error = validate(field.value(), 1);
-      }
-      if (error) return error;
-    }
+    const error_code error =
+        read_fields(object, [&](std::string_view key, simdjson::ondemand::value value) {
+          error_code error;
+          // Go's encoding/json matches struct tags without regard to ASCII case,
+          // so {"Subject": ...} works against the original.
+          if (equals_ignoring_case(key, "subject")) {
+            error = read_string_field(value, request.subject);
+          } else if (equals_ignoring_case(key, "data")) {
+            if (batch) {
+              error = read_string_list(value, batch_data_, request.has_batch_data);
+            } else {
+              error = read_string_field(value, request.data);
+            }
+          } else if (batch && equals_ignoring_case(key, "messages")) {
+            error = read_batch_messages(value, batch_messages_, request.has_batch_messages);
+          } else if (equals_ignoring_case(key, "id")) {
+            error = read_string_field(value, request.id);
+          } else if (equals_ignoring_case(key, "inactive_threshold_ms")) {
+            error = read_count_field(value, request.inactive_threshold_ms);
+          } else if (equals_ignoring_case(key, "max_pending")) {
+            error = read_count_field(value, request.max_pending);
+          } else if (equals_ignoring_case(key, "max_pending_bytes")) {
+            error = read_count_field(value, request.max_pending_bytes);
+          } else if (equals_ignoring_case(key, "discard")) {
+            error = read_string_field(value, request.discard);
+          } else if (equals_ignoring_case(key, "wait_ms")) {
+            error = read_count_field(value, request.wait_ms);
+          } else if (equals_ignoring_case(key, "max_messages")) {
+            error = read_count_field(value, request.max_messages);
+          } else if (equals_ignoring_case(key, "max_bytes")) {
+            error = read_count_field(value, request.max_bytes);
+          } else if (equals_ignoring_case(key, "ack_wait_ms")) {
+            error = read_count_field(value, request.ack_wait_ms);
+          } else if (equals_ignoring_case(key, "max_ack_pending")) {
+            error = read_count_field(value, request.max_ack_pending);
+          } else if (equals_ignoring_case(key, "max_deliver")) {
+            error = read_count_field(value, request.max_deliver);
+          } else if (equals_ignoring_case(key, "dead_letter_subject")) {
+            error = read_string_field(value, request.dead_letter_subject);
+          } else if (equals_ignoring_case(key, "group")) {
+            error = read_string_field(value, request.group);
+          } else if (equals_ignoring_case(key, "seqs")) {
+            error = read_count_list(value, seqs_, request.has_seqs);
+          } else if (equals_ignoring_case(key, "through")) {
+            error = read_count_field(value, request.through);
+          } else if (equals_ignoring_case(key, "delay_ms")) {
+            error = read_count_field(value, request.delay_ms);
+          } else {
+            error = validate(value, 1);
+          }
+          return error;
+        });
+    if (error) return error;
   }
   request.seqs = seqs_;
   request.batch_data = batch_data_;

@@ -111,6 +111,7 @@ Config non_default_config() {
   config.inactive_threshold = std::chrono::milliseconds(7654);
   config.max_fetch_wait = std::chrono::milliseconds(8765);
   config.max_waiting_fetches = 15;
+  config.max_batch = 16;
   return config;
 }
 
@@ -144,6 +145,7 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.inactive_threshold, expected.inactive_threshold);
   EXPECT_EQ(actual.max_fetch_wait, expected.max_fetch_wait);
   EXPECT_EQ(actual.max_waiting_fetches, expected.max_waiting_fetches);
+  EXPECT_EQ(actual.max_batch, expected.max_batch);
 }
 
 // ---------------------------------------------------------------------------
@@ -430,7 +432,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-fetch-bytes", "1GiB"}, ValueCase{"broker.max-pending-total", "0"},
         ValueCase{"broker.max-fetch-wait", "0s"}, ValueCase{"broker.max-fetch-wait", "1h"},
         ValueCase{"broker.max-waiting-fetches", "1"},
-        ValueCase{"broker.max-waiting-fetches", "65536"},
+        ValueCase{"broker.max-waiting-fetches", "65536"}, ValueCase{"broker.max-batch", "1"},
+        ValueCase{"broker.max-batch", "1000000"},
         ValueCase{"broker.max-pending-total", "4611686018427387904"},
         ValueCase{"broker.max-pending-bytes-per-subject", "0"},
         ValueCase{"broker.max-pending-bytes-per-subject", "1PiB"},
@@ -477,7 +480,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.write-timeout", "25h"}, ValueCase{"broker.max-fetch-bytes", "1023"},
         ValueCase{"broker.max-fetch-bytes", "2GiB"}, ValueCase{"broker.max-pending-total", "-1"},
         ValueCase{"broker.max-fetch-wait", "61m"}, ValueCase{"broker.max-waiting-fetches", "0"},
-        ValueCase{"broker.max-waiting-fetches", "65537"},
+        ValueCase{"broker.max-waiting-fetches", "65537"}, ValueCase{"broker.max-batch", "0"},
+        ValueCase{"broker.max-batch", "1000001"},
         ValueCase{"broker.max-pending-total", "4611686018427387905"},
         ValueCase{"broker.max-pending-bytes-per-subject", "2PiB"},
         ValueCase{"broker.max-pending-bytes-per-subject", "many"},
@@ -1067,7 +1071,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 28);
+  EXPECT_EQ(settings, 29);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

@@ -64,6 +64,11 @@ class BatchPublish {
   explicit BatchPublish(bool one_subject) : one_subject_(one_subject) {}
   bool one_subject() const { return one_subject_; }
   std::size_t size() const { return items_.size(); }
+  // Room for `entries` entries of `bytes` in all, allocated once.
+  void reserve(std::size_t entries, std::size_t bytes) {
+    items_.reserve(entries);
+    bytes_.reserve_tail(bytes);
+  }
   void add(std::uint32_t index, std::string_view subject, std::string_view payload) {
     items_.push_back({index, static_cast<std::uint32_t>(subject.size()),
                       static_cast<std::uint32_t>(payload.size())});
