@@ -32,7 +32,9 @@ std::string_view fixed_body(Endpoint endpoint, std::uint16_t status) {
     case 200:
       return body::kOk;
     case 404:
-      return endpoint == Endpoint::publish ? body::kSubscriberNotFound : body::kBadId;
+      return endpoint == Endpoint::publish || endpoint == Endpoint::publish_batch
+                 ? body::kSubscriberNotFound
+                 : body::kBadId;
     case 429:
       return body::kBrokerOverflow;
     default:
@@ -174,11 +176,14 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   }
 
   DecodedRequest decoded;
-  if (!decoder_.decode(request.body, request.body_size, request.body_padded_capacity, decoded)) {
+  const bool batch = route.endpoint == Endpoint::publish_batch;
+  if (!decoder_.decode(request.body, request.body_size, request.body_padded_capacity, decoded,
+                       batch)) {
     append_response(answers.answer_now(), 400, body::kInvalidBody, style);
     return 400;
   }
-  if (decoded.subject.size() > limits_.max_subject_bytes || !is_valid_subject(decoded.subject)) {
+  if (batch) return answer_batch(decoded, style, answers, call, placement);
+  if (!valid_subject(decoded.subject)) {
     if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
       metrics_.messages_refused[static_cast<std::size_t>(RefusalReason::invalid_subject)].add();
     }
@@ -252,6 +257,141 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   return 0;  // complete_call() answers and counts it
 }
 
+std::uint16_t BrokerApi::answer_batch(const DecodedRequest& decoded, const ResponseStyle& style,
+                                      Answers& answers, ShardCall& call, Placement& placement) {
+  // Exactly one of the two forms, with at least one message.
+  const std::size_t size =
+      decoded.has_batch_data ? decoded.batch_data.size() : decoded.batch_messages.size();
+  if (decoded.has_batch_data == decoded.has_batch_messages || size == 0) {
+    append_response(answers.answer_now(), 400, body::kInvalidBody, style);
+    return 400;
+  }
+  if (size > limits_.max_batch) {
+    append_response(answers.answer_now(), 400, body::kBatchTooLarge, style);
+    return 400;
+  }
+  if (decoded.has_batch_messages) {
+    return answer_batch_entries(decoded.batch_messages, style, answers, placement);
+  }
+  const std::string_view subject = decoded.subject;
+  if (!valid_subject(subject)) {
+    metrics_.messages_refused[static_cast<std::size_t>(RefusalReason::invalid_subject)].add(size);
+    append_response(answers.answer_now(), 400, body::kInvalidSubject, style);
+    return 400;
+  }
+  const unsigned owner = owner_shard(subject, shard_count_);
+  if (owner == shard_id_) {
+    const PublishOutcome outcome = store_.publish_batch(subject, decoded.batch_data);
+    count_publish(outcome, false, size);
+    const std::uint16_t status = publish_status(outcome);
+    append_response(answers.answer_now(), status, fixed_body(Endpoint::publish_batch, status),
+                    style);
+    return status;
+  }
+  // The whole batch goes to its owner in one call, and is stored there
+  // whole or not at all.
+  call = ShardCall{};
+  call.endpoint = Endpoint::publish_batch;
+  call.origin_shard = static_cast<std::uint16_t>(shard_id_);
+  call.style = style;
+  call.subject = SubjectCopy(subject);
+  call.started_ns = latencies_.turn_started_ns();
+  call.batch = std::make_unique<BatchPublish>(true);
+  for (std::string_view payload : decoded.batch_data) call.batch->add(0, {}, payload);
+  metrics_.cross_shard_calls.add();
+  placement.forward = true;
+  placement.owner = owner;
+  return 0;
+}
+
+std::uint16_t BrokerApi::answer_batch_entries(std::span<const BatchEntry> entries,
+                                              const ResponseStyle& style, Answers& answers,
+                                              Placement& placement) {
+  // Each entry on its own: stored now when this shard owns its subject,
+  // else gathered into its owner's part. A subject's entries all go to one
+  // owner, in order, so their order is kept.
+  BatchAnswer gathered;
+  batch_parts_.resize(shard_count_);
+  unsigned parts = 0;
+  for (std::size_t i = 0; i != entries.size(); ++i) {
+    const BatchEntry& entry = entries[i];
+    const auto index = static_cast<std::uint32_t>(i);
+    if (!valid_subject(entry.subject)) {
+      metrics_.messages_refused[static_cast<std::size_t>(RefusalReason::invalid_subject)].add();
+      gathered.failed.push_back({index, 400});
+      continue;
+    }
+    const unsigned owner = owner_shard(entry.subject, shard_count_);
+    if (owner == shard_id_) {
+      const PublishOutcome outcome = store_.publish(entry.subject, entry.data);
+      count_publish(outcome, false);
+      if (outcome == PublishOutcome::stored) {
+        ++gathered.published;
+      } else {
+        gathered.failed.push_back({index, publish_status(outcome)});
+      }
+      continue;
+    }
+    std::unique_ptr<BatchPublish>& part = batch_parts_[owner];
+    if (part == nullptr) {
+      part = std::make_unique<BatchPublish>(false);
+      ++parts;
+    }
+    part->add(index, entry.subject, entry.data);
+  }
+  if (parts == 0) {
+    ByteBuffer body;
+    append_batch_answer_body(body, gathered.failed, gathered.published);
+    append_response(answers.answer_now(), 200, body.view(), style);
+    return 200;
+  }
+  // The answer comes once every owner's part is back (complete_call()).
+  auto answer = std::make_shared<BatchAnswer>(std::move(gathered));
+  answer->parts_left = parts;
+  for (unsigned owner = 0; owner != shard_count_; ++owner) {
+    if (batch_parts_[owner] == nullptr) continue;
+    ShardCall call;
+    call.endpoint = Endpoint::publish_batch;
+    call.origin_shard = static_cast<std::uint16_t>(shard_id_);
+    call.style = style;
+    call.started_ns = latencies_.turn_started_ns();
+    call.batch = std::move(batch_parts_[owner]);
+    call.batch->answer = answer;
+    split_calls_.emplace_back(owner, std::move(call));
+    metrics_.cross_shard_calls.add();
+  }
+  placement.forward = true;
+  placement.split = true;
+  // Every entry may fail: a failure is at most 80 bytes of the answer.
+  placement.answer_bytes_at_most = 80 * entries.size() + 256;
+  return 0;
+}
+
+void BrokerApi::serve_batch(ShardCall& call) {
+  BatchPublish& batch = *call.batch;
+  if (batch.one_subject()) {
+    batch_payloads_.clear();
+    batch.visit([this](std::uint32_t, std::string_view, std::string_view payload) {
+      batch_payloads_.push_back(payload);
+    });
+    const PublishOutcome outcome = store_.publish_batch(call.subject.view(), batch_payloads_);
+    count_publish(outcome, false, batch.size());
+    call.status = publish_status(outcome);
+    return;
+  }
+  batch.statuses.reserve(batch.size());
+  batch.visit([this, &batch](std::uint32_t, std::string_view subject, std::string_view payload) {
+    const PublishOutcome outcome = store_.publish(subject, payload);
+    count_publish(outcome, false);
+    batch.statuses.push_back(publish_status(outcome));
+  });
+  call.status = 200;
+}
+
+bool BrokerApi::valid_subject(std::string_view subject) const {
+  return subject.size() <= limits_.max_subject_bytes && is_valid_subject(subject);
+}
+
 bool BrokerApi::read_subscribe_options(const DecodedRequest& decoded, SubscribeOptions& options) {
   using Named = SubscribeOptions::Named;
   options.inactive_threshold_ms = decoded.inactive_threshold_ms == DecodedRequest::kUnset
@@ -296,10 +436,7 @@ bool BrokerApi::read_subscribe_options(const DecodedRequest& decoded, SubscribeO
   }
   if (decoded.dead_letter_subject.data() != nullptr) {
     options.named |= Named::dead_letter_subject;
-    if (decoded.dead_letter_subject.size() > limits_.max_subject_bytes ||
-        !is_valid_subject(decoded.dead_letter_subject)) {
-      return false;
-    }
+    if (!valid_subject(decoded.dead_letter_subject)) return false;
     queue.dead_letter_subject = decoded.dead_letter_subject;
   }
   if (decoded.group.data() != nullptr) {
@@ -449,10 +586,10 @@ void BrokerApi::publish_dead_letter(std::string_view subject, MessagePtr message
   }
 }
 
-void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
+void BrokerApi::count_publish(PublishOutcome outcome, bool async, std::uint64_t messages) {
   switch (outcome) {
     case PublishOutcome::stored:
-      metrics_.messages_published.add();
+      metrics_.messages_published.add(messages);
       return;
     case PublishOutcome::no_subscriber:
     case PublishOutcome::subject_overflow:
@@ -461,9 +598,9 @@ void BrokerApi::count_publish(PublishOutcome outcome, bool async) {
                                    : outcome == PublishOutcome::subject_overflow
                                        ? RefusalReason::subject_overflow
                                        : RefusalReason::no_subscriber;
-      metrics_.messages_refused[static_cast<std::size_t>(reason)].add();
+      metrics_.messages_refused[static_cast<std::size_t>(reason)].add(messages);
       // An async publish was answered 200 already: this is its only trace.
-      if (async) metrics_.async_publish_failures[static_cast<std::size_t>(reason)].add();
+      if (async) metrics_.async_publish_failures[static_cast<std::size_t>(reason)].add(messages);
       return;
     }
   }
@@ -539,6 +676,9 @@ bool BrokerApi::serve_call(ShardCall& call) {
       call.status = publish_status(outcome);
       break;
     }
+    case Endpoint::publish_batch:
+      serve_batch(call);
+      break;
     case Endpoint::subscribe: {
       const Subscription subscription = store_.subscribe(subject, *call.subscribe_options);
       call.id = subscription.id;
@@ -597,6 +737,26 @@ bool BrokerApi::serve_call(ShardCall& call) {
 
 void BrokerApi::complete_call(ShardCall& call, Answers& answers) {
   const std::uint64_t sequence = call.answer_sequence;
+  if (call.endpoint == Endpoint::publish_batch && !call.batch->one_subject()) {
+    // One owner's part of a many-subject batch: answered with the last.
+    BatchAnswer& gathered = *call.batch->answer;
+    std::size_t item = 0;
+    call.batch->visit([&](std::uint32_t index, std::string_view, std::string_view) {
+      const std::uint16_t status = call.batch->statuses[item++];
+      if (status == 200) {
+        ++gathered.published;
+      } else {
+        gathered.failed.push_back({index, status});
+      }
+    });
+    if (--gathered.parts_left != 0) return;
+    ByteBuffer body;
+    append_batch_answer_body(body, gathered.failed, gathered.published);
+    append_response(answers.reserved_buffer(sequence), 200, body.view(), call.style);
+    answers.finish_answer(sequence);
+    latencies_.answered(call.endpoint, 200, call.started_ns);
+    return;
+  }
   // Framed by the owner: a fetch's or info's 200, and every answer to an
   // ack or nack.
   const bool framed =

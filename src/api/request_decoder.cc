@@ -163,6 +163,74 @@ error_code read_count_list(simdjson::ondemand::value value, std::vector<std::uin
   return SUCCESS;
 }
 
+// A batch's `data`: a JSON array of strings (each read as read_string_field
+// reads one; a null or any other value inside is an error) into `values`.
+// null leaves the list unset.
+error_code read_string_list(simdjson::ondemand::value value, std::vector<std::string_view>& values,
+                            bool& set) {
+  json_type type;
+  if (error_code error = value.type().get(type)) return error;
+  values.clear();
+  set = false;
+  if (type == json_type::null) return validate(value, 1);
+  simdjson::ondemand::array array;
+  if (error_code error = value.get_array().get(array)) return error;
+  for (auto element : array) {
+    simdjson::ondemand::value item;
+    if (error_code error = std::move(element).get(item)) return error;
+    std::string_view text;
+    if (error_code error = read_string_field(item, text)) return error;
+    if (text.data() == nullptr) return simdjson::INCORRECT_TYPE;  // a null inside
+    values.push_back(text);
+  }
+  set = true;
+  return SUCCESS;
+}
+
+// A batch's `messages`: a JSON array of objects, each read as the request
+// itself is (keys without regard to case, null leaving a field unset,
+// unknown fields walked), into `entries`. A null entry is an empty one, as
+// Go decodes it; anything else that is not an object is an error.
+error_code read_batch_messages(simdjson::ondemand::value value, std::vector<BatchEntry>& entries,
+                               bool& set) {
+  json_type type;
+  if (error_code error = value.type().get(type)) return error;
+  entries.clear();
+  set = false;
+  if (type == json_type::null) return validate(value, 1);
+  simdjson::ondemand::array array;
+  if (error_code error = value.get_array().get(array)) return error;
+  for (auto element : array) {
+    simdjson::ondemand::value item;
+    if (error_code error = std::move(element).get(item)) return error;
+    BatchEntry& entry = entries.emplace_back();
+    if (error_code error = item.type().get(type)) return error;
+    if (type == json_type::null) {
+      if (error_code error = validate(item, 2)) return error;
+      continue;
+    }
+    simdjson::ondemand::object object;
+    if (error_code error = item.get_object().get(object)) return error;
+    for (auto result : object) {
+      simdjson::ondemand::field field;
+      std::string_view key;
+      if (error_code error = std::move(result).get(field)) return error;
+      if (error_code error = field.unescaped_key().get(key)) return error;
+      error_code error;
+      if (equals_ignoring_case(key, "subject")) {
+        error = read_string_field(field.value(), entry.subject);
+      } else if (equals_ignoring_case(key, "data")) {
+        error = read_string_field(field.value(), entry.data);
+      } else {
+        error = validate(field.value(), 3);
+      }
+      if (error) return error;
+    }
+  }
+  set = true;
+  return SUCCESS;
+}
+
 bool only_whitespace(const char* bytes, std::size_t size) {
   for (std::size_t i = 0; i < size; ++i) {
     char c = bytes[i];
@@ -257,9 +325,12 @@ bool repair_like_go(std::string_view body, ByteBuffer& out) {
 }  // namespace
 
 error_code RequestDecoder::decode_document(const char* body, std::size_t size,
-                                           std::size_t padded_capacity, DecodedRequest& request) {
+                                           std::size_t padded_capacity, DecodedRequest& request,
+                                           bool batch) {
   request = {};
   seqs_.clear();
+  batch_data_.clear();
+  batch_messages_.clear();
   simdjson::ondemand::document document;
   if (error_code error = parser_.iterate(body, size, padded_capacity).get(document)) return error;
   json_type type;
@@ -284,7 +355,13 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
       if (equals_ignoring_case(key, "subject")) {
         error = read_string_field(field.value(), request.subject);
       } else if (equals_ignoring_case(key, "data")) {
-        error = read_string_field(field.value(), request.data);
+        if (batch) {
+          error = read_string_list(field.value(), batch_data_, request.has_batch_data);
+        } else {
+          error = read_string_field(field.value(), request.data);
+        }
+      } else if (batch && equals_ignoring_case(key, "messages")) {
+        error = read_batch_messages(field.value(), batch_messages_, request.has_batch_messages);
       } else if (equals_ignoring_case(key, "id")) {
         error = read_string_field(field.value(), request.id);
       } else if (equals_ignoring_case(key, "inactive_threshold_ms")) {
@@ -324,6 +401,8 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
     }
   }
   request.seqs = seqs_;
+  request.batch_data = batch_data_;
+  request.batch_messages = batch_messages_;
   // Nothing but whitespace may follow the value: Go refuses `{...} x`.
   if (document.current_location().error() != simdjson::OUT_OF_BOUNDS) {
     return simdjson::TRAILING_CONTENT;
@@ -332,19 +411,19 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
 }
 
 bool RequestDecoder::decode(const char* body, std::size_t size, std::size_t padded_capacity,
-                            DecodedRequest& request) {
+                            DecodedRequest& request, bool batch) {
   request = {};
   // Echo's binder skips an empty body: every field stays empty.
   if (size == 0) return true;
   // Whitespace alone is "unexpected end of JSON input" in Go.
   if (only_whitespace(body, size)) return false;
-  error_code error = decode_document(body, size, padded_capacity, request);
+  error_code error = decode_document(body, size, padded_capacity, request, batch);
   if (error == SUCCESS) return true;
   // Invalid UTF-8 or an unpaired surrogate: the slow path, off the hot one.
   if (error != simdjson::UTF8_ERROR && error != simdjson::STRING_ERROR) return false;
   if (!repair_like_go({body, size}, repaired_)) return false;
-  return decode_document(repaired_.data(), repaired_.size(), repaired_.padded_capacity(),
-                         request) == SUCCESS;
+  return decode_document(repaired_.data(), repaired_.size(), repaired_.padded_capacity(), request,
+                         batch) == SUCCESS;
 }
 
 }  // namespace gophermq

@@ -314,4 +314,45 @@ void append_settled_body(ByteBuffer& out, std::string_view key, std::uint64_t co
   out.commit(static_cast<std::size_t>(cursor - start));
 }
 
+namespace {
+// The quoted message of an error body {"message":"..."}\n.
+constexpr std::string_view quoted_message(std::string_view error_body) {
+  constexpr std::string_view kOpening = "{\"message\":";
+  return error_body.substr(kOpening.size(), error_body.size() - kOpening.size() - 2);
+}
+}  // namespace
+
+void append_batch_answer_body(ByteBuffer& out, std::span<BatchFailure> failed,
+                              std::uint64_t published) {
+  std::sort(failed.begin(), failed.end(),
+            [](const BatchFailure& a, const BatchFailure& b) { return a.index < b.index; });
+  // The longest failure: 3 digits of code, 10 of index, the longest message
+  // and 40 bytes of keys and punctuation.
+  constexpr std::size_t kMostPerFailure = 3 + 10 + 24 + 40;
+  char* const start = out.reserve_tail(failed.size() * kMostPerFailure + 64);
+  char* cursor = start;
+  auto put = [&cursor](std::string_view text) {
+    std::memcpy(cursor, text.data(), text.size());
+    cursor += text.size();
+  };
+  put("{\"failed\":[");
+  for (std::size_t i = 0; i != failed.size(); ++i) {
+    if (i != 0) *cursor++ = ',';
+    put("{\"code\":");
+    cursor = write_decimal(cursor, failed[i].status);
+    put(",\"index\":");
+    cursor = write_decimal(cursor, failed[i].index);
+    put(",\"message\":");
+    put(quoted_message(failed[i].status == 400   ? body::kInvalidSubject
+                       : failed[i].status == 404 ? body::kSubscriberNotFound
+                       : failed[i].status == 429 ? body::kBrokerOverflow
+                                                 : body::kServerError));
+    *cursor++ = '}';
+  }
+  put("],\"published\":");
+  cursor = write_decimal(cursor, published);
+  put("}\n");
+  out.commit(static_cast<std::size_t>(cursor - start));
+}
+
 }  // namespace gophermq

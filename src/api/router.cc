@@ -10,6 +10,8 @@ Route route(llhttp_method_t method, std::string_view path) {
     endpoint = Endpoint::publish;
   } else if (path == "/api/publish/async") {
     endpoint = Endpoint::publish_async;
+  } else if (path == "/api/publish/batch") {
+    endpoint = Endpoint::publish_batch;
   } else if (path == "/api/subscribe") {
     endpoint = Endpoint::subscribe;
   } else if (path == "/api/fetch") {

@@ -471,7 +471,7 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 28> kSettings{{
+const std::array<Setting, 29> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
@@ -537,6 +537,9 @@ const std::array<Setting, 28> kSettings{{
     {"broker.max-waiting-fetches", "N",
      "waiting fetches per subscriber, 1 to 65536; one more is 409",
      Count{number_field<&Config::max_waiting_fetches>(), 1, 65536}},
+    {"broker.max-batch", "N",
+     "most messages in one batch publish, 1 to 1000000; more is 400 batch too large",
+     Count{number_field<&Config::max_batch>(), 1, 1'000'000}},
     {"broker.shutdown-timeout", "DURATION",
      "on SIGTERM, most time to answer what was read (e.g. 10s, 500ms)",
      Duration{&Config::shutdown_timeout, 0ms, 1h}},

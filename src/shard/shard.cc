@@ -53,13 +53,13 @@ Shard::Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment)
       limits_{environment.config.max_header_bytes, environment.config.max_body_bytes},
       pipeline_{environment.config.max_unsent_bytes, environment.config.max_pipeline_depth},
       api_(id, environment.matrix.shard_count(), environment.budget, environment.census,
-           StoreLimits{environment.config.max_fetch_bytes,
-                       static_cast<std::uint64_t>(environment.config.max_fetch_wait.count()),
-                       environment.config.max_waiting_fetches, environment.config.max_pending,
-                       pending_bytes_per_subject_bound(environment.config),
-                       environment.config.max_subscribers_per_subject,
-                       environment.config.max_subject_bytes,
-                       static_cast<std::uint64_t>(environment.config.inactive_threshold.count())},
+           StoreLimits{
+               environment.config.max_fetch_bytes,
+               static_cast<std::uint64_t>(environment.config.max_fetch_wait.count()),
+               environment.config.max_waiting_fetches, environment.config.max_batch,
+               environment.config.max_pending, pending_bytes_per_subject_bound(environment.config),
+               environment.config.max_subscribers_per_subject, environment.config.max_subject_bytes,
+               static_cast<std::uint64_t>(environment.config.inactive_threshold.count())},
            environment.started, metrics_),
       table_(id, loop_,
              ConnectionLimits{environment.config.max_connections, environment.config.read_timeout,
@@ -366,6 +366,15 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
       if (connection.peer_closed) outgoing_call_.fetch_options.wait_ms = 0;
       if (placement.owner != id_) remote_waits_[http.index()].push_back(placement.owner);
     }
+  }
+  if (placement.split) {  // a many-subject batch: a call to each owner
+    api_.take_split_calls([&](unsigned owner, ShardCall&& call) {
+      call.connection_index = outgoing_call_.connection_index;
+      call.connection_generation = outgoing_call_.connection_generation;
+      call.answer_sequence = outgoing_call_.answer_sequence;
+      link_.send(owner, std::move(call));
+    });
+    return;
   }
   if (placement.owner == id_) {  // a fetch that may wait, on its own subject's shard
     if (api_.serve_call(outgoing_call_)) complete_call(outgoing_call_);

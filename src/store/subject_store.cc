@@ -141,65 +141,109 @@ SubjectStore::Intake SubjectStore::intake(const DeliveryQueue& queue, std::uint6
 }
 
 PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view payload) {
-  const std::uint64_t bytes = payload.size();
   SubjectEntry* entry = subjects_.find(subject);
   if (entry == nullptr || entry->live == 0) return PublishOutcome::no_subscriber;
   if (entry->fed.empty()) return publish_to_log(*entry, payload);
 
+  const PublishPlan plan = plan_publish(*entry, payload.size());
+  // The subject's own bounds first: a full subject is refused without
+  // touching the broker-wide budget, and never fills it for the others.
+  // (The sums cannot wrap: counts stay below 2^62, bytes below 2^50.)
+  if (entry->pending + plan.takers > limits_.max_pending_per_subject + plan.dropping ||
+      entry->pending_bytes + plan.stored_bytes >
+          limits_.max_pending_bytes_per_subject + plan.freeing_bytes) {
+    return PublishOutcome::subject_overflow;
+  }
+  const std::uint64_t reserved_count =
+      plan.takers > plan.dropping ? plan.takers - plan.dropping : 0;
+  const std::uint64_t reserved_bytes =
+      plan.stored_bytes > plan.freeing_bytes ? plan.stored_bytes - plan.freeing_bytes : 0;
+  if (!budget_.try_reserve(reserved_count, reserved_bytes)) return PublishOutcome::overflow;
+  const NetChange change = store_planned(*entry, payload, plan);
+  // What was reserved beyond what is held now goes back.
+  // (A fall in the held count, from drops, gives back more than this
+  // publish reserved: modular arithmetic makes that come out right.)
+  budget_.release(reserved_count - static_cast<std::uint64_t>(change.count),
+                  reserved_bytes - static_cast<std::uint64_t>(change.bytes));
+  return PublishOutcome::stored;
+}
+
+PublishOutcome SubjectStore::publish_batch(std::string_view subject,
+                                           std::span<const std::string_view> payloads) {
+  if (payloads.size() == 1) return publish(subject, payloads.front());
+  SubjectEntry* entry = subjects_.find(subject);
+  if (entry == nullptr || entry->live == 0) return PublishOutcome::no_subscriber;
+  // All or nothing: the batch is checked, and its budget reserved, as if
+  // every subscriber kept every message. That is exact when all are plain
+  // (the usual case); with bounded ones, whose drops could make room, it may
+  // refuse a batch that would have fitted, never store one that does not.
+  std::uint64_t total_bytes = 0;
+  for (std::string_view payload : payloads) total_bytes += payload.size();
+  const std::uint64_t count = (entry->log.readers() + entry->fed.size()) * payloads.size();
+  if (entry->pending + count > limits_.max_pending_per_subject ||
+      entry->pending_bytes + total_bytes > limits_.max_pending_bytes_per_subject) {
+    return PublishOutcome::subject_overflow;
+  }
+  if (!budget_.try_reserve(count, total_bytes)) return PublishOutcome::overflow;
+  NetChange stored{0, 0};
+  for (std::string_view payload : payloads) {
+    const NetChange change =
+        entry->fed.empty() ? store_in_log(*entry, payload)
+                           : store_planned(*entry, payload, plan_publish(*entry, payload.size()));
+    stored.count += change.count;
+    stored.bytes += change.bytes;
+  }
+  budget_.release(count - static_cast<std::uint64_t>(stored.count),
+                  total_bytes - static_cast<std::uint64_t>(stored.bytes));
+  return PublishOutcome::stored;
+}
+
+SubjectStore::PublishPlan SubjectStore::plan_publish(const SubjectEntry& entry,
+                                                     std::uint64_t bytes) {
   // Who takes it: every plain subscriber, through the log, and each fed
   // queue that has room or makes room by dropping its oldest. Dropped messages
   // free their bytes when no one else holds them (a lower estimate: two
   // subscribers dropping the same message count it as kept).
-  const bool in_log = entry->log.readers() != 0;
-  std::uint64_t bounded_takers = 0;
-  std::uint64_t dropping = 0;
-  std::uint64_t freeing_bytes = 0;
+  PublishPlan plan{};
   intakes_.clear();
-  for (const DeliveryQueue* queue : entry->fed) {
-    const Intake plan = intake(*queue, bytes);
-    intakes_.push_back(plan);
-    bounded_takers += plan.take;
-    dropping += plan.drop_oldest;
-    std::size_t left = plan.drop_oldest;
+  for (const DeliveryQueue* queue : entry.fed) {
+    const Intake intake = SubjectStore::intake(*queue, bytes);
+    intakes_.push_back(intake);
+    plan.bounded_takers += intake.take;
+    plan.dropping += intake.drop_oldest;
+    std::size_t left = intake.drop_oldest;
     queue->visit_oldest([&](const Message& message) {
       if (left == 0) return false;
       --left;
-      if (message.holders() == 1) freeing_bytes += message.payload().size();
+      if (message.holders() == 1) plan.freeing_bytes += message.payload().size();
       return true;
     });
   }
-  const std::uint64_t takers = entry->log.readers() + bounded_takers;
-  const std::uint64_t stored_bytes = takers != 0 ? bytes : 0;
+  plan.takers = entry.log.readers() + plan.bounded_takers;
+  plan.stored_bytes = plan.takers != 0 ? bytes : 0;
+  return plan;
+}
 
-  // The subject's own bounds first: a full subject is refused without
-  // touching the broker-wide budget, and never fills it for the others.
-  // (The sums cannot wrap: counts stay below 2^62, bytes below 2^50.)
-  if (entry->pending + takers > limits_.max_pending_per_subject + dropping ||
-      entry->pending_bytes + stored_bytes > limits_.max_pending_bytes_per_subject + freeing_bytes) {
-    return PublishOutcome::subject_overflow;
-  }
-  const std::uint64_t reserved_count = takers > dropping ? takers - dropping : 0;
-  const std::uint64_t reserved_bytes =
-      stored_bytes > freeing_bytes ? stored_bytes - freeing_bytes : 0;
-  if (!budget_.try_reserve(reserved_count, reserved_bytes)) return PublishOutcome::overflow;
-
+SubjectStore::NetChange SubjectStore::store_planned(SubjectEntry& entry, std::string_view payload,
+                                                    const PublishPlan& plan) {
+  const bool in_log = entry.log.readers() != 0;
   std::uint64_t freed = 0;
   // Allocated only now that someone takes it: a refused publish costs none.
-  Message* message = takers != 0 ? entry->arena.create(payload) : nullptr;
+  Message* message = plan.takers != 0 ? entry.arena.create(payload) : nullptr;
   if (message != nullptr) {
     message->set_stored_s(static_cast<std::uint32_t>(now_ms_ / 1000));
-    message->set_holders(static_cast<std::uint32_t>(bounded_takers + in_log));
-    if (in_log) entry->log.append(message);
+    message->set_holders(static_cast<std::uint32_t>(plan.bounded_takers + in_log));
+    if (in_log) entry.log.append(message);
   }
   for (std::size_t i = 0; i != intakes_.size(); ++i) {
-    DeliveryQueue& own = *entry->fed[i];
-    const Intake plan = intakes_[i];
-    if (plan.drop_oldest != 0) {
-      freed += drop_oldest(own, plan.drop_oldest);
+    DeliveryQueue& own = *entry.fed[i];
+    const Intake intake = intakes_[i];
+    if (intake.drop_oldest != 0) {
+      freed += drop_oldest(own, intake.drop_oldest);
       gauges_.messages_dropped[static_cast<std::size_t>(DropReason::discard_old)].add(
-          plan.drop_oldest);
+          intake.drop_oldest);
     }
-    if (plan.take) {
+    if (intake.take) {
       own.push(message);
     } else {
       const DropReason reason = own.bounds.discard == Discard::new_messages
@@ -208,12 +252,11 @@ PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view 
       gauges_.messages_dropped[static_cast<std::size_t>(reason)].add();
     }
   }
-  entry->pending = entry->pending + takers - dropping;
-  entry->pending_bytes = entry->pending_bytes + stored_bytes - freed;
-  // What was reserved beyond what is held now goes back.
-  budget_.release(dropping > takers ? dropping - takers : 0, reserved_bytes + freed - stored_bytes);
-  if (entry->waiting_subscribers != 0) mark_woken(*entry);
-  return PublishOutcome::stored;
+  entry.pending = entry.pending + plan.takers - plan.dropping;
+  entry.pending_bytes = entry.pending_bytes + plan.stored_bytes - freed;
+  if (entry.waiting_subscribers != 0) mark_woken(entry);
+  return {static_cast<std::int64_t>(plan.takers) - static_cast<std::int64_t>(plan.dropping),
+          static_cast<std::int64_t>(plan.stored_bytes) - static_cast<std::int64_t>(freed)};
 }
 
 PublishOutcome SubjectStore::publish_to_log(SubjectEntry& entry, std::string_view payload) {
@@ -225,14 +268,20 @@ PublishOutcome SubjectStore::publish_to_log(SubjectEntry& entry, std::string_vie
     return PublishOutcome::subject_overflow;
   }
   if (!budget_.try_reserve(takers, bytes)) return PublishOutcome::overflow;
+  store_in_log(entry, payload);
+  return PublishOutcome::stored;
+}
+
+SubjectStore::NetChange SubjectStore::store_in_log(SubjectEntry& entry, std::string_view payload) {
+  const std::uint64_t takers = entry.log.readers();
   Message* message = entry.arena.create(payload);
   message->set_stored_s(static_cast<std::uint32_t>(now_ms_ / 1000));
   message->set_holders(1);
   entry.log.append(message);
   entry.pending += takers;
-  entry.pending_bytes += bytes;
+  entry.pending_bytes += payload.size();
   if (entry.waiting_subscribers != 0) mark_woken(entry);
-  return PublishOutcome::stored;
+  return {static_cast<std::int64_t>(takers), static_cast<std::int64_t>(payload.size())};
 }
 
 void SubjectStore::mark_woken(SubjectEntry& entry) {

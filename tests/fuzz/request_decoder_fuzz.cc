@@ -1,11 +1,13 @@
-// libFuzzer target: request bodies through the JSON decoder alone.
+// libFuzzer target: request bodies through the JSON decoder alone, read as
+// any request's body and as a batch publish's.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
-#include "gophermq/byte_buffer.h"
 #include "gophermq/api/request_decoder.h"
+#include "gophermq/byte_buffer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static gophermq::RequestDecoder decoder;
@@ -13,13 +15,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // buffers give it; exactly that much, so ASan sees any read beyond.
   std::vector<char> body(size + gophermq::ByteBuffer::kPadding);
   if (size != 0) std::memcpy(body.data(), data, size);
-  gophermq::DecodedRequest request;
-  if (decoder.decode(body.data(), size, body.size(), request)) {
+  for (const bool batch : {false, true}) {
+    gophermq::DecodedRequest request;
+    if (!decoder.decode(body.data(), size, body.size(), request, batch)) continue;
     // What it decoded must be readable, whatever the input was.
-    volatile std::size_t total = request.subject.size() + request.data.size() + request.id.size();
-    for (char c : request.subject) total = total + static_cast<unsigned char>(c);
-    for (char c : request.data) total = total + static_cast<unsigned char>(c);
-    for (char c : request.id) total = total + static_cast<unsigned char>(c);
+    volatile std::size_t total = 0;
+    auto read = [&total](std::string_view text) {
+      for (char c : text) total = total + static_cast<unsigned char>(c);
+    };
+    read(request.subject);
+    read(request.data);
+    read(request.id);
+    for (std::string_view datum : request.batch_data) read(datum);
+    for (const gophermq::BatchEntry& entry : request.batch_messages) {
+      read(entry.subject);
+      read(entry.data);
+    }
   }
   return 0;
 }

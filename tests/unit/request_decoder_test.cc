@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gophermq/api/request_decoder.h"
@@ -575,6 +576,86 @@ TEST(RequestDecoderGoCompatibility, ReplacesLoneSurrogatesInsteadOfRefusing) {
   EXPECT_THAT(decode(R"({"subject":"a","data":"\ude00x"})"), HasFields("a", "\xef\xbf\xbdx", ""));
   // A high surrogate followed by something that is not a low one.
   EXPECT_THAT(decode(R"({"subject":"a","data":"\ud83dx"})"), HasFields("a", "\xef\xbf\xbdx", ""));
+}
+
+// --- Batch publish (api-extensions.md §9) -----------------------------------
+
+struct Batch {
+  std::string subject;
+  std::vector<std::string> data;  // the one-subject form
+  bool has_data = false;
+  std::vector<std::pair<std::string, std::string>> messages;  // the many-subject form
+  bool has_messages = false;
+};
+
+// `body` decoded as a batch, its views copied out; nullopt when refused.
+std::optional<Batch> decode_batch(std::string_view body) {
+  std::string padded(body);
+  padded.append(kPadding, '\0');
+  RequestDecoder decoder;
+  DecodedRequest request;
+  if (!decoder.decode(padded.data(), body.size(), padded.size(), request, true)) {
+    return std::nullopt;
+  }
+  Batch batch{
+      std::string(request.subject), {}, request.has_batch_data, {}, request.has_batch_messages};
+  for (std::string_view datum : request.batch_data) batch.data.emplace_back(datum);
+  for (const BatchEntry& entry : request.batch_messages) {
+    batch.messages.emplace_back(entry.subject, entry.data);
+  }
+  return batch;
+}
+
+TEST(RequestDecoder, ReadsABatchsDataAsAListOfStrings) {
+  // Escaped strings are unescaped into the parser's buffer, unescaped ones
+  // viewed in the body: each keeps its own bytes.
+  const std::optional<Batch> batch =
+      decode_batch(R"({"subject":"s","data":["a\nb","plain","\u00e9\"",""," x "]})");
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_EQ(batch->subject, "s");
+  EXPECT_TRUE(batch->has_data);
+  EXPECT_FALSE(batch->has_messages);
+  EXPECT_EQ(batch->data, (std::vector<std::string>{"a\nb", "plain", "\xc3\xa9\"", "", " x "}));
+  // Present but empty, and absent, are told apart.
+  EXPECT_TRUE(decode_batch(R"({"data":[]})")->has_data);
+  EXPECT_FALSE(decode_batch(R"({"data":null})")->has_data);
+  EXPECT_FALSE(decode_batch(R"({"subject":"s"})")->has_data);
+}
+
+TEST(RequestDecoder, ReadsABatchsMessagesAsRequestBodiesAreRead) {
+  const std::optional<Batch> batch = decode_batch(
+      R"({"messages":[{"subject":"a","data":"1"},{"DATA":"2\t","Subject":"b","x":[{}]},null,)"
+      R"({"subject":"c","data":null},{"subject":"a","subject":"d"}]})");
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_TRUE(batch->has_messages);
+  EXPECT_FALSE(batch->has_data);
+  EXPECT_EQ(batch->messages, (std::vector<std::pair<std::string, std::string>>{
+                                 {"a", "1"}, {"b", "2\t"}, {"", ""}, {"c", ""}, {"d", ""}}));
+}
+
+TEST(RequestDecoder, RefusesABatchOfTheWrongShape) {
+  for (std::string_view body : {
+           R"({"data":"one"})"sv,
+           R"({"data":["a",1]})"sv,
+           R"({"data":["a",null]})"sv,
+           R"({"data":[["a"]]})"sv,
+           R"({"data":{"a":"b"}})"sv,
+           R"({"messages":[1]})"sv,
+           R"({"messages":["a"]})"sv,
+           R"({"messages":[{"subject":1}]})"sv,
+           R"({"messages":[{"data":["a"]}]})"sv,
+           R"({"messages":[{"x":[tru]}]})"sv,
+           R"({"messages":"a"})"sv,
+       }) {
+    EXPECT_EQ(decode_batch(body), std::nullopt) << body;
+  }
+}
+
+TEST(RequestDecoder, OutsideABatchMessagesIsUnknownAndDataIsAString) {
+  // Any other request reads the original's fields only.
+  EXPECT_THAT(decode(R"({"subject":"s","data":"d","messages":[1,{"a":2}]})"),
+              HasFields("s", "d", ""));
+  EXPECT_EQ(decode(R"({"subject":"s","data":["d"]})"), std::nullopt);
 }
 
 }  // namespace

@@ -497,5 +497,19 @@ TEST(ErrorBodies, AreTheOriginalsMessagesWithANewline) {
   EXPECT_EQ(body::kServerError, "{\"message\":\"server error\"}\n");
 }
 
+TEST(BatchAnswerBody, ListsTheFailuresInIndexOrderWithTheirMessages) {
+  ByteBuffer out;
+  std::vector<BatchFailure> failed = {{7, 429}, {1, 404}, {4294967295u, 400}};
+  append_batch_answer_body(out, failed, 18446744073709551615ull);
+  EXPECT_EQ(out.view(),
+            "{\"failed\":[{\"code\":404,\"index\":1,\"message\":\"subscriber not found\"},"
+            "{\"code\":429,\"index\":7,\"message\":\"broker overflow\"},"
+            "{\"code\":400,\"index\":4294967295,\"message\":\"invalid subject\"}],"
+            "\"published\":18446744073709551615}\n");
+  ByteBuffer none;
+  append_batch_answer_body(none, {}, 3);
+  EXPECT_EQ(none.view(), "{\"failed\":[],\"published\":3}\n");
+}
+
 }  // namespace
 }  // namespace gophermq

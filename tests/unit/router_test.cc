@@ -18,6 +18,7 @@ constexpr std::string_view kAllowGetHead = "Allow: GET, HEAD\r\n";
 TEST(Router, RoutesTheFourPostEndpoints) {
   EXPECT_EQ(route(HTTP_POST, "/api/publish").endpoint, Endpoint::publish);
   EXPECT_EQ(route(HTTP_POST, "/api/publish/async").endpoint, Endpoint::publish_async);
+  EXPECT_EQ(route(HTTP_POST, "/api/publish/batch").endpoint, Endpoint::publish_batch);
   EXPECT_EQ(route(HTTP_POST, "/api/subscribe").endpoint, Endpoint::subscribe);
   EXPECT_EQ(route(HTTP_POST, "/api/fetch").endpoint, Endpoint::fetch);
 }
@@ -33,8 +34,8 @@ TEST(Router, ASuccessfulRouteHasNoAllowLine) {
 }
 
 TEST(Router, OtherMethodsOnTheApiPathsAreWrongMethodAllowingPost) {
-  for (std::string_view path :
-       {"/api/publish"sv, "/api/publish/async"sv, "/api/subscribe"sv, "/api/fetch"sv}) {
+  for (std::string_view path : {"/api/publish"sv, "/api/publish/async"sv, "/api/publish/batch"sv,
+                                "/api/subscribe"sv, "/api/fetch"sv}) {
     for (llhttp_method_t method :
          {HTTP_GET, HTTP_HEAD, HTTP_PUT, HTTP_DELETE, HTTP_PATCH, HTTP_OPTIONS, HTTP_CONNECT}) {
       const Route result = route(method, path);

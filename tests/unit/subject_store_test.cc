@@ -971,5 +971,71 @@ TEST_F(SubjectStoreTest, TheDeadlineHeapStaysBoundedUnderChurn) {
   EXPECT_LT(store_.ack_dues_held(), 5000u);
 }
 
+// --- Batch publish ---------------------------------------------------------------
+
+std::vector<std::string_view> views(const std::vector<std::string>& strings) {
+  return {strings.begin(), strings.end()};
+}
+
+TEST_F(SubjectStoreOverflowTest, ABatchIsStoredWholeOrNotAtAll) {
+  const SubscriberId a = store_.subscribe("s").id;
+  const SubscriberId b = store_.subscribe("s").id;
+  const std::vector<std::string> first = numbered(0, 2);
+  ASSERT_EQ(store_.publish_batch("s", views(first)), PublishOutcome::stored);
+  EXPECT_EQ(budget_.pending(), 4u);
+  // Two more messages, two subscribers: 4 + 4 > 5, though one of them would
+  // fit. Nothing is stored.
+  const std::vector<std::string> second = numbered(2, 4);
+  EXPECT_EQ(store_.publish_batch("s", views(second)), PublishOutcome::overflow);
+  EXPECT_EQ(budget_.pending(), 4u);
+  EXPECT_EQ(pending_for("s", a), numbered(0, 2));
+  EXPECT_EQ(pending_for("s", b), numbered(0, 2));
+  EXPECT_EQ(store_.publish_batch("nobody", views(second)), PublishOutcome::no_subscriber);
+  store_.drain(subscriber("s", a));
+  store_.drain(subscriber("s", b));
+  EXPECT_EQ(store_.publish_batch("s", views(second)), PublishOutcome::stored);
+  EXPECT_EQ(pending_for("s", a), numbered(2, 4));
+  EXPECT_EQ(budget_.pending(), 4u);
+}
+
+TEST_F(SubjectBoundsTest, ABatchPastTheSubjectsBoundStoresNothing) {
+  const SubscriberId id = store_.subscribe("s").id;
+  const std::vector<std::string> three = {"a", "b", "c"};
+  ASSERT_EQ(store_.publish_batch("s", views(three)), PublishOutcome::stored);
+  const std::vector<std::string> two = {"d", "e"};
+  EXPECT_EQ(store_.publish_batch("s", views(two)), PublishOutcome::subject_overflow);
+  // Bytes too: 1000 per subject.
+  store_.drain(*store_.find("s", id));
+  const std::vector<std::string> large = {std::string(600, 'x'), std::string(600, 'y')};
+  EXPECT_EQ(store_.publish_batch("s", views(large)), PublishOutcome::subject_overflow);
+  EXPECT_EQ(budget_.pending(), 0u);
+  EXPECT_EQ(budget_.pending_bytes(), 0u);
+  EXPECT_EQ(payloads(store_.find("s", id)->pending()), std::vector<std::string>{});
+}
+
+TEST_F(SubjectStoreTest, ABatchMeetsBoundedSubscribersAsSinglePublishesWould) {
+  // The same messages, one batch against one publish each: every
+  // subscriber ends with the same messages, and the budget holds the same.
+  const std::vector<std::string> messages = numbered(0, 9);
+  for (const bool batch : {false, true}) {
+    const std::string subject = batch ? "batched" : "single";
+    const SubscriberId plain = store_.subscribe(subject).id;
+    const SubscriberId newest = store_.subscribe(subject, bounded(3, 0, Discard::old_messages)).id;
+    const SubscriberId oldest = store_.subscribe(subject, bounded(4, 0, Discard::new_messages)).id;
+    if (batch) {
+      ASSERT_EQ(store_.publish_batch(subject, views(messages)), PublishOutcome::stored);
+    } else {
+      for (const std::string& message : messages) {
+        ASSERT_EQ(store_.publish(subject, message), PublishOutcome::stored);
+      }
+    }
+    EXPECT_EQ(pending_for(subject, plain), numbered(0, 9)) << subject;
+    EXPECT_EQ(pending_for(subject, newest), numbered(6, 9)) << subject;
+    EXPECT_EQ(pending_for(subject, oldest), numbered(0, 4)) << subject;
+  }
+  EXPECT_EQ(budget_.pending(), 2u * (9 + 3 + 4));
+  EXPECT_EQ(budget_.pending_bytes(), 2u * 9 * 2) << "each message's bytes once";
+}
+
 }  // namespace
 }  // namespace gophermq

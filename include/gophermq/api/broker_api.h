@@ -40,6 +40,10 @@ struct Placement {
   // How large the answer to come may be (0: small): the connection counts
   // it as owed meanwhile (see HttpConnection::reserve_answer()).
   std::uint64_t answer_bytes_at_most = 0;
+  // A many-subject batch publish went to several owners: one answer is
+  // reserved, and each call from take_split_calls() is sent (`owner` is
+  // unused).
+  bool split = false;
 };
 
 class BrokerApi {
@@ -81,6 +85,13 @@ class BrokerApi {
     for (auto& [owner, call] : dead_letter_calls_) send(owner, std::move(call));
     dead_letter_calls_.clear();
   }
+  // The calls of a request placed as `split`: each goes to `send(owner,
+  // call)` once the caller has added where the answer belongs.
+  template <typename Send>
+  void take_split_calls(Send&& send) {
+    for (auto& [owner, call] : split_calls_) send(owner, std::move(call));
+    split_calls_.clear();
+  }
   // When the earliest waiting fetch's deadline, ack deadline or nack delay
   // falls, on the turn clock in milliseconds (UINT64_MAX when none): the
   // loop sleeps no longer.
@@ -105,6 +116,18 @@ class BrokerApi {
  private:
   std::uint16_t answer(const HttpRequest& request, const Route& route, Answers& answers,
                        ShardCall& call, Placement& placement);
+  // POST /api/publish/batch (api-extensions.md §9), either form.
+  std::uint16_t answer_batch(const DecodedRequest& decoded, const ResponseStyle& style,
+                             Answers& answers, ShardCall& call, Placement& placement);
+  // A many-subject batch: each entry stored here or sent to its owner, one
+  // call per owner.
+  std::uint16_t answer_batch_entries(std::span<const BatchEntry> entries,
+                                     const ResponseStyle& style, Answers& answers,
+                                     Placement& placement);
+  // The owner's part of a batch, stored here.
+  void serve_batch(ShardCall& call);
+  // Within broker.max-subject-bytes and made of valid tokens.
+  bool valid_subject(std::string_view subject) const;
   std::uint16_t serve_locally(Endpoint endpoint, const DecodedRequest& request,
                               const SubscriberId& id, const SubscribeOptions& options,
                               const FetchOptions& fetch, const ResponseStyle& style,
@@ -137,7 +160,8 @@ class BrokerApi {
   // clock restarts.
   void append_info(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
                    std::string_view subject, const ResponseStyle& style);
-  void count_publish(PublishOutcome outcome, bool async);
+  // A publish's outcome in the metrics, for `messages` messages.
+  void count_publish(PublishOutcome outcome, bool async, std::uint64_t messages = 1);
   // A waiting fetch ends: answered with up to its bounds of what is pending,
   // or with nothing when `take` is false.
   void finish_wait(Subscriber& subscriber, ShardCall& call, bool take);
@@ -160,6 +184,10 @@ class BrokerApi {
   std::vector<AckQueue::Delivery> deliveries_;          // reused by each ack-mode fetch
   std::vector<SubjectStore::DeadLetter> dead_letters_;  // reused by begin_turn()
   std::vector<std::pair<unsigned, ShardCall>> dead_letter_calls_;
+  std::vector<std::pair<unsigned, ShardCall>> split_calls_;  // see take_split_calls()
+  std::vector<std::string_view> batch_payloads_;             // reused by serve_batch()
+  // A many-subject batch's part for each shard, while it is split.
+  std::vector<std::unique_ptr<BatchPublish>> batch_parts_;
   bool stopping_ = false;  // fetches no longer wait
 };
 

@@ -14,6 +14,12 @@
 
 namespace gophermq {
 
+// One message of a many-subject batch publish (api-extensions.md §9).
+struct BatchEntry {
+  std::string_view subject;
+  std::string_view data;
+};
+
 // Views into the decoder's own string buffer: valid until its next decode.
 struct DecodedRequest {
   // A field of the extensions (api-extensions.md) absent or null.
@@ -43,6 +49,14 @@ struct DecodedRequest {
   bool has_seqs = false;
   std::uint64_t through = kUnset;
   std::uint64_t delay_ms = kUnset;
+  // Batch publish (§9), read only when the decoder is asked for a batch:
+  // `data` as a list of strings (one subject), or `messages`, a list of
+  // {subject, data} objects. The flags tell an absent (or null) list from an
+  // empty one.
+  std::span<const std::string_view> batch_data;
+  bool has_batch_data = false;
+  std::span<const BatchEntry> batch_messages;
+  bool has_batch_messages = false;
 };
 
 // Mirrors Go's encoding/json into a struct, which is what the original used:
@@ -54,17 +68,23 @@ struct DecodedRequest {
 class RequestDecoder {
  public:
   // `padded_capacity` counts the readable bytes from `body` on, which must be
-  // at least size + simdjson::SIMDJSON_PADDING.
+  // at least size + simdjson::SIMDJSON_PADDING. With `batch`, the body of a
+  // batch publish: `data` is a list and `messages` is read; otherwise
+  // `messages` is an unknown field and a list as `data` is invalid.
   bool decode(const char* body, std::size_t size, std::size_t padded_capacity,
-              DecodedRequest& request);
+              DecodedRequest& request, bool batch = false);
 
  private:
   simdjson::error_code decode_document(const char* body, std::size_t size,
-                                       std::size_t padded_capacity, DecodedRequest& request);
+                                       std::size_t padded_capacity, DecodedRequest& request,
+                                       bool batch);
 
   simdjson::ondemand::parser parser_;
   std::vector<std::uint64_t> seqs_;  // what DecodedRequest::seqs views
-  ByteBuffer repaired_;              // a body rewritten the way Go reads invalid UTF-8
+  // What DecodedRequest::batch_data and batch_messages view.
+  std::vector<std::string_view> batch_data_;
+  std::vector<BatchEntry> batch_messages_;
+  ByteBuffer repaired_;  // a body rewritten the way Go reads invalid UTF-8
 };
 
 }  // namespace gophermq

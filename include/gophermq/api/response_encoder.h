@@ -31,6 +31,7 @@ inline constexpr std::string_view kTooManyWaitingFetches =
 inline constexpr std::string_view kDoesNotUseAcks =
     "{\"message\":\"subscriber does not use acks\"}\n";
 inline constexpr std::string_view kGroupOptionsDiffer = "{\"message\":\"group options differ\"}\n";
+inline constexpr std::string_view kBatchTooLarge = "{\"message\":\"batch too large\"}\n";
 }  // namespace body
 
 // A JSON string literal (quotes included) as Go's encoding/json writes it:
@@ -91,6 +92,19 @@ struct SubscriberInfo {
 // queue group's member.
 void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
                       const SubscriberInfo& info);
+
+// An entry of a many-subject batch publish that was not stored
+// (api-extensions.md §9): 400 invalid subject, 404 no subscriber, 429 full.
+struct BatchFailure {
+  std::uint32_t index;  // of the entry in the request
+  std::uint16_t status;
+};
+
+// A many-subject batch publish's answer:
+// {"failed":[{"code":C,"index":I,"message":M},...],"published":N}\n, the
+// failures in index order (`failed` is sorted in place).
+void append_batch_answer_body(ByteBuffer& out, std::span<BatchFailure> failed,
+                              std::uint64_t published);
 
 // The answer of /api/ack or /api/nack: {"<key>":N,"status":"ok"}\n, the
 // key "acked" or "nacked".

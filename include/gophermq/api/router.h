@@ -13,6 +13,7 @@ namespace gophermq {
 enum class Endpoint : std::uint8_t {
   publish,        // POST /api/publish
   publish_async,  // POST /api/publish/async
+  publish_batch,  // POST /api/publish/batch
   subscribe,      // POST /api/subscribe
   fetch,          // POST /api/fetch
   unsubscribe,    // POST /api/unsubscribe

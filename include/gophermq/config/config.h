@@ -60,6 +60,7 @@ struct Config {
   // broker.max-fetch-wait: a fetch's wait_ms is clamped to it.
   std::chrono::milliseconds max_fetch_wait{30'000};
   std::uint64_t max_waiting_fetches = 512;  // broker.max-waiting-fetches, per subscriber
+  std::uint64_t max_batch = 1000;           // broker.max-batch: entries of a batch publish
   // Named bounds on what the store holds.
   std::size_t max_subject_bytes = 1024;                   // broker.max-subject-bytes
   std::uint64_t max_subscribers = 10'000'000;             // broker.max-subscribers, broker-wide

@@ -29,31 +29,33 @@ class ShardCounter {
 
 // The `method` label: which endpoint a request was for; /healthz, unknown
 // paths, wrong methods and requests never routed are all `other`.
-inline constexpr std::array<std::string_view, 10> kMetricMethodNames = {
-    "publish",     "publish_async", "subscribe", "fetch", "ready",
-    "unsubscribe", "info",          "ack",       "nack",  "other"};
+inline constexpr std::array<std::string_view, 11> kMetricMethodNames = {
+    "publish",     "publish_async", "publish_batch", "subscribe", "fetch", "ready",
+    "unsubscribe", "info",          "ack",           "nack",      "other"};
 constexpr std::size_t method_label(Endpoint endpoint) {
   switch (endpoint) {
     case Endpoint::publish:
       return 0;
     case Endpoint::publish_async:
       return 1;
-    case Endpoint::subscribe:
+    case Endpoint::publish_batch:
       return 2;
-    case Endpoint::fetch:
+    case Endpoint::subscribe:
       return 3;
-    case Endpoint::ready:
+    case Endpoint::fetch:
       return 4;
-    case Endpoint::unsubscribe:
+    case Endpoint::ready:
       return 5;
-    case Endpoint::info:
+    case Endpoint::unsubscribe:
       return 6;
-    case Endpoint::ack:
+    case Endpoint::info:
       return 7;
-    case Endpoint::nack:
+    case Endpoint::ack:
       return 8;
-    default:
+    case Endpoint::nack:
       return 9;
+    default:
+      return 10;
   }
 }
 

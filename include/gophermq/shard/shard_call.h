@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gophermq/api/response_encoder.h"
 #include "gophermq/api/router.h"
 #include "gophermq/byte_buffer.h"
 #include "gophermq/http/response_writer.h"
@@ -46,8 +47,61 @@ struct AckRequest {
   std::uint64_t delay_ms = 0;                        // nack
 };
 
+// The answer of a many-subject batch publish (api-extensions.md §9),
+// gathered on the origin shard as the owners' parts come back.
+struct BatchAnswer {
+  std::uint64_t published = 0;
+  std::vector<BatchFailure> failed;  // in any order; the answer sorts them
+  unsigned parts_left = 0;           // calls still at their owners
+};
+
+// The messages of a batch publish that one shard owns, copied once out of
+// the receive buffer, back to back: for the one-subject form (all or
+// nothing, to the call's subject) just payloads; for the many-subject form
+// each entry's subject and payload, and on the way back its status.
+class BatchPublish {
+ public:
+  explicit BatchPublish(bool one_subject) : one_subject_(one_subject) {}
+  bool one_subject() const { return one_subject_; }
+  std::size_t size() const { return items_.size(); }
+  void add(std::uint32_t index, std::string_view subject, std::string_view payload) {
+    items_.push_back({index, static_cast<std::uint32_t>(subject.size()),
+                      static_cast<std::uint32_t>(payload.size())});
+    bytes_.append(subject);
+    bytes_.append(payload);
+  }
+  // f(index, subject, payload) for each entry, in request order.
+  template <typename F>
+  void visit(F&& f) const {
+    const char* at = bytes_.data();
+    for (const Item& item : items_) {
+      const std::string_view subject(at, item.subject_size);
+      const std::string_view payload(at + item.subject_size, item.payload_size);
+      f(item.index, subject, payload);
+      at += item.subject_size + item.payload_size;
+    }
+  }
+
+  // Many-subject form: each entry's status, set by the owner in order, and
+  // where the origin gathers the whole answer.
+  std::vector<std::uint16_t> statuses;
+  std::shared_ptr<BatchAnswer> answer;
+
+ private:
+  struct Item {
+    std::uint32_t index;
+    std::uint32_t subject_size;
+    std::uint32_t payload_size;
+  };
+  bool one_subject_;
+  std::vector<Item> items_;
+  ByteBuffer bytes_;
+};
+
 struct ShardCall {
-  Endpoint endpoint;  // publish, publish_async, subscribe, fetch, unsubscribe, info, ack or nack
+  // publish, publish_async, publish_batch, subscribe, fetch, unsubscribe,
+  // info, ack or nack
+  Endpoint endpoint;
   // The owner's answer: its HTTP status, 0 while the call is on its way
   // there. The origin shard turns it into the response.
   std::uint16_t status = 0;
@@ -67,6 +121,7 @@ struct ShardCall {
   std::unique_ptr<SubscribeOptions> subscribe_options;  // subscribe
   FetchOptions fetch_options;                           // fetch
   std::unique_ptr<AckRequest> ack_request;              // ack and nack
+  std::unique_ptr<BatchPublish> batch;                  // publish_batch
   // publish_async: a message past its max_deliver on its way to its dead
   // letter subject, which drops it quietly when no one subscribes there.
   bool dead_letter = false;

@@ -245,6 +245,7 @@ struct StoreLimits {
   std::uint64_t max_fetch_bytes = 16 << 20;  // payload in one fetch answer
   std::uint64_t max_fetch_wait_ms = 30'000;  // a fetch's wait_ms is clamped to it
   std::uint64_t max_waiting_fetches = 512;   // per subscriber
+  std::uint64_t max_batch = 1000;            // messages in one batch publish
   std::uint64_t max_pending_per_subject = 1'000'000;
   std::uint64_t max_pending_bytes_per_subject = std::uint64_t{1} << 26;
   std::uint64_t max_subscribers_per_subject = 1'000'000;
@@ -320,6 +321,10 @@ class SubjectStore {
   // Same, for a message another shard copied out of its receive buffer: it
   // is copied once more, into the subject's arena, and freed.
   PublishOutcome publish(std::string_view subject, MessagePtr message);
+  // Several messages to one subject, in order, all or none (api-extensions.md
+  // §9): refused whole when they would not all fit.
+  PublishOutcome publish_batch(std::string_view subject,
+                               std::span<const std::string_view> payloads);
   // The subjects stored to since the last call that have subscribers with
   // fetches waiting (they may have something to take now), each once.
   // `into` is replaced (and keeps its memory for the next call).
@@ -406,6 +411,27 @@ class SubjectStore {
     std::size_t drop_oldest;  // after dropping this many of its oldest
   };
   static Intake intake(const DeliveryQueue& queue, std::uint64_t bytes);
+  // What one message does to a subject with bounded subscribers: made
+  // before the bounds are checked (with each fed queue's Intake in intakes_)
+  // and carried out by store_planned() after.
+  struct PublishPlan {
+    std::uint64_t takers;          // holders of the message: the log's readers and fed queues
+    std::uint64_t bounded_takers;  // fed queues that keep it
+    std::uint64_t dropping;        // oldest messages the fed queues drop for it
+    std::uint64_t freeing_bytes;   // what those drops free, at least
+    std::uint64_t stored_bytes;    // its payload, when anyone keeps it
+  };
+  PublishPlan plan_publish(const SubjectEntry& entry, std::uint64_t bytes);
+  // What storing a message changed in its subject's held count and bytes (a
+  // fall when drops made room), for the budget's reservation to settle.
+  struct NetChange {
+    std::int64_t count;
+    std::int64_t bytes;
+  };
+  // Stores the message as planned (or, in a subject of plain subscribers
+  // only, in its log), with its budget already reserved.
+  NetChange store_planned(SubjectEntry& entry, std::string_view payload, const PublishPlan& plan);
+  NetChange store_in_log(SubjectEntry& entry, std::string_view payload);
   // Drops a fed queue's `count` oldest messages; returns the payload bytes
   // freed (of messages no other queue held).
   std::uint64_t drop_oldest(DeliveryQueue& queue, std::size_t count);
