@@ -22,9 +22,17 @@ using namespace std::string_view_literals;
 using Key = SubjectPatterns::Key;
 using Keys = std::vector<Key>;
 
+// match(), asked three times, so that each answer comes from a walk, a walk
+// that admits the subject to the cache, and the cache: all three must agree.
 Keys match(SubjectPatterns& patterns, std::string_view subject) {
-  std::span<const Key> found = patterns.match(subject);
-  return Keys(found.begin(), found.end());
+  Keys answers[3];
+  for (Keys& answer : answers) {
+    std::span<const Key> found = patterns.match(subject);
+    answer.assign(found.begin(), found.end());
+  }
+  EXPECT_EQ(answers[0], answers[1]) << subject;
+  EXPECT_EQ(answers[0], answers[2]) << subject;
+  return answers[0];
 }
 
 // Whether `pattern` matches `subject` under its name alone: the rules of

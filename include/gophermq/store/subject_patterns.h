@@ -38,7 +38,8 @@ class SubjectPatterns {
   using Key = std::uint64_t;
 
   // About this many subjects' results are cached: the cache is two-way
-  // set-associative, its sets a power of two.
+  // set-associative, its sets a power of two. A subject is cached at its
+  // second miss in a row (see CacheSet).
   static constexpr std::size_t kDefaultCachedSubjects = 4096;
   // Longer subjects, and results with more keys, are not cached, so the
   // cache's memory is bounded whatever is published: a subject that long, or
@@ -85,9 +86,19 @@ class SubjectPatterns {
     Node* node;
     std::string_view token;  // the node's, in its parent
   };
-  struct CacheSlot {
-    std::uint64_t generation = 0;  // the slot holds a result when it equals generation_
-    std::uint64_t hash = 0;
+  // A set of the cache: two ways, their tags in one cache line, so a miss
+  // (a stream of distinct subjects, say) reads one line of the cache.
+  struct alignas(64) CacheSet {
+    std::uint64_t hashes[2] = {0, 0};
+    std::uint64_t generations[2] = {0, 0};  // a way holds a result when it is generation_'s
+    // The last subject that missed here and was not cached: one is cached
+    // when it misses twice in a row. A stream of distinct subjects, more
+    // than the cache holds, would otherwise evict the hot ones and pay an
+    // insert each, for nothing.
+    std::uint64_t missed_hash = 0;
+    unsigned recent = 0;  // the way hit or filled last; the other gives way
+  };
+  struct CachedResult {
     std::string subject;
     std::vector<Key> keys;
   };
@@ -109,9 +120,11 @@ class SubjectPatterns {
   std::vector<Key> found_;
   std::vector<PathStep> path_;
 
-  // Set s is slots [2s, 2s + 1], the more recently used first. Allocated at
-  // the first match, so a shard with no patterns holds none.
-  std::vector<CacheSlot> cache_;
+  // Way w of set s is cached_[2 * s + w]. Allocated at the first match, so
+  // a shard with no patterns holds none.
+  std::vector<CacheSet> cache_;
+  std::vector<CachedResult> cached_;
+  std::uint64_t cache_seed_;  // drawn from the hasher's random key
   std::size_t cache_sets_;
   std::uint64_t generation_ = 1;
 };
