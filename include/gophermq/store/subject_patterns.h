@@ -10,9 +10,9 @@
 //
 // The patterns are a trie with a node per distinct token per level, so a
 // publish walks the tokens of its subject, not the list of patterns: with
-// thousands registered and none matching, the walk usually stops at the first
-// token. Results are cached by subject, as NATS's sublist does, so a publish
-// to a hot subject is one hash lookup.
+// thousands registered and none matching, the walk usually stops within the
+// first two tokens. Results are cached by subject, as NATS's sublist does, so
+// a publish to a hot subject is one hash lookup.
 #pragma once
 
 #include <cstddef>
