@@ -222,11 +222,19 @@ TEST_F(StreamsTest, AStreamKeepsItsSubscriberFromExpiring) {
   EXPECT_EQ(Data(stream->Take(1)), std::vector<std::string>{"still here"});
 }
 
-TEST_F(StreamsTest, AClientThatStopsReadingLeavesItsMessagesQueued) {
+class StalledStreamTest : public StreamsTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override {
+    return MonitoredOptions({"--broker.idle-timeout=1s"});
+  }
+};
+
+TEST_F(StalledStreamTest, AClientThatStopsReadingLeavesItsMessagesQueuedAndIsCutOff) {
   // A small receive window, a client that reads nothing: the broker may
   // send it its window of events and what the sockets' buffers hold, and
-  // no more. Everything else stays queued, and a fetch after the stream
-  // closed takes it, in order, up to the last.
+  // no more. Everything else stays queued. The stream is cut off once it
+  // has taken nothing for the idle timeout, and a fetch then takes the
+  // rest, in order, up to the last.
   const std::string subject = SubjectName("stream.slow", 0);
   const std::string id = Subscribe(subject);
   ASSERT_FALSE(id.empty());
@@ -252,9 +260,10 @@ TEST_F(StreamsTest, AClientThatStopsReadingLeavesItsMessagesQueued) {
                                                                   R"(","data":[)", data, "]}"})),
                                200, kOkBody));
   }
-  // The client goes; once the broker has seen it go, nothing more leaves.
-  stream->socket().AbortiveClose();
+  // Once the broker has cut it off, nothing more leaves.
   ASSERT_TRUE(MetricReaches("gophermq_streams", 0));
+  EXPECT_GE(Metric(R"(gophermq_connections_closed_total{reason="write_stall"})"), 1);
+  client_ = Connect();  // ours may have been idle past the timeout too
   std::vector<std::string> left;
   for (std::vector<std::string> more = Fetch(subject, id); !more.empty();
        more = Fetch(subject, id)) {
