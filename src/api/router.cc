@@ -2,7 +2,7 @@
 
 namespace gophermq {
 
-Route route(llhttp_method_t method, std::string_view path) {
+Route route(llhttp_method_t method, std::string_view path, bool cors) {
   constexpr std::string_view kAllowPost = "Allow: POST\r\n";
   constexpr std::string_view kAllowGet = "Allow: GET, HEAD\r\n";
   Endpoint endpoint;
@@ -28,6 +28,7 @@ Route route(llhttp_method_t method, std::string_view path) {
   } else {
     return {Endpoint::not_found, {}};
   }
+  if (cors && method == HTTP_OPTIONS) return {Endpoint::preflight, {}};
   if (method != HTTP_POST) return {Endpoint::wrong_method, kAllowPost};
   return {endpoint, {}};
 }

@@ -388,8 +388,9 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       {"gophermq_shard_requests_total", {"shard"}},
       {"gophermq_build_info", {"version"}},
   };
-  const std::set<std::string> methods = {"publish", "publish_async", "subscribe", "fetch", "ready",
-                                         "unsubscribe", "info", "ack", "nack", "other"};
+  const std::set<std::string> methods = {"publish", "publish_async", "subscribe", "fetch",
+                                         "ready",   "unsubscribe",   "info",      "ack",
+                                         "nack",    "options",       "other"};
   const std::map<std::string, std::set<std::string>> reasons = {
       {"gophermq_messages_refused_total",
        {"overflow", "subject_overflow", "no_subscriber", "invalid_subject"}},

@@ -27,11 +27,12 @@ class ShardCounter {
   std::atomic<std::uint64_t> value_{0};
 };
 
-// The `method` label: which endpoint a request was for; /healthz, unknown
-// paths, wrong methods and requests never routed are all `other`.
-inline constexpr std::array<std::string_view, 10> kMetricMethodNames = {
-    "publish",     "publish_async", "subscribe", "fetch", "ready",
-    "unsubscribe", "info",          "ack",       "nack",  "other"};
+// The `method` label: which endpoint a request was for (`options`: a CORS
+// preflight); /healthz, unknown paths, wrong methods and requests never
+// routed are all `other`.
+inline constexpr std::array<std::string_view, 11> kMetricMethodNames = {
+    "publish", "publish_async", "subscribe", "fetch",   "ready", "unsubscribe",
+    "info",    "ack",           "nack",      "options", "other"};
 constexpr std::size_t method_label(Endpoint endpoint) {
   switch (endpoint) {
     case Endpoint::publish:
@@ -52,8 +53,10 @@ constexpr std::size_t method_label(Endpoint endpoint) {
       return 7;
     case Endpoint::nack:
       return 8;
-    default:
+    case Endpoint::preflight:
       return 9;
+    default:
+      return 10;
   }
 }
 
