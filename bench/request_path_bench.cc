@@ -14,6 +14,7 @@
 #include "gophermq/api/broker_api.h"
 #include "gophermq/api/request_decoder.h"
 #include "gophermq/api/response_encoder.h"
+#include "gophermq/http/cors.h"
 #include "gophermq/http/http_connection.h"
 #include "gophermq/http/request_parser.h"
 #include "gophermq/net/connection.h"
@@ -183,6 +184,7 @@ class InProcessShard final : public RequestHandler {
   // after a fetch that waits, on its connection, waits behind it).
   enum Client : std::uint32_t { consumer = 0, producer = 1 };
 
+  // Origin is read as the broker's CORS table (cors_origins()) asks.
   InProcessShard()
       : budget_(1 << 30),
         census_(1000, 1000),
@@ -227,9 +229,11 @@ class InProcessShard final : public RequestHandler {
     clients_[client]->http.resume();
   }
 
-  static std::string request(std::string_view path, std::string_view body) {
+  // `headers`: more header lines, each ending in CRLF.
+  static std::string request(std::string_view path, std::string_view body,
+                             std::string_view headers = {}) {
     return padded("POST " + std::string(path) + " HTTP/1.1\r\nHost: localhost:8082\r\n" +
-                  "Content-Type: application/json\r\nContent-Length: " +
+                  std::string(headers) + "Content-Type: application/json\r\nContent-Length: " +
                   std::to_string(body.size()) + "\r\n\r\n" + std::string(body));
   }
   // A fetch of at most `messages` (max_messages) for subscriber `id` of
@@ -259,8 +263,8 @@ class InProcessShard final : public RequestHandler {
  private:
   struct ClientConnection {
     ClientConnection(std::uint32_t index, RequestHandler& handler)
-        : http(index, RequestLimits{16 << 10, 1 << 20}, PipelineLimits{8 << 20, 1024}, handler,
-               out) {}
+        : http(index, RequestLimits{16 << 10, 1 << 20, cors_origins().longest()},
+               PipelineLimits{8 << 20, 1024}, handler, out) {}
     OutgoingBytes out;
     HttpConnection http;
   };
@@ -275,11 +279,17 @@ class InProcessShard final : public RequestHandler {
 
 // One publish handled whole. A loop turn (which times its requests
 // together) is 16 publishes, one pipelined receive's worth. The subscriber
-// is drained every 1024 publishes so the store stays small.
+// is drained every 1024 publishes so the store stays small. Arg 1: with
+// broker.cors-origins set and the request from an allowed Origin (read,
+// matched, and named in the answer); 0: without CORS.
 void BM_WholePublishRequestInProcess(benchmark::State& state) {
+  constexpr std::string_view kOrigin = "http://localhost:8080";
+  const bool cors = state.range(0) == 1;
+  if (cors) install_cors_origins(CorsOrigins({std::string(kOrigin)}));
   InProcessShard shard;
   const std::string id = shard.subscribe("load.test");
-  const std::string publish = InProcessShard::request("/api/publish", kPublishBody);
+  const std::string publish = InProcessShard::request(
+      "/api/publish", kPublishBody, cors ? "Origin: " + std::string(kOrigin) + "\r\n" : "");
   const std::string fetch =
       InProcessShard::request("/api/fetch", R"({"subject":"load.test","id":")" + id + "\"}");
   std::size_t published = 0;
@@ -294,11 +304,16 @@ void BM_WholePublishRequestInProcess(benchmark::State& state) {
       state.ResumeTiming();
     }
   }
-  if (shard.take_output().find("200 OK") == std::string::npos && published % 1024 != 0) {
+  const std::string answer = shard.take_output();
+  if (answer.find("200 OK") == std::string::npos && published % 1024 != 0) {
     state.SkipWithError("the publish was not answered 200");
   }
+  if (cors && answer.find(kOrigin) == std::string::npos && published % 1024 != 0) {
+    state.SkipWithError("the answer did not name the origin");
+  }
+  install_cors_origins(CorsOrigins());
 }
-BENCHMARK(BM_WholePublishRequestInProcess);
+BENCHMARK(BM_WholePublishRequestInProcess)->Arg(0)->Arg(1);
 
 // A publish that feeds a waiting fetch, and the fetch's answer (one
 // message), against a plain publish and a plain fetch of it: the wake-up's

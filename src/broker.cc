@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "gophermq/http/cors.h"
 #include "gophermq/io/listener.h"
 #include "gophermq/log.h"
 #include "gophermq/metrics/monitoring_server.h"
@@ -107,6 +108,8 @@ int run_broker(const Config& config) {
     }
   }
 
+  // Before any shard exists: shards only read it.
+  install_cors_origins(CorsOrigins(config.cors_origins));
   PendingBudget budget(pending_total_bound(config), config.max_pending_bytes);
   StoreCensus census(config.max_subscribers, config.max_subjects);
   CrossShardMatrix matrix(shard_count);

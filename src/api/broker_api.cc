@@ -154,7 +154,7 @@ void BrokerApi::finish_wait(Subscriber& subscriber, ShardCall& call, bool take) 
 }
 
 Placement BrokerApi::handle(const HttpRequest& request, Answers& answers, ShardCall& call) {
-  const Route route = gophermq::route(request.method, request.path);
+  const Route route = gophermq::route(request.method, request.path, cors_.enabled());
   Placement placement;
   placement.status = answer(request, route, answers, call, placement);
   if (placement.status != 0) latencies_.answered(route.endpoint, placement.status);
@@ -163,10 +163,18 @@ Placement BrokerApi::handle(const HttpRequest& request, Answers& answers, ShardC
 
 std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, Answers& answers,
                                 ShardCall& call, Placement& placement) {
-  const ResponseStyle style{request.keep_alive, request.http_1_0, request.method == HTTP_HEAD};
+  const ResponseStyle style{request.keep_alive, request.http_1_0, request.method == HTTP_HEAD,
+                            cors_.match(request.origin)};
   switch (route.endpoint) {
     case Endpoint::ready:
       append_no_content(answers.answer_now(), style);
+      return 204;
+    case Endpoint::preflight:
+      // An Origin not allowed gets the 204 without any CORS header, and its
+      // browser then refuses the call (as nginx and Go's rs/cors answer it):
+      // a 403 would tell it no more.
+      append_no_content(answers.answer_now(), style,
+                        style.cors == 0 ? std::string_view() : kPreflightLines);
       return 204;
     case Endpoint::health:
       append_health(answers.answer_now(), style);

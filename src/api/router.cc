@@ -2,7 +2,7 @@
 
 namespace gophermq {
 
-Route route(llhttp_method_t method, std::string_view path) {
+Route route(llhttp_method_t method, std::string_view path, bool cors) {
   constexpr std::string_view kAllowPost = "Allow: POST\r\n";
   constexpr std::string_view kAllowGet = "Allow: GET, HEAD\r\n";
   // An event stream has no head without its body: HEAD is not offered.
@@ -27,6 +27,7 @@ Route route(llhttp_method_t method, std::string_view path) {
   } else if (path == "/api/nack") {
     endpoint = Endpoint::nack;
   } else if (path == "/api/stream") {
+    if (cors && method == HTTP_OPTIONS) return {Endpoint::preflight, {}};
     if (method != HTTP_GET) return {Endpoint::wrong_method, kAllowGetOnly};
     return {Endpoint::stream, {}};
   } else if (path == "/ready" || path == "/healthz") {
@@ -35,6 +36,7 @@ Route route(llhttp_method_t method, std::string_view path) {
   } else {
     return {Endpoint::not_found, {}};
   }
+  if (cors && method == HTTP_OPTIONS) return {Endpoint::preflight, {}};
   if (method != HTTP_POST) return {Endpoint::wrong_method, kAllowPost};
   return {endpoint, {}};
 }

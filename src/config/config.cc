@@ -42,6 +42,10 @@ constexpr std::size_t kMaxConfigFileBytes = 1 << 20;
 // ...), or merge themselves; this many expansions per file is far beyond any
 // real config and stops both.
 constexpr int kMaxMerges = 1000;
+// broker.cors-origins: a request's Origin is compared with each allowed one,
+// and every connection keeps room for the longest (see CorsOrigins).
+constexpr std::size_t kMaxCorsOrigins = 64;
+constexpr std::size_t kMaxCorsOriginBytes = 512;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -234,6 +238,46 @@ std::string format_address(const ListenAddress& address) {
   return (ipv6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(address.port);
 }
 
+// An origin as a browser serializes it (RFC 6454): scheme://host[:port],
+// nothing after. Returned as the browser writes it, to be compared byte for
+// byte: lower-cased, without a port that is its scheme's default.
+std::optional<std::string> parse_origin(std::string_view text) {
+  const std::string origin = to_lower(text);
+  const std::size_t scheme_end = origin.find("://");
+  if (scheme_end == std::string::npos || scheme_end == 0 || !is_alpha(origin[0])) {
+    return std::nullopt;
+  }
+  const std::string_view scheme = std::string_view(origin).substr(0, scheme_end);
+  for (char c : scheme) {
+    if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.') return std::nullopt;
+  }
+  const std::string_view authority = std::string_view(origin).substr(scheme_end + 3);
+  // An IPv6 literal keeps its brackets; its colons are not the port's.
+  const std::size_t host_end =
+      authority.starts_with('[') ? authority.find(']') + 1 : authority.find(':');
+  if (host_end == 0) return std::nullopt;  // no `]`
+  const std::string_view host = authority.substr(0, host_end);
+  const std::string_view port = host_end < authority.size() ? authority.substr(host_end) : "";
+  const std::string_view host_chars =
+      host.starts_with('[') ? host.substr(1, host.size() - 2) : host;
+  if (host_chars.empty()) return std::nullopt;
+  for (char c : host_chars) {
+    const bool allowed = host.starts_with('[')
+                             ? hex_value(c) >= 0 || c == ':' || c == '.'
+                             : is_alpha(c) || is_digit(c) || c == '.' || c == '-' || c == '_';
+    if (!allowed) return std::nullopt;
+  }
+  std::string normalized = std::string(scheme) + "://" + std::string(host);
+  if (port.empty()) return normalized;
+  std::optional<std::uint64_t> number;
+  if (port.starts_with(':')) number = parse_unsigned(port.substr(1), kMaxPort);
+  if (!number || *number == 0) return std::nullopt;
+  const bool default_port =
+      (scheme == "http" && *number == 80) || (scheme == "https" && *number == 443);
+  if (!default_port) normalized += ":" + std::to_string(*number);
+  return normalized;
+}
+
 std::optional<bool> parse_bool(std::string_view text) {
   for (std::string_view yes : {"true", "1", "yes", "on"}) {
     if (equals_ignoring_case(text, yes)) return true;
@@ -388,6 +432,48 @@ struct Address {
   }
 };
 
+// broker.cors-origins: "*" alone, or origins separated by commas (a YAML
+// list is read as its items so joined); empty for none.
+struct OriginList {
+  std::vector<std::string> Config::*field;
+
+  std::string read(Config& config, std::string_view text) const {
+    std::vector<std::string> origins;
+    const bool blank = text.find_first_not_of(" \t") == std::string_view::npos;
+    for (std::size_t start = 0; !blank && start <= text.size();) {
+      const std::size_t comma = std::min(text.find(',', start), text.size());
+      std::string_view piece = text.substr(start, comma - start);
+      start = comma + 1;
+      piece.remove_prefix(std::min(piece.find_first_not_of(" \t"), piece.size()));
+      piece.remove_suffix(piece.size() - (piece.find_last_not_of(" \t") + 1));
+      if (piece == "*") {
+        if (text.find(',') != std::string_view::npos) {
+          return "must be * alone, or a list of origins without it";
+        }
+        origins.emplace_back("*");
+        continue;
+      }
+      std::optional<std::string> origin = parse_origin(piece);
+      if (!origin || origin->size() > kMaxCorsOriginBytes) {
+        return "must be * or origins, comma-separated, each scheme://host[:port] with no path "
+               "(e.g. https://app.example.com): " +
+               quoted(piece) + " is not one";
+      }
+      if (std::ranges::find(origins, *origin) == origins.end()) origins.push_back(*origin);
+    }
+    if (origins.size() > kMaxCorsOrigins) {
+      return "must be at most " + std::to_string(kMaxCorsOrigins) + " origins";
+    }
+    config.*field = std::move(origins);
+    return "";
+  }
+  std::string show(const Config& config) const {
+    std::string list;
+    for (const std::string& origin : config.*field) list += (list.empty() ? "" : ",") + origin;
+    return list.empty() ? quoted("") : list;
+  }
+};
+
 template <typename Value>
 struct Name {
   std::string_view name;
@@ -454,8 +540,8 @@ constexpr std::array<Name<IoUringMode>, 2> kIoUringModeNames{{
 // Every setting. Each layer (config file, environment, flags) applies values
 // through this table, and --help is written from it.
 
-using Kind = std::variant<Flag, Count, ByteSize, Duration, Host, Address, Choice<LogLevel>,
-                          Choice<IoUringMode>>;
+using Kind = std::variant<Flag, Count, ByteSize, Duration, Host, Address, OriginList,
+                          Choice<LogLevel>, Choice<IoUringMode>>;
 
 struct Setting {
   std::string_view key;         // as in config.yaml, dotted; the flag is --key
@@ -471,7 +557,7 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 30> kSettings{{
+const std::array<Setting, 31> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
@@ -561,6 +647,9 @@ const std::array<Setting, 30> kSettings{{
     {"broker.inactive-threshold", "DURATION",
      "an idle subscriber is unsubscribed after this, up to 8760h; 0 = never",
      Duration{&Config::inactive_threshold, 0ms, 8760h}},
+    {"broker.cors-origins", "ORIGINS",
+     "origins whose web pages may call the API (comma-separated), or *",
+     OriginList{&Config::cors_origins}},
     {"monitoring.enable", "BOOL", "serve the monitoring endpoint: true or false",
      Flag{&Config::monitoring_enabled}},
     {"monitoring.port", "ADDR", "monitoring listen address: PORT, :PORT or HOST:PORT",
@@ -789,11 +878,24 @@ class ConfigFile {
       // YAML's "no value" (`port:`, `port: ~`) leaves the lower layer's value,
       // as in the original.
       if (value.IsNull()) return "";
-      if (!value.IsScalar()) {
+      std::string text;
+      if (value.IsSequence() && std::holds_alternative<OriginList>(setting->kind)) {
+        // Its items, joined as the flag and the environment write them.
+        for (const YAML::Node& item : value) {
+          if (!item.IsScalar()) {
+            return error_at(item.Mark(), std::string(setting->key) +
+                                             " must be a list of single values, not of a " +
+                                             std::string(type_name(item)));
+          }
+          text += (text.empty() ? "" : ",") + item.Scalar();
+        }
+      } else if (!value.IsScalar()) {
         return error_at(key.Mark(), std::string(setting->key) + " must be a single value, not a " +
                                         std::string(type_name(value)));
+      } else {
+        text = value.Scalar();
       }
-      std::string error = apply_setting(config_, setting->key, value.Scalar());
+      std::string error = apply_setting(config_, setting->key, text);
       return error.empty() ? "" : error_at(key.Mark(), error);
     }
     if (section.empty() && is_own_section(path) && (value.IsMap() || value.IsNull())) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <span>
 
 #include "gophermq/ascii.h"
 
@@ -15,20 +16,26 @@ RequestParser& self(llhttp_t* parser) { return *static_cast<RequestParser*>(pars
 // overflowing it marks the value as "too long to be what we look for" by
 // pushing size past capacity. A run of spaces and tabs is kept as one space,
 // so optional whitespace of any length does not push a value past the buffer.
-template <std::size_t N>
-void collect(char (&buffer)[N], std::size_t& size, const char* at, std::size_t length) {
-  for (std::size_t i = 0; i < length && size <= N; ++i) {
+void collect(std::span<char> buffer, std::size_t& size, const char* at, std::size_t length) {
+  const std::size_t capacity = buffer.size();
+  for (std::size_t i = 0; i < length && size <= capacity; ++i) {
     const char c = at[i] == '\t' ? ' ' : ascii_lower(at[i]);
-    if (c == ' ' && size > 0 && size <= N && buffer[size - 1] == ' ') continue;
-    if (size < N) buffer[size] = c;
+    if (c == ' ' && size > 0 && size <= capacity && buffer[size - 1] == ' ') continue;
+    if (size < capacity) buffer[size] = c;
     ++size;
   }
 }
 
-template <std::size_t N>
-bool collected_equals(const char (&buffer)[N], std::size_t size, std::string_view expected) {
-  if (size > 0 && size <= N && buffer[size - 1] == ' ') --size;
-  return size <= N && std::string_view(buffer, size) == expected;
+// What collect() gathered, without a trailing space; a value that overflowed
+// the buffer as the whole buffer.
+std::string_view collected(std::span<const char> buffer, std::size_t size) {
+  if (size > buffer.size()) return {buffer.data(), buffer.size()};
+  if (size > 0 && buffer[size - 1] == ' ') --size;
+  return {buffer.data(), size};
+}
+
+bool collected_equals(std::span<const char> buffer, std::size_t size, std::string_view expected) {
+  return size <= buffer.size() && collected(buffer, size) == expected;
 }
 
 // A header name may hold only RFC 9110 token characters. llhttp 8.1 checks
@@ -138,6 +145,9 @@ constexpr llhttp_settings_t RequestParser::kSettings = [] {
 
 RequestParser::RequestParser(const RequestLimits& limits, RequestSink& sink)
     : limits_(limits), sink_(sink) {
+  // One byte past the limit: a longer value then shows as one that equals no
+  // origin within it, rather than as its prefix, which might.
+  if (limits.max_origin_bytes != 0) origin_ = std::make_unique<char[]>(limits.max_origin_bytes + 1);
   reset();
 }
 
@@ -290,6 +300,8 @@ int RequestParser::on_message_begin(llhttp_t* parser) {
   p.hosts_ = 0;
   p.transfer_encodings_ = 0;
   p.chunked_coding_ = false;
+  p.origin_size_ = 0;
+  p.origins_ = 0;
   p.body_view_ = nullptr;
   p.body_view_size_ = 0;
   p.body_.clear();
@@ -368,6 +380,8 @@ int RequestParser::on_header_field_complete(llhttp_t* parser) {
       p.header_ = Header::expect;
     } else if (equals_ignoring_case(name, "transfer-encoding")) {
       p.header_ = Header::transfer_encoding;
+    } else if (p.origin_ != nullptr && equals_ignoring_case(name, "origin")) {
+      p.header_ = Header::origin;
     }
   }
   return 0;
@@ -380,6 +394,8 @@ int RequestParser::on_header_value(llhttp_t* parser, const char* at, std::size_t
   }
   if (p.header_ == Header::expect || p.header_ == Header::transfer_encoding) {
     collect(p.value_, p.value_size_, at, length);
+  } else if (p.header_ == Header::origin && p.origins_ == 0) {
+    collect(p.origin_buffer(), p.origin_size_, at, length);
   }
   return 0;
 }
@@ -398,6 +414,9 @@ int RequestParser::on_header_value_complete(llhttp_t* parser) {
     case Header::transfer_encoding:
       ++p.transfer_encodings_;
       p.chunked_coding_ = collected_equals(p.value_, p.value_size_, "chunked");
+      break;
+    case Header::origin:
+      ++p.origins_;
       break;
   }
   p.value_size_ = 0;
@@ -490,6 +509,9 @@ int RequestParser::on_message_complete(llhttp_t* parser) {
   }
   request.keep_alive = llhttp_should_keep_alive(parser) != 0;
   request.http_1_0 = parser->http_major == 1 && parser->http_minor == 0;
+  // Two Origins name no one origin (a browser sends one at most).
+  request.origin =
+      p.origins_ == 1 ? collected(p.origin_buffer(), p.origin_size_) : std::string_view();
   p.in_message_ = false;
   p.sink_.on_request(request);
   p.body_view_ = nullptr;

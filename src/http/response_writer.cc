@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "gophermq/http/cors.h"
+
 namespace gophermq {
 namespace {
 
@@ -43,6 +45,12 @@ std::string_view connection_header(const ResponseStyle& style) {
   return {};
 }
 
+// The table is looked at only for an answer to an allowed Origin: without
+// CORS an answer costs one test more.
+std::string_view cors_lines(const ResponseStyle& style) {
+  return style.cors == 0 ? std::string_view() : cors_origins().allow_origin_lines(style.cors);
+}
+
 // Copies `piece` to `at`, returning where it ends. An empty view may have
 // no pointer at all, which memcpy must not be given.
 char* put(char* at, std::string_view piece) {
@@ -58,16 +66,17 @@ void append_framed(ByteBuffer& out, std::uint16_t status, std::size_t content_le
   constexpr std::string_view kContentHeaders = "Content-Type: application/json\r\nContent-Length: ";
   const std::string_view status_text = status_line(status);
   const std::string_view connection = connection_header(style);
+  const std::string_view cors = cors_lines(style);
   char digits[24];
   const auto [digits_end, error] = std::to_chars(digits, digits + sizeof digits, content_length);
   const std::string_view length(digits, static_cast<std::size_t>(digits_end - digits));
   const std::size_t size = status_text.size() + kContentHeaders.size() + length.size() + 2 +
-                           connection.size() + extra_headers.size() + 2 + body.size();
+                           connection.size() + extra_headers.size() + cors.size() + 2 + body.size();
   char* at = put(out.reserve_tail(size), status_text);
   std::memcpy(at, kContentHeaders.data(), kContentHeaders.size());
   at = put(at + kContentHeaders.size(), length);
   std::memcpy(at, "\r\n", 2);
-  at = put(put(at + 2, connection), extra_headers);
+  at = put(put(put(at + 2, connection), extra_headers), cors);
   std::memcpy(at, "\r\n", 2);
   put(at + 2, body);
   out.commit(size);
@@ -86,9 +95,12 @@ void append_response(ByteBuffer& out, std::uint16_t status, std::string_view bod
                 style.head ? std::string_view() : body);
 }
 
-void append_no_content(ByteBuffer& out, const ResponseStyle& style) {
+void append_no_content(ByteBuffer& out, const ResponseStyle& style,
+                       std::string_view extra_headers) {
   out.append(status_line(204));
   out.append(connection_header(style));
+  out.append(extra_headers);
+  out.append(cors_lines(style));
   out.append("\r\n");
 }
 
@@ -98,6 +110,7 @@ void append_event_stream_head(ByteBuffer& out, const ResponseStyle& style) {
   out.append(status_line(200));
   out.append(
       "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+  out.append(cors_lines(style));  // an EventSource on another origin reads it
   out.append(style.http_1_0 ? std::string_view("Connection: close\r\n\r\n")
                             : std::string_view("Transfer-Encoding: chunked\r\n\r\n"));
 }

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "gophermq/clock.h"
+#include "gophermq/http/cors.h"
 #include "gophermq/http/response_writer.h"
 #include "gophermq/log.h"
 #include "gophermq/store/subject.h"
@@ -50,7 +51,8 @@ Shard::Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment)
       cpu_(cpu),
       listen_fd_(listen_fd),
       env_(environment),
-      limits_{environment.config.max_header_bytes, environment.config.max_body_bytes},
+      limits_{environment.config.max_header_bytes, environment.config.max_body_bytes,
+              cors_origins().longest()},
       pipeline_{environment.config.max_unsent_bytes, environment.config.max_pipeline_depth},
       api_(id, environment.matrix.shard_count(), environment.budget, environment.census,
            StoreLimits{

@@ -31,6 +31,9 @@ struct Delivered {
   std::string body;
   bool http_1_0;
   std::size_t end;  // stream offset just past the request (fed a byte at a time)
+  // Not framing, so the reference leaves it out; it must not depend on the
+  // cuts either.
+  std::string origin = {};
 
   bool same_request(const Delivered& other) const {
     return method == other.method && body == other.body && http_1_0 == other.http_1_0;
@@ -49,7 +52,7 @@ class Recorder final : public RequestSink {
     if (request.body_padded_capacity < request.body_size + ByteBuffer::kPadding) std::abort();
     outcome_.requests.push_back({llhttp_method_name(request.method),
                                  std::string(request.body, request.body_size), request.http_1_0,
-                                 fed_end});
+                                 fed_end, std::string(request.origin)});
   }
   void on_continue_expected() override {}
 
@@ -65,7 +68,8 @@ template <typename NextPiece>
 Outcome parse(std::string_view input, NextPiece next_piece) {
   Outcome outcome;
   Recorder recorder(outcome);
-  RequestParser parser(RequestLimits{2048, 4096}, recorder);
+  // Origin is read as with broker.cors-origins set.
+  RequestParser parser(RequestLimits{2048, 4096, 24}, recorder);
   for (std::size_t at = 0; at < input.size() && outcome.status == ParseStatus::ok;) {
     const std::size_t size = std::min(next_piece(), input.size() - at);
     std::vector<char> piece(size + ByteBuffer::kPadding);
@@ -81,6 +85,7 @@ bool same_outcome(const Outcome& a, const Outcome& b) {
   if (a.status != b.status || a.requests.size() != b.requests.size()) return false;
   for (std::size_t i = 0; i < a.requests.size(); ++i) {
     if (!a.requests[i].same_request(b.requests[i])) return false;
+    if (a.requests[i].origin != b.requests[i].origin) return false;
   }
   return true;
 }

@@ -19,14 +19,15 @@ bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-bool EventStreamClient::Open(std::uint16_t port, std::string_view target,
-                             std::string_view version) {
+bool EventStreamClient::Open(std::uint16_t port, std::string_view target, std::string_view version,
+                             std::string_view extra_headers) {
   if (!socket_.Connect(port, receive_buffer_)) {
     error_ = Joined({"connect: ", socket_.error()});
     return false;
   }
   std::string request = "GET ";
-  request.append(target).append(" ").append(version).append("\r\nHost: localhost\r\n\r\n");
+  request.append(target).append(" ").append(version).append("\r\nHost: localhost\r\n");
+  request.append(extra_headers).append("\r\n");
   if (!socket_.SendAll(request)) {
     error_ = Joined({"send: ", socket_.error()});
     return false;

@@ -32,7 +32,9 @@ class EventStreamClient {
   // Sends `GET <target>` (path and query) and reads the answer's head;
   // true on 200 with a chunked body. Otherwise status() and, for a JSON
   // error, its body in error_body().
-  bool Open(std::uint16_t port, std::string_view target, std::string_view version = "HTTP/1.1");
+  // `extra_headers`: whole lines, each ending in CRLF.
+  bool Open(std::uint16_t port, std::string_view target, std::string_view version = "HTTP/1.1",
+            std::string_view extra_headers = {});
   int status() const { return status_; }
   // The head's field `name` (any case), "" when absent.
   std::string Header(std::string_view name) const;

@@ -400,9 +400,9 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       {"gophermq_shard_requests_total", {"shard"}},
       {"gophermq_build_info", {"version"}},
   };
-  const std::set<std::string> methods = {"publish", "publish_async", "publish_batch", "subscribe",
-                                         "fetch",   "ready",         "unsubscribe",   "info",
-                                         "ack",     "nack",          "stream",        "other"};
+  const std::set<std::string> methods = {
+      "publish", "publish_async", "publish_batch", "subscribe", "fetch",   "ready", "unsubscribe",
+      "info",    "ack",           "nack",          "stream",    "options", "other"};
   const std::map<std::string, std::set<std::string>> reasons = {
       {"gophermq_messages_refused_total",
        {"overflow", "subject_overflow", "no_subscriber", "invalid_subject"}},

@@ -349,5 +349,37 @@ TEST_F(StreamsTest, HttpTenStreamsEndWithTheConnection) {
   EXPECT_TRUE(stream.EndsCleanly());
 }
 
+class CorsStreamTest : public StreamsTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override {
+    return MonitoredOptions({"--broker.cors-origins=http://localhost:8080"});
+  }
+};
+
+TEST_F(CorsStreamTest, AStreamToAnAllowedOriginCarriesItsHeaderAndIsPreflighted) {
+  for (int s = 0; s < 2; ++s) {
+    const std::string subject = SubjectName("stream.cors", s);
+    const std::string id = Subscribe(subject);
+    ASSERT_FALSE(id.empty());
+    EventStreamClient stream;
+    ASSERT_TRUE(stream.Open(port(), StreamTarget(subject, id), "HTTP/1.1",
+                            "Origin: http://localhost:8080\r\n"))
+        << stream.error();
+    EXPECT_EQ(stream.Header("Access-Control-Allow-Origin"), "http://localhost:8080");
+    PublishOk(subject, "cross-origin");
+    EXPECT_EQ(Data(stream.Take(1)), std::vector<std::string>{"cross-origin"});
+    EventStreamClient stranger;
+    ASSERT_TRUE(stranger.Open(port(), StreamTarget(subject, id), "HTTP/1.1",
+                              "Origin: http://elsewhere.example\r\n"));
+    EXPECT_EQ(stranger.Header("Access-Control-Allow-Origin"), "");
+  }
+  const HttpResponse preflight =
+      Call("OPTIONS", "/api/stream?subject=a&id=b", {},
+           "Origin: http://localhost:8080\r\nAccess-Control-Request-Method: GET\r\n");
+  EXPECT_EQ(preflight.status, 204);
+  ASSERT_NE(preflight.Header("Access-Control-Allow-Origin"), nullptr);
+  EXPECT_EQ(*preflight.Header("Access-Control-Allow-Origin"), "http://localhost:8080");
+}
+
 }  // namespace
 }  // namespace gophermq::testing

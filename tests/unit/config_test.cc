@@ -113,6 +113,7 @@ Config non_default_config() {
   config.max_waiting_fetches = 15;
   config.max_batch = 16;
   config.stream_heartbeat = std::chrono::milliseconds(17);
+  config.cors_origins = {"https://app.example.com"};
   return config;
 }
 
@@ -148,6 +149,7 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.max_waiting_fetches, expected.max_waiting_fetches);
   EXPECT_EQ(actual.max_batch, expected.max_batch);
   EXPECT_EQ(actual.stream_heartbeat, expected.stream_heartbeat);
+  EXPECT_EQ(actual.cors_origins, expected.cors_origins);
 }
 
 // ---------------------------------------------------------------------------
@@ -268,6 +270,38 @@ TEST_F(ConfigTest, EnvironmentOverridesYamlAndFlagsOverrideBoth) {
   ASSERT_TRUE(result.ok()) << result.error;
   EXPECT_EQ(result.config.max_pending, 30u);
   EXPECT_EQ(result.config.api.port, 2222);
+}
+
+TEST_F(ConfigTest, CorsOriginsFromEachLayer) {
+  // A YAML list, or one string (a comma-separated list too).
+  write_default_yaml(
+      "broker:\n  cors-origins:\n    - https://app.example.com\n    - "
+      "http://localhost:8080\n");
+  ConfigLoad result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.cors_origins,
+            (std::vector<std::string>{"https://app.example.com", "http://localhost:8080"}));
+  write_default_yaml("broker:\n  cors-origins: '*'\n");
+  result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.cors_origins, std::vector<std::string>{"*"});
+  write_default_yaml("broker:\n  cors-origins: []\n");
+  result = load({"broker"});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_TRUE(result.config.cors_origins.empty());
+
+  Environment environment{"GOPHERMQ_BROKER_CORS__ORIGINS=http://a.example,http://b.example"};
+  result = load({"broker"}, environment);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.cors_origins,
+            (std::vector<std::string>{"http://a.example", "http://b.example"}));
+  // A flag replaces the list; it does not add to it.
+  result = load({"broker", "--broker.cors-origins=http://c.example"}, environment);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.config.cors_origins, std::vector<std::string>{"http://c.example"});
+  result = load({"broker", "--broker.cors-origins="}, environment);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_TRUE(result.config.cors_origins.empty());
 }
 
 TEST_F(ConfigTest, LaterFlagsWin) {
@@ -445,7 +479,10 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-subscribers-per-subject", "4294967295"},
         ValueCase{"broker.inactive-threshold", "0"},
         ValueCase{"broker.inactive-threshold", "8760h"},
-        ValueCase{"broker.inactive-threshold", "90s"}));
+        ValueCase{"broker.inactive-threshold", "90s"}, ValueCase{"broker.cors-origins", ""},
+        ValueCase{"broker.cors-origins", "*"}, ValueCase{"broker.cors-origins", "http://a"},
+        ValueCase{"broker.cors-origins", "https://a.example.com:8443, http://[::1]:8080"},
+        ValueCase{"broker.cors-origins", "chrome-extension://abcdef"}));
 
 INSTANTIATE_TEST_SUITE_P(
     EveryKey, InvalidValueTest,
@@ -503,7 +540,52 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-header-bytes", "1048577"}, ValueCase{"monitoring.enable", ""},
         ValueCase{"monitoring.enable", "2"}, ValueCase{"monitoring.enable", "enabled"},
         ValueCase{"monitoring.enable", "true "}, ValueCase{"monitoring.port", "x"},
-        ValueCase{"monitoring.port", "70000"}, ValueCase{"monitoring.port", ":-1"}));
+        ValueCase{"monitoring.port", "70000"}, ValueCase{"monitoring.port", ":-1"},
+        ValueCase{"broker.cors-origins", "app.example.com"},
+        ValueCase{"broker.cors-origins", "https://app.example.com/"},
+        ValueCase{"broker.cors-origins", "https://app.example.com/x"},
+        ValueCase{"broker.cors-origins", "https://app.example.com?x"},
+        ValueCase{"broker.cors-origins", "https://user@app.example.com"},
+        ValueCase{"broker.cors-origins", "https://"}, ValueCase{"broker.cors-origins", "://a"},
+        ValueCase{"broker.cors-origins", "1http://a"},
+        ValueCase{"broker.cors-origins", "http://a:0"},
+        ValueCase{"broker.cors-origins", "http://a:65536"},
+        ValueCase{"broker.cors-origins", "http://a:"},
+        ValueCase{"broker.cors-origins", "http://[::1"},
+        ValueCase{"broker.cors-origins", "http://[]"},
+        ValueCase{"broker.cors-origins", "http://a b"},
+        ValueCase{"broker.cors-origins", "http://a,"},
+        ValueCase{"broker.cors-origins", "http://a,,http://b"},
+        ValueCase{"broker.cors-origins", "*,http://a"}, ValueCase{"broker.cors-origins", "*, *"},
+        ValueCase{"broker.cors-origins", "null"}));
+
+TEST(ApplySettingTest, CorsOriginsAreKeptAsABrowserWritesThem) {
+  Config config;
+  ASSERT_EQ(apply_setting(config, "broker.cors-origins",
+                          " HTTPS://App.Example.COM:443 ,http://localhost:8080,http://x:80,"
+                          "https://app.example.com, http://[::1]:08080"),
+            "");
+  // Lower-cased, without the scheme's default port, once each.
+  EXPECT_EQ(config.cors_origins,
+            (std::vector<std::string>{"https://app.example.com", "http://localhost:8080",
+                                      "http://x", "http://[::1]:8080"}));
+  ASSERT_EQ(apply_setting(config, "broker.cors-origins", " * "), "");
+  EXPECT_EQ(config.cors_origins, std::vector<std::string>{"*"});
+  ASSERT_EQ(apply_setting(config, "broker.cors-origins", ""), "");
+  EXPECT_TRUE(config.cors_origins.empty());
+}
+
+TEST(ApplySettingTest, CorsOriginsAreBounded) {
+  Config config;
+  std::string origins;
+  for (int i = 0; i < 65; ++i) origins += "http://o" + std::to_string(i) + ".example,";
+  origins.pop_back();
+  EXPECT_EQ(apply_setting(config, "broker.cors-origins", origins),
+            "broker.cors-origins must be at most 64 origins");
+  EXPECT_THAT(apply_setting(config, "broker.cors-origins", "http://" + std::string(600, 'a')),
+              StartsWith("broker.cors-origins must be * or origins"));
+  EXPECT_TRUE(config.cors_origins.empty());
+}
 
 TEST(ApplySettingTest, LogLevelNames) {
   struct Case {
@@ -855,6 +937,10 @@ TEST_F(ConfigTest, WrongTypeNamesTheLine) {
            Case{"# a comment\n- broker\n", "2: the config must be a mapping of keys, not a list"},
            Case{"just text\n", "1: the config must be a mapping of keys, not a single value"},
            Case{"broker:\n  <<: 5\n", "2: a merge key (<<) needs a mapping or a list of mappings"},
+           Case{"broker:\n  cors-origins:\n    - http://a\n    - [http://b]\n",
+                "4: broker.cors-origins must be a list of single values, not of a list"},
+           Case{"broker:\n  cors-origins: {http://a: 1}\n",
+                "2: broker.cors-origins must be a single value, not a mapping"},
        }) {
     std::string path = write_default_yaml(c.text);
     EXPECT_EQ(load({"broker"}).error, "config error: " + path + ":" + c.error) << c.text;
@@ -1075,7 +1161,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 30);
+  EXPECT_EQ(settings, 31);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

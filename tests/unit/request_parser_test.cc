@@ -58,13 +58,15 @@ struct Recorded {
   std::string body;
   bool keep_alive;
   bool http_1_0;
+  std::string origin = {};
 
   bool operator==(const Recorded&) const = default;
 };
 
 void PrintTo(const Recorded& r, std::ostream* out) {
   *out << llhttp_method_name(r.method) << " \"" << r.path << "\" body(" << r.body.size() << ")=\""
-       << r.body.substr(0, 80) << "\" keep_alive=" << r.keep_alive << " http_1_0=" << r.http_1_0;
+       << r.body.substr(0, 80) << "\" keep_alive=" << r.keep_alive << " http_1_0=" << r.http_1_0
+       << " origin=\"" << r.origin << "\"";
 }
 
 // Records what the parser hands over, and checks each body's padding promise.
@@ -80,7 +82,7 @@ class RecordingSink final : public RequestSink {
     if (!scratch.empty()) std::memcpy(scratch.data(), request.body, scratch.size());
     requests.push_back({request.method, std::string(request.path),
                         std::string(request.body, request.body_size), request.keep_alive,
-                        request.http_1_0});
+                        request.http_1_0, std::string(request.origin)});
     continues_before_request.push_back(continues);
   }
   void on_continue_expected() override { ++continues; }
@@ -995,6 +997,58 @@ TEST(RequestParser, AbsoluteFormTargetIsRoutedByItsPath) {
   ASSERT_EQ(outcome.requests.size(), 2u);
   EXPECT_EQ(outcome.requests[0].path, "/api/publish");
   EXPECT_EQ(outcome.requests[1].path, "/");
+}
+
+// --- Origin (CORS) -------------------------------------------------------------
+
+// Room for the origins a broker allowing "http://localhost:8080" (21 bytes)
+// and "https://app.example.com" (23) reads.
+constexpr RequestLimits kCorsLimits{16 << 10, 1 << 20, 23};
+
+std::string get_ready(std::string_view headers) {
+  return "GET /ready HTTP/1.1\r\nHost: x\r\n"s + std::string(headers) + "\r\n";
+}
+
+TEST(RequestParser, OriginIsNotLookedForWithoutCors) {
+  const Outcome outcome = parse(get_ready("Origin: http://localhost:8080\r\n"));
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].origin, "");
+}
+
+TEST(RequestParser, OriginIsHandedOverLowerCasedHoweverCut) {
+  const Outcome outcome =
+      parse_however_cut(get_ready("oRiGiN:  HTTP://LocalHost:8080 \r\n") + get_ready("") +
+                            post("/api/publish", "{}", "Origin: https://app.example.com\r\n"),
+                        kCorsLimits);
+  ASSERT_EQ(outcome.requests.size(), 3u);
+  EXPECT_EQ(outcome.requests[0].origin, "http://localhost:8080");
+  EXPECT_EQ(outcome.requests[1].origin, "") << "each request has its own";
+  EXPECT_EQ(outcome.requests[2].origin, "https://app.example.com");
+}
+
+TEST(RequestParser, AnOriginLongerThanTheLimitEqualsNoOriginWithinIt) {
+  // Its first 23 bytes are an allowed origin; the whole is not, and is not
+  // handed over as if it were.
+  const Outcome outcome =
+      parse_however_cut(get_ready("Origin: https://app.example.com.evil.example\r\n"), kCorsLimits);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].origin, "https://app.example.com.");
+}
+
+TEST(RequestParser, TwoOriginsNameNone) {
+  const Outcome outcome =
+      parse(get_ready("Origin: http://a.example\r\nOrigin: http://a.example\r\n"), kCorsLimits);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].origin, "");
+}
+
+TEST(RequestParser, AnOriginInTrailersIsIgnored) {
+  const Outcome outcome = parse(
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "2\r\n{}\r\n0\r\nOrigin: http://a.example\r\n\r\n",
+      kCorsLimits);
+  ASSERT_EQ(outcome.requests.size(), 1u);
+  EXPECT_EQ(outcome.requests[0].origin, "");
 }
 
 }  // namespace

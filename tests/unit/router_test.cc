@@ -81,6 +81,24 @@ TEST(Router, UnknownPathsAreNotFoundWhateverTheMethod) {
   }
 }
 
+TEST(Router, WithCorsOptionsOfAnApiEndpointIsAPreflight) {
+  for (std::string_view path :
+       {"/api/publish"sv, "/api/publish/async"sv, "/api/subscribe"sv, "/api/fetch"sv,
+        "/api/unsubscribe"sv, "/api/info"sv, "/api/ack"sv, "/api/nack"sv}) {
+    const Route result = route(HTTP_OPTIONS, path, true);
+    EXPECT_EQ(result.endpoint, Endpoint::preflight) << path;
+    EXPECT_TRUE(result.allow.empty()) << path;
+    // The other methods route as without CORS.
+    EXPECT_EQ(route(HTTP_GET, path, true).endpoint, Endpoint::wrong_method) << path;
+    EXPECT_NE(route(HTTP_POST, path, true).endpoint, Endpoint::wrong_method) << path;
+  }
+  // Only the API's own endpoints: /ready is a GET a page may send as it is,
+  // and an unknown path stays unknown.
+  EXPECT_EQ(route(HTTP_OPTIONS, "/ready", true).endpoint, Endpoint::wrong_method);
+  EXPECT_EQ(route(HTTP_OPTIONS, "/api/unknown", true).endpoint, Endpoint::not_found);
+  EXPECT_EQ(route(HTTP_OPTIONS, "/api/publish", false).endpoint, Endpoint::wrong_method);
+}
+
 TEST(Router, TrailingSlashesAreNotFound) {
   // Echo, which served the original, does not redirect or strip them.
   for (std::string_view path : {"/api/publish/"sv, "/api/publish/async/"sv, "/api/subscribe/"sv,

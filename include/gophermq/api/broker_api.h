@@ -18,6 +18,7 @@
 #include "gophermq/api/router.h"
 #include "gophermq/api/stream_feeds.h"
 #include "gophermq/api/waiting_fetches.h"
+#include "gophermq/http/cors.h"
 #include "gophermq/http/http_connection.h"
 #include "gophermq/http/request_parser.h"
 #include "gophermq/metrics/latency_batch.h"
@@ -191,6 +192,9 @@ class BrokerApi {
   const StoreLimits limits_;
   const std::chrono::steady_clock::time_point started_;
   ShardMetrics& metrics_;
+  // The broker's (see install_cors_origins()), held so that a request without
+  // CORS costs a test or two inline.
+  const CorsOrigins& cors_ = cors_origins();
   LatencyBatch latencies_;
   SubscriberIdSource ids_;
   SubjectStore store_;

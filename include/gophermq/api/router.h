@@ -23,6 +23,7 @@ enum class Endpoint : std::uint8_t {
   stream,         // GET /api/stream: Server-Sent Events
   ready,          // GET /ready
   health,         // GET /healthz
+  preflight,      // OPTIONS /api/<endpoint> with CORS on: 204 (api-extensions.md §8)
   not_found,      // 404 {"message":"Not Found"}
   wrong_method,   // 405 {"message":"Method Not Allowed"}
   unrouted,       // never routed: the HTTP layer refused the stream (400, 408, 413, 431, 503)
@@ -33,6 +34,8 @@ struct Route {
   std::string_view allow;  // for 405: the Allow header line
 };
 
-Route route(llhttp_method_t method, std::string_view path);
+// `cors`: broker.cors-origins allows some origin, so OPTIONS of an API
+// endpoint is a browser's preflight rather than a wrong method.
+Route route(llhttp_method_t method, std::string_view path, bool cors = false);
 
 }  // namespace gophermq

@@ -71,6 +71,11 @@ struct Config {
   // broker.inactive-threshold: a subscriber idle this long is unsubscribed
   // unless its subscribe said otherwise; 0 = never.
   std::chrono::milliseconds inactive_threshold{0};
+  // broker.cors-origins: the origins whose web pages may call the API, as a
+  // browser writes them in its Origin header (lower-case scheme://host[:port],
+  // without the scheme's default port), or the one entry "*" for any; empty:
+  // no CORS headers (api-extensions.md §8).
+  std::vector<std::string> cors_origins;
   bool monitoring_enabled = true;      // monitoring.enable
   ListenAddress monitoring{"", 9001};  // monitoring.port (":9001", "9001", "127.0.0.1:9001")
 };

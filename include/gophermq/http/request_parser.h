@@ -10,6 +10,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string_view>
 
 #include "gophermq/byte_buffer.h"
@@ -25,12 +27,20 @@ struct HttpRequest {
   std::size_t body_padded_capacity;  // readable bytes from `body` on (>= size + 64)
   bool keep_alive;                   // llhttp's reading of version and Connection
   bool http_1_0;
+  // The Origin header, lower-cased, when it is read (see
+  // RequestLimits::max_origin_bytes) and sent once; otherwise empty. A value
+  // longer than the limit is cut one byte past it, so it equals no origin
+  // within the limit.
+  std::string_view origin;
 };
 
 // The limits of what one request may carry, each with its own answer.
 struct RequestLimits {
   std::size_t max_header_bytes;  // request line + headers; over it: 431
   std::size_t max_body_bytes;    // over it: 413
+  // The Origin bytes worth keeping (the longest origin CORS allows); 0: the
+  // header is not looked for (CORS is off).
+  std::size_t max_origin_bytes = 0;
 };
 
 enum class ParseStatus : std::uint8_t {
@@ -121,8 +131,9 @@ class RequestParser {
   // A span of the head or trailers: checks what llhttp skipped before it.
   ParseStatus take_span(const char* at, std::size_t length);
   int fail(ParseStatus status);
+  std::span<char> origin_buffer() { return {origin_.get(), limits_.max_origin_bytes + 1}; }
 
-  enum class Header : std::uint8_t { other, host, expect, transfer_encoding };
+  enum class Header : std::uint8_t { other, host, expect, transfer_encoding, origin };
 
   llhttp_t parser_;
   RequestLimits limits_;
@@ -164,6 +175,11 @@ class RequestParser {
   std::size_t hosts_ = 0;  // Host fields
   std::size_t transfer_encodings_ = 0;
   bool chunked_coding_ = false;  // the last Transfer-Encoding said exactly "chunked"
+  // The Origin header's value, collected like value_ into a buffer of
+  // limits_.max_origin_bytes + 1 (none without CORS: no allocation, no look).
+  std::unique_ptr<char[]> origin_;
+  std::size_t origin_size_ = 0;
+  std::size_t origins_ = 0;  // Origin fields
 
   // The body: a view into the current chunk while it is contiguous there,
   // otherwise (chunked encoding, or spanning chunks) a copy in body_.

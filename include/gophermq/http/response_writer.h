@@ -12,14 +12,17 @@
 namespace gophermq {
 
 // How a response is framed, decided when its request was read (a cross-shard
-// request carries it to the owner and back).
+// request carries it to the owner and back, so it stays a few bytes).
 struct ResponseStyle {
   bool keep_alive = true;
   bool http_1_0 = false;
   bool head = false;  // HEAD: headers only
+  // The request's Origin is allowed (CorsOrigins::match()): 0 for none, else
+  // which allowed origin, whose Access-Control-Allow-Origin the answer carries.
+  std::uint8_t cors = 0;
 };
 // The framing of an answer after which the connection closes.
-inline constexpr ResponseStyle kClosingStyle{false, false, false};
+inline constexpr ResponseStyle kClosingStyle{false, false, false, 0};
 
 // Sent when a client waits on `Expect: 100-continue` before its body.
 inline constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -44,7 +47,8 @@ void append_response(ByteBuffer& out, std::uint16_t status, std::string_view bod
                      const ResponseStyle& style, std::string_view extra_headers = {});
 
 // 204 No Content: no body, no Content-Type, no Content-Length.
-void append_no_content(ByteBuffer& out, const ResponseStyle& style);
+void append_no_content(ByteBuffer& out, const ResponseStyle& style,
+                       std::string_view extra_headers = {});
 
 // Server-Sent Events (api-extensions.md §8): a 200 whose body is open-ended,
 // chunked on HTTP/1.1 (on HTTP/1.0 the body ends with the connection).

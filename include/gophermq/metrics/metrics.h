@@ -27,11 +27,12 @@ class ShardCounter {
   std::atomic<std::uint64_t> value_{0};
 };
 
-// The `method` label: which endpoint a request was for; /healthz, unknown
-// paths, wrong methods and requests never routed are all `other`.
-inline constexpr std::array<std::string_view, 12> kMetricMethodNames = {
-    "publish",     "publish_async", "publish_batch", "subscribe", "fetch",  "ready",
-    "unsubscribe", "info",          "ack",           "nack",      "stream", "other"};
+// The `method` label: which endpoint a request was for (`options`: a CORS
+// preflight); /healthz, unknown paths, wrong methods and requests never
+// routed are all `other`.
+inline constexpr std::array<std::string_view, 13> kMetricMethodNames = {
+    "publish", "publish_async", "publish_batch", "subscribe", "fetch",   "ready", "unsubscribe",
+    "info",    "ack",           "nack",          "stream",    "options", "other"};
 constexpr std::size_t method_label(Endpoint endpoint) {
   switch (endpoint) {
     case Endpoint::publish:
@@ -56,8 +57,10 @@ constexpr std::size_t method_label(Endpoint endpoint) {
       return 9;
     case Endpoint::stream:
       return 10;
-    default:
+    case Endpoint::preflight:
       return 11;
+    default:
+      return 12;
   }
 }
 
