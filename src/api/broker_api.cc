@@ -354,6 +354,12 @@ bool BrokerApi::serve_stream(ShardCall& call) {
 
 void BrokerApi::feed_stream(StreamFeed& feed) {
   if (feed.credit == 0 || !feed.subscriber->has_deliverable()) return;
+  ShardCall call = stream_call(feed, StreamStep::events);
+  take_stream_events(feed, call.answer);
+  answered_waits_.push_back(std::move(call));
+}
+
+ShardCall BrokerApi::stream_call(const StreamFeed& feed, StreamStep step) {
   ShardCall call{};  // value-initialized: it carries no subject
   call.endpoint = Endpoint::stream;
   call.status = 200;
@@ -361,9 +367,8 @@ void BrokerApi::feed_stream(StreamFeed& feed) {
   call.connection_index = feed.connection_index;
   call.connection_generation = feed.connection_generation;
   call.stream.token = feed.token;
-  call.stream.step = StreamStep::events;
-  take_stream_events(feed, call.answer);
-  answered_waits_.push_back(std::move(call));
+  call.stream.step = step;
+  return call;
 }
 
 void BrokerApi::take_stream_events(StreamFeed& feed, ByteBuffer& out) {
@@ -395,15 +400,7 @@ void BrokerApi::take_stream_events(StreamFeed& feed, ByteBuffer& out) {
 }
 
 void BrokerApi::end_stream(const StreamFeed& feed) {
-  ShardCall call{};  // value-initialized: it carries no subject
-  call.endpoint = Endpoint::stream;
-  call.status = 200;
-  call.origin_shard = feed.origin_shard;
-  call.connection_index = feed.connection_index;
-  call.connection_generation = feed.connection_generation;
-  call.stream.token = feed.token;
-  call.stream.step = StreamStep::end;
-  answered_waits_.push_back(std::move(call));
+  answered_waits_.push_back(stream_call(feed, StreamStep::end));
 }
 
 std::uint16_t BrokerApi::answer_batch(const DecodedRequest& decoded, const ResponseStyle& style,

@@ -133,6 +133,8 @@ class BrokerApi {
   // Sends a stream what its subscriber has, within its credit, when it has
   // anything.
   void feed_stream(StreamFeed& feed);
+  // A call from the owner to the stream's origin: its events or its end.
+  static ShardCall stream_call(const StreamFeed& feed, StreamStep step);
   // The events for what the subscriber has, within the feed's credit, into
   // `out`: taken from the queue (in flight, in ack mode).
   void take_stream_events(StreamFeed& feed, ByteBuffer& out);
