@@ -185,7 +185,7 @@ class InProcessShard final : public RequestHandler {
 
   InProcessShard()
       : budget_(1 << 30),
-        census_(1000, 1000),
+        census_(1 << 20, 1 << 20),  // room for the wildcard subscribers of a case
         api_(0, 1, budget_, census_, StoreLimits{}, std::chrono::steady_clock::now(), metrics_) {
     for (std::uint32_t index : {consumer, producer}) {
       clients_[index] = std::make_unique<ClientConnection>(index, *this);
