@@ -10,6 +10,7 @@
 #include "gophermq/api/response_encoder.h"
 #include "gophermq/http/response_writer.h"
 #include "gophermq/store/subject.h"
+#include "gophermq/store/wildcard_message.h"
 
 namespace gophermq {
 namespace {
@@ -84,13 +85,15 @@ BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& bud
       started_(started),
       metrics_(metrics),
       latencies_(metrics),
-      store_(budget, census, ids_, limits) {}
+      store_(budget, census, ids_, limits),
+      pattern_routes_(shard_count) {}
 
 void BrokerApi::begin_turn(std::uint64_t now_ns) {
   latencies_.begin_turn(now_ns);
   const std::uint64_t now_ms = now_ns / 1'000'000;
   store_.set_now(now_ms);
   if (const std::size_t expired = store_.expire_idle()) metrics_.subscribers_expired.add(expired);
+  announce_pattern_changes();
   store_.expire_acks(dead_letters_);
   store_.answer_oldest_pending_age();
   for (SubjectStore::DeadLetter& letter : dead_letters_) {
@@ -199,7 +202,8 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     return 400;
   }
   if (batch) return answer_batch(decoded, style, answers, call, placement);
-  if (!valid_subject(decoded.subject)) {
+  const bool wildcard = route.endpoint == Endpoint::subscribe && decoded.wildcard;
+  if (wildcard ? !valid_pattern(decoded.subject) : !valid_subject(decoded.subject)) {
     if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
       metrics_.messages_refused[static_cast<std::size_t>(RefusalReason::invalid_subject)].add();
     }
@@ -236,7 +240,10 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   const unsigned owner = owner_shard(decoded.subject, shard_count_);
   // A fetch that may wait becomes a call even on its owner: it may outlive
   // this turn, parked as a call is (see WaitingFetches).
-  const bool may_wait = route.endpoint == Endpoint::fetch && fetch.wait_ms != 0;
+  // So does a wildcard subscribe: its answer may wait for every shard to
+  // learn its pattern (see hold_until_known()).
+  const bool may_wait =
+      (route.endpoint == Endpoint::fetch && fetch.wait_ms != 0) || (wildcard && shard_count_ > 1);
   if (owner == shard_id_ && !may_wait) {
     return serve_locally(route.endpoint, decoded, id, options, fetch, style, answers);
   }
@@ -374,14 +381,23 @@ ShardCall BrokerApi::stream_call(const StreamFeed& feed, StreamStep step) {
 void BrokerApi::take_stream_events(StreamFeed& feed, ByteBuffer& out) {
   Subscriber& subscriber = *feed.subscriber;
   const std::size_t before = out.size();
+  // A wildcard subscriber's messages carry their own subject (§10).
+  const bool wildcard = subscriber.subject->pattern;
+  auto append_event = [&](std::uint64_t sequence, std::string_view stored) {
+    if (!wildcard) {
+      append_stream_event(out, sequence, stored, feed.subject, feed.json);
+      return;
+    }
+    const WildcardMessage message = unframe_wildcard_message(stored);
+    append_stream_event(out, sequence, message.data, message.subject, feed.json);
+  };
   store_.touch(subscriber);
   if (subscriber.uses_acks()) {
     // In flight, as a fetch would hand them out: acked or nacked with §5.
     deliveries_.clear();
     store_.hand_out(subscriber, DecodedRequest::kUnset, feed.credit, deliveries_);
     for (const AckQueue::Delivery& delivery : deliveries_) {
-      append_stream_event(out, delivery.sequence, delivery.message->payload(), feed.subject,
-                          feed.json);
+      append_event(delivery.sequence, delivery.message->payload());
     }
     metrics_.messages_delivered.add(deliveries_.size());
   } else {
@@ -389,9 +405,8 @@ void BrokerApi::take_stream_events(StreamFeed& feed, ByteBuffer& out) {
     const PendingMessages pending = subscriber.pending();
     const std::size_t count = pending.count_within(feed.credit);
     std::uint64_t sequence = pending.first_sequence();
-    pending.for_each(count, [&](const Message& message) {
-      append_stream_event(out, sequence++, message.payload(), feed.subject, feed.json);
-    });
+    pending.for_each(count,
+                     [&](const Message& message) { append_event(sequence++, message.payload()); });
     metrics_.messages_delivered.add(count);
     store_.drain(subscriber, count);
   }
@@ -427,7 +442,7 @@ std::uint16_t BrokerApi::answer_batch(const DecodedRequest& decoded, const Respo
   }
   const unsigned owner = owner_shard(subject, shard_count_);
   if (owner == shard_id_) {
-    const PublishOutcome outcome = store_.publish_batch(subject, decoded.batch_data);
+    const PublishOutcome outcome = publish_batch(subject, decoded.batch_data);
     count_publish(outcome, false, size);
     const std::uint16_t status = publish_status(outcome);
     append_response(answers.answer_now(), status, fixed_body(Endpoint::publish_batch, status),
@@ -472,7 +487,7 @@ std::uint16_t BrokerApi::answer_batch_entries(std::span<const BatchEntry> entrie
     }
     const unsigned owner = owner_shard(entry.subject, shard_count_);
     if (owner == shard_id_) {
-      const PublishOutcome outcome = store_.publish(entry.subject, entry.data);
+      const PublishOutcome outcome = publish(entry.subject, entry.data);
       count_publish(outcome, false);
       if (outcome == PublishOutcome::stored) {
         ++gathered.published;
@@ -523,14 +538,14 @@ void BrokerApi::serve_batch(ShardCall& call) {
     batch.visit([this](std::uint32_t, std::string_view, std::string_view payload) {
       batch_payloads_.push_back(payload);
     });
-    const PublishOutcome outcome = store_.publish_batch(call.subject.view(), batch_payloads_);
+    const PublishOutcome outcome = publish_batch(call.subject.view(), batch_payloads_);
     count_publish(outcome, false, batch.size());
     call.status = publish_status(outcome);
     return;
   }
   batch.statuses.reserve(batch.size());
   batch.visit([this, &batch](std::uint32_t, std::string_view subject, std::string_view payload) {
-    const PublishOutcome outcome = store_.publish(subject, payload);
+    const PublishOutcome outcome = publish(subject, payload);
     count_publish(outcome, false);
     batch.statuses.push_back(publish_status(outcome));
   });
@@ -539,6 +554,10 @@ void BrokerApi::serve_batch(ShardCall& call) {
 
 bool BrokerApi::valid_subject(std::string_view subject) const {
   return subject.size() <= limits_.max_subject_bytes && is_valid_subject(subject);
+}
+
+bool BrokerApi::valid_pattern(std::string_view pattern) const {
+  return pattern.size() <= limits_.max_subject_bytes && is_valid_pattern(pattern);
 }
 
 bool BrokerApi::read_subscribe_options(const DecodedRequest& decoded, SubscribeOptions& options) {
@@ -592,6 +611,7 @@ bool BrokerApi::read_subscribe_options(const DecodedRequest& decoded, SubscribeO
     if (decoded.group.empty() || decoded.group.size() > kMaxGroupBytes) return false;
     options.group = decoded.group;
   }
+  options.wildcard = decoded.wildcard;
   return true;
 }
 
@@ -648,6 +668,7 @@ bool BrokerApi::unsubscribe(std::string_view subject, const SubscriberId& id) {
     }
   }
   if (!store_.unsubscribe(subject, id)) return false;
+  announce_pattern_changes();
   metrics_.unsubscribes.add();
   return true;
 }
@@ -656,15 +677,16 @@ void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const Su
                                std::string_view subject, const FetchOptions& fetch,
                                const ResponseStyle& style) {
   store_.touch(subscriber);
+  const bool wildcard = subscriber.subject->pattern;
   if (subscriber.uses_acks()) {
     deliveries_.clear();
     store_.hand_out(subscriber, fetch.max_messages,
                     std::min(limits_.max_fetch_bytes, fetch.max_bytes), deliveries_);
     const AckQueue& acks = *subscriber.queue->acks;
     const std::uint64_t pending = acks.size() - acks.in_flight();
-    const std::size_t size = ack_fetch_body_size(deliveries_, pending, subject);
+    const std::size_t size = ack_fetch_body_size(deliveries_, pending, subject, wildcard);
     append_response_head(out, 200, size, style);
-    append_ack_fetch_body(out, size, deliveries_, id, pending, subject);
+    append_ack_fetch_body(out, size, deliveries_, id, pending, subject, wildcard);
     metrics_.messages_delivered.add(deliveries_.size());
     if (deliveries_.empty()) metrics_.empty_fetches.add();
     return;
@@ -675,9 +697,9 @@ void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const Su
       fetch.max_messages));
   const FetchAnswerExtras extras{pending.size() - count, pending.first_sequence()};
   const FetchAnswerExtras* with_extras = fetch.extended ? &extras : nullptr;
-  const std::size_t size = fetch_body_size(pending, count, subject, with_extras);
+  const std::size_t size = fetch_body_size(pending, count, subject, with_extras, wildcard);
   append_response_head(out, 200, size, style);
-  append_fetch_body(out, size, pending, count, id, subject, with_extras);
+  append_fetch_body(out, size, pending, count, id, subject, with_extras, wildcard);
   metrics_.messages_delivered.add(count);
   if (count == 0) metrics_.empty_fetches.add();
   store_.drain(subscriber, count);
@@ -732,7 +754,7 @@ std::uint16_t BrokerApi::settle(Endpoint endpoint, std::string_view subject, con
 void BrokerApi::publish_dead_letter(std::string_view subject, MessagePtr message) {
   // A normal message; when no one subscribes there (or it does not fit),
   // it is dropped, counted only as dead-lettered.
-  if (store_.publish(subject, std::move(message)) == PublishOutcome::stored) {
+  if (publish(subject, message->payload()) == PublishOutcome::stored) {
     metrics_.messages_published.add();
   }
 }
@@ -763,7 +785,7 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
                                        Answers& answers) {
   switch (endpoint) {
     case Endpoint::publish: {
-      const PublishOutcome outcome = store_.publish(request.subject, request.data);
+      const PublishOutcome outcome = publish(request.subject, request.data);
       count_publish(outcome, false);
       const std::uint16_t status = publish_status(outcome);
       append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
@@ -771,10 +793,11 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
     }
     case Endpoint::publish_async:
       append_response(answers.answer_now(), 200, body::kOk, style);
-      count_publish(store_.publish(request.subject, request.data), true);
+      count_publish(publish(request.subject, request.data), true);
       return 200;
     case Endpoint::subscribe: {
       const Subscription subscription = store_.subscribe(request.subject, options);
+      announce_pattern_changes();
       if (subscription.outcome != SubscribeOutcome::subscribed) {
         const std::uint16_t status = subscribe_refusal_status(subscription.outcome);
         append_response(answers.answer_now(), status, subscribe_refusal(subscription.outcome),
@@ -812,17 +835,21 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
 }
 
 bool BrokerApi::serve_call(ShardCall& call) {
+  if (call.pattern_note != PatternNote::none) {
+    serve_pattern_note(call);
+    return false;
+  }
   const std::string_view subject = call.subject.view();
   switch (call.endpoint) {
     case Endpoint::publish_async:
       if (call.dead_letter) {
         publish_dead_letter(subject, std::move(call.message));
       } else {
-        count_publish(store_.publish(subject, std::move(call.message)), true);
+        count_publish(publish(subject, call.message->payload()), true);
       }
       return false;  // answered already
     case Endpoint::publish: {
-      const PublishOutcome outcome = store_.publish(subject, std::move(call.message));
+      const PublishOutcome outcome = publish(subject, call.message->payload());
       count_publish(outcome, false);
       call.status = publish_status(outcome);
       break;
@@ -839,6 +866,8 @@ bool BrokerApi::serve_call(ShardCall& call) {
       if (subscription.outcome != SubscribeOutcome::subscribed) {
         call.status = subscribe_refusal_status(subscription.outcome);
         call.refusal = subscribe_refusal(subscription.outcome);
+      } else if (call.subscribe_options->wildcard && hold_until_known(call)) {
+        return false;
       }
       break;
     }

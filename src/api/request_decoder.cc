@@ -148,6 +148,15 @@ error_code read_count_field(simdjson::ondemand::value value, std::uint64_t& fiel
   return SUCCESS;
 }
 
+// A JSON boolean; null leaves it unset (false), any other type is invalid.
+error_code read_flag_field(simdjson::ondemand::value value, bool& field) {
+  json_type type;
+  if (error_code error = value.type().get(type)) return error;
+  if (type == json_type::null) return validate(value, 1);
+  if (type != json_type::boolean) return simdjson::INCORRECT_TYPE;
+  return value.get_bool().get(field);
+}
+
 // A JSON array into `values` (replacing what was there: the last duplicate
 // key wins), each element read by `read_item(element, value)`. null leaves
 // the list unset.
@@ -365,6 +374,8 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
             error = read_string_field(value, request.dead_letter_subject);
           } else if (equals_ignoring_case(key, "group")) {
             error = read_string_field(value, request.group);
+          } else if (equals_ignoring_case(key, "wildcard")) {
+            error = read_flag_field(value, request.wildcard);
           } else if (equals_ignoring_case(key, "seqs")) {
             error = read_count_list(value, seqs_, request.has_seqs);
           } else if (equals_ignoring_case(key, "through")) {

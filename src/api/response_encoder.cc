@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "gophermq/ascii.h"
+#include "gophermq/store/wildcard_message.h"
 
 namespace gophermq {
 namespace {
@@ -109,6 +110,47 @@ std::size_t id_and_subject_size(std::string_view subject, const FetchAnswerExtra
   return size;
 }
 
+// A stored message's data: a wildcard subscriber's carries its subject first.
+std::string_view data_of(const Message& message, bool wildcard) {
+  return wildcard ? unframe_wildcard_message(message.payload()).data : message.payload();
+}
+
+constexpr std::string_view kSubjectsKey = ",\"subjects\":[";
+
+// Calls visit(message) for each of `deliveries`' messages.
+auto messages_of(std::span<const AckQueue::Delivery> deliveries) {
+  return [deliveries](auto&& visit) {
+    for (const AckQueue::Delivery& delivery : deliveries) visit(*delivery.message);
+  };
+}
+
+// A wildcard subscriber's answer ends in ,"subjects":[...]}\n rather than
+// }\n: `for_each(visit)` calls visit(message) for each message answered.
+template <typename ForEach>
+std::size_t subjects_size(std::size_t count, ForEach&& for_each) {
+  std::size_t size = kSubjectsKey.size() + 1 + (count > 1 ? count - 1 : 0);
+  for_each([&size](const Message& message) {
+    size += json_string_size(unframe_wildcard_message(message.payload()).subject);
+  });
+  return size;
+}
+// `body_end` is just past the }\n that closes the answer: they are
+// rewritten after the list.
+template <typename ForEach>
+char* write_subjects(char* body_end, ForEach&& for_each) {
+  char* out = body_end - 2;
+  std::memcpy(out, kSubjectsKey.data(), kSubjectsKey.size());
+  out += kSubjectsKey.size();
+  bool first = true;
+  for_each([&](const Message& message) {
+    if (!first) *out++ = ',';
+    first = false;
+    out = write_json_string(out, unframe_wildcard_message(message.payload()).subject);
+  });
+  std::memcpy(out, "]}\n", 3);
+  return out + 3;
+}
+
 }  // namespace
 
 std::size_t json_string_size(std::string_view text) {
@@ -180,18 +222,22 @@ void append_subscribe_body(ByteBuffer& out, const SubscriberId& id, std::string_
 }
 
 std::size_t fetch_body_size(const PendingMessages& messages, std::size_t count,
-                            std::string_view subject, const FetchAnswerExtras* extras) {
+                            std::string_view subject, const FetchAnswerExtras* extras,
+                            bool wildcard) {
   std::size_t size =
       std::string_view("{\"data\":[]").size() + id_and_subject_size(subject, extras, count);
-  messages.for_each(count,
-                    [&](const Message& message) { size += json_string_size(message.payload()); });
+  messages.for_each(
+      count, [&](const Message& message) { size += json_string_size(data_of(message, wildcard)); });
   if (count > 1) size += count - 1;  // commas
+  if (wildcard) {
+    size += subjects_size(count, [&](auto&& visit) { messages.for_each(count, visit); });
+  }
   return size;
 }
 
 void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages& messages,
                        std::size_t count, const SubscriberId& id, std::string_view subject,
-                       const FetchAnswerExtras* extras) {
+                       const FetchAnswerExtras* extras, bool wildcard) {
   char* const start = out.reserve_tail(size);
   char* cursor = start;
   std::memcpy(cursor, "{\"data\":[", 9);
@@ -200,30 +246,34 @@ void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages&
   messages.for_each(count, [&](const Message& message) {
     if (!first) *cursor++ = ',';
     first = false;
-    cursor = write_json_string(cursor, message.payload());
+    cursor = write_json_string(cursor, data_of(message, wildcard));
   });
   *cursor++ = ']';
   cursor = write_id_and_subject(cursor, id, subject, extras, count);
+  if (wildcard) {
+    cursor = write_subjects(cursor, [&](auto&& visit) { messages.for_each(count, visit); });
+  }
   out.commit(static_cast<std::size_t>(cursor - start));
 }
 
 std::size_t ack_fetch_body_size(std::span<const AckQueue::Delivery> deliveries,
-                                std::uint64_t pending, std::string_view subject) {
+                                std::uint64_t pending, std::string_view subject, bool wildcard) {
   // {"data":[],"deliveries":[],"id":"<uuid>","pending":N,"seqs":[],"subject":S}\n
   std::size_t size = std::string_view("{\"data\":[],\"deliveries\":[]").size() + kIdKey.size() +
                      SubscriberId::kTextLength + kPendingKey.size() + decimal_digits(pending) +
                      kSeqsKey.size() + kSubjectAfterSeqsKey.size() + json_string_size(subject) + 2;
   for (const AckQueue::Delivery& delivery : deliveries) {
-    size += json_string_size(delivery.message->payload()) + decimal_digits(delivery.deliveries) +
-            decimal_digits(delivery.sequence);
+    size += json_string_size(data_of(*delivery.message, wildcard)) +
+            decimal_digits(delivery.deliveries) + decimal_digits(delivery.sequence);
   }
   if (!deliveries.empty()) size += 3 * (deliveries.size() - 1);  // commas
+  if (wildcard) size += subjects_size(deliveries.size(), messages_of(deliveries));
   return size;
 }
 
 void append_ack_fetch_body(ByteBuffer& out, std::size_t size,
                            std::span<const AckQueue::Delivery> deliveries, const SubscriberId& id,
-                           std::uint64_t pending, std::string_view subject) {
+                           std::uint64_t pending, std::string_view subject, bool wildcard) {
   char* const start = out.reserve_tail(size);
   char* cursor = start;
   auto put = [&cursor](std::string_view text) {
@@ -238,8 +288,8 @@ void append_ack_fetch_body(ByteBuffer& out, std::size_t size,
     }
   };
   put("{\"data\":[");
-  put_list([](char* at, const AckQueue::Delivery& d) {
-    return write_json_string(at, d.message->payload());
+  put_list([wildcard](char* at, const AckQueue::Delivery& d) {
+    return write_json_string(at, data_of(*d.message, wildcard));
   });
   put("],\"deliveries\":[");
   put_list([](char* at, const AckQueue::Delivery& d) { return write_decimal(at, d.deliveries); });
@@ -254,6 +304,7 @@ void append_ack_fetch_body(ByteBuffer& out, std::size_t size,
   put(kSubjectAfterSeqsKey);
   cursor = write_json_string(cursor, subject);
   put("}\n");
+  if (wildcard) cursor = write_subjects(cursor, messages_of(deliveries));
   out.commit(static_cast<std::size_t>(cursor - start));
 }
 

@@ -396,6 +396,8 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
 void Shard::route_answered_waits() {
   api_.take_dead_letter_calls(
       [this](unsigned owner, ShardCall&& call) { link_.send(owner, std::move(call)); });
+  api_.take_pattern_calls(
+      [this](unsigned shard, ShardCall&& call) { link_.send(shard, std::move(call)); });
   api_.wake_waiting();
   api_.take_answered_waits([this](ShardCall&& call) {
     if (call.origin_shard == id_) {

@@ -6,6 +6,8 @@
 #include <new>
 #include <utility>
 
+#include "gophermq/store/wildcard_message.h"
+
 namespace gophermq {
 
 DeliveryQueue::DeliveryQueue(const QueueOptions& options)
@@ -29,7 +31,8 @@ bool SubjectStore::same_options(const SubscribeOptions& options, const QueueOpti
 }
 
 Subscription SubjectStore::subscribe(std::string_view subject, const SubscribeOptions& options) {
-  SubjectEntry* existing = subjects_.find(subject);
+  SubjectTable<SubjectEntry>& table = options.wildcard ? patterns_ : subjects_;
+  SubjectEntry* existing = table.find(subject);
   if (existing != nullptr && existing->live >= limits_.max_subscribers_per_subject) {
     return {SubscribeOutcome::too_many_subscribers, {}};
   }
@@ -48,8 +51,14 @@ Subscription SubjectStore::subscribe(std::string_view subject, const SubscribeOp
     return {SubscribeOutcome::too_many_subjects, {}};
   }
   bool added = false;
-  SubjectEntry& entry = existing != nullptr ? *existing : subjects_.find_or_add(subject, added);
-  if (added) gauges_.subjects.add();
+  SubjectEntry& entry = existing != nullptr ? *existing : table.find_or_add(subject, added);
+  if (added) {
+    gauges_.subjects.add();
+    if (options.wildcard) {
+      entry.pattern = true;
+      pattern_changes_.push_back({true, std::string(subject)});
+    }
+  }
 
   // Ids of one subject's live subscribers are unique by construction: their
   // slots differ (max-subscribers-per-subject keeps slots within 32 bits). A
@@ -141,7 +150,19 @@ SubjectStore::Intake SubjectStore::intake(const DeliveryQueue& queue, std::uint6
 }
 
 PublishOutcome SubjectStore::publish(std::string_view subject, std::string_view payload) {
-  SubjectEntry* entry = subjects_.find(subject);
+  return publish_to(subjects_.find(subject), payload);
+}
+
+PublishOutcome SubjectStore::publish_to_pattern(std::string_view pattern, std::string_view framed) {
+  return publish_to(patterns_.find(pattern), framed);
+}
+
+void SubjectStore::take_pattern_changes(std::vector<PatternChange>& into) {
+  into.clear();
+  std::swap(into, pattern_changes_);
+}
+
+PublishOutcome SubjectStore::publish_to(SubjectEntry* entry, std::string_view payload) {
   if (entry == nullptr || entry->live == 0) return PublishOutcome::no_subscriber;
   if (entry->fed.empty()) return publish_to_log(*entry, payload);
 
@@ -301,7 +322,14 @@ PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr messag
 }
 
 Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id) {
-  SubjectEntry* entry = subjects_.find(subject);
+  if (Subscriber* subscriber = find_in(subjects_, subject, id)) return subscriber;
+  // Only a shard that holds patterns pays for the second look.
+  return patterns_.size() != 0 ? find_in(patterns_, subject, id) : nullptr;
+}
+
+Subscriber* SubjectStore::find_in(SubjectTable<SubjectEntry>& table, std::string_view subject,
+                                  const SubscriberId& id) {
+  SubjectEntry* entry = table.find(subject);
   if (entry == nullptr) return nullptr;
   const std::uint32_t slot = id.slot();
   if (slot >= entry->subscribers.size()) return nullptr;
@@ -386,7 +414,12 @@ void SubjectStore::remove(Subscriber& subscriber, std::string_view subject) {
   if (entry.live == 0) {
     // Nothing is left in the entry: its messages went with its subscribers.
     if (entry.woken) std::erase(woken_, &entry);
-    subjects_.erase(subject);
+    if (entry.pattern) {
+      pattern_changes_.push_back({false, std::string(subject)});
+      patterns_.erase(subject);
+    } else {
+      subjects_.erase(subject);
+    }
     gauges_.subjects.subtract(1);
     census_.subjects.subtract(1);
   }
@@ -431,10 +464,12 @@ void SubjectStore::answer_oldest_pending_age() {
     oldest = std::min<std::uint64_t>(oldest, message.stored_s());
     return false;  // the first one visited is the oldest
   };
-  subjects_.for_each([&](const SubjectEntry& entry) {
+  auto consider_entry = [&](const SubjectEntry& entry) {
     if (entry.log.begin() != entry.log.end()) entry.log.for_each(entry.log.begin(), 1, consider);
     for (const DeliveryQueue* queue : entry.fed) queue->visit_oldest(consider);
-  });
+  };
+  subjects_.for_each(consider_entry);
+  patterns_.for_each(consider_entry);
   gauges_.oldest_stored_s.set(oldest);
   gauges_.oldest_answered.store(asked, std::memory_order_release);
 }
@@ -524,8 +559,11 @@ void SubjectStore::expire_acks(std::vector<DeadLetter>& dead) {
         [&](const Message& message) {
           gauges_.dead_lettered.add();
           if (!queue.dead_letter_subject.empty()) {
-            dead.push_back(
-                {queue.dead_letter_subject, MessagePtr(Message::create(message.payload()))});
+            // A wildcard subscriber's message goes on as its data alone.
+            const std::string_view data = entry.pattern
+                                              ? unframe_wildcard_message(message.payload()).data
+                                              : message.payload();
+            dead.push_back({queue.dead_letter_subject, MessagePtr(Message::create(data))});
           }
         },
         released);

@@ -4,6 +4,7 @@
 // either (by the hash).
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <memory>
@@ -298,6 +299,37 @@ TEST_F(StreamsTest, AckModeStreamsHandOutInFlightMessages) {
     EXPECT_EQ(Data(again), std::vector<std::string>{"b"});
     EXPECT_EQ(GetInfo(subject, id).inflight, 1u);
   }
+}
+
+TEST_F(StreamsTest, AWildcardSubscribersEventsCarryEachMessagesOwnSubject) {
+  const std::string pattern = "stream.wild.*.>";
+  const std::string id = SubscribeWith(pattern, R"("wildcard":true)");
+  ASSERT_FALSE(id.empty());
+  auto plain = OpenStream(pattern, id);
+  ASSERT_NE(plain, nullptr);
+  // Subjects on both shards; one that does not match.
+  std::vector<std::string> subjects;
+  for (int s = 0; s < 4; ++s)
+    subjects.push_back(Joined({"stream.wild.", SubjectName("s", s), ".x"}));
+  for (const std::string& subject : subjects) PublishOk(subject, Joined({"to ", subject}));
+  EXPECT_TRUE(IsJsonResponse(Publish("stream.wild.only", "x"), 404, kSubscriberNotFoundBody));
+  std::vector<std::string> expected;
+  for (const std::string& subject : subjects) expected.push_back(Joined({"to ", subject}));
+  // Each subject's messages keep their order; across subjects on other
+  // shards they may interleave.
+  std::vector<std::string> got = Data(plain->Take(subjects.size()));
+  std::sort(got.begin(), got.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(got, expected);
+  auto json = OpenStream(pattern, id, "&encoding=json");  // replaces the plain one
+  ASSERT_NE(json, nullptr);
+  PublishOk(subjects[1], "json");
+  const std::optional<StreamEvent> event = json->Next();
+  ASSERT_TRUE(event.has_value());
+  const std::optional<JsonObject> object = DecodeJsonObject(event->data + "\n");
+  ASSERT_TRUE(object.has_value()) << event->data;
+  EXPECT_EQ(object->strings.at("subject"), subjects[1]);
+  EXPECT_EQ(object->strings.at("data"), "json");
 }
 
 class StreamHeartbeatTest : public StreamsTest {

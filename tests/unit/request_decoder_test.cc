@@ -399,6 +399,27 @@ TEST(RequestDecoder, TellsAnEmptyGroupFromAnAbsentOne) {
   EXPECT_EQ(group_of(R"({"Group":"w\u00e9"})"), std::pair(true, std::string("w\xc3\xa9")));
 }
 
+TEST(RequestDecoder, ReadsTheWildcardFlag) {
+  RequestDecoder decoder;
+  // The flag, or nullopt when the body is invalid.
+  auto wildcard_of = [&decoder](std::string_view body) -> std::optional<bool> {
+    std::string padded(body);
+    padded.append(kPadding, '\0');
+    DecodedRequest request;
+    if (!decoder.decode(padded.data(), body.size(), padded.size(), request)) return std::nullopt;
+    return request.wildcard;
+  };
+  EXPECT_EQ(wildcard_of(R"({"subject":"a.*"})"), false);
+  EXPECT_EQ(wildcard_of(R"({"wildcard":true})"), true);
+  EXPECT_EQ(wildcard_of(R"({"Wildcard":false})"), false);
+  EXPECT_EQ(wildcard_of(R"({"wildcard":true,"wildcard":null})"), true) << "null leaves it";
+  EXPECT_EQ(wildcard_of(R"({"wildcard":true,"WILDCARD":false})"), false) << "the last wins";
+  for (std::string_view body : {R"({"wildcard":"true"})"sv, R"({"wildcard":1})"sv,
+                                R"({"wildcard":[true]})"sv, R"({"wildcard":{}})"sv}) {
+    EXPECT_EQ(wildcard_of(body), std::nullopt) << body;
+  }
+}
+
 TEST(RequestDecoder, RefusesSeqsThatAreNotAListOfNonNegativeIntegers) {
   RequestDecoder decoder;
   for (std::string_view body : {

@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -24,6 +26,7 @@
 #include "gophermq/metrics/latency_batch.h"
 #include "gophermq/metrics/metrics.h"
 #include "gophermq/shard/shard_call.h"
+#include "gophermq/store/pattern_routes.h"
 #include "gophermq/store/pending_budget.h"
 #include "gophermq/store/subject_store.h"
 #include "gophermq/store/subscriber_id.h"
@@ -96,6 +99,14 @@ class BrokerApi {
     for (auto& [owner, call] : split_calls_) send(owner, std::move(call));
     split_calls_.clear();
   }
+  // Wildcard subscriptions' calls to other shards since the last look
+  // (copies of messages for patterns whose queue is there, and what every
+  // shard must know of the patterns): each goes to `send(owner, call)`.
+  template <typename Send>
+  void take_pattern_calls(Send&& send) {
+    for (auto& [shard, call] : pattern_calls_) send(shard, std::move(call));
+    pattern_calls_.clear();
+  }
   // When the earliest waiting fetch's deadline, ack deadline or nack delay
   // falls, on the turn clock in milliseconds (UINT64_MAX when none): the
   // loop sleeps no longer.
@@ -150,6 +161,8 @@ class BrokerApi {
   void serve_batch(ShardCall& call);
   // Within broker.max-subject-bytes and made of valid tokens.
   bool valid_subject(std::string_view subject) const;
+  // A wildcard subscribe's subject: the same, and ">" only last.
+  bool valid_pattern(std::string_view pattern) const;
   std::uint16_t serve_locally(Endpoint endpoint, const DecodedRequest& request,
                               const SubscriberId& id, const SubscribeOptions& options,
                               const FetchOptions& fetch, const ResponseStyle& style,
@@ -182,6 +195,31 @@ class BrokerApi {
   // clock restarts.
   void append_info(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
                    std::string_view subject, const ResponseStyle& style);
+  // --- Wildcard subscriptions (api-extensions.md §10; broker_api_wildcards.cc)
+  // A publish to `subject`: stored for its subscribers, and a copy for each
+  // wildcard pattern that matches it (here, or sent to the pattern's shard).
+  // A copy a pattern's queue refuses does not refuse the publish; with no
+  // subscriber of the subject, the publish is stored when a pattern matched.
+  PublishOutcome publish(std::string_view subject, std::string_view payload);
+  // The same for a one-subject batch: all or nothing for the subject's own
+  // subscribers, as store_.publish_batch(), then each message to the patterns.
+  PublishOutcome publish_batch(std::string_view subject,
+                               std::span<const std::string_view> payloads);
+  // True when a pattern matched.
+  bool publish_to_patterns(std::string_view subject, std::string_view payload);
+  // Patterns that got their first subscriber here, or lost their last: into
+  // this shard's routes, and told to every other shard.
+  void announce_pattern_changes() {
+    if (store_.has_pattern_changes()) announce_pattern_changes_now();
+  }
+  void announce_pattern_changes_now();
+  // A wildcard subscribe's answer waits until every shard knows its
+  // pattern, so a publish anywhere after it reaches the subscriber: true
+  // when `call` (answered) is kept for that.
+  bool hold_until_known(ShardCall& call);
+  // A call with a pattern note (see PatternNote).
+  void serve_pattern_note(ShardCall& call);
+
   // A publish's outcome in the metrics, for `messages` messages.
   void count_publish(PublishOutcome outcome, bool async, std::uint64_t messages = 1);
   // A waiting fetch ends: answered with up to its bounds of what is pending,
@@ -215,6 +253,20 @@ class BrokerApi {
   // A many-subject batch's part for each shard, while it is split.
   std::vector<std::unique_ptr<BatchPublish>> batch_parts_;
   bool stopping_ = false;  // fetches no longer wait
+
+  // Wildcard subscriptions: every pattern in the broker, and where its
+  // queue is.
+  PatternRoutes pattern_routes_;
+  std::vector<std::pair<unsigned, ShardCall>> pattern_calls_;  // see take_pattern_calls()
+  std::vector<SubjectStore::PatternChange> pattern_changes_;   // reused
+  std::string wildcard_message_;  // a message framed for the patterns, reused
+  // On a pattern's owner, while other shards have yet to learn of it: the
+  // answers to its subscribes, held until they have (see hold_until_known()).
+  struct PatternAnnouncement {
+    std::size_t unseen = 0;  // shards that have yet to answer `added`
+    std::vector<ShardCall> subscribes;
+  };
+  std::map<std::string, PatternAnnouncement, std::less<>> announcements_;
 };
 
 }  // namespace gophermq

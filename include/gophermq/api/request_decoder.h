@@ -45,6 +45,7 @@ struct DecodedRequest {
   // Strings present in the body, even empty, have a non-null data().
   std::string_view dead_letter_subject;
   std::string_view group;  // queue groups (§6)
+  bool wildcard = false;   // the subject is a pattern (§10); null is false
   std::span<const std::uint64_t> seqs;
   bool has_seqs = false;
   std::uint64_t through = kUnset;

@@ -59,23 +59,29 @@ struct FetchAnswerExtras {
 // `count` oldest of `messages`, and with extras
 // {"data":[...],"id":"<uuid>","pending":N,"seqs":[...],"subject":<subject>}\n;
 // appending takes the size measured (it is written in the head first, and
-// measuring means scanning every payload).
+// measuring means scanning every payload). With `wildcard` the messages are
+// a wildcard subscriber's (framed: wildcard_message.h), and the answer adds
+// each one's own subject, parallel to "data", after the pattern's:
+// {...,"subject":<pattern>,"subjects":[<subject>,...]}\n.
 std::size_t fetch_body_size(const PendingMessages& messages, std::size_t count,
-                            std::string_view subject, const FetchAnswerExtras* extras = nullptr);
+                            std::string_view subject, const FetchAnswerExtras* extras = nullptr,
+                            bool wildcard = false);
 void append_fetch_body(ByteBuffer& out, std::size_t size, const PendingMessages& messages,
                        std::size_t count, const SubscriberId& id, std::string_view subject,
-                       const FetchAnswerExtras* extras = nullptr);
+                       const FetchAnswerExtras* extras = nullptr, bool wildcard = false);
 
 // A fetch of a subscriber in ack mode (api-extensions.md §5): the messages
 // handed out, with their sequences and delivery counts, and `pending` (left
 // available, in flight not counted):
 // {"data":[...],"deliveries":[...],"id":"<uuid>","pending":N,"seqs":[...],
-// "subject":<subject>}\n. Appending takes the size measured.
+// "subject":<subject>}\n, and "subjects" after it as for fetch_body_size().
+// Appending takes the size measured.
 std::size_t ack_fetch_body_size(std::span<const AckQueue::Delivery> deliveries,
-                                std::uint64_t pending, std::string_view subject);
+                                std::uint64_t pending, std::string_view subject,
+                                bool wildcard = false);
 void append_ack_fetch_body(ByteBuffer& out, std::size_t size,
                            std::span<const AckQueue::Delivery> deliveries, const SubscriberId& id,
-                           std::uint64_t pending, std::string_view subject);
+                           std::uint64_t pending, std::string_view subject, bool wildcard = false);
 
 // What /api/info tells of a subscriber (api-extensions.md §7).
 struct SubscriberInfo {

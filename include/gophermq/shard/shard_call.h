@@ -121,6 +121,17 @@ struct StreamSignal {
   bool json = false;  // open: encoding=json
 };
 
+// Not a request: wildcard subscriptions' bookkeeping between shards
+// (api-extensions.md §10), about the pattern in a call's `subject`. None of
+// these has an answer.
+enum class PatternNote : std::uint8_t {
+  none,      // a request
+  delivery,  // `message`, framed with its subject (wildcard_message.h), for the pattern's queue
+  added,     // from the pattern's owner: it has subscribers now, match publishes against it
+  removed,   // from its owner: it has none left
+  seen,      // to its owner: this shard knows of it now (the answer to `added`)
+};
+
 struct ShardCall {
   // publish, publish_async, publish_batch, subscribe, fetch, unsubscribe,
   // info, ack, nack or stream
@@ -149,6 +160,7 @@ struct ShardCall {
   // publish_async: a message past its max_deliver on its way to its dead
   // letter subject, which drops it quietly when no one subscribes there.
   bool dead_letter = false;
+  PatternNote pattern_note = PatternNote::none;
   // Not a request: the client of the origin's connection (connection_index,
   // connection_generation) has gone, so the owner answers that connection's
   // waiting fetches now, taking nothing from their queues. No answer comes

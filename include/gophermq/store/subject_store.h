@@ -217,6 +217,9 @@ struct SubjectEntry {
   // (see take_woken()).
   std::uint32_t waiting_subscribers = 0;
   bool woken = false;  // on the store's list for take_woken()
+  // Its name is a wildcard pattern (api-extensions.md §10): each message it
+  // holds carries its own subject (wildcard_message.h).
+  bool pattern = false;
 };
 
 inline PendingMessages Subscriber::pending() const {
@@ -263,6 +266,10 @@ struct SubscribeOptions {
   std::uint64_t inactive_threshold_ms = 0;  // 0: never expires
   QueueOptions queue;
   std::string group;  // empty: none
+  // The subject is a wildcard pattern (api-extensions.md §10), valid by
+  // is_valid_pattern(): its subscribers live apart from the literal
+  // subject's of the same name.
+  bool wildcard = false;
   // Which queue options the request named: a later member of a group may
   // omit them (inherited), not change them.
   enum Named : std::uint8_t {
@@ -335,8 +342,24 @@ class SubjectStore {
   void take_woken(std::vector<SubjectEntry*>& into);
   bool has_woken() const { return !woken_.empty(); }
 
+  // A message published to `subject`, for the subscribers of `pattern`,
+  // one that matches it: stored as publish() stores it, framed with its
+  // subject (wildcard_message.h; `framed` is that), in the pattern's arena.
+  PublishOutcome publish_to_pattern(std::string_view pattern, std::string_view framed);
+  // A pattern got its first subscriber (`added`), or lost its last: every
+  // shard must know, to match its publishes against it.
+  struct PatternChange {
+    bool added;
+    std::string pattern;
+  };
+  bool has_pattern_changes() const { return !pattern_changes_.empty(); }
+  // The changes since the last call, in order; `into` is replaced.
+  void take_pattern_changes(std::vector<PatternChange>& into);
+
   // The subscriber `id` of `subject`, or null when there is none (the
-  // original's "bad id").
+  // original's "bad id"). A request does not say whether it names a pattern:
+  // ids are unique, so one not found among the literal subject's subscribers
+  // is looked for among the pattern's of that name.
   Subscriber* find(std::string_view subject, const SubscriberId& id);
 
   // Removes the subscriber `id` of `subject`, releasing what it held; the
@@ -381,7 +404,9 @@ class SubjectStore {
   void drain(Subscriber& subscriber, std::size_t count);
   void drain(Subscriber& subscriber) { drain(subscriber, subscriber.pending().size()); }
 
-  std::size_t subject_count() const { return subjects_.size(); }
+  // Wildcard patterns with subscribers count as subjects (and against
+  // broker.max-subjects): each holds a queue like a subject's.
+  std::size_t subject_count() const { return subjects_.size() + patterns_.size(); }
   std::size_t subscriber_count() const { return subscriber_count_; }
 
   // Read by the monitoring thread while the shard writes them.
@@ -407,6 +432,10 @@ class SubjectStore {
 
  private:
   void mark_woken(SubjectEntry& entry);
+  // publish() into `entry` (null: a subject with no subscriber).
+  PublishOutcome publish_to(SubjectEntry* entry, std::string_view payload);
+  static Subscriber* find_in(SubjectTable<SubjectEntry>& table, std::string_view subject,
+                             const SubscriberId& id);
   // publish() when every subscriber of the subject is plain (the usual case).
   PublishOutcome publish_to_log(SubjectEntry& entry, std::string_view payload);
   // What a bounded subscriber does with a new message of `bytes`.
@@ -473,6 +502,9 @@ class SubjectStore {
   SubscriberIdSource& ids_;
   const StoreLimits limits_;
   SubjectTable<SubjectEntry> subjects_;
+  // Wildcard patterns' entries, by pattern: a namespace of their own.
+  SubjectTable<SubjectEntry> patterns_;
+  std::vector<PatternChange> pattern_changes_;  // see take_pattern_changes()
   std::size_t subscriber_count_ = 0;
   Gauges gauges_;
   std::uint64_t now_ms_ = 0;
