@@ -6,6 +6,7 @@
 #include <optional>
 #include <utility>
 
+#include "gophermq/api/query_string.h"
 #include "gophermq/api/response_encoder.h"
 #include "gophermq/http/response_writer.h"
 #include "gophermq/store/subject.h"
@@ -120,6 +121,7 @@ void BrokerApi::end_waits(unsigned origin_shard, std::uint32_t index, std::uint3
 
 void BrokerApi::stop_waiting() {
   stopping_ = true;
+  feeds_.detach_all();
   waiting_.take_all(
       [this](Subscriber& subscriber, ShardCall& call) { finish_wait(subscriber, call, true); });
 }
@@ -135,6 +137,10 @@ void BrokerApi::wake_waiting() {
       while (subscriber->has_deliverable() && waiting_.take_oldest(*subscriber, call)) {
         finish_wait(*subscriber, call, true);
       }
+    }
+    feeds_.streamed_subscribers(*entry, woken_subscribers_);
+    for (Subscriber* subscriber : woken_subscribers_) {
+      if (StreamFeed* feed = feeds_.find(*subscriber)) feed_stream(*feed);
     }
   }
 }
@@ -171,6 +177,8 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     case Endpoint::wrong_method:
       append_response(answers.answer_now(), 405, body::kMethodNotAllowed, style, route.allow);
       return 405;
+    case Endpoint::stream:
+      return answer_stream(request, style, answers, call, placement);
     default:
       break;
   }
@@ -255,6 +263,139 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     return 200;
   }
   return 0;  // complete_call() answers and counts it
+}
+
+std::uint16_t BrokerApi::answer_stream(const HttpRequest& request, const ResponseStyle& style,
+                                       Answers& answers, ShardCall& call, Placement& placement) {
+  bool malformed = false;
+  const std::optional<std::string> subject = query_value(request.query, "subject", malformed);
+  if (!subject || malformed || !valid_subject(*subject)) {
+    append_response(answers.answer_now(), 400, body::kInvalidSubject, style);
+    return 400;
+  }
+  const std::optional<std::string> encoding = query_value(request.query, "encoding", malformed);
+  if (encoding && (malformed || *encoding != "json")) {
+    append_response(answers.answer_now(), 400, body::kInvalidBody, style);
+    return 400;
+  }
+  const std::optional<std::string> id_text = query_value(request.query, "id", malformed);
+  std::optional<SubscriberId> id;
+  if (id_text && !malformed) id = SubscriberId::parse(*id_text);
+  if (!id) {
+    append_response(answers.answer_now(), 404, body::kBadId, style);
+    return 404;
+  }
+  // Opened where the subscriber is, even on this shard: the stream outlives
+  // this turn, as a waiting fetch does.
+  call = ShardCall{};
+  call.endpoint = Endpoint::stream;
+  call.origin_shard = static_cast<std::uint16_t>(shard_id_);
+  call.style = style;
+  call.subject = SubjectCopy(*subject);
+  call.id = *id;
+  call.stream.step = StreamStep::open;
+  call.stream.json = encoding.has_value();
+  call.started_ns = latencies_.turn_started_ns();
+  placement.forward = true;
+  placement.owner = owner_shard(*subject, shard_count_);
+  if (placement.owner != shard_id_) metrics_.cross_shard_calls.add();
+  return 0;
+}
+
+bool BrokerApi::serve_stream(ShardCall& call) {
+  Subscriber* subscriber = store_.find(call.subject.view(), call.id);
+  StreamFeed* feed = subscriber != nullptr ? feeds_.find(*subscriber) : nullptr;
+  // Credit and close name the stream they are for: one that another has
+  // replaced since is left alone.
+  const bool same_stream = feed != nullptr && feed->token == call.stream.token &&
+                           feed->origin_shard == call.origin_shard;
+  switch (call.stream.step) {
+    case StreamStep::open: {
+      if (subscriber == nullptr) {
+        call.status = 404;
+        return true;
+      }
+      const StreamFeed attached{subscriber,
+                                call.stream.token,
+                                call.connection_index,
+                                call.connection_generation,
+                                call.origin_shard,
+                                call.stream.json,
+                                StreamFeeds::kWindowBytes,
+                                std::string(call.subject.view())};
+      if (std::optional<StreamFeed> replaced = feeds_.attach(attached)) end_stream(*replaced);
+      store_.touch(*subscriber);
+      call.status = 200;
+      // Everything pending (within the window) goes with the 200.
+      if (subscriber->has_deliverable()) take_stream_events(*feeds_.find(*subscriber), call.answer);
+      return true;
+    }
+    case StreamStep::credit:
+      if (same_stream) {
+        feed->credit += call.stream.credit;
+        feed_stream(*feed);
+      }
+      return false;
+    case StreamStep::close:
+      if (same_stream) feeds_.detach(*subscriber);
+      return false;
+    default:
+      return false;  // events and end go to origins, never here
+  }
+}
+
+void BrokerApi::feed_stream(StreamFeed& feed) {
+  if (feed.credit == 0 || !feed.subscriber->has_deliverable()) return;
+  ShardCall call{};  // value-initialized: it carries no subject
+  call.endpoint = Endpoint::stream;
+  call.status = 200;
+  call.origin_shard = feed.origin_shard;
+  call.connection_index = feed.connection_index;
+  call.connection_generation = feed.connection_generation;
+  call.stream.token = feed.token;
+  call.stream.step = StreamStep::events;
+  take_stream_events(feed, call.answer);
+  answered_waits_.push_back(std::move(call));
+}
+
+void BrokerApi::take_stream_events(StreamFeed& feed, ByteBuffer& out) {
+  Subscriber& subscriber = *feed.subscriber;
+  const std::size_t before = out.size();
+  store_.touch(subscriber);
+  if (subscriber.uses_acks()) {
+    // In flight, as a fetch would hand them out: acked or nacked with §5.
+    deliveries_.clear();
+    store_.hand_out(subscriber, DecodedRequest::kUnset, feed.credit, deliveries_);
+    for (const AckQueue::Delivery& delivery : deliveries_) {
+      append_stream_event(out, delivery.sequence, delivery.message->payload(), feed.subject,
+                          feed.json);
+    }
+    metrics_.messages_delivered.add(deliveries_.size());
+  } else {
+    // Written to the stream, a message leaves the queue.
+    const PendingMessages pending = subscriber.pending();
+    const std::size_t count = pending.count_within(feed.credit);
+    std::uint64_t sequence = pending.first_sequence();
+    pending.for_each(count, [&](const Message& message) {
+      append_stream_event(out, sequence++, message.payload(), feed.subject, feed.json);
+    });
+    metrics_.messages_delivered.add(count);
+    store_.drain(subscriber, count);
+  }
+  const std::uint64_t sent = out.size() - before;
+  feed.credit = sent >= feed.credit ? 0 : feed.credit - sent;
+}
+
+void BrokerApi::end_stream(const StreamFeed& feed) {
+  ShardCall call{};  // value-initialized: it carries no subject
+  call.endpoint = Endpoint::stream;
+  call.status = 200;
+  call.origin_shard = feed.origin_shard;
+  call.connection_index = feed.connection_index;
+  call.connection_generation = feed.connection_generation;
+  call.stream.token = feed.token;
+  call.stream.step = StreamStep::end;
+  answered_waits_.push_back(std::move(call));
 }
 
 std::uint16_t BrokerApi::answer_batch(const DecodedRequest& decoded, const ResponseStyle& style,
@@ -492,6 +633,8 @@ void BrokerApi::append_health(ByteBuffer& out, const ResponseStyle& style) {
 
 bool BrokerApi::unsubscribe(std::string_view subject, const SubscriberId& id) {
   if (Subscriber* subscriber = store_.find(subject, id)) {
+    // Its stream ends, cleanly.
+    if (std::optional<StreamFeed> feed = feeds_.detach(*subscriber)) end_stream(*feed);
     // Its waiting fetches: answered 404 bad id, as any fetch of it now is.
     ShardCall call;
     while (waiting_.take_oldest(*subscriber, call)) {
@@ -682,6 +825,8 @@ bool BrokerApi::serve_call(ShardCall& call) {
     case Endpoint::publish_batch:
       serve_batch(call);
       break;
+    case Endpoint::stream:
+      return serve_stream(call);
     case Endpoint::subscribe: {
       const Subscription subscription = store_.subscribe(subject, *call.subscribe_options);
       call.id = subscription.id;

@@ -355,4 +355,44 @@ void append_batch_answer_body(ByteBuffer& out, std::span<BatchFailure> failed,
   out.commit(static_cast<std::size_t>(cursor - start));
 }
 
+void append_stream_event(ByteBuffer& out, std::uint64_t sequence, std::string_view payload,
+                         std::string_view subject, bool json) {
+  constexpr std::string_view kData = "data: ";
+  // The most it can take: every byte a line of its own, or escaped to six.
+  const std::size_t most = json ? 64 + json_string_size(payload) + json_string_size(subject)
+                                : 32 + payload.size() * (kData.size() + 2) + kData.size();
+  char* const start = out.reserve_tail(most);
+  char* cursor = start;
+  auto put = [&cursor](std::string_view text) {
+    if (text.empty()) return;  // an empty view may have no pointer
+    std::memcpy(cursor, text.data(), text.size());
+    cursor += text.size();
+  };
+  put("id: ");
+  cursor = write_decimal(cursor, sequence);
+  *cursor++ = '\n';
+  if (json) {
+    put("data: {\"data\":");
+    cursor = write_json_string(cursor, payload);
+    put(",\"seq\":");
+    cursor = write_decimal(cursor, sequence);
+    put(",\"subject\":");
+    cursor = write_json_string(cursor, subject);
+    put("}\n\n");
+  } else {
+    std::size_t line_start = 0;
+    for (std::size_t i = 0;; ++i) {
+      if (i < payload.size() && payload[i] != '\r' && payload[i] != '\n') continue;
+      put(kData);
+      put(payload.substr(line_start, i - line_start));
+      *cursor++ = '\n';
+      if (i == payload.size()) break;
+      if (payload[i] == '\r' && i + 1 < payload.size() && payload[i + 1] == '\n') ++i;
+      line_start = i + 1;
+    }
+    *cursor++ = '\n';
+  }
+  out.commit(static_cast<std::size_t>(cursor - start));
+}
+
 }  // namespace gophermq

@@ -5,6 +5,8 @@ namespace gophermq {
 Route route(llhttp_method_t method, std::string_view path) {
   constexpr std::string_view kAllowPost = "Allow: POST\r\n";
   constexpr std::string_view kAllowGet = "Allow: GET, HEAD\r\n";
+  // An event stream has no head without its body: HEAD is not offered.
+  constexpr std::string_view kAllowGetOnly = "Allow: GET\r\n";
   Endpoint endpoint;
   if (path == "/api/publish") {
     endpoint = Endpoint::publish;
@@ -24,6 +26,9 @@ Route route(llhttp_method_t method, std::string_view path) {
     endpoint = Endpoint::ack;
   } else if (path == "/api/nack") {
     endpoint = Endpoint::nack;
+  } else if (path == "/api/stream") {
+    if (method != HTTP_GET) return {Endpoint::wrong_method, kAllowGetOnly};
+    return {Endpoint::stream, {}};
   } else if (path == "/ready" || path == "/healthz") {
     if (method != HTTP_GET && method != HTTP_HEAD) return {Endpoint::wrong_method, kAllowGet};
     return {path == "/ready" ? Endpoint::ready : Endpoint::health, {}};

@@ -471,7 +471,7 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 29> kSettings{{
+const std::array<Setting, 30> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
@@ -539,6 +539,9 @@ const std::array<Setting, 29> kSettings{{
      Count{number_field<&Config::max_waiting_fetches>(), 1, 65536}},
     {"broker.max-batch", "N", "messages in one batch publish, 1 to 1000000; more is 400",
      Count{number_field<&Config::max_batch>(), 1, 1'000'000}},
+    {"broker.stream-heartbeat", "DURATION",
+     "a comment line to an event stream idle this long (10ms to 1h)",
+     Duration{&Config::stream_heartbeat, 10ms, 1h}},
     {"broker.shutdown-timeout", "DURATION",
      "on SIGTERM, most time to answer what was read (e.g. 10s, 500ms)",
      Duration{&Config::shutdown_timeout, 0ms, 1h}},

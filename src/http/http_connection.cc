@@ -24,6 +24,7 @@ void HttpConnection::reset() {
   first_slot_sequence_ = 0;
   reserved_bytes_ = 0;
   input_held_ = false;
+  event_stream_ = false;
   held_input_.clear();
   held_input_.shrink_if_above(kKeepHeldInputCapacity);
 }
@@ -43,7 +44,7 @@ ParseStatus HttpConnection::feed(const char* data, std::size_t size, std::size_t
 }
 
 ParseStatus HttpConnection::resume() {
-  if (!input_held_ || bytes_owed() > pipeline_.max_unsent_bytes / 2 ||
+  if (!input_held_ || event_stream_ || bytes_owed() > pipeline_.max_unsent_bytes / 2 ||
       answers_owed() > pipeline_.max_answers_owed / 2) {
     return ParseStatus::ok;
   }
@@ -144,6 +145,12 @@ void HttpConnection::hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer
   release_finished_slots();
 }
 
+void HttpConnection::begin_event_stream(std::uint64_t sequence) {
+  event_stream_ = true;
+  slots_[sequence - first_slot_sequence_].streaming = true;
+  parser_.hold();
+}
+
 void HttpConnection::emit(ByteBuffer& answer) { out_.output.append_whole(std::move(answer)); }
 
 void HttpConnection::release_finished_slots() {
@@ -152,6 +159,12 @@ void HttpConnection::release_finished_slots() {
     if (!slots_.front().interim) ++out_.answers_in_output;
     slots_.pop_front();
     ++first_slot_sequence_;
+  }
+  // An event stream now first: what was written of it meanwhile goes out,
+  // and the rest is written straight to the output.
+  if (!slots_.empty() && slots_.front().streaming && !slots_.front().bytes.empty()) {
+    emit(slots_.front().bytes);
+    slots_.front().bytes = ByteBuffer();
   }
 }
 

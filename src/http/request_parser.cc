@@ -281,6 +281,8 @@ int RequestParser::on_message_begin(llhttp_t* parser) {
   p.path_size_ = 0;
   p.path_overflow_ = false;
   p.path_done_ = false;
+  p.in_query_ = false;
+  p.query_.clear();
   p.field_size_ = 0;
   p.value_size_ = 0;
   p.header_ = Header::other;
@@ -313,17 +315,26 @@ int RequestParser::on_url(llhttp_t* parser, const char* at, std::size_t length) 
   if (ParseStatus status = p.take_span(at, length); status != ParseStatus::ok) {
     return p.fail(status);
   }
-  if (p.path_done_) return 0;
-  std::size_t end = 0;
-  while (end < length && at[end] != '?' && at[end] != '#') ++end;
-  p.path_done_ = end < length;
-  const std::size_t room = kMaxPath - p.path_size_;
-  if (end > room) {
-    p.path_overflow_ = true;
-    end = room;
+  std::size_t from = 0;
+  if (!p.path_done_) {
+    std::size_t end = 0;
+    while (end < length && at[end] != '?' && at[end] != '#') ++end;
+    const std::size_t room = kMaxPath - p.path_size_;
+    const std::size_t copied = std::min(end, room);
+    p.path_overflow_ = p.path_overflow_ || end > room;
+    std::memcpy(p.path_ + p.path_size_, at, copied);
+    p.path_size_ += copied;
+    if (end == length) return 0;
+    p.path_done_ = true;
+    p.in_query_ = at[end] == '?';
+    from = end + 1;
   }
-  std::memcpy(p.path_ + p.path_size_, at, end);
-  p.path_size_ += end;
+  if (p.in_query_) {
+    std::size_t end = from;
+    while (end < length && at[end] != '#') ++end;
+    p.query_.append(at + from, end - from);
+    p.in_query_ = end == length;
+  }
   return 0;
 }
 
@@ -463,6 +474,7 @@ int RequestParser::on_message_complete(llhttp_t* parser) {
   HttpRequest request;
   request.method = static_cast<llhttp_method_t>(parser->method);
   request.path = p.path_overflow_ ? std::string_view() : origin_path({p.path_, p.path_size_});
+  request.query = p.query_.view();
   if (p.body_view_ != nullptr) {
     request.body = p.body_view_;
     request.body_size = p.body_view_size_;

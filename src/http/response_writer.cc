@@ -92,6 +92,34 @@ void append_no_content(ByteBuffer& out, const ResponseStyle& style) {
   out.append("\r\n");
 }
 
+void append_event_stream_head(ByteBuffer& out, const ResponseStyle& style) {
+  // No-cache and no proxy buffering: each event is for now. The connection
+  // closes when the stream ends, whatever the request asked.
+  out.append(status_line(200));
+  out.append(
+      "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+  out.append(style.http_1_0 ? std::string_view("Connection: close\r\n\r\n")
+                            : std::string_view("Transfer-Encoding: chunked\r\n\r\n"));
+}
+
+void append_event_chunk(ByteBuffer& out, std::string_view events, const ResponseStyle& style) {
+  if (events.empty()) return;  // an empty chunk would end the body
+  if (style.http_1_0) {
+    out.append(events);
+    return;
+  }
+  char size[20];
+  const auto [size_end, error] = std::to_chars(size, size + sizeof size, events.size(), 16);
+  out.append(size, static_cast<std::size_t>(size_end - size));
+  out.append("\r\n");
+  out.append(events);
+  out.append("\r\n");
+}
+
+void append_event_stream_end(ByteBuffer& out, const ResponseStyle& style) {
+  if (!style.http_1_0) out.append("0\r\n\r\n");
+}
+
 std::uint16_t append_protocol_error(ByteBuffer& out, ParseStatus status) {
   std::uint16_t code = 0;
   std::string_view body;

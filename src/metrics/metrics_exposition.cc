@@ -247,6 +247,8 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
   append_gauge(out, "gophermq_waiting_fetches",
                "Fetches waiting for a message (wait_ms), on the shards that own their subjects.",
                sum_shards(sources, [](const ShardMetrics& m) { return m.waiting_fetches.read(); }));
+  append_gauge(out, "gophermq_streams", "Server-Sent Event streams open (GET /api/stream).",
+               sum_shards(sources, [](const ShardMetrics& m) { return m.streams.read(); }));
   append_gauge(
       out, "gophermq_open_connections", "Client connections open on the API port.",
       sum_shards(sources, [](const ShardMetrics& m) { return m.open_connections.read(); }));

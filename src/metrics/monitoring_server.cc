@@ -11,10 +11,10 @@
 #include <memory>
 #include <vector>
 
-#include "gophermq/log.h"
-#include "gophermq/http/request_parser.h"
 #include "gophermq/api/response_encoder.h"
+#include "gophermq/http/request_parser.h"
 #include "gophermq/http/response_writer.h"
+#include "gophermq/log.h"
 
 namespace gophermq {
 namespace {

@@ -129,6 +129,7 @@ void Shard::serve() {
     if (link_.calls_waiting() <= kResumeReceivingAtCalls && table_.receiving_paused()) {
       table_.resume_receiving();
     }
+    send_heartbeats_if_due(now_ns / 1'000'000);
     table_.sweep_if_due();
     table_.flush();
     if (env_.stop_requested.load(std::memory_order_relaxed)) {
@@ -236,6 +237,11 @@ void Shard::begin_draining() {
   // Fetches waiting for messages are answered now, with what is pending.
   api_.stop_waiting();
   route_answered_waits();
+  // Streams end cleanly: their last chunk, then the close.
+  while (!event_streams_.empty()) {
+    const auto& [index, stream] = *event_streams_.begin();
+    end_event_stream(table_.at(index));
+  }
   table_.stop_accepting();
   table_.close_all_when_done();
 }
@@ -315,6 +321,7 @@ void Shard::on_received(Connection& connection, const char* data, std::size_t si
 }
 
 void Shard::resume_input(Connection& connection) {
+  return_stream_credit(connection);
   HttpConnection& http = *http_[connection.index()];
   end_stream_if(connection, http, http.resume());
 }
@@ -360,6 +367,7 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
     outgoing_call_.connection_index = http.index();
     outgoing_call_.connection_generation = connection.generation();
     outgoing_call_.answer_sequence = http.reserve_answer(placement.answer_bytes_at_most);
+    if (outgoing_call_.endpoint == Endpoint::stream) begin_event_stream(http, connection);
     if (outgoing_call_.fetch_options.wait_ms != 0) {
       // A client already gone (its requests read after its close) waits for
       // nothing.
@@ -400,6 +408,7 @@ void Shard::on_peer_closed(Connection& connection) {
   // Its fetches waiting for messages end now, taking nothing: here, and on
   // each shard that holds one.
   const std::uint32_t index = connection.index();
+  end_event_stream(connection);
   api_.end_waits(id_, index, connection.generation());
   auto remote = remote_waits_.find(index);
   if (remote == remote_waits_.end()) return;
@@ -428,6 +437,10 @@ std::size_t Shard::drain_incoming_calls() {
 }
 
 void Shard::complete_call(ShardCall& call) {
+  if (call.endpoint == Endpoint::stream) {
+    complete_stream_call(call);
+    return;
+  }
   if (call.fetch_options.wait_ms != 0 && call.endpoint == Endpoint::fetch) forget_remote_wait(call);
   Connection* connection = table_.find(call.connection_index, call.connection_generation);
   if (connection == nullptr) return;  // it closed meanwhile

@@ -321,9 +321,11 @@ std::size_t SubjectStore::expire_idle() {
       if (stale_expiry_checks_ > 0) --stale_expiry_checks_;
       continue;
     }
-    // One with a fetch waiting is active: looked at again a threshold later.
+    // One with a fetch waiting, or a stream, is active: looked at again a
+    // threshold later.
     const std::uint64_t due =
-        (subscriber->waiting_fetches != 0 ? now_ms_ : subscriber->last_active_ms) +
+        (subscriber->waiting_fetches != 0 || subscriber->streamed ? now_ms_
+                                                                  : subscriber->last_active_ms) +
         subscriber->inactive_threshold_ms;
     if (due > now_ms_) {
       check.due_ms = due;

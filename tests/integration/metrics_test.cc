@@ -390,7 +390,7 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
   };
   const std::set<std::string> methods = {"publish", "publish_async", "publish_batch", "subscribe",
                                          "fetch",   "ready",         "unsubscribe",   "info",
-                                         "ack",     "nack",          "other"};
+                                         "ack",     "nack",          "stream",        "other"};
   const std::map<std::string, std::set<std::string>> reasons = {
       {"gophermq_messages_refused_total",
        {"overflow", "subject_overflow", "no_subscriber", "invalid_subject"}},

@@ -112,6 +112,7 @@ Config non_default_config() {
   config.max_fetch_wait = std::chrono::milliseconds(8765);
   config.max_waiting_fetches = 15;
   config.max_batch = 16;
+  config.stream_heartbeat = std::chrono::milliseconds(17);
   return config;
 }
 
@@ -146,6 +147,7 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.max_fetch_wait, expected.max_fetch_wait);
   EXPECT_EQ(actual.max_waiting_fetches, expected.max_waiting_fetches);
   EXPECT_EQ(actual.max_batch, expected.max_batch);
+  EXPECT_EQ(actual.stream_heartbeat, expected.stream_heartbeat);
 }
 
 // ---------------------------------------------------------------------------
@@ -433,7 +435,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-fetch-wait", "0s"}, ValueCase{"broker.max-fetch-wait", "1h"},
         ValueCase{"broker.max-waiting-fetches", "1"},
         ValueCase{"broker.max-waiting-fetches", "65536"}, ValueCase{"broker.max-batch", "1"},
-        ValueCase{"broker.max-batch", "1000000"},
+        ValueCase{"broker.max-batch", "1000000"}, ValueCase{"broker.stream-heartbeat", "10ms"},
+        ValueCase{"broker.stream-heartbeat", "1h"},
         ValueCase{"broker.max-pending-total", "4611686018427387904"},
         ValueCase{"broker.max-pending-bytes-per-subject", "0"},
         ValueCase{"broker.max-pending-bytes-per-subject", "1PiB"},
@@ -481,7 +484,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-fetch-bytes", "2GiB"}, ValueCase{"broker.max-pending-total", "-1"},
         ValueCase{"broker.max-fetch-wait", "61m"}, ValueCase{"broker.max-waiting-fetches", "0"},
         ValueCase{"broker.max-waiting-fetches", "65537"}, ValueCase{"broker.max-batch", "0"},
-        ValueCase{"broker.max-batch", "1000001"},
+        ValueCase{"broker.max-batch", "1000001"}, ValueCase{"broker.stream-heartbeat", "9ms"},
+        ValueCase{"broker.stream-heartbeat", "61m"},
         ValueCase{"broker.max-pending-total", "4611686018427387905"},
         ValueCase{"broker.max-pending-bytes-per-subject", "2PiB"},
         ValueCase{"broker.max-pending-bytes-per-subject", "many"},
@@ -1071,7 +1075,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 29);
+  EXPECT_EQ(settings, 30);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

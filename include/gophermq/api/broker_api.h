@@ -16,6 +16,7 @@
 
 #include "gophermq/api/request_decoder.h"
 #include "gophermq/api/router.h"
+#include "gophermq/api/stream_feeds.h"
 #include "gophermq/api/waiting_fetches.h"
 #include "gophermq/http/http_connection.h"
 #include "gophermq/http/request_parser.h"
@@ -62,8 +63,9 @@ class BrokerApi {
   // take_answered_waits()).
   bool serve_call(ShardCall& call);
   // Waiting fetches answered since the last look (a publish fed them, their
-  // deadline passed, their client went, the broker stops): each goes to
-  // `route(call)`, to be completed like any call with its answer.
+  // deadline passed, their client went, the broker stops), and events and
+  // ends for the event streams fed here: each goes to `route(call)`, to be
+  // completed like any call with its answer.
   template <typename Route>
   void take_answered_waits(Route&& route) {
     for (ShardCall& call : answered_waits_) route(std::move(call));
@@ -76,7 +78,8 @@ class BrokerApi {
   // The client of this shard's connection has gone: its fetches waiting
   // here are answered now, taking nothing.
   void end_waits(unsigned origin_shard, std::uint32_t index, std::uint32_t generation);
-  // Shutdown: every waiting fetch is answered now, and none waits from now on.
+  // Shutdown: every waiting fetch is answered now, and none waits from now
+  // on; event streams are fed no more (their origins end them).
   void stop_waiting();
   // Dead letters for subjects other shards own, since the last look: each
   // goes to `send(owner, call)`.
@@ -119,6 +122,22 @@ class BrokerApi {
   // POST /api/publish/batch (api-extensions.md §9), either form.
   std::uint16_t answer_batch(const DecodedRequest& decoded, const ResponseStyle& style,
                              Answers& answers, ShardCall& call, Placement& placement);
+  // GET /api/stream (api-extensions.md §8): its query read and checked, and
+  // the stream opened with its subscriber's shard.
+  std::uint16_t answer_stream(const HttpRequest& request, const ResponseStyle& style,
+                              Answers& answers, ShardCall& call, Placement& placement);
+  // Owner side of a stream: opens it (true: the call goes back with its
+  // answer), or takes its client's credit or its close.
+  bool serve_stream(ShardCall& call);
+  // Sends a stream what its subscriber has, within its credit, when it has
+  // anything.
+  void feed_stream(StreamFeed& feed);
+  // The events for what the subscriber has, within the feed's credit, into
+  // `out`: taken from the queue (in flight, in ack mode).
+  void take_stream_events(StreamFeed& feed, ByteBuffer& out);
+  // The stream ends (its subscriber went, or another stream replaced it):
+  // its origin is told.
+  void end_stream(const StreamFeed& feed);
   // A many-subject batch: each entry stored here or sent to its owner, one
   // call per owner.
   std::uint16_t answer_batch_entries(std::span<const BatchEntry> entries,
@@ -181,6 +200,7 @@ class BrokerApi {
   // Reused by wake_waiting(), so waking allocates nothing once warm.
   std::vector<SubjectEntry*> woken_subjects_;
   std::vector<Subscriber*> woken_subscribers_;
+  StreamFeeds feeds_;
   std::vector<AckQueue::Delivery> deliveries_;          // reused by each ack-mode fetch
   std::vector<SubjectStore::DeadLetter> dead_letters_;  // reused by begin_turn()
   std::vector<std::pair<unsigned, ShardCall>> dead_letter_calls_;

@@ -93,6 +93,14 @@ struct SubscriberInfo {
 void append_info_body(ByteBuffer& out, const SubscriberId& id, std::string_view subject,
                       const SubscriberInfo& info);
 
+// One Server-Sent Event for a message (api-extensions.md §8): `id: <seq>`,
+// then the payload as `data:` lines (split at CR, LF and CRLF, as the SSE
+// format requires, so a client reads each line end back as LF), or with
+// `json` one line {"data":D,"seq":N,"subject":S} (an exact round trip of
+// any payload); a blank line ends it.
+void append_stream_event(ByteBuffer& out, std::uint64_t sequence, std::string_view payload,
+                         std::string_view subject, bool json);
+
 // An entry of a many-subject batch publish that was not stored
 // (api-extensions.md §9): 400 invalid subject, 404 no subscriber, 429 full.
 struct BatchFailure {

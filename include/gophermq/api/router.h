@@ -20,6 +20,7 @@ enum class Endpoint : std::uint8_t {
   info,           // POST /api/info
   ack,            // POST /api/ack
   nack,           // POST /api/nack
+  stream,         // GET /api/stream: Server-Sent Events
   ready,          // GET /ready
   health,         // GET /healthz
   not_found,      // 404 {"message":"Not Found"}

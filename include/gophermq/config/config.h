@@ -61,6 +61,8 @@ struct Config {
   std::chrono::milliseconds max_fetch_wait{30'000};
   std::uint64_t max_waiting_fetches = 512;  // broker.max-waiting-fetches, per subscriber
   std::uint64_t max_batch = 1000;           // broker.max-batch: entries of a batch publish
+  // broker.stream-heartbeat: a comment to an event stream idle this long.
+  std::chrono::milliseconds stream_heartbeat{15'000};
   // Named bounds on what the store holds.
   std::size_t max_subject_bytes = 1024;                   // broker.max-subject-bytes
   std::uint64_t max_subscribers = 10'000'000;             // broker.max-subscribers, broker-wide

@@ -99,6 +99,12 @@ class HttpConnection final : public RequestSink, public Answers {
   // Answers reserved and not yet finished.
   std::size_t answers_outstanding() const { return slots_.size(); }
 
+  // An event stream's request (api-extensions.md §8), whose answer was
+  // reserved as `sequence`: nothing after it is read, and its answer goes
+  // out piece by piece as it is written into reserved_buffer(), in its turn
+  // after the answers before it, until finish_answer() ends it.
+  void begin_event_stream(std::uint64_t sequence);
+
  private:
   void on_request(const HttpRequest& request) override;
   void on_continue_expected() override;
@@ -119,7 +125,8 @@ class HttpConnection final : public RequestSink, public Answers {
   struct Slot {
     bool finished = false;
     ByteBuffer bytes;
-    bool interim = false;  // a 100 Continue, which is not the request's answer
+    bool interim = false;    // a 100 Continue, which is not the request's answer
+    bool streaming = false;  // an event stream: sent as written, once it is first
     std::uint64_t reserved_bytes = 0;
   };
 
@@ -133,6 +140,7 @@ class HttpConnection final : public RequestSink, public Answers {
   std::uint64_t requests_read_ = 0;
   std::uint64_t reserved_bytes_ = 0;  // over every slot
   bool input_held_ = false;
+  bool event_stream_ = false;  // see begin_event_stream(): held for good
   // What arrived after the request the parser stopped at, unread.
   ByteBuffer held_input_;
 };

@@ -18,7 +18,8 @@ namespace gophermq {
 
 struct HttpRequest {
   llhttp_method_t method;
-  std::string_view path;  // without the query string
+  std::string_view path;   // without the query string
+  std::string_view query;  // after the '?', as sent (empty when none)
   const char* body;
   std::size_t body_size;
   std::size_t body_padded_capacity;  // readable bytes from `body` on (>= size + 64)
@@ -144,7 +145,11 @@ class RequestParser {
   char path_[kMaxPath];
   std::size_t path_size_ = 0;
   bool path_overflow_ = false;
-  bool path_done_ = false;  // a '?' ended the path; the query is ignored
+  bool path_done_ = false;  // a '?' or '#' ended the path
+  bool in_query_ = false;   // the target's bytes now are its query
+  // The query, copied as it streams in (it is bounded by the head's limit);
+  // only a GET of /api/stream reads it.
+  ByteBuffer query_;
 
   // The headers we act on or check. Names and values are collected as they
   // stream in (bounded; values lower-cased), so a header split across

@@ -46,6 +46,14 @@ void append_response(ByteBuffer& out, std::uint16_t status, std::string_view bod
 // 204 No Content: no body, no Content-Type, no Content-Length.
 void append_no_content(ByteBuffer& out, const ResponseStyle& style);
 
+// Server-Sent Events (api-extensions.md §8): a 200 whose body is open-ended,
+// chunked on HTTP/1.1 (on HTTP/1.0 the body ends with the connection).
+void append_event_stream_head(ByteBuffer& out, const ResponseStyle& style);
+// Events (whole ones) as the next piece of an event stream's body.
+void append_event_chunk(ByteBuffer& out, std::string_view events, const ResponseStyle& style);
+// The end of an event stream's body (nothing on HTTP/1.0).
+void append_event_stream_end(ByteBuffer& out, const ResponseStyle& style);
+
 // The answer to a stream the parser gave up on (400, 413 or 431), after
 // which the connection closes: nothing past a protocol error can be trusted.
 // Returns its status; 0 (and nothing written) for a status that is no error.

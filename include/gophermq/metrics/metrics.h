@@ -29,9 +29,9 @@ class ShardCounter {
 
 // The `method` label: which endpoint a request was for; /healthz, unknown
 // paths, wrong methods and requests never routed are all `other`.
-inline constexpr std::array<std::string_view, 11> kMetricMethodNames = {
-    "publish",     "publish_async", "publish_batch", "subscribe", "fetch", "ready",
-    "unsubscribe", "info",          "ack",           "nack",      "other"};
+inline constexpr std::array<std::string_view, 12> kMetricMethodNames = {
+    "publish",     "publish_async", "publish_batch", "subscribe", "fetch",  "ready",
+    "unsubscribe", "info",          "ack",           "nack",      "stream", "other"};
 constexpr std::size_t method_label(Endpoint endpoint) {
   switch (endpoint) {
     case Endpoint::publish:
@@ -54,8 +54,10 @@ constexpr std::size_t method_label(Endpoint endpoint) {
       return 8;
     case Endpoint::nack:
       return 9;
-    default:
+    case Endpoint::stream:
       return 10;
+    default:
+      return 11;
   }
 }
 
@@ -123,6 +125,7 @@ struct ShardMetrics {
   ShardCounter messages_delivered;   // returned by fetches
   ShardCounter empty_fetches;        // fetches answered with no message
   ShardCounter waiting_fetches;      // gauge: fetches parked on this shard, set once a turn
+  ShardCounter streams;              // gauge: event streams open on this shard's connections
   std::array<ShardCounter, kRefusalReasonNames.size()> messages_refused;
   std::array<ShardCounter, kAsyncFailureReasons> async_publish_failures;  // by RefusalReason
 

@@ -12,9 +12,9 @@
 #include <deque>
 #include <vector>
 
-#include "gophermq/shard/cross_shard.h"
 #include "gophermq/io/event_loop.h"
 #include "gophermq/metrics/metrics.h"
+#include "gophermq/shard/cross_shard.h"
 #include "gophermq/shard/shard_call.h"
 
 namespace gophermq {

@@ -105,6 +105,40 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   // A waiting fetch sent to another shard has its answer.
   void forget_remote_wait(const ShardCall& call);
 
+  // Event streams whose connections are on this shard (api-extensions.md
+  // §8; shard_event_streams.cc). The shard that owns the subscriber takes
+  // its messages and sends them here as events; this side frames them into
+  // the connection and reports back what the client took (credit), so the
+  // owner never sends more than the client keeps up with.
+  struct EventStream {
+    std::uint64_t token;  // names it in the calls both ways
+    std::uint32_t generation;
+    std::uint64_t answer_sequence;
+    unsigned owner;
+    SubjectCopy subject;
+    SubscriberId id;
+    ResponseStyle style;
+    std::uint64_t started_ns;
+    bool open = false;                // its 200 is written
+    std::uint64_t event_bytes = 0;    // events written to the connection
+    std::uint64_t credited = 0;       // of those, reported taken to the owner
+    std::uint64_t last_write_ms = 0;  // for heartbeats
+  };
+  // The request just placed (outgoing_call_) opens a stream on `http`.
+  void begin_event_stream(HttpConnection& http, Connection& connection);
+  // Its owner's answer, events, or end.
+  void complete_stream_call(ShardCall& call);
+  // The client took bytes: the owner may send as many more.
+  void return_stream_credit(Connection& connection);
+  // The stream on `connection` ends here (the client went, or the broker
+  // stops): its answer is finished and the owner is told.
+  void end_event_stream(Connection& connection);
+  // A call to the stream's owner (credit or close).
+  void signal_stream_owner(const EventStream& stream, std::uint32_t index, StreamStep step,
+                           std::uint32_t credit);
+  // A comment to every open stream idle for broker.stream-heartbeat.
+  void send_heartbeats_if_due(std::uint64_t now_ms);
+
   const unsigned id_;
   const int cpu_;
   const int listen_fd_;
@@ -124,6 +158,10 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   // Per connection slot, the shards holding a fetch of it that may wait:
   // told when its client goes (see on_peer_closed()).
   std::unordered_map<std::uint32_t, std::vector<unsigned>> remote_waits_;
+  // By connection slot.
+  std::unordered_map<std::uint32_t, EventStream> event_streams_;
+  std::uint64_t last_stream_token_ = 0;
+  std::uint64_t next_heartbeat_ms_ = 0;
 
   std::uint64_t stop_signal_value_ = 0;           // eventfd read target
   bool stop_signal_armed_ = false;                // the eventfd read will still report

@@ -103,9 +103,27 @@ class BatchPublish {
   ByteBuffer bytes_;
 };
 
+// The steps of a Server-Sent Event stream (api-extensions.md §8) between
+// the shard of its connection (the origin) and the shard that owns its
+// subscriber's subject (the owner), which takes the messages from the queue.
+enum class StreamStep : std::uint8_t {
+  none,
+  open,    // origin to owner: attach; back: 200 and what was pending, or an error
+  events,  // owner to origin: more events for the connection
+  credit,  // origin to owner: the client took this many bytes: send as many more
+  close,   // origin to owner: the client went, or the broker stops
+  end,     // owner to origin: unsubscribed, or another stream replaced this one
+};
+struct StreamSignal {
+  std::uint64_t token = 0;   // the stream, named by its origin
+  std::uint32_t credit = 0;  // credit: bytes the client took
+  StreamStep step = StreamStep::none;
+  bool json = false;  // open: encoding=json
+};
+
 struct ShardCall {
   // publish, publish_async, publish_batch, subscribe, fetch, unsubscribe,
-  // info, ack or nack
+  // info, ack, nack or stream
   Endpoint endpoint;
   // The owner's answer: its HTTP status, 0 while the call is on its way
   // there. The origin shard turns it into the response.
@@ -127,6 +145,7 @@ struct ShardCall {
   FetchOptions fetch_options;                           // fetch
   std::unique_ptr<AckRequest> ack_request;              // ack and nack
   std::unique_ptr<BatchPublish> batch;                  // publish_batch
+  StreamSignal stream;                                  // stream
   // publish_async: a message past its max_deliver on its way to its dead
   // letter subject, which drops it quietly when no one subscribes there.
   bool dead_letter = false;
@@ -135,7 +154,8 @@ struct ShardCall {
   // waiting fetches now, taking nothing from their queues. No answer comes
   // back for the call itself.
   bool end_waits = false;
-  // fetch, info, ack, nack: the whole response, framed where the queue is
+  // fetch, info, ack, nack: the whole response, framed where the queue is;
+  // stream: the events (the origin frames them)
   ByteBuffer answer;
   // The body of a refusal that the status alone does not name (a
   // subscribe's 429: too many subscribers, or subjects).

@@ -176,6 +176,9 @@ struct Subscriber {
   // Its fetches waiting for messages (kept by WaitingFetches): it does not
   // expire while it has any.
   std::uint32_t waiting_fetches = 0;
+  // An event stream feeds it (kept by StreamFeeds): it does not expire
+  // while it has one.
+  bool streamed = false;
 
   bool uses_acks() const { return queue != nullptr && queue->acks != nullptr; }
   // Without acks: what it has pending, oldest first.
@@ -209,8 +212,9 @@ struct SubjectEntry {
   // message once).
   std::uint64_t pending = 0;
   std::uint64_t pending_bytes = 0;
-  // Its subscribers with fetches waiting (kept by WaitingFetches): a
-  // publish that stores a message wakes them (see take_woken()).
+  // Its subscribers with fetches waiting (kept by WaitingFetches) or an
+  // event stream (StreamFeeds): a publish that stores a message wakes them
+  // (see take_woken()).
   std::uint32_t waiting_subscribers = 0;
   bool woken = false;  // on the store's list for take_woken()
 };
