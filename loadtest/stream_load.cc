@@ -23,6 +23,10 @@
 //     subscribers). Also counted: events per read(2) of a stream, and, on a
 //     chunked stream (the broker's; nchan writes an unframed body), events
 //     per chunk: above 1, the server coalesced several events into one send.
+//     With --subscribers 0 nothing streams: the figure is what the
+//     publishes alone cost (the broker keeps one subscriber that nobody
+//     reads, as a publish to a subject without one is refused; nchan keeps
+//     its channel's last messages), the scale for the delivery figures.
 //
 //   stream_load idle --port 8082 --pid 1234 [--streams 10000] [--subject stream.idle]
 //     What an open stream adds to the broker's resident memory beyond its
@@ -89,7 +93,7 @@ Options parse_options(int argc, char** argv) {
       if (value != "plain" && value != "json") fail("--encoding is plain or json");
       options.json_encoding = value == "json";
     } else if (flag == "--subscribers") {
-      options.subscribers = parse_number(flag, value, 1, 100'000);
+      options.subscribers = parse_number(flag, value, 0, 100'000);
     } else if (flag == "--rate") {
       options.rate = parse_number(flag, value, 1, 10'000'000);
     } else if (flag == "--publishers") {
@@ -401,6 +405,11 @@ int run_paced(const Options& options) {
             : broker_stream_request(options.subject, subscribe(subscriber.fd, options.subject),
                                     options.json_encoding);
     open_stream(subscriber.fd, request, subscriber.reader, on_event_of(subscriber));
+  }
+  if (options.subscribers == 0 && !options.nchan) {
+    const int fd = connect_to(options.server.port);
+    subscribe(fd, options.subject);
+    close(fd);
   }
   std::vector<Connection> publishers(options.publishers);
   for (Connection& publisher : publishers) publisher.fd = connect_to(options.server.port);
