@@ -481,8 +481,9 @@ void ConnectionTable::sweep() {
     if (connection.send_in_flight) {
       // Answers on their way but the client has not taken a byte of them,
       // however much it sends meanwhile.
-      if (now_ms_ - connection.last_send_progress_ms > write_timeout &&
-          !connection.discard_output) {
+      const std::uint64_t stall_limit =
+          connection.write_timeout_ms != 0 ? connection.write_timeout_ms : write_timeout;
+      if (now_ms_ - connection.last_send_progress_ms > stall_limit && !connection.discard_output) {
         cut_off(connection, CloseReason::write_stall);
       }
       continue;

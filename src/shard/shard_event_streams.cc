@@ -35,6 +35,10 @@ void Shard::begin_event_stream(HttpConnection& http, Connection& connection) {
   stream.owner = owner_shard(outgoing_call_.subject.view(), env_.matrix.shard_count());
   outgoing_call_.stream.token = stream.token;
   http.begin_event_stream(stream.answer_sequence);
+  // A stream whose client takes nothing is closed after the idle timeout
+  // (or the write timeout, if shorter); its messages stay queued.
+  connection.write_timeout_ms = static_cast<std::uint64_t>(
+      std::min(env_.config.idle_timeout, env_.config.write_timeout).count());
   // A slot's earlier stream (its connection closed since) is long gone.
   event_streams_.insert_or_assign(http.index(), std::move(stream));
 }

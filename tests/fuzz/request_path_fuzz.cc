@@ -42,9 +42,16 @@ class InProcessShards final : public RequestHandler {
     const Placement placement = shard0_.handle(request, http, call_);
     if (!placement.forward) return;
     if (placement.owner > 1) std::abort();
-    if (placement.status == 0) {
-      call_.answer_sequence = http.reserve_answer(placement.answer_bytes_at_most);
+    const std::uint64_t sequence = http.reserve_answer(placement.answer_bytes_at_most);
+    if (placement.split) {  // a many-subject batch: a call to each owner
+      shard0_.take_split_calls([&](unsigned owner, ShardCall&& call) {
+        call.answer_sequence = sequence;
+        in_flight_.push_back({owner, std::move(call)});
+      });
+      return;
     }
+    if (placement.status == 0) call_.answer_sequence = sequence;
+    call_.stream.token = ++last_stream_token_;
     in_flight_.push_back({placement.owner, std::move(call_)});
   }
 
@@ -61,17 +68,40 @@ class InProcessShards final : public RequestHandler {
       auto [owner, call] = std::move(in_flight_.front());
       in_flight_.pop_front();
       if (!(owner == 0 ? shard0_ : shard1_).serve_call(call)) continue;
+      if (call.endpoint == Endpoint::stream) {
+        end_stream(owner, call, http);
+        continue;
+      }
       shard0_.complete_call(call, http);
     }
     for (BrokerApi* shard : {&shard0_, &shard1_}) {
       shard->wake_waiting();
-      shard->take_answered_waits([&](ShardCall&& call) { shard0_.complete_call(call, http); });
+      shard->take_answered_waits([&](ShardCall&& call) {
+        // Events and ends of streams that end as they open (below).
+        if (call.endpoint != Endpoint::stream) shard0_.complete_call(call, http);
+      });
     }
     shard0_.end_turn();
     shard1_.end_turn();
   }
 
  private:
+  // An event stream's opening answer: its events go out as one whole
+  // response (the shard's framing of streams is not under test here), and
+  // the stream closes at once, as if its client had gone.
+  void end_stream(unsigned owner, ShardCall& call, HttpConnection& http) {
+    if (call.status == 200) {
+      append_response(http.reserved_buffer(call.answer_sequence), 200, call.answer.view(),
+                      call.style);
+      http.finish_answer(call.answer_sequence);
+      call.stream.step = StreamStep::close;
+      call.status = 0;
+      in_flight_.push_back({owner, std::move(call)});
+      return;
+    }
+    shard0_.complete_call(call, http);
+  }
+
   PendingBudget budget_;
   StoreCensus census_;
   ShardMetrics metrics0_;
@@ -81,6 +111,7 @@ class InProcessShards final : public RequestHandler {
   ShardCall call_;
   std::deque<std::pair<unsigned, ShardCall>> in_flight_;  // owner, call
   std::uint64_t now_ns_ = 0;
+  std::uint64_t last_stream_token_ = 0;
 };
 
 // Checks that `output` is whole responses (status line, headers,

@@ -358,6 +358,17 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       {"gophermq_cross_shard_queue_full_total", "counter"},
       {"gophermq_shard_requests_total", "counter"},
       {"gophermq_build_info", "gauge"},
+      // api-extensions.md §11
+      {"gophermq_subscribers_expired_total", "counter"},
+      {"gophermq_unsubscribes_total", "counter"},
+      {"gophermq_messages_dropped_total", "counter"},
+      {"gophermq_waiting_fetches", "gauge"},
+      {"gophermq_inflight_messages", "gauge"},
+      {"gophermq_messages_redelivered_total", "counter"},
+      {"gophermq_messages_dead_lettered_total", "counter"},
+      {"gophermq_oldest_pending_age_seconds", "gauge"},
+      {"gophermq_streams", "gauge"},
+      {"gophermq_empty_fetches_total", "counter"},
       {"process_resident_memory_bytes", "gauge"},
       {"process_virtual_memory_bytes", "gauge"},
       {"process_cpu_seconds_total", "counter"},
@@ -385,6 +396,7 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       {"gophermq_request_duration_seconds_bucket", {"method", "code", "le"}},
       {"gophermq_messages_refused_total", {"reason"}},
       {"gophermq_async_publish_failures_total", {"reason"}},
+      {"gophermq_messages_dropped_total", {"reason"}},
       {"gophermq_shard_requests_total", {"shard"}},
       {"gophermq_build_info", {"version"}},
   };
@@ -395,6 +407,7 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       {"gophermq_messages_refused_total",
        {"overflow", "subject_overflow", "no_subscriber", "invalid_subject"}},
       {"gophermq_async_publish_failures_total", {"overflow", "subject_overflow", "no_subscriber"}},
+      {"gophermq_messages_dropped_total", {"discard_new", "discard_old"}},
   };
   static const std::regex kStatusCode("[1-5][0-9][0-9]");
   for (const Sample& sample : exposition.samples) {

@@ -127,6 +127,23 @@ bool RawSocket::ReadUntil(std::string_view marker, milliseconds timeout, std::st
   return true;
 }
 
+RawSocket::Read RawSocket::ReadSome(milliseconds timeout, std::string* received) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  char chunk[16384];
+  while (true) {
+    const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (got > 0) {
+      received->append(chunk, static_cast<std::size_t>(got));
+      return Read::bytes;
+    }
+    if (got == 0) return Read::eof;
+    if (errno != EINTR && errno != EAGAIN) return Read::error;
+    if (Clock::now() >= deadline) return Read::timeout;
+    pollfd pfd{fd_, POLLIN, 0};
+    ::poll(&pfd, 1, RemainingMs(deadline));
+  }
+}
+
 bool RawSocket::ShutdownWrite() { return ::shutdown(fd_, SHUT_WR) == 0; }
 
 void RawSocket::AbortiveClose() {

@@ -47,6 +47,10 @@ class RawSocket {
   // Appends what is received to `received` until it holds `marker`; false at
   // EOF, an error or the timeout.
   bool ReadUntil(std::string_view marker, std::chrono::milliseconds timeout, std::string* received);
+  // Appends what one receive brings to `received`, waiting up to `timeout`
+  // for it; says whether bytes came, or what came instead.
+  enum class Read { bytes, eof, error, timeout };
+  Read ReadSome(std::chrono::milliseconds timeout, std::string* received);
 
   bool ShutdownWrite();
   // Closes with SO_LINGER {1, 0}: the kernel sends a RST instead of a FIN.

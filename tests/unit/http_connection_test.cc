@@ -76,6 +76,25 @@ TEST_F(HttpConnectionTest, ALargeAnswerHandedOverBehindUnsentOutputJoinsTheChain
   EXPECT_EQ(out_.answers_in_output, 3u);
 }
 
+TEST_F(HttpConnectionTest, AnEventStreamGoesOutAsWrittenOnceTheAnswersBeforeItAre) {
+  const std::uint64_t fetch = http_.reserve_answer();
+  const std::uint64_t stream = http_.reserve_answer();
+  http_.begin_event_stream(stream);
+  http_.reserved_buffer(stream).append("head;");
+  EXPECT_TRUE(out_.output.empty()) << "behind the fetch";
+  http_.reserved_buffer(fetch).append("fetch;");
+  http_.finish_answer(fetch);
+  EXPECT_EQ(out_.output.flatten(), "fetch;head;") << "what was written meanwhile follows it";
+  http_.reserved_buffer(stream).append("event;");
+  EXPECT_EQ(out_.output.flatten(), "fetch;head;event;") << "first now: written straight out";
+  EXPECT_EQ(http_.answers_outstanding(), 1u) << "the stream is owed until it ends";
+  http_.reserved_buffer(stream).append("end;");
+  http_.finish_answer(stream);
+  EXPECT_EQ(out_.output.flatten(), "fetch;head;event;end;");
+  EXPECT_EQ(http_.answers_outstanding(), 0u);
+  EXPECT_EQ(out_.answers_in_output, 2u);
+}
+
 // Answers every request at once with its path and a ';'.
 class AnswersWithThePath final : public RequestHandler {
  public:

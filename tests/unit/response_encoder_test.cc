@@ -511,5 +511,28 @@ TEST(BatchAnswerBody, ListsTheFailuresInIndexOrderWithTheirMessages) {
   EXPECT_EQ(none.view(), "{\"failed\":[],\"published\":3}\n");
 }
 
+std::string stream_event(std::uint64_t sequence, std::string_view payload, bool json) {
+  ByteBuffer out;
+  append_stream_event(out, sequence, payload, "orders.eu", json);
+  return std::string(out.view());
+}
+
+TEST(StreamEvent, SplitsThePayloadIntoDataLinesAtEveryLineEnd) {
+  EXPECT_EQ(stream_event(7, "one line", false), "id: 7\ndata: one line\n\n");
+  EXPECT_EQ(stream_event(1, "a\nb\r\nc\rd", false),
+            "id: 1\ndata: a\ndata: b\ndata: c\ndata: d\n\n");
+  // An empty payload is still an event (one empty data line); a line end
+  // at the end leaves an empty last line, so EventSource reads it back.
+  EXPECT_EQ(stream_event(2, "", false), "id: 2\ndata: \n\n");
+  EXPECT_EQ(stream_event(3, "x\n", false), "id: 3\ndata: x\ndata: \n\n");
+  EXPECT_EQ(stream_event(4, "\r\n\r\n", false), "id: 4\ndata: \ndata: \ndata: \n\n");
+}
+
+TEST(StreamEvent, JsonIsOneLineWithTheDataEscaped) {
+  EXPECT_EQ(stream_event(12, std::string("a\nb\r\0<\xe2\x80\xa8", 9), true),
+            "id: 12\ndata: {\"data\":\"a\\nb\\r\\u0000\\u003c\\u2028\",\"seq\":12,"
+            "\"subject\":\"orders.eu\"}\n\n");
+}
+
 }  // namespace
 }  // namespace gophermq

@@ -83,6 +83,10 @@ class Connection {
   // While a send waits on the client: when it last took bytes (or the wait
   // began). Only the client's reading moves it, never its sending.
   std::uint64_t last_send_progress_ms = 0;
+  // A client taking none of this connection's output for this long is cut
+  // off; 0: the table's write timeout. An event stream has no answers to
+  // wait on but its own, so it gets the idle timeout when that is shorter.
+  std::uint64_t write_timeout_ms = 0;
 
  private:
   std::uint32_t index_;
