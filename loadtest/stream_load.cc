@@ -25,8 +25,9 @@
 //     per chunk: above 1, the server coalesced several events into one send.
 //     With --subscribers 0 nothing streams: the figure is what the
 //     publishes alone cost (the broker keeps one subscriber that nobody
-//     reads, as a publish to a subject without one is refused; nchan keeps
-//     its channel's last messages), the scale for the delivery figures.
+//     reads, as a publish to a subject without one is refused, bounded to
+//     its last 10 messages as nchan's channel is), the scale for the
+//     delivery figures.
 //
 //   stream_load idle --port 8082 --pid 1234 [--streams 10000] [--subject stream.idle]
 //     What an open stream adds to the broker's resident memory beyond its
@@ -408,7 +409,9 @@ int run_paced(const Options& options) {
   }
   if (options.subscribers == 0 && !options.nchan) {
     const int fd = connect_to(options.server.port);
-    subscribe(fd, options.subject);
+    // Its last 10 messages, as nchan's channel keeps (nchan_message_buffer_length's
+    // default): a queue that grew all run long would add its memory's cost.
+    subscribe(fd, options.subject, "\"max_pending\":10,\"discard\":\"old\"");
     close(fd);
   }
   std::vector<Connection> publishers(options.publishers);
