@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -139,6 +140,35 @@ double stat_cpu_seconds(const std::string& path) {
     if (number >= 14) ticks += std::stod(field);
   }
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double server_cpu_seconds(long pid) {
+  double total = stat_cpu_seconds("/proc/" + std::to_string(pid) + "/stat");
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream file(entry.path() / "stat");
+    std::string stat;
+    if (!std::getline(file, stat)) continue;  // it ended meanwhile
+    // After the command name: state, then the parent's pid.
+    const std::size_t after = stat.rfind(')');
+    long parent = 0;
+    if (after == std::string::npos || after + 4 >= stat.size()) continue;
+    const char* start = stat.data() + after + 4;
+    std::from_chars(start, stat.data() + stat.size(), parent);
+    if (parent == pid) total += stat_cpu_seconds(entry.path() / "stat");
+  }
+  return total;
+}
+
+std::uint64_t resident_bytes(long pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;
+  }
+  fail("no VmRSS for process " + std::to_string(pid) + ": has it ended?");
 }
 
 }  // namespace gophermq::load

@@ -77,4 +77,11 @@ double metric_value(std::uint16_t metrics_port, std::string_view name);
 // utime + stime from a /proc/<pid>[/task/<tid>]/stat file, in seconds.
 double stat_cpu_seconds(const std::string& path);
 
+// User + system time of a process and of its children (nginx's workers
+// under their master), in seconds.
+double server_cpu_seconds(long pid);
+
+// The resident set of a process (VmRSS), in bytes; fail()s when it is gone.
+std::uint64_t resident_bytes(long pid);
+
 }  // namespace gophermq::load

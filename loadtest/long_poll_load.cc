@@ -67,8 +67,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -150,37 +148,6 @@ Options parse_options(int argc, char** argv) {
     fail("--server nchan goes with paced long-poll consumers");
   }
   return options;
-}
-
-// User + system time of a process and of its children (nginx's workers
-// under their master), in seconds.
-double server_cpu_seconds(long pid) {
-  double total = stat_cpu_seconds("/proc/" + std::to_string(pid) + "/stat");
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
-    const std::string name = entry.path().filename();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream file(entry.path() / "stat");
-    std::string stat;
-    if (!std::getline(file, stat)) continue;  // it ended meanwhile
-    // After the command name: state, then the parent's pid.
-    const std::size_t after = stat.rfind(')');
-    long parent = 0;
-    if (after == std::string::npos || after + 4 >= stat.size()) continue;
-    const char* start = stat.data() + after + 4;
-    std::from_chars(start, stat.data() + stat.size(), parent);
-    if (parent == pid) total += stat_cpu_seconds(entry.path() / "stat");
-  }
-  return total;
-}
-
-std::uint64_t broker_resident_bytes(long pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;
-  }
-  fail("no VmRSS for the broker: has it ended?");
 }
 
 // --- Answers ------------------------------------------------------------------
@@ -713,7 +680,7 @@ int run_parked(const Options& options) {
   const double idle_before = broker_cpu();
   std::this_thread::sleep_for(std::chrono::seconds(options.seconds));
   const double idle_cpu = broker_cpu() - idle_before;
-  const std::uint64_t resident_before = broker_resident_bytes(options.broker.pid);
+  const std::uint64_t resident_before = resident_bytes(options.broker.pid);
   for (unsigned k = 0; k < options.fetches; ++k) {
     const std::string request = post("/api/fetch", fetch_bodies[k]);
     if (send(fds[k], request.data(), request.size(), MSG_NOSIGNAL) !=
@@ -726,7 +693,7 @@ int run_parked(const Options& options) {
     if (Clock::now() > deadline) fail("the fetches did not all wait within 60 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  const std::uint64_t resident_after = broker_resident_bytes(options.broker.pid);
+  const std::uint64_t resident_after = resident_bytes(options.broker.pid);
   const double cpu_before = broker_cpu();
   std::this_thread::sleep_for(std::chrono::seconds(options.seconds));
   const double cpu_after = broker_cpu();
