@@ -46,46 +46,27 @@ struct Options {
 Options parse_options(int argc, char** argv) {
   Options options;
   options.stream.batch = 100;
-  BrokerTarget broker;
-  parse_flags(argc, argv, 1, broker, [&](std::string_view flag, std::string_view value) {
-    if (flag == "--batch") {
-      options.stream.batch = parse_number(flag, value, 1, 1'000'000);
-    } else if (flag == "--form") {
-      if (value != "subject" && value != "messages") fail("--form is subject or messages");
-      options.many_subject_form = value == "messages";
-    } else if (flag == "--publishers") {
-      options.stream.publishers = parse_number(flag, value, 1, 1000);
-    } else if (flag == "--rate") {
-      options.stream.rate = parse_number(flag, value, 0, 100'000'000);
-    } else if (flag == "--window") {
-      options.stream.window = parse_number(flag, value, 0, 100'000'000);
-    } else if (flag == "--seconds") {
-      options.stream.seconds = parse_number(flag, value, 1, 3600);
-    } else if (flag == "--payload-bytes") {
-      options.stream.payload_bytes = parse_number(flag, value, 1, 1 << 20);
-    } else if (flag == "--max-messages") {
-      options.max_messages = parse_number(flag, value, 1, 1'000'000);
-    } else if (flag == "--subject") {
-      if (value.empty() || value.find_first_of("\"\\") != std::string_view::npos) {
-        fail("--subject must need no JSON escapes");
-      }
-      options.subject = value;
-    } else {
-      fail("unknown flag " + std::string(flag));
-    }
-  });
-  if (broker.port == 0 || broker.pid == 0) fail("--port and --pid are required");
-  options.stream.port = broker.port;
-  options.stream.server_pid = broker.pid;
-  if (options.stream.rate == 0 && options.stream.window == 0) options.stream.window = 20000;
+  parse_stream_flags(
+      argc, argv, options.stream, [&](std::string_view flag, std::string_view value) {
+        if (flag == "--batch") {
+          options.stream.batch = parse_number(flag, value, 1, 1'000'000);
+        } else if (flag == "--form") {
+          options.many_subject_form = choice(flag, value, {"subject", "messages"}) == 1;
+        } else if (flag == "--max-messages") {
+          options.max_messages = parse_number(flag, value, 1, 1'000'000);
+        } else if (flag == "--subject") {
+          if (value.empty() || value.find_first_of("\"\\") != std::string_view::npos) {
+            fail("--subject must need no JSON escapes");
+          }
+          options.subject = value;
+        } else {
+          fail("unknown flag " + std::string(flag));
+        }
+      });
   if (options.stream.window != 0 && options.stream.window < options.stream.batch) {
     fail("--window must hold at least one batch");
   }
   return options;
-}
-
-std::string_view body_of(std::string_view response) {
-  return response.substr(response.find("\r\n\r\n") + 4);
 }
 
 // Calls `on_payload(text)` for each string of a fetch answer's "data",
@@ -103,19 +84,6 @@ void for_each_payload(std::string_view body, OnPayload&& on_payload) {
     at = end + 1;
     if (at < body.size() && body[at] == ',') ++at;
   }
-}
-
-// Calls `on_response(response)` for each whole response at the front of
-// `connection.received`, and drops them from it.
-template <typename OnResponse>
-void consume(StreamConnection& connection, OnResponse&& on_response) {
-  const std::string_view bytes = connection.received;
-  std::size_t used = 0;
-  while (auto length = whole_response_length(bytes.substr(used))) {
-    on_response(bytes.substr(used, *length));
-    used += *length;
-  }
-  connection.received.erase(0, used);
 }
 
 }  // namespace
@@ -171,7 +139,7 @@ int main(int argc, char** argv) {
   };
   protocol.start_subscriber = [&](std::string& out) { out += fetch_request; };
   protocol.on_subscriber_bytes = [&](StreamConnection& connection) {
-    consume(connection, [&](std::string_view response) {
+    take_responses(connection, [&](std::string_view response) {
       if (!is_200(response)) fail("a fetch was answered " + std::string(response));
       ++fetches;
       const std::uint64_t before = check.delivered();
@@ -181,7 +149,7 @@ int main(int argc, char** argv) {
     });
   };
   protocol.on_publisher_bytes = [&](unsigned, StreamConnection& connection) {
-    consume(connection, [&](std::string_view response) {
+    take_responses(connection, [&](std::string_view response) {
       if (!is_200(response) || body_of(response) != batch_ok) {
         fail("a batch publish was answered " + std::string(response));
       }

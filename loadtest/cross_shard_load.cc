@@ -49,7 +49,6 @@
 namespace {
 
 using namespace gophermq::load;
-using Clock = std::chrono::steady_clock;
 
 struct Options {
   BrokerTarget broker;
@@ -204,10 +203,7 @@ struct PhaseResult {
 // The sockets block (for at most SO_SNDTIMEO), and a request is far smaller
 // than a socket buffer: it goes out whole or the run fails.
 void send_request(Connection& connection, std::string_view request) {
-  if (send(connection.fd, request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
-    fail(std::string("send: ") + std::strerror(errno));
-  }
+  send_whole(connection.fd, request);
   connection.awaiting_answer = true;
 }
 
@@ -216,8 +212,7 @@ void send_request(Connection& connection, std::string_view request) {
 // the same requests.
 PhaseResult run_phase(const Options& options, unsigned shards, std::vector<Connection>& connections,
                       const std::string& request) {
-  int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd < 0) fail(std::string("epoll_create1: ") + std::strerror(errno));
+  const int epoll_fd = new_epoll();
   for (Connection& connection : connections) {
     epoll_event event{};
     event.events = EPOLLIN;
@@ -242,8 +237,7 @@ PhaseResult run_phase(const Options& options, unsigned shards, std::vector<Conne
     Clock::time_point now = Clock::now();
     if (now >= give_up) fail("answers still missing 10 s after the phase ended");
     sending = sending && now < stop_sending;
-    int ready = epoll_wait(epoll_fd, events, 256, 100);
-    if (ready < 0 && errno != EINTR) fail(std::string("epoll_wait: ") + std::strerror(errno));
+    const int ready = wait_for_events(epoll_fd, events, 256, 100);
     for (int i = 0; i < ready; ++i) {
       Connection& connection = *static_cast<Connection*>(events[i].data.ptr);
       ssize_t received = recv(connection.fd, chunk, sizeof chunk, MSG_DONTWAIT);

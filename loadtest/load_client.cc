@@ -1,6 +1,7 @@
 #include "load_client.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -33,6 +34,43 @@ unsigned parse_number(std::string_view flag, std::string_view text, unsigned at_
          std::to_string(at_most) + ", got '" + std::string(text) + "'");
   }
   return value;
+}
+
+bool PacedFlags::take(std::string_view flag, std::string_view value) {
+  if (flag == "--server") {
+    nchan = choice(flag, value, {"gophermq", "nchan"}) == 1;
+  } else if (flag == "--rate") {
+    rate = parse_number(flag, value, 1, 10'000'000);
+  } else if (flag == "--publishers") {
+    publishers = parse_number(flag, value, 1, 1000);
+  } else if (flag == "--seconds") {
+    seconds = parse_number(flag, value, 1, 3600);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::size_t choice(std::string_view flag, std::string_view value,
+                   std::initializer_list<std::string_view> choices) {
+  std::string names;
+  std::size_t index = 0;
+  for (std::string_view name : choices) {
+    if (value == name) return index;
+    if (++index > 1) names += index == choices.size() ? " or " : ", ";
+    names += name;
+  }
+  fail(std::string(flag) + " is " + names);
+}
+
+std::string read_mode(int argc, char** argv, std::string_view program,
+                      std::initializer_list<std::string_view> modes) {
+  std::string names;
+  for (std::string_view name : modes) names.append(names.empty() ? "" : "|").append(name);
+  if (argc < 2) fail("usage: " + std::string(program) + " " + names + " --port P --pid PID [...]");
+  const std::string mode = argv[1];
+  if (std::find(modes.begin(), modes.end(), mode) == modes.end()) fail("unknown mode " + mode);
+  return mode;
 }
 
 int connect_to(std::uint16_t port) {
@@ -82,13 +120,23 @@ std::optional<std::size_t> whole_response_length(std::string_view bytes) {
   return head_end + 4 + body_bytes;
 }
 
-bool is_200(std::string_view response) { return response.substr(9, 3) == "200"; }
+std::string_view status_of(std::string_view response) { return response.substr(9, 3); }
 
-std::string exchange(int fd, std::string_view request) {
+std::string_view body_of(std::string_view response) {
+  return response.substr(response.find("\r\n\r\n") + 4);
+}
+
+bool is_200(std::string_view response) { return status_of(response) == "200"; }
+
+void send_whole(int fd, std::string_view request) {
   if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     fail(std::string("send: ") + std::strerror(errno));
   }
+}
+
+std::string exchange(int fd, std::string_view request) {
+  send_whole(fd, request);
   std::string bytes;
   char chunk[16384];
   while (true) {
@@ -169,6 +217,55 @@ std::uint64_t resident_bytes(long pid) {
     if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;
   }
   fail("no VmRSS for process " + std::to_string(pid) + ": has it ended?");
+}
+
+void make_non_blocking(int fd) {
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+    fail(std::string("fcntl: ") + std::strerror(errno));
+  }
+}
+
+int new_epoll() {
+  const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd < 0) fail(std::string("epoll_create1: ") + std::strerror(errno));
+  return epoll_fd;
+}
+
+void watch(int epoll_fd, int fd, std::uint64_t index) {
+  make_non_blocking(fd);
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLOUT | EPOLLET;
+  event.data.u64 = index;
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
+    fail(std::string("epoll_ctl: ") + std::strerror(errno));
+  }
+}
+
+int wait_for_events(int epoll_fd, epoll_event* events, int most, int timeout_ms) {
+  const int ready = epoll_wait(epoll_fd, events, most, timeout_ms);
+  if (ready < 0 && errno != EINTR) fail(std::string("epoll_wait: ") + std::strerror(errno));
+  return ready < 0 ? 0 : ready;
+}
+
+void flush(StreamConnection& connection) {
+  while (!connection.out.empty()) {
+    const ssize_t sent =
+        send(connection.fd, connection.out.data(), connection.out.size(), MSG_NOSIGNAL);
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
+    if (sent <= 0) fail(std::string("send: ") + std::strerror(errno));
+    connection.out.erase(0, static_cast<std::size_t>(sent));
+  }
+}
+
+void read_available(StreamConnection& connection, std::string_view what) {
+  char chunk[65536];
+  while (true) {
+    const ssize_t got = recv(connection.fd, chunk, sizeof chunk, 0);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) fail("the server closed " + std::string(what));
+    connection.received.append(chunk, static_cast<std::size_t>(got));
+  }
 }
 
 }  // namespace gophermq::load

@@ -54,10 +54,8 @@
 // One RESULT line of key=value pairs, for tools/loadtest. Exits 1 on any
 // unexpected answer, a message lost, repeated or out of order, or a
 // connection lost.
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,17 +77,12 @@
 namespace {
 
 using namespace gophermq::load;
-using Clock = std::chrono::steady_clock;
 
-struct Options {
-  std::string mode;
-  BrokerTarget broker;
+// --server, --rate (20000 unless given), --publishers and --seconds from
+// PacedFlags.
+struct Options : PacedFlags {
   bool long_poll = true;
-  bool nchan = false;
-  unsigned rate = 20000;
   unsigned subjects = 10;
-  unsigned publishers = 4;
-  unsigned seconds = 5;
   unsigned fetches = 10000;
   unsigned workers = 8;
   unsigned max_messages = 100;
@@ -100,28 +93,14 @@ struct Options {
 
 Options parse_options(int argc, char** argv) {
   Options options;
-  if (argc < 2) fail("usage: long_poll_load paced|parked|acks|group --port P --pid PID [...]");
-  options.mode = argv[1];
-  if (options.mode != "paced" && options.mode != "parked" && options.mode != "acks" &&
-      options.mode != "group") {
-    fail("unknown mode " + options.mode);
-  }
+  options.mode = read_mode(argc, argv, "long_poll_load", {"paced", "parked", "acks", "group"});
+  options.rate = 20000;
   if (options.mode == "parked") options.seconds = 10;
-  parse_flags(argc, argv, 2, options.broker, [&](std::string_view flag, std::string_view value) {
+  parse_paced_flags(argc, argv, options, [&](std::string_view flag, std::string_view value) {
     if (flag == "--consumer") {
-      if (value != "long-poll" && value != "poll") fail("--consumer is long-poll or poll");
-      options.long_poll = value == "long-poll";
-    } else if (flag == "--server") {
-      if (value != "gophermq" && value != "nchan") fail("--server is gophermq or nchan");
-      options.nchan = value == "nchan";
-    } else if (flag == "--rate") {
-      options.rate = parse_number(flag, value, 1, 10'000'000);
+      options.long_poll = choice(flag, value, {"long-poll", "poll"}) == 0;
     } else if (flag == "--subjects") {
       options.subjects = parse_number(flag, value, 1, 10000);
-    } else if (flag == "--publishers") {
-      options.publishers = parse_number(flag, value, 1, 1000);
-    } else if (flag == "--seconds") {
-      options.seconds = parse_number(flag, value, 1, 3600);
     } else if (flag == "--fetches") {
       options.fetches = parse_number(flag, value, 1, 1'000'000);
     } else if (flag == "--workers") {
@@ -129,8 +108,7 @@ Options parse_options(int argc, char** argv) {
     } else if (flag == "--max-messages") {
       options.max_messages = parse_number(flag, value, 1, 1'000'000);
     } else if (flag == "--ack") {
-      if (value != "through" && value != "seqs") fail("--ack is through or seqs");
-      options.ack_through = value == "through";
+      options.ack_through = choice(flag, value, {"through", "seqs"}) == 0;
     } else if (flag == "--ack-wait-ms") {
       options.ack_wait_ms = parse_number(flag, value, 1, 3'600'000);
     } else if (flag == "--crash-every") {
@@ -139,9 +117,8 @@ Options parse_options(int argc, char** argv) {
       fail("unknown flag " + std::string(flag));
     }
   });
-  if (options.broker.port == 0 || options.broker.pid == 0) fail("--port and --pid are required");
   if ((options.mode == "parked" || options.mode == "acks" || options.mode == "group") &&
-      options.broker.metrics_port == 0) {
+      options.server.metrics_port == 0) {
     fail(options.mode + " needs --metrics-port");
   }
   if (options.nchan && (options.mode != "paced" || !options.long_poll)) {
@@ -151,12 +128,6 @@ Options parse_options(int argc, char** argv) {
 }
 
 // --- Answers ------------------------------------------------------------------
-
-std::string_view status_of(std::string_view response) { return response.substr(9, 3); }
-
-std::string_view body_of(std::string_view response) {
-  return response.substr(response.find("\r\n\r\n") + 4);
-}
 
 // Calls `on_item(text)` for each item of the JSON array under `key` in a
 // broker's answer: numbers as they are written, strings without their
@@ -219,47 +190,6 @@ void for_each_part(std::string_view type, std::string_view body, OnPart&& on_par
   }
 }
 
-// --- Non-blocking connections -------------------------------------------------
-
-struct Connection {
-  int fd = -1;
-  std::string out;       // not yet taken by the kernel
-  std::string received;  // not yet a whole response
-};
-
-void make_non_blocking(int fd) {
-  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
-    fail(std::string("fcntl: ") + std::strerror(errno));
-  }
-}
-
-void flush(Connection& connection) {
-  while (!connection.out.empty()) {
-    ssize_t sent = send(connection.fd, connection.out.data(), connection.out.size(), MSG_NOSIGNAL);
-    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
-    if (sent <= 0) fail(std::string("send: ") + std::strerror(errno));
-    connection.out.erase(0, static_cast<std::size_t>(sent));
-  }
-}
-
-// Reads what has arrived; calls `on_response(response)` for each whole one.
-template <typename OnResponse>
-void receive(Connection& connection, OnResponse&& on_response) {
-  char chunk[65536];
-  while (true) {
-    ssize_t got = recv(connection.fd, chunk, sizeof chunk, 0);
-    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    if (got <= 0) fail("the server closed a connection");
-    connection.received.append(chunk, static_cast<std::size_t>(got));
-  }
-  std::size_t used = 0;
-  while (auto length = whole_response_length(std::string_view(connection.received).substr(used))) {
-    on_response(std::string_view(connection.received).substr(used, *length));
-    used += *length;
-  }
-  connection.received.erase(0, used);
-}
-
 // --- The paced engine ------------------------------------------------------------
 
 // What a paced run loads: how message `index` (0-based, in publishing
@@ -289,18 +219,11 @@ struct PacedRun {
 // until every message published has been taken (a time limit past the end
 // of publishing fails the run).
 PacedRun run_paced_load(const Options& options, const Workload& work, unsigned extra_wait_ms) {
-  int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd < 0) fail(std::string("epoll_create1: ") + std::strerror(errno));
-  std::vector<Connection> connections(work.consumers + options.publishers);
+  const int epoll_fd = new_epoll();
+  std::vector<StreamConnection> connections(work.consumers + options.publishers);
   for (std::size_t i = 0; i < connections.size(); ++i) {
-    connections[i].fd = connect_to(options.broker.port);
-    make_non_blocking(connections[i].fd);
-    epoll_event event{};
-    event.events = EPOLLIN | EPOLLOUT | EPOLLET;
-    event.data.u64 = i;
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, connections[i].fd, &event) != 0) {
-      fail(std::string("epoll_ctl: ") + std::strerror(errno));
-    }
+    connections[i].fd = connect_to(options.server.port);
+    watch(epoll_fd, connections[i].fd, i);
   }
   // Consumers first: each has a request out at all times.
   for (unsigned c = 0; c < work.consumers; ++c) {
@@ -309,17 +232,14 @@ PacedRun run_paced_load(const Options& options, const Workload& work, unsigned e
   }
 
   std::uint64_t publishes_sent = 0, publishes_answered = 0;
-  const auto start = Clock::now();
-  const auto publish_until = start + std::chrono::seconds(options.seconds);
-  const auto drain_deadline =
-      publish_until + std::chrono::seconds(20) + std::chrono::milliseconds(extra_wait_ms);
-  const double cpu_start = server_cpu_seconds(options.broker.pid);
+  const PacedClock clock(options.rate, options.seconds,
+                         std::chrono::seconds(20) + std::chrono::milliseconds(extra_wait_ms));
+  const double cpu_start = server_cpu_seconds(options.server.pid);
   epoll_event events[256];
   while (true) {
     const auto now = Clock::now();
-    if (now < publish_until) {
-      const double elapsed = std::chrono::duration<double>(now - start).count();
-      const auto due = static_cast<std::uint64_t>(elapsed * options.rate);
+    if (clock.publishing(now)) {
+      const std::uint64_t due = clock.due(now);
       while (publishes_sent < due) {
         auto [publisher, request] = work.publish(publishes_sent++);
         connections[work.consumers + publisher].out += request;
@@ -327,24 +247,24 @@ PacedRun run_paced_load(const Options& options, const Workload& work, unsigned e
       for (std::size_t i = work.consumers; i < connections.size(); ++i) flush(connections[i]);
     } else if (publishes_answered == publishes_sent && work.taken() == publishes_sent) {
       break;
-    } else if (now > drain_deadline) {
+    } else if (clock.drain_over(now)) {
       fail("after publishing, " + std::to_string(publishes_sent - work.taken()) + " of " +
            std::to_string(publishes_sent) + " messages were never taken");
     }
-    const int ready = epoll_wait(epoll_fd, events, 256, 1);
-    if (ready < 0 && errno != EINTR) fail(std::string("epoll_wait: ") + std::strerror(errno));
+    const int ready = wait_for_events(epoll_fd, events, 256, 1);
     for (int e = 0; e < ready; ++e) {
       const auto index = static_cast<unsigned>(events[e].data.u64);
-      Connection& connection = connections[index];
+      StreamConnection& connection = connections[index];
       if (events[e].events & EPOLLOUT) flush(connection);
       if (!(events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
+      read_available(connection);
       if (index < work.consumers) {
-        receive(connection, [&](std::string_view response) {
+        take_responses(connection, [&](std::string_view response) {
           connection.out += work.on_answer(index, response);
         });
         flush(connection);
       } else {
-        receive(connection, [&](std::string_view response) {
+        take_responses(connection, [&](std::string_view response) {
           if (!work.publish_ok(response)) {
             fail("a publish was answered " + std::string(status_of(response)));
           }
@@ -354,10 +274,10 @@ PacedRun run_paced_load(const Options& options, const Workload& work, unsigned e
     }
   }
   PacedRun run;
-  run.cpu_seconds = server_cpu_seconds(options.broker.pid) - cpu_start;
-  run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  run.cpu_seconds = server_cpu_seconds(options.server.pid) - cpu_start;
+  run.seconds = clock.seconds();
   run.published = publishes_sent;
-  for (Connection& connection : connections) close(connection.fd);
+  for (StreamConnection& connection : connections) close(connection.fd);
   close(epoll_fd);
   return run;
 }
@@ -383,7 +303,7 @@ std::pair<unsigned, std::string> paced_message(const Options& options, std::uint
 int run_paced(const Options& options) {
   std::vector<std::string> ids;
   if (!options.nchan) {
-    int fd = connect_to(options.broker.port);
+    int fd = connect_to(options.server.port);
     for (unsigned s = 0; s < options.subjects; ++s) ids.push_back(subscribe(fd, subject_name(s)));
     close(fd);
   }
@@ -505,13 +425,13 @@ int run_group(const Options& options) {
   }
   // Members join on a connection of their own, kept for those that rejoin
   // after a crash.
-  const int join_fd = connect_to(options.broker.port);
+  const int join_fd = connect_to(options.server.port);
   std::vector<std::string> ids;
   for (unsigned w = 0; w < options.workers; ++w) {
     ids.push_back(subscribe(join_fd, subject, member_fields));
   }
   const double redelivered_before =
-      metric_value(options.broker.metrics_port, "gophermq_messages_redelivered_total");
+      metric_value(options.server.metrics_port, "gophermq_messages_redelivered_total");
 
   // Messages are numbered 1, 2, ... in publishing order; taken[n] counts
   // how often message n was taken (delivered in a group; delivered and then
@@ -618,10 +538,10 @@ int run_group(const Options& options) {
          std::to_string(run.published));
   }
   const double redelivered =
-      metric_value(options.broker.metrics_port, "gophermq_messages_redelivered_total") -
+      metric_value(options.server.metrics_port, "gophermq_messages_redelivered_total") -
       redelivered_before;
   // What the group's queue still holds, as a member's info tells it.
-  int fd = connect_to(options.broker.port);
+  int fd = connect_to(options.server.port);
   const std::string info = gophermq::load::exchange(fd, post("/api/info", member_body(0) + "}"));
   close(fd);
   close(join_fd);
@@ -659,13 +579,13 @@ int run_parked(const Options& options) {
     setrlimit(RLIMIT_NOFILE, &files);
   }
   auto waiting_fetches = [&] {
-    return metric_value(options.broker.metrics_port, "gophermq_waiting_fetches");
+    return metric_value(options.server.metrics_port, "gophermq_waiting_fetches");
   };
-  auto broker_cpu = [&] { return server_cpu_seconds(options.broker.pid); };
+  auto broker_cpu = [&] { return server_cpu_seconds(options.server.pid); };
   std::vector<int> fds;
   std::vector<std::string> fetch_bodies;
   for (unsigned k = 0; k < options.fetches; ++k) {
-    const int fd = connect_to(options.broker.port);
+    const int fd = connect_to(options.server.port);
     const std::string subject = "parked." + std::to_string(k);
     const std::string body =
         "{\"subject\":\"" + subject + "\",\"id\":\"" + subscribe(fd, subject) + "\"";
@@ -680,20 +600,16 @@ int run_parked(const Options& options) {
   const double idle_before = broker_cpu();
   std::this_thread::sleep_for(std::chrono::seconds(options.seconds));
   const double idle_cpu = broker_cpu() - idle_before;
-  const std::uint64_t resident_before = resident_bytes(options.broker.pid);
+  const std::uint64_t resident_before = resident_bytes(options.server.pid);
   for (unsigned k = 0; k < options.fetches; ++k) {
-    const std::string request = post("/api/fetch", fetch_bodies[k]);
-    if (send(fds[k], request.data(), request.size(), MSG_NOSIGNAL) !=
-        static_cast<ssize_t>(request.size())) {
-      fail(std::string("send: ") + std::strerror(errno));
-    }
+    send_whole(fds[k], post("/api/fetch", fetch_bodies[k]));
   }
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   while (waiting_fetches() != options.fetches) {
     if (Clock::now() > deadline) fail("the fetches did not all wait within 60 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  const std::uint64_t resident_after = resident_bytes(options.broker.pid);
+  const std::uint64_t resident_after = resident_bytes(options.server.pid);
   const double cpu_before = broker_cpu();
   std::this_thread::sleep_for(std::chrono::seconds(options.seconds));
   const double cpu_after = broker_cpu();

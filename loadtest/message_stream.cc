@@ -1,8 +1,6 @@
 #include "message_stream.h"
 
-#include <fcntl.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,36 +13,6 @@
 namespace gophermq::load {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-void make_non_blocking(int fd) {
-  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
-    fail(std::string("fcntl: ") + std::strerror(errno));
-  }
-}
-
-void flush(StreamConnection& connection) {
-  while (!connection.out.empty()) {
-    ssize_t sent = send(connection.fd, connection.out.data(), connection.out.size(), MSG_NOSIGNAL);
-    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
-    if (sent <= 0) fail(std::string("send: ") + std::strerror(errno));
-    connection.out.erase(0, static_cast<std::size_t>(sent));
-  }
-}
-
-// Reads everything the kernel holds for the connection (edge-triggered
-// epoll reports it once).
-void read_available(StreamConnection& connection) {
-  char chunk[65536];
-  while (true) {
-    ssize_t got = recv(connection.fd, chunk, sizeof chunk, 0);
-    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) fail("the server closed a connection");
-    connection.received.append(chunk, static_cast<std::size_t>(got));
-  }
-}
 
 double server_cpu(long pid) { return stat_cpu_seconds("/proc/" + std::to_string(pid) + "/stat"); }
 
@@ -96,21 +64,39 @@ double StreamRun::messages_per_second() const {
   return seconds > 0 ? static_cast<double>(published) / seconds : 0.0;
 }
 
+void parse_stream_flags(
+    int argc, char** argv, StreamOptions& options,
+    const std::function<void(std::string_view flag, std::string_view value)>& other) {
+  BrokerTarget server;
+  parse_flags(argc, argv, 1, server, [&](std::string_view flag, std::string_view value) {
+    if (flag == "--publishers") {
+      options.publishers = parse_number(flag, value, 1, 1000);
+    } else if (flag == "--rate") {
+      options.rate = parse_number(flag, value, 0, 100'000'000);
+    } else if (flag == "--window") {
+      options.window = parse_number(flag, value, 0, 100'000'000);
+    } else if (flag == "--seconds") {
+      options.seconds = parse_number(flag, value, 1, 3600);
+    } else if (flag == "--payload-bytes") {
+      options.payload_bytes = parse_number(flag, value, 1, 1 << 20);
+    } else {
+      other(flag, value);
+    }
+  });
+  if (server.port == 0 || server.pid == 0) fail("--port and --pid are required");
+  options.port = server.port;
+  options.server_pid = server.pid;
+  if (options.rate == 0 && options.window == 0) options.window = 20000;
+}
+
 StreamRun run_stream(const StreamOptions& options, const StreamProtocol& protocol) {
-  int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd < 0) fail(std::string("epoll_create1: ") + std::strerror(errno));
+  const int epoll_fd = new_epoll();
   // Connection 0 subscribes; 1 ... publishers publish.
   std::vector<StreamConnection> connections(1 + options.publishers);
   for (std::size_t i = 0; i < connections.size(); ++i) {
     connections[i].fd = connect_to(options.port);
     protocol.open(connections[i].fd, static_cast<unsigned>(i));
-    make_non_blocking(connections[i].fd);
-    epoll_event event{};
-    event.events = EPOLLIN | EPOLLOUT | EPOLLET;
-    event.data.u64 = i;
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, connections[i].fd, &event) != 0) {
-      fail(std::string("epoll_ctl: ") + std::strerror(errno));
-    }
+    watch(epoll_fd, connections[i].fd, i);
   }
   if (protocol.start_subscriber) {
     protocol.start_subscriber(connections[0].out);
@@ -119,21 +105,16 @@ StreamRun run_stream(const StreamOptions& options, const StreamProtocol& protoco
 
   std::vector<std::uint64_t> next_number(options.publishers, 1);
   StreamRun run;
-  const auto start = Clock::now();
-  const auto publish_until = start + std::chrono::seconds(options.seconds);
-  const auto drain_deadline = publish_until + std::chrono::seconds(20);
+  const PacedClock clock(options.rate, options.seconds, std::chrono::seconds(20));
   const double cpu_start = server_cpu(options.server_pid);
   epoll_event events[64];
   while (true) {
     const auto now = Clock::now();
-    if (now < publish_until) {
+    if (clock.publishing(now)) {
       // What may be out by now: the pace's share of the time so far, and
       // never more than `window` messages ahead of the subscriber.
       std::uint64_t target = std::numeric_limits<std::uint64_t>::max();
-      if (options.rate != 0) {
-        const double elapsed = std::chrono::duration<double>(now - start).count();
-        target = static_cast<std::uint64_t>(elapsed * static_cast<double>(options.rate));
-      }
+      if (options.rate != 0) target = clock.due(now);
       if (options.window != 0) target = std::min(target, protocol.delivered() + options.window);
       while (run.published + options.batch <= target) {
         const auto publisher = static_cast<unsigned>(run.batches % options.publishers);
@@ -146,12 +127,11 @@ StreamRun run_stream(const StreamOptions& options, const StreamProtocol& protoco
       for (std::size_t i = 1; i < connections.size(); ++i) flush(connections[i]);
     } else if (protocol.delivered() == run.published && protocol.unanswered() == 0) {
       break;
-    } else if (now > drain_deadline) {
+    } else if (clock.drain_over(now)) {
       fail("20 s after publishing ended, " + std::to_string(run.published - protocol.delivered()) +
            " of " + std::to_string(run.published) + " messages were not delivered");
     }
-    const int ready = epoll_wait(epoll_fd, events, 64, 1);
-    if (ready < 0 && errno != EINTR) fail(std::string("epoll_wait: ") + std::strerror(errno));
+    const int ready = wait_for_events(epoll_fd, events, 64, 1);
     for (int e = 0; e < ready; ++e) {
       const auto index = static_cast<unsigned>(events[e].data.u64);
       StreamConnection& connection = connections[index];
@@ -167,7 +147,7 @@ StreamRun run_stream(const StreamOptions& options, const StreamProtocol& protoco
     }
   }
   run.cpu_seconds = server_cpu(options.server_pid) - cpu_start;
-  run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  run.seconds = clock.seconds();
   for (StreamConnection& connection : connections) close(connection.fd);
   close(epoll_fd);
   return run;

@@ -20,13 +20,6 @@
 
 namespace gophermq::load {
 
-// A connection driven without blocking.
-struct StreamConnection {
-  int fd = -1;
-  std::string out;       // not yet taken by the kernel
-  std::string received;  // read, not yet consumed by the protocol
-};
-
 // Message `number` (from 1) of publisher `publisher`, exactly `bytes` long:
 // "<publisher>-<number>" with the number zero-padded, e.g. "2-00000000000417"
 // for 16 bytes. Appended to `out`; fail()s when `bytes` is too short for it.
@@ -57,6 +50,15 @@ struct StreamOptions {
   unsigned seconds = 5;      // of publishing
   unsigned payload_bytes = 16;
 };
+
+// Reads the flags from argv[1] on: the server's (--port, --pid), the ones
+// every stream takes (--publishers, --rate, --window, --seconds,
+// --payload-bytes) into `options`, and every other one to `other(flag,
+// value)`, which fail()s on one it does not know. fail()s without --port and
+// --pid; a flat-out run (rate 0) without a window gets one of 20000.
+void parse_stream_flags(
+    int argc, char** argv, StreamOptions& options,
+    const std::function<void(std::string_view flag, std::string_view value)>& other);
 
 // The protocol side of a run.
 struct StreamProtocol {

@@ -43,31 +43,17 @@ struct Options {
 
 Options parse_options(int argc, char** argv) {
   Options options;
-  BrokerTarget server;
-  parse_flags(argc, argv, 1, server, [&](std::string_view flag, std::string_view value) {
-    if (flag == "--publishers") {
-      options.stream.publishers = parse_number(flag, value, 1, 1000);
-    } else if (flag == "--rate") {
-      options.stream.rate = parse_number(flag, value, 0, 100'000'000);
-    } else if (flag == "--window") {
-      options.stream.window = parse_number(flag, value, 0, 100'000'000);
-    } else if (flag == "--seconds") {
-      options.stream.seconds = parse_number(flag, value, 1, 3600);
-    } else if (flag == "--payload-bytes") {
-      options.stream.payload_bytes = parse_number(flag, value, 1, 1 << 20);
-    } else if (flag == "--subject") {
-      if (value.empty() || value.find_first_of(" \t\r\n*>") != std::string_view::npos) {
-        fail("--subject must be a plain NATS subject");
-      }
-      options.subject = value;
-    } else {
-      fail("unknown flag " + std::string(flag));
-    }
-  });
-  if (server.port == 0 || server.pid == 0) fail("--port and --pid are required");
-  options.stream.port = server.port;
-  options.stream.server_pid = server.pid;
-  if (options.stream.rate == 0 && options.stream.window == 0) options.stream.window = 20000;
+  parse_stream_flags(
+      argc, argv, options.stream, [&](std::string_view flag, std::string_view value) {
+        if (flag == "--subject") {
+          if (value.empty() || value.find_first_of(" \t\r\n*>") != std::string_view::npos) {
+            fail("--subject must be a plain NATS subject");
+          }
+          options.subject = value;
+        } else {
+          fail("unknown flag " + std::string(flag));
+        }
+      });
   return options;
 }
 

@@ -41,7 +41,6 @@
 // One RESULT line of key=value pairs, for tools/loadtest. Exits 1 on any
 // unexpected answer, a message lost, repeated or out of order, or a
 // connection lost.
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -64,43 +63,29 @@
 namespace {
 
 using namespace gophermq::load;
-using Clock = std::chrono::steady_clock;
 
-struct Options {
-  std::string mode;
-  BrokerTarget server;
-  bool nchan = false;
+// --server, --rate (5000 unless given), --publishers and --seconds from
+// PacedFlags.
+struct Options : PacedFlags {
+  std::string subject;  // both modes'; the default depends on the mode
+  // paced
   bool json_encoding = false;
   unsigned subscribers = 10;
-  unsigned rate = 5000;
-  unsigned publishers = 4;
-  unsigned seconds = 5;
   unsigned payload_bytes = 16;
+  // idle
   unsigned streams = 10000;
-  std::string subject;
 };
 
 Options parse_options(int argc, char** argv) {
   Options options;
-  if (argc < 2) fail("usage: stream_load paced|idle --port P --pid PID [...]");
-  options.mode = argv[1];
-  if (options.mode != "paced" && options.mode != "idle") fail("unknown mode " + options.mode);
+  options.mode = read_mode(argc, argv, "stream_load", {"paced", "idle"});
   options.subject = options.mode == "paced" ? "stream.load" : "stream.idle";
-  parse_flags(argc, argv, 2, options.server, [&](std::string_view flag, std::string_view value) {
-    if (flag == "--server") {
-      if (value != "gophermq" && value != "nchan") fail("--server is gophermq or nchan");
-      options.nchan = value == "nchan";
-    } else if (flag == "--encoding") {
-      if (value != "plain" && value != "json") fail("--encoding is plain or json");
-      options.json_encoding = value == "json";
+  options.rate = 5000;
+  parse_paced_flags(argc, argv, options, [&](std::string_view flag, std::string_view value) {
+    if (flag == "--encoding") {
+      options.json_encoding = choice(flag, value, {"plain", "json"}) == 1;
     } else if (flag == "--subscribers") {
       options.subscribers = parse_number(flag, value, 0, 100'000);
-    } else if (flag == "--rate") {
-      options.rate = parse_number(flag, value, 1, 10'000'000);
-    } else if (flag == "--publishers") {
-      options.publishers = parse_number(flag, value, 1, 1000);
-    } else if (flag == "--seconds") {
-      options.seconds = parse_number(flag, value, 1, 3600);
     } else if (flag == "--payload-bytes") {
       options.payload_bytes = parse_number(flag, value, 1, 1 << 20);
     } else if (flag == "--streams") {
@@ -117,7 +102,6 @@ Options parse_options(int argc, char** argv) {
       fail("unknown flag " + std::string(flag));
     }
   });
-  if (options.server.port == 0 || options.server.pid == 0) fail("--port and --pid are required");
   if (options.nchan && options.mode != "paced") fail("--server nchan goes with paced");
   if (options.nchan && options.json_encoding) fail("--encoding json is the broker's");
   return options;
@@ -137,8 +121,6 @@ void ensure_open_files(std::uint64_t needed) {
          std::to_string(limit.rlim_cur) + " (ulimit -n)");
   }
 }
-
-std::string_view status_of(std::string_view response) { return response.substr(9, 3); }
 
 // --- An SSE stream, read incrementally -------------------------------------------
 
@@ -304,10 +286,7 @@ class EventStreamReader {
 template <typename OnEvent>
 void open_stream(int fd, const std::string& request, EventStreamReader& reader,
                  OnEvent&& on_event) {
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
-    fail(std::string("send: ") + std::strerror(errno));
-  }
+  send_whole(fd, request);
   char chunk[16384];
   while (!reader.head_done()) {
     const ssize_t got = recv(fd, chunk, sizeof chunk, 0);
@@ -327,28 +306,6 @@ std::string nchan_stream_request(const std::string& subject) {
 }
 
 // --- paced ---------------------------------------------------------------------
-
-struct Connection {
-  int fd = -1;
-  std::string out;       // not yet taken by the kernel
-  std::string received;  // a publisher's: not yet a whole answer
-};
-
-void make_non_blocking(int fd) {
-  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
-    fail(std::string("fcntl: ") + std::strerror(errno));
-  }
-}
-
-void flush(Connection& connection) {
-  while (!connection.out.empty()) {
-    const ssize_t sent =
-        send(connection.fd, connection.out.data(), connection.out.size(), MSG_NOSIGNAL);
-    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
-    if (sent <= 0) fail(std::string("send: ") + std::strerror(errno));
-    connection.out.erase(0, static_cast<std::size_t>(sent));
-  }
-}
 
 // One stream's reader and checks.
 struct Subscriber {
@@ -414,24 +371,15 @@ int run_paced(const Options& options) {
     subscribe(fd, options.subject, "\"max_pending\":10,\"discard\":\"old\"");
     close(fd);
   }
-  std::vector<Connection> publishers(options.publishers);
-  for (Connection& publisher : publishers) publisher.fd = connect_to(options.server.port);
+  // A publisher's `received`: not yet a whole answer.
+  std::vector<StreamConnection> publishers(options.publishers);
+  for (StreamConnection& publisher : publishers) publisher.fd = connect_to(options.server.port);
 
-  int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd < 0) fail(std::string("epoll_create1: ") + std::strerror(errno));
+  const int epoll_fd = new_epoll();
   // Subscribers are 0 ... subscribers - 1, publishers follow.
-  auto watch = [&](int fd, std::uint64_t index) {
-    make_non_blocking(fd);
-    epoll_event event{};
-    event.events = EPOLLIN | EPOLLOUT | EPOLLET;
-    event.data.u64 = index;
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
-      fail(std::string("epoll_ctl: ") + std::strerror(errno));
-    }
-  };
-  for (unsigned s = 0; s < options.subscribers; ++s) watch(subscribers[s].fd, s);
+  for (unsigned s = 0; s < options.subscribers; ++s) watch(epoll_fd, subscribers[s].fd, s);
   for (unsigned p = 0; p < options.publishers; ++p) {
-    watch(publishers[p].fd, options.subscribers + p);
+    watch(epoll_fd, publishers[p].fd, options.subscribers + p);
   }
 
   const std::string quoted_subject = "\"" + options.subject + "\"";
@@ -455,55 +403,39 @@ int run_paced(const Options& options) {
 
   std::vector<std::uint64_t> next_number(options.publishers, 1);
   std::uint64_t published = 0, answered = 0, bytes_read = 0;
-  const auto start = Clock::now();
-  const auto publish_until = start + std::chrono::seconds(options.seconds);
-  const auto drain_deadline = publish_until + std::chrono::seconds(30);
+  const PacedClock clock(options.rate, options.seconds, std::chrono::seconds(30));
   const double cpu_start = server_cpu_seconds(options.server.pid);
   char chunk[65536];
   epoll_event events[256];
   while (true) {
     const auto now = Clock::now();
-    if (now < publish_until) {
-      const double elapsed = std::chrono::duration<double>(now - start).count();
-      const auto due = static_cast<std::uint64_t>(elapsed * options.rate);
+    if (clock.publishing(now)) {
+      const std::uint64_t due = clock.due(now);
       while (published < due) {
         const auto publisher = static_cast<unsigned>(published % options.publishers);
         publishers[publisher].out += publish_request(publisher, next_number[publisher]++);
         ++published;
       }
-      for (Connection& publisher : publishers) flush(publisher);
+      for (StreamConnection& publisher : publishers) flush(publisher);
     } else if (answered == published && delivered == published * options.subscribers) {
       break;
-    } else if (now > drain_deadline) {
+    } else if (clock.drain_over(now)) {
       fail("30 s after publishing, " + std::to_string(published * options.subscribers - delivered) +
            " of " + std::to_string(published * options.subscribers) + " events had not arrived, " +
            std::to_string(published - answered) + " publishes were not answered");
     }
-    const int ready = epoll_wait(epoll_fd, events, 256, 1);
-    if (ready < 0 && errno != EINTR) fail(std::string("epoll_wait: ") + std::strerror(errno));
+    const int ready = wait_for_events(epoll_fd, events, 256, 1);
     for (int e = 0; e < ready; ++e) {
       const auto index = static_cast<unsigned>(events[e].data.u64);
       if (index >= options.subscribers) {
-        Connection& publisher = publishers[index - options.subscribers];
+        StreamConnection& publisher = publishers[index - options.subscribers];
         if (events[e].events & EPOLLOUT) flush(publisher);
         if (!(events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
-        while (true) {
-          const ssize_t got = recv(publisher.fd, chunk, sizeof chunk, 0);
-          if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-          if (got <= 0) fail("the server closed a publisher's connection");
-          publisher.received.append(chunk, static_cast<std::size_t>(got));
-        }
-        std::size_t used = 0;
-        while (auto length =
-                   whole_response_length(std::string_view(publisher.received).substr(used))) {
-          const std::string_view response = std::string_view(publisher.received).substr(used);
-          if (!publish_ok(response)) {
-            fail("a publish was answered " + std::string(response.substr(0, *length)));
-          }
+        read_available(publisher, "a publisher's connection");
+        take_responses(publisher, [&](std::string_view response) {
+          if (!publish_ok(response)) fail("a publish was answered " + std::string(response));
           ++answered;
-          used += *length;
-        }
-        publisher.received.erase(0, used);
+        });
         continue;
       }
       if (!(events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
@@ -522,7 +454,7 @@ int run_paced(const Options& options) {
     }
   }
   const double cpu_seconds = server_cpu_seconds(options.server.pid) - cpu_start;
-  const double run_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double run_seconds = clock.seconds();
   std::uint64_t reads = 0, chunks = 0, comments = 0;
   for (Subscriber& subscriber : subscribers) {
     reads += subscriber.reads;
@@ -530,7 +462,7 @@ int run_paced(const Options& options) {
     comments += subscriber.reader.comments();
     close(subscriber.fd);
   }
-  for (Connection& publisher : publishers) close(publisher.fd);
+  for (StreamConnection& publisher : publishers) close(publisher.fd);
   close(epoll_fd);
   auto per = [](double value, std::uint64_t count) {
     return count ? value / static_cast<double>(count) : 0.0;

@@ -62,6 +62,42 @@ export function fetch(subscriber, payload) {
   });
 }
 
+// A long-poll fetch of `subscriber`'s messages (wait_ms, max_messages),
+// tagged `name` ('long-poll fetch' unless given); the response, unchecked.
+export function longPollFetch(subscriber, waitMs, maxMessages, name = 'long-poll fetch') {
+  return post('/api/fetch',
+    { subject: subscriber.subject, id: subscriber.id, wait_ms: waitMs, max_messages: maxMessages },
+    name);
+}
+
+// The scenarios of a run with long-polling consumers and paced publishers:
+// `consumers` VUs running exec 'consume' from the start, past the
+// publishers' end by one wait (`waitMs`) so that the last messages arrive,
+// and `rate` iterations a second of exec 'produce' for `duration` from
+// `startTime`, on at most `maxVus` VUs.
+export function consumerAndPublisherScenarios({ consumers, rate, duration, waitMs, maxVus, startTime }) {
+  const waitSeconds = Math.ceil(waitMs / 1000);
+  return {
+    consumers: {
+      executor: 'constant-vus',
+      exec: 'consume',
+      vus: consumers,
+      duration: `${parseDurationSeconds(duration) + 2 + waitSeconds}s`,
+      gracefulStop: `${waitSeconds + 5}s`,
+    },
+    publishers: {
+      executor: 'constant-arrival-rate',
+      exec: 'produce',
+      startTime,
+      rate,
+      timeUnit: '1s',
+      duration,
+      preAllocatedVUs: Math.min(maxVus, 50),
+      maxVUs: maxVus,
+    },
+  };
+}
+
 // The whole number >= atLeast (default 0) in environment variable `name`,
 // or `fallback` when it is unset or empty.
 export function wholeNumber(name, fallback, atLeast = 0) {

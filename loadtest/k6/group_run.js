@@ -14,7 +14,7 @@
 // figures of these scenarios include.
 import { check, sleep } from 'k6';
 import exec from 'k6/execution';
-import { jsonBody, post, subscribe } from './gophermq.js';
+import { jsonBody, longPollFetch, post, subscribe } from './gophermq.js';
 
 // The options of a run: `members` VUs running `memberExec` for as long as
 // publishing may take plus `extraSeconds`, and `publishers` VUs publishing
@@ -51,8 +51,7 @@ export function groupRunOptions({ memberExec, members, publishers, messages, rat
 // with `seqs` (and, with `deliveries` true, `deliveries`) parallel to
 // `data`, else null.
 export function fetchBatch(member, waitMs, maxMessages, deliveries) {
-  const res = post('/api/fetch', { subject: member.subject, id: member.id, wait_ms: waitMs,
-    max_messages: maxMessages }, 'fetch');
+  const res = longPollFetch(member, waitMs, maxMessages, 'fetch');
   const body = jsonBody(res);
   const linedUp = body !== null && Array.isArray(body.data) && Array.isArray(body.seqs) &&
     body.seqs.length === body.data.length &&

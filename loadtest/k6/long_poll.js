@@ -21,9 +21,10 @@
 //   DURATION   how long the publishers run (default 30s)
 //   WAIT_MS    each fetch's wait_ms (default 5000)
 //   MAX_VUS    most VUs the publishers may use to keep the rate (default 200)
-import http from 'k6/http';
 import { check } from 'k6';
-import { BASE_URL, parseDurationSeconds, positiveInteger, subscribe } from './gophermq.js';
+import {
+  consumerAndPublisherScenarios, jsonBody, longPollFetch, positiveInteger, post, subscribe,
+} from './gophermq.js';
 
 const CONSUMERS = positiveInteger('CONSUMERS', 20);
 const SUBJECTS = positiveInteger('SUBJECTS', 10);
@@ -31,33 +32,15 @@ const RATE = positiveInteger('RATE', 1000);
 const WAIT_MS = positiveInteger('WAIT_MS', 5000);
 const MAX_VUS = positiveInteger('MAX_VUS', 200);
 const DURATION = __ENV.DURATION || '30s';
-const PARAMS = { headers: { 'Content-Type': 'application/json' }, tags: { name: 'long-poll fetch' } };
 
 function subjectName(index) {
   return `longpoll.k6.${index}`;
 }
 
 export const options = {
-  scenarios: {
-    consumers: {
-      executor: 'constant-vus',
-      exec: 'consume',
-      vus: CONSUMERS,
-      // Past the publishers' end by one wait, so the last messages arrive.
-      duration: `${parseDurationSeconds(DURATION) + 2 + Math.ceil(WAIT_MS / 1000)}s`,
-      gracefulStop: `${Math.ceil(WAIT_MS / 1000) + 5}s`,
-    },
-    publishers: {
-      executor: 'constant-arrival-rate',
-      exec: 'produce',
-      startTime: '2s', // every consumer has subscribed by then
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: Math.min(MAX_VUS, 50),
-      maxVUs: MAX_VUS,
-    },
-  },
+  // The publishers start 2 s in: every consumer has subscribed by then.
+  scenarios: consumerAndPublisherScenarios({ consumers: CONSUMERS, rate: RATE, duration: DURATION,
+    waitMs: WAIT_MS, maxVus: MAX_VUS, startTime: '2s' }),
   thresholds: {
     checks: ['rate==1'],
     dropped_iterations: ['count==0'],
@@ -70,15 +53,8 @@ let nextSeq = 1;
 
 export function consume() {
   if (subscriber === null) subscriber = subscribe(subjectName(__VU % SUBJECTS));
-  const res = http.post(`${BASE_URL}/api/fetch`,
-    JSON.stringify({ subject: subscriber.subject, id: subscriber.id, wait_ms: WAIT_MS, max_messages: 100 }),
-    PARAMS);
-  let body = null;
-  try {
-    body = JSON.parse(res.body);
-  } catch (e) {
-    body = null;
-  }
+  const res = longPollFetch(subscriber, WAIT_MS, 100);
+  const body = jsonBody(res);
   const seqs = body !== null && Array.isArray(body.seqs) ? body.seqs : null;
   const inOrder = seqs !== null && Array.isArray(body.data) && seqs.length === body.data.length &&
     seqs.every((seq, i) => seq === nextSeq + i);
@@ -90,13 +66,11 @@ export function consume() {
 }
 
 let published = 0;
-const PUBLISH_PARAMS = { headers: { 'Content-Type': 'application/json' }, tags: { name: 'publish' } };
 
 export function produce() {
   published += 1;
   const subject = subjectName((__VU + published) % SUBJECTS);
-  const res = http.post(`${BASE_URL}/api/publish`, JSON.stringify({ subject, data: `m${published}` }),
-    PUBLISH_PARAMS);
+  const res = post('/api/publish', { subject, data: `m${published}` }, 'publish');
   // k6 does not say which VU numbers the consumers get, so a subject may
   // have no consumer: its publishes are 404 and stored nowhere.
   check(res, {

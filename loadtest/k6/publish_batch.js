@@ -29,10 +29,11 @@
 //   MAX_MESSAGES  each fetch's max_messages (default 1000)
 //   WAIT_MS       each fetch's wait_ms (default 2000)
 //   MAX_VUS       most VUs the publishers may use to keep the rate (default 200)
-import http from 'k6/http';
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
-import { BASE_URL, jsonBody, parseDurationSeconds, positiveInteger, post, subscribe } from './gophermq.js';
+import {
+  consumerAndPublisherScenarios, jsonBody, longPollFetch, positiveInteger, post, subscribe,
+} from './gophermq.js';
 
 const BATCH = positiveInteger('BATCH', 10);
 const FORM = __ENV.FORM || 'subject';
@@ -52,26 +53,9 @@ const publishedMessages = new Counter('published_messages');
 const receivedMessages = new Counter('received_messages');
 
 export const options = {
-  scenarios: {
-    consumers: {
-      executor: 'constant-vus',
-      exec: 'consume',
-      vus: CONSUMERS,
-      // Past the publishers' end by one wait, so the last messages arrive.
-      duration: `${parseDurationSeconds(DURATION) + 2 + Math.ceil(WAIT_MS / 1000)}s`,
-      gracefulStop: `${Math.ceil(WAIT_MS / 1000) + 5}s`,
-    },
-    publishers: {
-      executor: 'constant-arrival-rate',
-      exec: 'produce',
-      startTime: '1s', // the consumers are fetching by then
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: Math.min(MAX_VUS, 50),
-      maxVUs: MAX_VUS,
-    },
-  },
+  // The publishers start 1 s in: the consumers are fetching by then.
+  scenarios: consumerAndPublisherScenarios({ consumers: CONSUMERS, rate: RATE, duration: DURATION,
+    waitMs: WAIT_MS, maxVus: MAX_VUS, startTime: '1s' }),
   thresholds: {
     checks: ['rate==1'],
     dropped_iterations: ['count==0'],
@@ -90,9 +74,7 @@ let nextSeq = 0;
 
 export function consume(data) {
   const { subscriber } = data;
-  const res = http.post(`${BASE_URL}/api/fetch`,
-    JSON.stringify({ subject: subscriber.subject, id: subscriber.id, wait_ms: WAIT_MS, max_messages: MAX_MESSAGES }),
-    { headers: { 'Content-Type': 'application/json' }, tags: { name: 'long-poll fetch' } });
+  const res = longPollFetch(subscriber, WAIT_MS, MAX_MESSAGES);
   const body = jsonBody(res);
   const seqs = body !== null && Array.isArray(body.seqs) ? body.seqs : null;
   const consecutive = seqs !== null && Array.isArray(body.data) && seqs.length === body.data.length &&

@@ -27,7 +27,9 @@
 //   MAX_VUS    most VUs the publishers may use to keep the rate (default 100)
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
-import { jsonBody, parseDurationSeconds, positiveInteger, post, subscribe, wholeNumber } from './gophermq.js';
+import {
+  jsonBody, longPollFetch, parseDurationSeconds, positiveInteger, post, subscribe, wholeNumber,
+} from './gophermq.js';
 
 const RATE = positiveInteger('RATE', 500);
 const DURATION = __ENV.DURATION || '30s';
@@ -85,9 +87,7 @@ export function consume(data) {
   const subscriber = data.subscribers[__VU - 1];
   const end = Date.now() + (parseDurationSeconds(DURATION) + 2) * 1000;
   while (true) {
-    const res = post('/api/fetch',
-      { subject: subscriber.subject, id: subscriber.id, wait_ms: WAIT_MS, max_messages: 1000 },
-      'fetch');
+    const res = longPollFetch(subscriber, WAIT_MS, 1000, 'fetch');
     const body = jsonBody(res);
     const ok = check(res, {
       'fetch answered 200': (r) => r.status === 200,
