@@ -429,17 +429,19 @@ class BrowserTest : public BrokerTest {
     BrokerTest::TearDown();
   }
 
-  // Serves deploy/web/ and starts a broker that allows the pages' origin.
-  // Use with ASSERT_NO_FATAL_FAILURE.
-  void StartPagesAndBroker() {
+  // Finds Chromium, serves deploy/web/ and starts a broker that allows the
+  // pages' origin.
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(BrokerTest::SetUp());
     chromium_ = ChromiumBinary();
     if (chromium_.empty()) {
       const char* required = std::getenv("GOPHERMQ_REQUIRE_CHROMIUM");
       if (required != nullptr && std::string_view(required) == "1") {
-        FAIL() << "Chromium is not installed (no chromium on PATH, nor $GOPHERMQ_CHROMIUM): "
-                  "tools/test installs it (Debian package chromium)";
+        FAIL() << "Chromium not found ($GOPHERMQ_CHROMIUM, else chromium or chromium-browser on "
+                  "PATH): tools/test installs it (Debian package chromium)";
       }
-      GTEST_SKIP() << "Chromium is not installed (Debian package chromium)";
+      GTEST_SKIP() << "Chromium not found ($GOPHERMQ_CHROMIUM, else chromium or chromium-browser "
+                      "on PATH): install the Debian package chromium";
     }
     const char* web_dir = std::getenv("GOPHERMQ_WEB_DIR");
     ASSERT_NE(web_dir, nullptr) << "GOPHERMQ_WEB_DIR is not set (tests/integration/meson.build)";
@@ -603,7 +605,6 @@ const std::vector<std::string> kAfterThePage = {
 };
 
 TEST_F(BrowserTest, APageShowsExactlyTheMessagesItsStreamReceives) {
-  ASSERT_NO_FATAL_FAILURE(StartPagesAndBroker());
   const std::string subject = "browser.watch";
   const std::string id = Subscribe(subject);
   ASSERT_FALSE(id.empty());
@@ -631,7 +632,6 @@ TEST_F(BrowserTest, APageShowsExactlyTheMessagesItsStreamReceives) {
 }
 
 TEST_F(BrowserTest, APageWithoutAnIdSubscribesAndPublishesFromItsForm) {
-  ASSERT_NO_FATAL_FAILURE(StartPagesAndBroker());
   const std::string subject = "browser.own";
   ASSERT_NO_FATAL_FAILURE(
       OpenInBrowser(Joined({origin_, "/?broker=", BrokerUrl(), "&subject=", subject})));
@@ -662,9 +662,8 @@ TEST_F(BrowserTest, APageWithoutAnIdSubscribesAndPublishesFromItsForm) {
 }
 
 TEST_F(BrowserTest, APageOfAnOriginTheBrokerDoesNotAllowIsRefused) {
-  ASSERT_NO_FATAL_FAILURE(StartPagesAndBroker());
-  // A broker that allows some other origin only: the stream is refused by
-  // the browser (its answer names no origin), and EventSource gives up.
+  // A broker that allows some other origin only: the browser refuses the
+  // stream (its answer names no origin), and EventSource gives up.
   BrokerOptions other_origin;
   other_origin.flags = {"--broker.cors-origins=http://127.0.0.1:1"};
   ASSERT_NO_FATAL_FAILURE(StartBroker(other_origin));
