@@ -121,7 +121,8 @@ bool TempDir::WriteFile(const std::string& name, const std::string& contents) co
 // --- Subprocess ---
 
 bool Subprocess::Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                       const std::string& working_dir, std::string* error) {
+                       const std::string& working_dir, std::string* error,
+                       const std::vector<int>& child_fds) {
   int stdout_pipe[2];
   int stderr_pipe[2];
   // O_CLOEXEC: no other child (or test socket) inherits these ends.
@@ -143,6 +144,8 @@ bool Subprocess::Spawn(const std::vector<std::string>& argv, const std::vector<s
   std::vector<char*> child_env;
   for (const std::string& entry : env) child_env.push_back(const_cast<char*>(entry.c_str()));
   child_env.push_back(nullptr);
+  std::vector<int> moved_fds(child_fds.size(), -1);
+  const int first_child_fd = STDERR_FILENO + 1;
   const char* exec_failed = "gophermq test harness: exec failed\n";
 
   const pid_t pid = ::fork();
@@ -158,6 +161,17 @@ bool Subprocess::Spawn(const std::vector<std::string>& argv, const std::vector<s
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
     ::dup2(stdout_pipe[1], STDOUT_FILENO);
     ::dup2(stderr_pipe[1], STDERR_FILENO);
+    // Moved above the target numbers first, so that no dup2 below overwrites
+    // a descriptor still to be placed; dup2 then clears close-on-exec on the
+    // targets only (a descriptor that already has its target's number would
+    // keep its O_CLOEXEC and be closed by the exec).
+    const int past_targets = first_child_fd + static_cast<int>(child_fds.size());
+    for (std::size_t i = 0; i < child_fds.size(); ++i) {
+      moved_fds[i] = ::fcntl(child_fds[i], F_DUPFD_CLOEXEC, past_targets);
+    }
+    for (std::size_t i = 0; i < child_fds.size(); ++i) {
+      ::dup2(moved_fds[i], first_child_fd + static_cast<int>(i));
+    }
     if (::chdir(working_dir.c_str()) == 0) {
       ::execve(child_argv[0], child_argv.data(), child_env.data());
     }

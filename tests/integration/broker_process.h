@@ -52,9 +52,12 @@ class Subprocess {
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;
 
-  // argv[0] is the program path. `env` replaces the environment.
+  // argv[0] is the program path. `env` replaces the environment. The child
+  // gets `child_fds` as its descriptors 3, 4, ... (a pipe protocol, such as
+  // Chromium's --remote-debugging-pipe, reads and writes those numbers).
   bool Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-             const std::string& working_dir, std::string* error);
+             const std::string& working_dir, std::string* error,
+             const std::vector<int>& child_fds = {});
 
   // Waits until `done(stderr so far)` holds, or both pipes reached EOF, or the
   // timeout. Returns whether `done` held.
