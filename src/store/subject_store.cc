@@ -317,10 +317,6 @@ void SubjectStore::take_woken(std::vector<SubjectEntry*>& into) {
   std::swap(into, woken_);
 }
 
-PublishOutcome SubjectStore::publish(std::string_view subject, MessagePtr message) {
-  return publish(subject, message->payload());
-}
-
 Subscriber* SubjectStore::find(std::string_view subject, const SubscriberId& id) {
   if (Subscriber* subscriber = find_in(subjects_, subject, id)) return subscriber;
   // Only a shard that holds patterns pays for the second look.

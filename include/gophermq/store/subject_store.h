@@ -329,9 +329,6 @@ class SubjectStore {
   // bounds of its own that it would pass drops a message instead (the new
   // one, or its oldest): that never refuses the publish.
   PublishOutcome publish(std::string_view subject, std::string_view payload);
-  // Same, for a message another shard copied out of its receive buffer: it
-  // is copied once more, into the subject's arena, and freed.
-  PublishOutcome publish(std::string_view subject, MessagePtr message);
   // Several messages to one subject, in order, all or none (api-extensions.md
   // §9): refused whole when they would not all fit.
   PublishOutcome publish_batch(std::string_view subject,
