@@ -369,7 +369,9 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
     outgoing_call_.connection_index = http.index();
     outgoing_call_.connection_generation = connection.generation();
     outgoing_call_.answer_sequence = http.reserve_answer(placement.answer_bytes_at_most);
-    if (outgoing_call_.endpoint == Endpoint::stream) begin_event_stream(http, connection);
+    if (outgoing_call_.endpoint == Endpoint::stream) {
+      begin_event_stream(http, connection, placement.owner);
+    }
     if (outgoing_call_.fetch_options.wait_ms != 0) {
       // A client already gone (its requests read after its close) waits for
       // nothing.

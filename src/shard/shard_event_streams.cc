@@ -12,7 +12,6 @@
 
 #include "gophermq/clock.h"
 #include "gophermq/shard/shard.h"
-#include "gophermq/store/subject.h"
 
 namespace gophermq {
 namespace {
@@ -23,16 +22,15 @@ constexpr std::string_view kHeartbeat = ":\n\n";
 
 }  // namespace
 
-void Shard::begin_event_stream(HttpConnection& http, Connection& connection) {
+void Shard::begin_event_stream(HttpConnection& http, Connection& connection, unsigned owner) {
   EventStream stream{++last_stream_token_,
                      connection.generation(),
                      outgoing_call_.answer_sequence,
-                     0,
+                     owner,
                      SubjectCopy(outgoing_call_.subject.view()),
                      outgoing_call_.id,
                      outgoing_call_.style,
                      outgoing_call_.started_ns};
-  stream.owner = owner_shard(outgoing_call_.subject.view(), env_.matrix.shard_count());
   outgoing_call_.stream.token = stream.token;
   http.begin_event_stream(stream.answer_sequence);
   // A stream whose client takes nothing is closed after the idle timeout
@@ -74,7 +72,7 @@ void Shard::complete_stream_call(ShardCall& call) {
       append_event_chunk(http.reserved_buffer(stream.answer_sequence), call.answer.view(),
                          stream.style);
       stream.event_bytes += call.answer.size();
-      stream.last_write_ms = monotonic_ns() / 1'000'000;
+      stream.last_write_ms = api_.store().now_ms();  // the turn's clock
       break;
     case StreamStep::end:
       // Unsubscribed, or replaced by a newer stream: the last chunk, and

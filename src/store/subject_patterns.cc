@@ -141,33 +141,36 @@ SubjectPatterns::~SubjectPatterns() {
   }
 }
 
-void SubjectPatterns::add(std::string_view pattern, Key key) {
-  assert(is_valid_pattern(pattern));
+template <bool kCreate>
+auto SubjectPatterns::registrations_of(std::string_view pattern) {
+  path_.clear();
   Node* node = root_.get();
-  Registrations* registrations = nullptr;
   std::size_t next = 0;
-  while (registrations == nullptr) {
+  while (true) {
     const std::string_view token = token_at(pattern, next, next);
-    if (token == kAnyRest) {
-      registrations = &node->ending_in_rest;
-      break;
-    }
+    if (token == kAnyRest) return &node->ending_in_rest;
     std::unique_ptr<Node>* child = nullptr;
     if (token == kAnyToken) {
       child = &node->any_token;
-    } else {
-      auto found = node->tokens.find(token);
-      if (found == node->tokens.end()) found = node->tokens.emplace(token, nullptr).first;
+    } else if (auto found = node->tokens.find(token); found != node->tokens.end()) {
       child = &found->second;
+    } else if (kCreate) {
+      child = &node->tokens.emplace(token, nullptr).first->second;
     }
+    if (child == nullptr || (!kCreate && !*child)) return static_cast<Registrations*>(nullptr);
     if (!*child) {
       *child = std::make_unique<Node>(hasher_);
       ++nodes_;
     }
     node = child->get();
-    if (next > pattern.size()) registrations = &node->ending_here;
+    path_.push_back({node, token});
+    if (next > pattern.size()) return &node->ending_here;
   }
+}
 
+void SubjectPatterns::add(std::string_view pattern, Key key) {
+  assert(is_valid_pattern(pattern));
+  Registrations* registrations = registrations_of<true>(pattern);
   ++registrations_;
   auto position = position_of(*registrations, key);
   if (position != registrations->end() && position->key == key) {
@@ -181,28 +184,8 @@ void SubjectPatterns::add(std::string_view pattern, Key key) {
 }
 
 bool SubjectPatterns::remove(std::string_view pattern, Key key) {
-  path_.clear();
-  Node* node = root_.get();
-  Registrations* registrations = nullptr;
-  std::size_t next = 0;
-  while (registrations == nullptr) {
-    const std::string_view token = token_at(pattern, next, next);
-    if (token == kAnyRest) {
-      registrations = &node->ending_in_rest;
-      break;
-    }
-    Node* child = nullptr;
-    if (token == kAnyToken) {
-      child = node->any_token.get();
-    } else if (auto found = node->tokens.find(token); found != node->tokens.end()) {
-      child = found->second.get();
-    }
-    if (child == nullptr) return false;
-    path_.push_back({child, token});
-    node = child;
-    if (next > pattern.size()) registrations = &node->ending_here;
-  }
-
+  Registrations* registrations = registrations_of<false>(pattern);
+  if (registrations == nullptr) return false;
   auto position = position_of(*registrations, key);
   if (position == registrations->end() || position->key != key) return false;
   --registrations_;

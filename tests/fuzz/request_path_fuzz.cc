@@ -59,15 +59,13 @@ class InProcessShards final : public RequestHandler {
     now_ns_ += 1'000'000'000;
     shard0_.begin_turn(now_ns_);
     shard1_.begin_turn(now_ns_);
-    for (BrokerApi* shard : {&shard0_, &shard1_}) {
-      shard->take_dead_letter_calls([&](unsigned owner, ShardCall&& call) {
-        in_flight_.push_back({owner, std::move(call)});
-      });
-    }
+    take_shard_calls();
     while (!in_flight_.empty()) {
       auto [owner, call] = std::move(in_flight_.front());
       in_flight_.pop_front();
-      if (!(owner == 0 ? shard0_ : shard1_).serve_call(call)) continue;
+      const bool answered = (owner == 0 ? shard0_ : shard1_).serve_call(call);
+      take_shard_calls();  // wildcard patterns told to every shard, say
+      if (!answered) continue;
       if (call.endpoint == Endpoint::stream) {
         end_stream(owner, call, http);
         continue;
@@ -86,6 +84,18 @@ class InProcessShards final : public RequestHandler {
   }
 
  private:
+  // Calls the shards make on their own (dead letters, wildcard patterns'
+  // announcements and copies), on their way.
+  void take_shard_calls() {
+    auto send = [&](unsigned owner, ShardCall&& call) {
+      in_flight_.push_back({owner, std::move(call)});
+    };
+    for (BrokerApi* shard : {&shard0_, &shard1_}) {
+      shard->take_dead_letter_calls(send);
+      shard->take_pattern_calls(send);
+    }
+  }
+
   // An event stream's opening answer: its events go out as one whole
   // response (the shard's framing of streams is not under test here), and
   // the stream closes at once, as if its client had gone.

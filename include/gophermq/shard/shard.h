@@ -124,8 +124,9 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
     std::uint64_t credited = 0;       // of those, reported taken to the owner
     std::uint64_t last_write_ms = 0;  // for heartbeats
   };
-  // The request just placed (outgoing_call_) opens a stream on `http`.
-  void begin_event_stream(HttpConnection& http, Connection& connection);
+  // The request just placed (outgoing_call_) opens a stream on `http`, with
+  // the shard that owns its subscriber.
+  void begin_event_stream(HttpConnection& http, Connection& connection, unsigned owner);
   // Its owner's answer, events, or end.
   void complete_stream_call(ShardCall& call);
   // The client took bytes: the owner may send as many more.

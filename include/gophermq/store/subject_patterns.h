@@ -103,6 +103,11 @@ class SubjectPatterns {
     std::vector<Key> keys;
   };
 
+  // Where `pattern`'s registrations are, each node on the way to them
+  // recorded in path_: made where missing with kCreate, else null when one
+  // is.
+  template <bool kCreate>
+  auto registrations_of(std::string_view pattern);
   std::span<const Key> match_registered(std::string_view subject);
   // Sets found_ to match()'s answer, without the cache.
   void walk(std::string_view subject);
