@@ -86,6 +86,7 @@ BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& bud
       metrics_(metrics),
       latencies_(metrics),
       store_(budget, census, ids_, limits),
+      feeds_(limits.stream_flush_interval_ms),
       pattern_routes_(shard_count) {}
 
 void BrokerApi::begin_turn(std::uint64_t now_ns) {
@@ -124,12 +125,16 @@ void BrokerApi::end_waits(unsigned origin_shard, std::uint32_t index, std::uint3
 
 void BrokerApi::stop_waiting() {
   stopping_ = true;
-  feeds_.detach_all();
+  // Events held for coalescing go now, and then each stream's end: its
+  // origin, on whichever shard, ends it when that comes, after them.
+  flush_held_streams(UINT64_MAX);
+  for (const StreamFeed& feed : feeds_.detach_all()) end_stream(feed);
   waiting_.take_all(
       [this](Subscriber& subscriber, ShardCall& call) { finish_wait(subscriber, call, true); });
 }
 
 void BrokerApi::wake_waiting() {
+  if (feeds_.next_flush_ms() <= store_.now_ms()) flush_held_streams(store_.now_ms());
   if (!store_.has_woken()) return;
   store_.take_woken(woken_subjects_);
   for (SubjectEntry* entry : woken_subjects_) {
@@ -330,6 +335,11 @@ bool BrokerApi::serve_stream(ShardCall& call) {
         call.status = 404;
         return true;
       }
+      if (stopping_) {
+        // The streams fed here were ended as the broker began to stop.
+        call.status = 503;
+        return true;
+      }
       const StreamFeed attached{subscriber,
                                 call.stream.token,
                                 call.connection_index,
@@ -361,9 +371,15 @@ bool BrokerApi::serve_stream(ShardCall& call) {
 
 void BrokerApi::feed_stream(StreamFeed& feed) {
   if (feed.credit == 0 || !feed.subscriber->has_deliverable()) return;
+  if (!stopping_ && feeds_.hold(feed, store_.now_ms())) return;
   ShardCall call = stream_call(feed, StreamStep::events);
   take_stream_events(feed, call.answer);
   answered_waits_.push_back(std::move(call));
+}
+
+void BrokerApi::flush_held_streams(std::uint64_t now_ms) {
+  feeds_.take_due(now_ms, due_feeds_);
+  for (StreamFeed* feed : due_feeds_) feed_stream(*feed);
 }
 
 ShardCall BrokerApi::stream_call(const StreamFeed& feed, StreamStep step) {
@@ -412,6 +428,7 @@ void BrokerApi::take_stream_events(StreamFeed& feed, ByteBuffer& out) {
   }
   const std::uint64_t sent = out.size() - before;
   feed.credit = sent >= feed.credit ? 0 : feed.credit - sent;
+  feed.last_sent_ms = store_.now_ms();
 }
 
 void BrokerApi::end_stream(const StreamFeed& feed) {

@@ -557,7 +557,7 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 31> kSettings{{
+const std::array<Setting, 32> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
@@ -628,6 +628,9 @@ const std::array<Setting, 31> kSettings{{
     {"broker.stream-heartbeat", "DURATION",
      "a comment line to an event stream idle this long (10ms to 1h)",
      Duration{&Config::stream_heartbeat, 10ms, 1h}},
+    {"broker.stream-flush-interval", "DURATION",
+     "events go to a stream at most this often, 0 to 1s (0: at once)",
+     Duration{&Config::stream_flush_interval, 0ms, 1s}},
     {"broker.shutdown-timeout", "DURATION",
      "on SIGTERM, most time to answer what was read (e.g. 10s, 500ms)",
      Duration{&Config::shutdown_timeout, 0ms, 1h}},

@@ -61,7 +61,8 @@ Shard::Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment)
                environment.config.max_waiting_fetches, environment.config.max_batch,
                environment.config.max_pending, pending_bytes_per_subject_bound(environment.config),
                environment.config.max_subscribers_per_subject, environment.config.max_subject_bytes,
-               static_cast<std::uint64_t>(environment.config.inactive_threshold.count())},
+               static_cast<std::uint64_t>(environment.config.inactive_threshold.count()),
+               static_cast<std::uint64_t>(environment.config.stream_flush_interval.count())},
            environment.started, metrics_),
       table_(id, loop_,
              ConnectionLimits{environment.config.max_connections, environment.config.read_timeout,
@@ -239,10 +240,15 @@ void Shard::begin_draining() {
   // Fetches waiting for messages are answered now, with what is pending.
   api_.stop_waiting();
   route_answered_waits();
-  // Streams end cleanly: their last chunk, then the close.
-  while (!event_streams_.empty()) {
-    const auto& [index, stream] = *event_streams_.begin();
-    end_event_stream(table_.at(index));
+  // Streams end cleanly: their last chunk, then the close. Those fed from
+  // this shard have just been sent what their owner held, and their end;
+  // one fed from another shard ends when that shard's end comes, after
+  // its events. One not open yet ends now.
+  for (auto it = event_streams_.begin(); it != event_streams_.end();) {
+    const std::uint32_t index = it->first;
+    const bool open = it->second.open;
+    ++it;  // ending it erases it
+    if (!open) end_event_stream(table_.at(index));
   }
   table_.stop_accepting();
   table_.close_all_when_done();

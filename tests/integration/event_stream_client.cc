@@ -102,6 +102,7 @@ bool EventStreamClient::Dechunk() {
     }
     body_.append(raw_, line_end + 2, size);
     body_bytes_ += size;
+    if (size != 0) ++data_chunks_;
     raw_.erase(0, line_end + 2 + size + 2);
     last_chunk_ = size == 0;
   }

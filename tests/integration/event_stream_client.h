@@ -52,6 +52,9 @@ class EventStreamClient {
   bool EndsCleanly(std::chrono::milliseconds timeout = kTimeout);
   // Bytes of events received (the de-chunked body).
   std::size_t body_bytes() const { return body_bytes_; }
+  // Chunks of the body received that carried something (each is one batch
+  // of events the broker sent together).
+  std::size_t data_chunks() const { return data_chunks_; }
 
   RawSocket& socket() { return socket_; }
 
@@ -71,6 +74,7 @@ class EventStreamClient {
   std::string raw_;   // received, not yet de-chunked
   std::string body_;  // de-chunked, not yet parsed into events
   std::size_t body_bytes_ = 0;
+  std::size_t data_chunks_ = 0;
   bool chunked_ = true;
   bool last_chunk_ = false;  // the 0-size chunk came
   bool closed_ = false;      // EOF came

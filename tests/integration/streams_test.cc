@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <fstream>
 #include <memory>
@@ -379,6 +380,71 @@ TEST_F(StreamsTest, HttpTenStreamsEndWithTheConnection) {
   EXPECT_EQ(Data(stream.Take(1)), std::vector<std::string>{"plain body"});
   EXPECT_TRUE(IsJsonResponse(Post("/api/unsubscribe", SubscriberBody(subject, id)), 200, kOkBody));
   EXPECT_TRUE(stream.EndsCleanly());
+}
+
+// Coalescing (broker.stream-flush-interval): under load a stream is sent
+// its events at most once an interval, many to a send.
+class StreamCoalescingTest : public StreamsTest {
+ protected:
+  static constexpr int kIntervalMs = 200;
+  std::optional<BrokerOptions> Options() const override {
+    return MonitoredOptions({"--broker.stream-heartbeat=1h",
+                             Numbered("--broker.stream-flush-interval=", kIntervalMs) + "ms"});
+  }
+};
+
+TEST_F(StreamCoalescingTest, UnderLoadAStreamIsSentAtMostOnceAnInterval) {
+  constexpr int kMessages = 30;
+  for (int s = 0; s < 4; ++s) {
+    const std::string subject = SubjectName("stream.coalesce", s);
+    const std::string id = Subscribe(subject);
+    ASSERT_FALSE(id.empty());
+    auto stream = OpenStream(subject, id);
+    ASSERT_NE(stream, nullptr);
+    std::vector<std::string> published;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kMessages; ++i) {
+      published.push_back(Numbered("m", i));
+      PublishOk(subject, published.back());
+    }
+    EXPECT_EQ(Data(stream->Take(kMessages)), published) << subject;
+    const auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count();
+    // The first goes at once (the stream was quiet); each later send comes
+    // at least an interval after the one before (less a millisecond of the
+    // broker's clock). Each send is one chunk.
+    EXPECT_LE(stream->data_chunks(), static_cast<std::size_t>(2 + elapsed_ms / (kIntervalMs - 10)))
+        << subject << ": " << kMessages << " messages in " << elapsed_ms << " ms";
+  }
+}
+
+class StreamStopTest : public StreamsTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override {
+    return MonitoredOptions({"--broker.stream-heartbeat=1h", "--broker.stream-flush-interval=1s"});
+  }
+};
+
+TEST_F(StreamStopTest, SigtermSendsWhatAStreamHeldBeforeItsEnd) {
+  std::vector<std::unique_ptr<EventStreamClient>> streams;
+  for (int s = 0; s < 4; ++s) {
+    const std::string subject = SubjectName("stream.held", s);
+    const std::string id = Subscribe(subject);
+    ASSERT_FALSE(id.empty());
+    streams.push_back(OpenStream(subject, id));
+    ASSERT_NE(streams.back(), nullptr);
+    PublishOk(subject, "first");
+    EXPECT_EQ(Data(streams.back()->Take(1)), std::vector<std::string>{"first"});
+    // Within a second of the first send: held for the rest of it.
+    PublishOk(subject, "second");
+    PublishOk(subject, "third");
+  }
+  broker_->Signal(SIGTERM);
+  for (auto& stream : streams) {
+    EXPECT_EQ(Data(stream->Take(2)), (std::vector<std::string>{"second", "third"}));
+    EXPECT_TRUE(stream->EndsCleanly());
+  }
 }
 
 class CorsStreamTest : public StreamsTest {

@@ -113,6 +113,7 @@ Config non_default_config() {
   config.max_waiting_fetches = 15;
   config.max_batch = 16;
   config.stream_heartbeat = std::chrono::milliseconds(17);
+  config.stream_flush_interval = std::chrono::milliseconds(18);
   config.cors_origins = {"https://app.example.com"};
   return config;
 }
@@ -149,6 +150,7 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.max_waiting_fetches, expected.max_waiting_fetches);
   EXPECT_EQ(actual.max_batch, expected.max_batch);
   EXPECT_EQ(actual.stream_heartbeat, expected.stream_heartbeat);
+  EXPECT_EQ(actual.stream_flush_interval, expected.stream_flush_interval);
   EXPECT_EQ(actual.cors_origins, expected.cors_origins);
 }
 
@@ -470,7 +472,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-waiting-fetches", "1"},
         ValueCase{"broker.max-waiting-fetches", "65536"}, ValueCase{"broker.max-batch", "1"},
         ValueCase{"broker.max-batch", "1000000"}, ValueCase{"broker.stream-heartbeat", "10ms"},
-        ValueCase{"broker.stream-heartbeat", "1h"},
+        ValueCase{"broker.stream-heartbeat", "1h"}, ValueCase{"broker.stream-flush-interval", "0"},
+        ValueCase{"broker.stream-flush-interval", "1s"},
         ValueCase{"broker.max-pending-total", "4611686018427387904"},
         ValueCase{"broker.max-pending-bytes-per-subject", "0"},
         ValueCase{"broker.max-pending-bytes-per-subject", "1PiB"},
@@ -523,6 +526,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-waiting-fetches", "65537"}, ValueCase{"broker.max-batch", "0"},
         ValueCase{"broker.max-batch", "1000001"}, ValueCase{"broker.stream-heartbeat", "9ms"},
         ValueCase{"broker.stream-heartbeat", "61m"},
+        ValueCase{"broker.stream-flush-interval", "1001ms"},
+        ValueCase{"broker.stream-flush-interval", "-1ms"},
         ValueCase{"broker.max-pending-total", "4611686018427387905"},
         ValueCase{"broker.max-pending-bytes-per-subject", "2PiB"},
         ValueCase{"broker.max-pending-bytes-per-subject", "many"},
@@ -1161,7 +1166,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 31);
+  EXPECT_EQ(settings, 32);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

@@ -83,7 +83,8 @@ class BrokerApi {
   // here are answered now, taking nothing.
   void end_waits(unsigned origin_shard, std::uint32_t index, std::uint32_t generation);
   // Shutdown: every waiting fetch is answered now, and none waits from now
-  // on; event streams are fed no more (their origins end them).
+  // on; every event stream fed here is sent what it has (within its credit)
+  // and ended.
   void stop_waiting();
   // Dead letters for subjects other shards own, since the last look: each
   // goes to `send(owner, call)`.
@@ -107,11 +108,12 @@ class BrokerApi {
     for (auto& [shard, call] : pattern_calls_) send(shard, std::move(call));
     pattern_calls_.clear();
   }
-  // When the earliest waiting fetch's deadline, ack deadline or nack delay
-  // falls, on the turn clock in milliseconds (UINT64_MAX when none): the
-  // loop sleeps no longer.
+  // When the earliest waiting fetch's deadline, ack deadline, nack delay or
+  // held stream's flush falls, on the turn clock in milliseconds
+  // (UINT64_MAX when none): the loop sleeps no longer.
   std::uint64_t next_wait_deadline_ms() {
-    return std::min(waiting_.next_deadline_ms(), store_.next_ack_due_ms());
+    return std::min(
+        {waiting_.next_deadline_ms(), store_.next_ack_due_ms(), feeds_.next_flush_ms()});
   }
   // Origin side: the owner's answer, into the call's reserved answer (a
   // fetch answer is handed over as the owner framed it).
@@ -142,8 +144,10 @@ class BrokerApi {
   // answer), or takes its client's credit or its close.
   bool serve_stream(ShardCall& call);
   // Sends a stream what its subscriber has, within its credit, when it has
-  // anything.
+  // anything: now, or when its flush interval has passed.
   void feed_stream(StreamFeed& feed);
+  // Feeds the held streams due by `now_ms`.
+  void flush_held_streams(std::uint64_t now_ms);
   // A call from the owner to the stream's origin: its events or its end.
   static ShardCall stream_call(const StreamFeed& feed, StreamStep step);
   // The events for what the subscriber has, within the feed's credit, into
@@ -245,6 +249,7 @@ class BrokerApi {
   std::vector<SubjectEntry*> woken_subjects_;
   std::vector<Subscriber*> woken_subscribers_;
   StreamFeeds feeds_;
+  std::vector<StreamFeed*> due_feeds_;                  // reused by flush_held_streams()
   std::vector<AckQueue::Delivery> deliveries_;          // reused by each ack-mode fetch
   std::vector<SubjectStore::DeadLetter> dead_letters_;  // reused by begin_turn()
   std::vector<std::pair<unsigned, ShardCall>> dead_letter_calls_;

@@ -63,6 +63,9 @@ struct Config {
   std::uint64_t max_batch = 1000;           // broker.max-batch: entries of a batch publish
   // broker.stream-heartbeat: a comment to an event stream idle this long.
   std::chrono::milliseconds stream_heartbeat{15'000};
+  // broker.stream-flush-interval: an event stream is sent events at most
+  // once this often, so that under load one send carries many.
+  std::chrono::milliseconds stream_flush_interval{10};
   // Named bounds on what the store holds.
   std::size_t max_subject_bytes = 1024;                   // broker.max-subject-bytes
   std::uint64_t max_subscribers = 10'000'000;             // broker.max-subscribers, broker-wide

@@ -259,6 +259,8 @@ struct StoreLimits {
   std::size_t max_subject_bytes = 1024;  // longer is an invalid subject
   // A subscribe without inactive_threshold_ms gets this one (0 = never).
   std::uint64_t default_inactive_threshold_ms = 0;
+  // An event stream is sent events at most once this often (0 = at once).
+  std::uint64_t stream_flush_interval_ms = 0;
 };
 
 // What a subscribe may ask for beyond the original's fields.
