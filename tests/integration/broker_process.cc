@@ -99,6 +99,28 @@ std::string BrokerBinary() {
   return std::filesystem::absolute(path).string();
 }
 
+std::string FindOnPath(std::string_view name) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return {};
+  std::istringstream directories(path);
+  for (std::string directory; std::getline(directories, directory, ':');) {
+    if (directory.empty()) continue;
+    std::string candidate = directory;
+    candidate += '/';
+    candidate += name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return {};
+}
+
+std::vector<std::string> OurEnvironment() {
+  std::vector<std::string> env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    env.emplace_back(*entry);
+  }
+  return env;
+}
+
 // --- TempDir ---
 
 TempDir::TempDir() {
@@ -248,6 +270,15 @@ bool Subprocess::WaitForExit(milliseconds timeout) {
 
 void Subprocess::Signal(int signal_number) {
   if (pid_ > 0 && !exited_) ::kill(pid_, signal_number);
+}
+
+void Subprocess::Stop(milliseconds grace) {
+  if (pid_ <= 0 || WaitForExit(milliseconds(0))) return;
+  Signal(SIGTERM);
+  if (!WaitForExit(grace)) {
+    Signal(SIGKILL);
+    WaitForExit(milliseconds(5'000));
+  }
 }
 
 Subprocess::~Subprocess() {

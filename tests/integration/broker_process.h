@@ -27,6 +27,12 @@ namespace gophermq::testing {
 // The broker binary: $GOPHERMQ_BIN, or empty when unset.
 std::string BrokerBinary();
 
+// The absolute path of the executable `name` on PATH; empty when none.
+std::string FindOnPath(std::string_view name);
+// This process's environment, for a helper program that needs it (PATH,
+// HOME) as we have it.
+std::vector<std::string> OurEnvironment();
+
 // A directory made with mkdtemp, removed with its contents on destruction.
 class TempDir {
  public:
@@ -68,6 +74,9 @@ class Subprocess {
   // Waits until both pipes reached EOF (all output captured).
   bool WaitForOutputEnd(std::chrono::milliseconds timeout);
   void Signal(int signal_number);
+  // Stops a helper program: SIGTERM, then SIGKILL when it has not exited
+  // within `grace`; waits for it.
+  void Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(10'000));
 
   bool exited() const { return exited_; }
   int wait_status() const { return wait_status_; }

@@ -43,8 +43,6 @@
 
 #include "test_support.h"
 
-extern char** environ;
-
 namespace gophermq::testing {
 namespace {
 
@@ -214,14 +212,8 @@ std::string ChromiumBinary() {
     }
     names = {chosen};
   }
-  const char* path = std::getenv("PATH");
   for (const std::string& name : names) {
-    std::istringstream directories(path != nullptr ? path : "");
-    for (std::string directory; std::getline(directories, directory, ':');) {
-      if (directory.empty()) continue;
-      const std::string candidate = Joined({directory, "/", name});
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
+    if (std::string found = FindOnPath(name); !found.empty()) return found;
   }
   return {};
 }
@@ -262,11 +254,8 @@ class HeadlessChromium {
         "--mute-audio",
         url,
     };
-    std::vector<std::string> env;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-      env.emplace_back(*entry);
-    }
-    const bool spawned = process_.Spawn(argv, env, profile_.path(), error, {pair[1], pair[1]});
+    const bool spawned =
+        process_.Spawn(argv, OurEnvironment(), profile_.path(), error, {pair[1], pair[1]});
     ::close(pair[1]);
     return spawned;
   }

@@ -16,47 +16,11 @@
 
 #include "test_support.h"
 
-extern char** environ;
-
 namespace gophermq::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-// The absolute path of an executable found on PATH; empty when none.
-std::string FindOnPath(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  if (path == nullptr) return {};
-  std::istringstream directories(path);
-  for (std::string directory; std::getline(directories, directory, ':');) {
-    if (directory.empty()) continue;
-    std::string candidate = directory;
-    candidate += '/';
-    candidate += name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return {};
-}
-
-std::vector<std::string> OurEnvironment() {
-  std::vector<std::string> env;
-  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    env.emplace_back(*entry);
-  }
-  return env;
-}
-
-// Stops a helper process we started: SIGTERM, then SIGKILL (by its pid, via
-// Subprocess) when it does not exit in time.
-void StopHelper(Subprocess& process) {
-  if (process.pid() <= 0 || process.WaitForExit(milliseconds(0))) return;
-  process.Signal(SIGTERM);
-  if (!process.WaitForExit(milliseconds(10'000))) {
-    process.Signal(SIGKILL);
-    process.WaitForExit(milliseconds(5'000));
-  }
-}
 
 class PrometheusToolsTest : public BrokerTest {
  protected:
@@ -189,7 +153,7 @@ TEST_F(PrometheusToolsTest, RealPrometheusScrapesTheBroker) {
     EXPECT_TRUE(found) << "gophermq_requests_total has no series; last answer: " << raw;
   }
 
-  StopHelper(server);
+  server.Stop();
   if (HasFailure()) {
     server.WaitForOutputEnd(milliseconds(2'000));
     std::string log = server.stderr_text();
