@@ -581,5 +581,35 @@ TEST_F(ClusterTest, AFourthNodeTakesAboutAQuarterOfTheSubjectsAndNoOthers) {
   std::cout << moved << " of " << kSubjects << " subjects moved to the fourth node\n";
 }
 
+TEST_F(ClusterTest, WrkRunsTheSeedScenarioThroughHAProxyWithoutAnError) {
+  // The original's load test (loadtest/k6/loadtest.js: publish, then fetch
+  // the subscriber's queue) as wrk runs it (loadtest/wrk/mix.lua), through
+  // HAProxy: every answer 2xx, no socket error. k6 itself is not in Debian.
+  const std::string wrk = FindOnPath("wrk");
+  ASSERT_FALSE(wrk.empty()) << "wrk is not on PATH (tools/test installs it)";
+  const std::string wrk_dir = EnvPath("GOPHERMQ_WRK_DIR");
+  ASSERT_FALSE(wrk_dir.empty()) << "GOPHERMQ_WRK_DIR is not set";
+  const std::string subject = "cluster.wrk";
+  const std::string id = ProxiedSubscribe(JsonPlain(subject));
+  ASSERT_FALSE(id.empty());
+  std::vector<std::string> env = OurEnvironment();
+  env.push_back("WRK_SUBJECT=" + subject);
+  env.push_back("WRK_SUBSCRIBER_ID=" + id);
+  Subprocess run;
+  std::string error;
+  ASSERT_TRUE(run.Spawn({wrk, "-t1", "-c8", "-d2s", "-s", wrk_dir + "/mix.lua",
+                         Joined({"http://127.0.0.1:", std::to_string(proxy_port_)})},
+                        env, config_dir_.path(), &error))
+      << error;
+  ASSERT_TRUE(run.WaitForExit(milliseconds(60'000)));
+  run.WaitForOutputEnd(milliseconds(5'000));
+  const std::string output = run.stdout_text();
+  const std::string result = output.substr(std::min(output.find("RESULT "), output.size()));
+  ASSERT_FALSE(result.empty()) << output << run.stderr_text();
+  EXPECT_NE(result.find(" status_errors=0 "), std::string::npos) << result;
+  EXPECT_NE(result.find(" socket_errors=0"), std::string::npos) << result;
+  EXPECT_EQ(result.find(" requests=0 "), std::string::npos) << result;
+}
+
 }  // namespace
 }  // namespace gophermq::testing
