@@ -190,8 +190,9 @@ class ClusterTest : public ::testing::Test {
     ASSERT_TRUE(config_dir_.WriteFile("haproxy.cfg", config));
     proxy_ = std::make_unique<Subprocess>();
     std::string error;
-    ASSERT_TRUE(proxy_->Spawn({haproxy_, "-db", "-f", config_dir_.path() + "/haproxy.cfg"},
-                              ProxyEnvironment(), config_dir_.path(), &error))
+    ASSERT_TRUE(
+        proxy_->Spawn({haproxy_, "-db", "-dMglobal", "-f", config_dir_.path() + "/haproxy.cfg"},
+                      ProxyEnvironment(), config_dir_.path(), &error))
         << error;
     const auto deadline = Clock::now() + kStartTimeout;
     while (NodesUpThroughStats() != nodes_.size()) {
