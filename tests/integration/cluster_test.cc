@@ -47,7 +47,7 @@ std::string EnvPath(const char* name) {
 std::string JsonEscapedEverything(std::string_view subject) {
   std::string out = "\"";
   auto append_unit = [&out](unsigned unit) {
-    char hex[8];
+    char hex[16];  // room for any unsigned, as GCC's format check wants
     std::snprintf(hex, sizeof hex, "\\u%04x", unit);
     out += hex;
   };
@@ -91,7 +91,7 @@ std::string JsonPlain(std::string_view subject) {
 std::string PercentEncoded(std::string_view text) {
   std::string out;
   for (char c : text) {
-    char hex[4];
+    char hex[8];
     std::snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
     out += hex;
   }
