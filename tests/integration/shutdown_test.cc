@@ -369,7 +369,10 @@ TEST_F(ShutdownTest, NewConnectionAfterSigtermIsRefusedOrClosedWithoutAnswer) {
 
   RawSocket late;
   if (!late.Connect(port())) {
-    EXPECT_EQ(late.error_number(), ECONNREFUSED) << late.error();
+    // Refused, or reset: a handshake the kernel completed in the listener's
+    // backlog is reset when the listener closes, as connect() returns.
+    EXPECT_TRUE(late.error_number() == ECONNREFUSED || late.error_number() == ECONNRESET)
+        << late.error();
   } else {
     // Connected (the kernel may complete a handshake on a listener not yet
     // closed): the request must get no answer, and the connection must end.
