@@ -177,6 +177,19 @@ class ClusterTest : public ::testing::Test {
     return tool.stdout_text();
   }
 
+  // `haproxy -c` passes the configuration file at `path`.
+  void ExpectHAProxyAccepts(const std::string& path) {
+    Subprocess check;
+    std::string error;
+    ASSERT_TRUE(
+        check.Spawn({haproxy_, "-c", "-f", path}, OurEnvironment(), config_dir_.path(), &error))
+        << error;
+    ASSERT_TRUE(check.WaitForExit(milliseconds(30'000)));
+    check.WaitForOutputEnd(milliseconds(5'000));
+    EXPECT_TRUE(WIFEXITED(check.wait_status()) && WEXITSTATUS(check.wait_status()) == 0)
+        << path << ": " << check.stdout_text() << check.stderr_text();
+  }
+
   // (Re)starts HAProxy in front of every node now running, on the same
   // ports each time, and waits until every node is seen up through it.
   void StartProxy() {
@@ -308,15 +321,21 @@ TEST_F(ClusterTest, TheShippedConfigurationIsWhatToolsClusterWritesAndHAProxyAcc
   text << shipped.rdbuf();
   EXPECT_EQ(text.str(), RunTool({cluster_tool_, "config"}))
       << "deploy/haproxy/haproxy.cfg is not `tools/cluster config`'s output: regenerate it";
-  Subprocess check;
-  std::string error;
-  ASSERT_TRUE(check.Spawn({haproxy_, "-c", "-f", haproxy_dir_ + "/haproxy.cfg"}, OurEnvironment(),
-                          config_dir_.path(), &error))
-      << error;
-  ASSERT_TRUE(check.WaitForExit(milliseconds(30'000)));
-  check.WaitForOutputEnd(milliseconds(5'000));
-  EXPECT_TRUE(WIFEXITED(check.wait_status()) && WEXITSTATUS(check.wait_status()) == 0)
-      << check.stdout_text() << check.stderr_text();
+  ExpectHAProxyAccepts(haproxy_dir_ + "/haproxy.cfg");
+}
+
+TEST_F(ClusterTest, AConfigurationForOtherMachinesListensWhereToldAndKeepsStatsOnLoopback) {
+  const std::string config = RunTool({cluster_tool_, "config", "--listen", "*", "--port", "8090",
+                                      "--node", "10.0.0.1:8082", "--node", "10.0.0.2:8082", "--lua",
+                                      haproxy_dir_ + "/gophermq.lua"});
+  EXPECT_NE(config.find("\n    bind :8090\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("\n    bind 127.0.0.1:8404\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("server node2 10.0.0.2:8082 check"), std::string::npos) << config;
+  EXPECT_NE(config.find("server node2 10.0.0.2:8082 track node2/node2"), std::string::npos)
+      << config;
+  EXPECT_EQ(config.find("node3"), std::string::npos) << config;
+  ASSERT_TRUE(config_dir_.WriteFile("other-machines.cfg", config));
+  ExpectHAProxyAccepts(config_dir_.path() + "/other-machines.cfg");
 }
 
 TEST_F(ClusterTest, EveryMessageArrivesOnceAndEachSubjectLivesOnOneNode) {
