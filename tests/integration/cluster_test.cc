@@ -633,6 +633,63 @@ TEST_F(ClusterTest, WrkRunsTheSeedScenarioThroughHAProxyWithoutAnError) {
   EXPECT_EQ(result.find(" requests=0 "), std::string::npos) << result;
 }
 
+TEST_F(ClusterTest, ARealPrometheusScrapesEveryNodeAndHAProxyWithTheShippedConfiguration) {
+  // deploy/prometheus-cluster.yml, its targets moved to this cluster's ports
+  // (it names tools/cluster's defaults) and its interval to 1s.
+  const std::string prometheus = FindOnPath("prometheus");
+  if (prometheus.empty()) GTEST_SKIP() << "prometheus is not on PATH (tools/test installs it)";
+  std::ifstream shipped(haproxy_dir_ + "/../prometheus-cluster.yml");
+  ASSERT_TRUE(shipped.good()) << "no prometheus-cluster.yml beside " << haproxy_dir_;
+  std::stringstream text;
+  text << shipped.rdbuf();
+  std::string config = text.str();
+  const auto replace = [&config](const std::string& from, const std::string& to) {
+    const std::size_t at = config.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " is not in prometheus-cluster.yml";
+    config.replace(at, from.size(), to);
+  };
+  replace("scrape_interval: 15s", "scrape_interval: 1s");
+  for (std::size_t node = 0; node < nodes_.size(); ++node) {
+    ASSERT_NE(nodes_[node]->metrics_port(), 0);
+    replace(Numbered("127.0.0.1:", 9101 + static_cast<long long>(node)),
+            Numbered("127.0.0.1:", nodes_[node]->metrics_port()));
+  }
+  replace("127.0.0.1:8404", Numbered("127.0.0.1:", stats_port_));
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(config_dir_.WriteFile("prometheus.yml", config));
+  const std::uint16_t web_port = FreeLoopbackPort();
+  Subprocess server;
+  std::string error;
+  ASSERT_TRUE(server.Spawn({prometheus, "--config.file=" + config_dir_.path() + "/prometheus.yml",
+                            "--storage.tsdb.path=" + config_dir_.path() + "/prometheus-data",
+                            Numbered("--web.listen-address=127.0.0.1:", web_port)},
+                           OurEnvironment(), config_dir_.path(), &error))
+      << error;
+  // Every target up (three nodes and HAProxy), and HAProxy's exporter saying
+  // each node's gate is UP.
+  const std::string gates_up =  // haproxy_server_status{proxy=~"node[0-9]+",state="UP"}
+      "haproxy_server_status%7Bproxy%3D~%22node%5B0-9%5D%2B%22%2Cstate%3D%22UP%22%7D";
+  std::string raw_up, raw_gates;
+  bool all_up = false, gates_seen = false;
+  const auto deadline = Clock::now() + milliseconds(30'000);
+  while (!(all_up && gates_seen) && Clock::now() < deadline &&
+         !server.WaitForExit(milliseconds(0))) {
+    const auto up = PrometheusQuery(web_port, "up", &raw_up);
+    all_up = up && up->size() == nodes_.size() + 1 &&
+             std::all_of(up->begin(), up->end(), [](const auto& r) { return r.second == "1"; });
+    const auto gates = PrometheusQuery(web_port, gates_up, &raw_gates);
+    gates_seen =
+        gates && gates->size() == nodes_.size() &&
+        std::all_of(gates->begin(), gates->end(), [](const auto& r) { return r.second == "1"; });
+    if (!(all_up && gates_seen)) std::this_thread::sleep_for(milliseconds(200));
+  }
+  server.Stop();
+  EXPECT_TRUE(all_up) << "not every target up within 30 s; last answer: " << raw_up;
+  EXPECT_TRUE(gates_seen) << "HAProxy's exporter never showed every gate UP; last answer: "
+                          << raw_gates;
+  if (HasFailure()) std::cerr << "--- prometheus log ---\n" << server.stderr_text() << "---\n";
+}
+
 TEST_F(ClusterTest, K6RunsTheSeedScenarioThroughHAProxyWithEveryCheckPassed) {
   // The original's k6 test itself (loadtest/k6/loadtest.js), through
   // HAProxy: k6 exits non-zero when any check fails (its thresholds ask for

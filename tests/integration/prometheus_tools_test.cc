@@ -3,7 +3,6 @@
 // counter name kept for the original's dashboards, and a real Prometheus
 // server scrapes the broker. Each test is skipped when its tool is not on PATH.
 #include <signal.h>
-#include <simdjson.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,42 +68,6 @@ TEST_F(PrometheusToolsTest, PromtoolFlagsOnlyTheLegacyCounterName) {
   if (HasFailure()) std::cerr << "--- /metrics ---\n" << body.substr(0, 20000) << "\n";
 }
 
-// One instant query against Prometheus's HTTP API: the result array; nullopt
-// on transport or decoding trouble (Prometheus may still be starting).
-std::optional<std::vector<std::pair<std::string, std::string>>> Query(std::uint16_t port,
-                                                                      const std::string& query,
-                                                                      std::string* raw) {
-  HttpClient client(milliseconds(2'000));
-  HttpResponse response;
-  if (!client.Connect(port) ||
-      !client.Request("GET", "/api/v1/query?query=" + query, "", &response)) {
-    *raw = client.error();
-    return std::nullopt;
-  }
-  *raw = response.body;
-  if (response.status != 200) return std::nullopt;
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (parser.parse(response.body).get(root) != simdjson::SUCCESS) return std::nullopt;
-  std::string_view status;
-  simdjson::dom::array result;
-  if (root["status"].get_string().get(status) != simdjson::SUCCESS || status != "success" ||
-      root["data"]["result"].get_array().get(result) != simdjson::SUCCESS) {
-    return std::nullopt;
-  }
-  // Each element: {"metric":{...},"value":[<time>,"<value>"]}; kept as
-  // (metric name or job, value).
-  std::vector<std::pair<std::string, std::string>> values;
-  for (simdjson::dom::element element : result) {
-    std::string_view value;
-    if (element["value"].at(1).get_string().get(value) != simdjson::SUCCESS) return std::nullopt;
-    std::string_view name;
-    if (element["metric"]["__name__"].get_string().get(name) != simdjson::SUCCESS) name = "";
-    values.emplace_back(std::string(name), std::string(value));
-  }
-  return values;
-}
-
 TEST_F(PrometheusToolsTest, RealPrometheusScrapesTheBroker) {
   const std::string prometheus = FindOnPath("prometheus");
   if (prometheus.empty()) GTEST_SKIP() << "prometheus is not on PATH";
@@ -135,7 +98,7 @@ TEST_F(PrometheusToolsTest, RealPrometheusScrapesTheBroker) {
   bool up = false;
   const auto deadline = Clock::now() + milliseconds(20'000);
   while (!up && Clock::now() < deadline && !server.WaitForExit(milliseconds(0))) {
-    const auto result = Query(web_port, up_query, &raw);
+    const auto result = PrometheusQuery(web_port, up_query, &raw);
     up = result && result->size() == 1 && (*result)[0].second == "1";
     if (!up) std::this_thread::sleep_for(milliseconds(200));
   }
@@ -146,7 +109,7 @@ TEST_F(PrometheusToolsTest, RealPrometheusScrapesTheBroker) {
     bool found = false;
     const auto samples_deadline = Clock::now() + milliseconds(5'000);
     while (!found && Clock::now() < samples_deadline) {
-      const auto result = Query(web_port, "gophermq_requests_total", &raw);
+      const auto result = PrometheusQuery(web_port, "gophermq_requests_total", &raw);
       found = result && !result->empty();
       if (!found) std::this_thread::sleep_for(milliseconds(200));
     }

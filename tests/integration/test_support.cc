@@ -470,4 +470,37 @@ std::optional<double> MetricValue(std::string_view exposition, std::string_view 
   return std::nullopt;
 }
 
+std::optional<std::vector<std::pair<std::string, std::string>>> PrometheusQuery(
+    std::uint16_t port, const std::string& query, std::string* raw) {
+  HttpClient client(std::chrono::milliseconds(2'000));
+  HttpResponse response;
+  if (!client.Connect(port) ||
+      !client.Request("GET", "/api/v1/query?query=" + query, "", &response)) {
+    *raw = client.error();
+    return std::nullopt;
+  }
+  *raw = response.body;
+  if (response.status != 200) return std::nullopt;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(response.body).get(root) != simdjson::SUCCESS) return std::nullopt;
+  std::string_view status;
+  simdjson::dom::array result;
+  if (root["status"].get_string().get(status) != simdjson::SUCCESS || status != "success" ||
+      root["data"]["result"].get_array().get(result) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  // Each element: {"metric":{...},"value":[<time>,"<value>"]}; kept as
+  // (metric name or job, value).
+  std::vector<std::pair<std::string, std::string>> values;
+  for (simdjson::dom::element element : result) {
+    std::string_view value;
+    if (element["value"].at(1).get_string().get(value) != simdjson::SUCCESS) return std::nullopt;
+    std::string_view name;
+    if (element["metric"]["__name__"].get_string().get(name) != simdjson::SUCCESS) name = "";
+    values.emplace_back(std::string(name), std::string(value));
+  }
+  return values;
+}
+
 }  // namespace gophermq::testing

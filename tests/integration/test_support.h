@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "broker_process.h"
@@ -161,6 +162,14 @@ int TestParts();
 // number of at least 1 (at most `most`: the suite's meson timeout is shared),
 // else `fallback`.
 int SoakSeconds(int fallback, int most);
+
+// One instant query against a Prometheus server's HTTP API (`query` already
+// percent-encoded): each result's metric name (empty for a query whose
+// results have none, such as `up`) and value; nullopt on transport or
+// decoding trouble (Prometheus may still be starting). `raw` gets the answer
+// or the error, for a failure message.
+std::optional<std::vector<std::pair<std::string, std::string>>> PrometheusQuery(
+    std::uint16_t port, const std::string& query, std::string* raw);
 
 // The parts joined (`"literal" + std::string` trips a GCC 12 -Wrestrict false
 // positive at -O3).
