@@ -660,11 +660,7 @@ TEST_F(ClusterTest, ARealPrometheusScrapesEveryNodeAndHAProxyWithTheShippedConfi
   const std::uint16_t web_port = FreeLoopbackPort();
   Subprocess server;
   std::string error;
-  ASSERT_TRUE(server.Spawn({prometheus, "--config.file=" + config_dir_.path() + "/prometheus.yml",
-                            "--storage.tsdb.path=" + config_dir_.path() + "/prometheus-data",
-                            Numbered("--web.listen-address=127.0.0.1:", web_port)},
-                           OurEnvironment(), config_dir_.path(), &error))
-      << error;
+  ASSERT_TRUE(StartPrometheus(server, prometheus, config_dir_.path(), web_port, &error)) << error;
   // Every target up (three nodes and HAProxy), and HAProxy's exporter saying
   // each node's gate is UP.
   const std::string gates_up =  // haproxy_server_status{proxy=~"node[0-9]+",state="UP"}

@@ -86,11 +86,7 @@ TEST_F(PrometheusToolsTest, RealPrometheusScrapesTheBroker) {
   ASSERT_NE(web_port, 0);
   Subprocess server;
   std::string error;
-  ASSERT_TRUE(server.Spawn({prometheus, "--config.file=" + dir.path() + "/prometheus.yml",
-                            "--storage.tsdb.path=" + dir.path() + "/data",
-                            Numbered("--web.listen-address=127.0.0.1:", web_port)},
-                           OurEnvironment(), dir.path(), &error))
-      << error;
+  ASSERT_TRUE(StartPrometheus(server, prometheus, dir.path(), web_port, &error)) << error;
 
   // up{job="gophermq"} is 1 once a scrape succeeded.
   const std::string up_query = "up%7Bjob%3D%22gophermq%22%7D";

@@ -503,4 +503,12 @@ std::optional<std::vector<std::pair<std::string, std::string>>> PrometheusQuery(
   return values;
 }
 
+bool StartPrometheus(Subprocess& server, const std::string& prometheus, const std::string& dir,
+                     std::uint16_t web_port, std::string* error) {
+  return server.Spawn({prometheus, "--config.file=" + dir + "/prometheus.yml",
+                       "--storage.tsdb.path=" + dir + "/prometheus-data",
+                       Numbered("--web.listen-address=127.0.0.1:", web_port)},
+                      OurEnvironment(), dir, error);
+}
+
 }  // namespace gophermq::testing

@@ -171,6 +171,12 @@ int SoakSeconds(int fallback, int most);
 std::optional<std::vector<std::pair<std::string, std::string>>> PrometheusQuery(
     std::uint16_t port, const std::string& query, std::string* raw);
 
+// Starts `prometheus` (its path) in `server` with `dir`/prometheus.yml,
+// storing in `dir`/prometheus-data, its web API on 127.0.0.1:`web_port`;
+// false with `error` set when it cannot be started.
+bool StartPrometheus(Subprocess& server, const std::string& prometheus, const std::string& dir,
+                     std::uint16_t web_port, std::string* error);
+
 // The parts joined (`"literal" + std::string` trips a GCC 12 -Wrestrict false
 // positive at -O3).
 std::string Joined(std::initializer_list<std::string_view> parts);
