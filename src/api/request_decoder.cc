@@ -50,9 +50,11 @@ bool is_json_number(std::string_view token) {
 template <typename ReadField>
 error_code read_fields(simdjson::ondemand::object object, ReadField&& read_field) {
   for (auto result : object) {
-    simdjson::ondemand::field field;
+    // Used where it is: copied out, its halves are written separately and read
+    // back as one, which stalls the store-to-load forwarding on x86.
+    if (error_code error = result.error()) return error;
+    simdjson::ondemand::field& field = result.value_unsafe();
     std::string_view key;
-    if (error_code error = std::move(result).get(field)) return error;
     if (error_code error = field.unescaped_key().get(key)) return error;
     if (error_code error = read_field(key, field.value())) return error;
   }
