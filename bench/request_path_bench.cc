@@ -2,12 +2,15 @@
 // parsing, decoding, subject checks, the store, encoding, and the cross-shard
 // queue. Figures are per operation; compare runs on the same machine.
 #include <benchmark/benchmark.h>
+#include <llhttp.h>
+#include <simdjson.h>
 
 #include <array>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -33,6 +36,58 @@ std::string padded(const std::string& text) {
   copy.reserve(text.size() + ByteBuffer::kPadding);
   return copy;
 }
+
+// The two libraries the request path is built on, alone, on the same
+// request: the floor under BM_ParsePublishRequest and BM_DecodePublishBody,
+// and the part of BM_WholePublishRequestInProcess that is not ours to cut.
+// llhttp with every callback the parser registers, each doing nothing.
+void BM_LlhttpAlone(benchmark::State& state) {
+  static constexpr llhttp_settings_t kNothing = [] {
+    llhttp_settings_t settings{};
+    auto span = [](llhttp_t*, const char*, std::size_t) { return 0; };
+    auto event = [](llhttp_t*) { return 0; };
+    settings.on_message_begin = event;
+    settings.on_method = span;
+    settings.on_url = span;
+    settings.on_header_field = span;
+    settings.on_header_field_complete = event;
+    settings.on_header_value = span;
+    settings.on_header_value_complete = event;
+    settings.on_headers_complete = event;
+    settings.on_body = span;
+    settings.on_message_complete = event;
+    return settings;
+  }();
+  const std::string request =
+      "POST /api/publish HTTP/1.1\r\nHost: localhost:8082\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(kPublishBody.size()) + "\r\n\r\n" + kPublishBody;
+  llhttp_t parser;
+  llhttp_init(&parser, HTTP_REQUEST, &kNothing);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(llhttp_execute(&parser, request.data(), request.size()));
+  }
+}
+BENCHMARK(BM_LlhttpAlone);
+
+// simdjson's On-Demand reading the publish body's two strings in place.
+void BM_SimdjsonAlone(benchmark::State& state) {
+  const simdjson::padded_string body(kPublishBody);
+  simdjson::ondemand::parser parser;
+  for (auto _ : state) {
+    std::string_view subject;
+    std::string_view data;
+    auto document = parser.iterate(body);
+    for (auto field : document.get_object()) {
+      simdjson::ondemand::raw_json_string key = field.key();
+      std::string_view value = field.value().raw_json_token();
+      (key.unsafe_is_equal("subject") ? subject : data) = value;
+    }
+    benchmark::DoNotOptimize(subject.data());
+    benchmark::DoNotOptimize(data.data());
+  }
+}
+BENCHMARK(BM_SimdjsonAlone);
 
 void BM_DecodePublishBody(benchmark::State& state) {
   RequestDecoder decoder;
