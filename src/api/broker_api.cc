@@ -199,13 +199,14 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
       break;
   }
 
-  DecodedRequest decoded;
   const bool batch = route.endpoint == Endpoint::publish_batch;
-  if (!decoder_.decode(request.body, request.body_size, request.body_padded_capacity, decoded,
-                       batch)) {
+  const DecodedRequest* found =
+      decoder_.decode(request.body, request.body_size, request.body_padded_capacity, batch);
+  if (found == nullptr) {
     append_response(answers.answer_now(), 400, body::kInvalidBody, style);
     return 400;
   }
+  const DecodedRequest& decoded = *found;
   if (batch) return answer_batch(decoded, style, answers, call, placement);
   const bool wildcard = route.endpoint == Endpoint::subscribe && decoded.wildcard;
   if (wildcard ? !valid_pattern(decoded.subject) : !valid_subject(decoded.subject)) {

@@ -16,8 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<char> body(size + gophermq::ByteBuffer::kPadding);
   if (size != 0) std::memcpy(body.data(), data, size);
   for (const bool batch : {false, true}) {
-    gophermq::DecodedRequest request;
-    if (!decoder.decode(body.data(), size, body.size(), request, batch)) continue;
+    const gophermq::DecodedRequest* decoded = decoder.decode(body.data(), size, body.size(), batch);
+    if (decoded == nullptr) continue;
+    const gophermq::DecodedRequest& request = *decoded;
     // What it decoded must be readable, whatever the input was.
     volatile std::size_t total = 0;
     auto read = [&total](std::string_view text) {

@@ -41,8 +41,9 @@ std::optional<Fields> decode_with(RequestDecoder& decoder, std::string_view body
   for (std::size_t i = body.size(); i < capacity; ++i) {
     buffer[i] = after[(i - body.size()) % after.size()];
   }
-  DecodedRequest request;
-  if (!decoder.decode(buffer.get(), body.size(), capacity, request)) return std::nullopt;
+  const DecodedRequest* decoded = decoder.decode(buffer.get(), body.size(), capacity);
+  if (decoded == nullptr) return std::nullopt;
+  const DecodedRequest& request = *decoded;
   return Fields{std::string(request.subject), std::string(request.data), std::string(request.id)};
 }
 
@@ -120,8 +121,9 @@ TEST(RequestDecoder, AStringWithoutEscapesIsAViewOfTheBodyItself) {
   };
   std::string body = R"({"subject" : "orders.eu" , "data":"plain text \u00e9 \t"})";
   body.reserve(body.size() + kPadding);
-  DecodedRequest request;
-  ASSERT_TRUE(decoder.decode(body.data(), body.size(), body.capacity(), request));
+  const DecodedRequest* decoded = decoder.decode(body.data(), body.size(), body.capacity());
+  ASSERT_NE(decoded, nullptr);
+  const DecodedRequest& request = *decoded;
   EXPECT_EQ(request.subject, "orders.eu");
   EXPECT_TRUE(in_body(request.subject, body));
   EXPECT_EQ(request.data, "plain text \xc3\xa9 \t");
@@ -129,7 +131,8 @@ TEST(RequestDecoder, AStringWithoutEscapesIsAViewOfTheBodyItself) {
 
   std::string spaced = "{\"data\": \"x\"  ,\"subject\":\"s\"\n}";
   spaced.reserve(spaced.size() + kPadding);
-  ASSERT_TRUE(decoder.decode(spaced.data(), spaced.size(), spaced.capacity(), request));
+  ASSERT_EQ(decoder.decode(spaced.data(), spaced.size(), spaced.capacity()), decoded)
+      << "the decoder's own request, decoded afresh";
   EXPECT_EQ(request.data, "x");
   EXPECT_TRUE(in_body(request.data, spaced));
   EXPECT_EQ(request.subject, "s");
@@ -300,8 +303,9 @@ std::optional<std::uint64_t> inactive_threshold_of(std::string_view body) {
   std::string padded(body);
   padded.append(kPadding, '\0');
   RequestDecoder decoder;
-  DecodedRequest request;
-  if (!decoder.decode(padded.data(), body.size(), padded.size(), request)) return std::nullopt;
+  const DecodedRequest* decoded = decoder.decode(padded.data(), body.size(), padded.size());
+  if (decoded == nullptr) return std::nullopt;
+  const DecodedRequest& request = *decoded;
   return request.inactive_threshold_ms;
 }
 
@@ -344,8 +348,9 @@ struct AckFields {
 std::optional<AckFields> ack_fields_of(RequestDecoder& decoder, std::string_view body) {
   std::string padded(body);
   padded.append(kPadding, '\0');
-  DecodedRequest request;
-  if (!decoder.decode(padded.data(), body.size(), padded.size(), request)) return std::nullopt;
+  const DecodedRequest* decoded = decoder.decode(padded.data(), body.size(), padded.size());
+  if (decoded == nullptr) return std::nullopt;
+  const DecodedRequest& request = *decoded;
   return AckFields{{request.seqs.begin(), request.seqs.end()},
                    request.has_seqs,
                    request.through,
@@ -389,9 +394,10 @@ TEST(RequestDecoder, TellsAnEmptyGroupFromAnAbsentOne) {
   auto group_of = [&decoder](std::string_view body) {
     std::string padded(body);
     padded.append(kPadding, '\0');
-    DecodedRequest request;
-    EXPECT_TRUE(decoder.decode(padded.data(), body.size(), padded.size(), request)) << body;
-    return std::pair(request.group.data() != nullptr, std::string(request.group));
+    const DecodedRequest* request = decoder.decode(padded.data(), body.size(), padded.size());
+    EXPECT_NE(request, nullptr) << body;
+    if (request == nullptr) return std::pair(false, std::string("refused"));
+    return std::pair(request->group.data() != nullptr, std::string(request->group));
   };
   EXPECT_EQ(group_of(R"({"subject":"s"})"), std::pair(false, std::string()));
   EXPECT_EQ(group_of(R"({"group":null})"), std::pair(false, std::string()));
@@ -405,8 +411,9 @@ TEST(RequestDecoder, ReadsTheWildcardFlag) {
   auto wildcard_of = [&decoder](std::string_view body) -> std::optional<bool> {
     std::string padded(body);
     padded.append(kPadding, '\0');
-    DecodedRequest request;
-    if (!decoder.decode(padded.data(), body.size(), padded.size(), request)) return std::nullopt;
+    const DecodedRequest* decoded = decoder.decode(padded.data(), body.size(), padded.size());
+    if (decoded == nullptr) return std::nullopt;
+    const DecodedRequest& request = *decoded;
     return request.wildcard;
   };
   EXPECT_EQ(wildcard_of(R"({"subject":"a.*"})"), false);
@@ -451,13 +458,14 @@ TEST(RequestDecoder, AcceptsANullDocumentAsEmpty) {
 TEST(RequestDecoder, AcceptsAnEmptyBodyAsEmpty) {
   // The original's binder skips a body of length 0.
   RequestDecoder decoder;
-  DecodedRequest request;
-  request.subject = request.data = request.id = "stale";
+  ASSERT_THAT(decode_with(decoder, R"({"subject":"s","data":"d","id":"i"})"),
+              HasFields("s", "d", "i"));
   alignas(64) static const char kPadding64[kPadding] = {};
-  ASSERT_TRUE(decoder.decode(kPadding64, 0, sizeof kPadding64, request));
-  EXPECT_TRUE(request.subject.empty());
-  EXPECT_TRUE(request.data.empty());
-  EXPECT_TRUE(request.id.empty());
+  const DecodedRequest* request = decoder.decode(kPadding64, 0, sizeof kPadding64);
+  ASSERT_NE(request, nullptr);
+  EXPECT_TRUE(request->subject.empty()) << "nothing of the request before";
+  EXPECT_TRUE(request->data.empty());
+  EXPECT_TRUE(request->id.empty());
 }
 
 TEST(RequestDecoder, RefusesAWhitespaceOnlyBody) {
@@ -560,13 +568,9 @@ TEST(RequestDecoder, DecodesAgainAfterAFailure) {
   EXPECT_EQ(decode_with(decoder, R"({"subject":"a)"), std::nullopt);
   EXPECT_EQ(decode_with(decoder, "[]"), std::nullopt);
   EXPECT_THAT(decode_with(decoder, R"({"data":"three"})"), HasFields("", "three", ""));
-  // A failed decode leaves no field of the previous request behind.
-  DecodedRequest request;
-  request.subject = request.data = request.id = "stale";
-  std::string bad = R"({"subject":1})"s + std::string(kPadding, '\0');
-  EXPECT_FALSE(decoder.decode(bad.data(), bad.size() - kPadding, bad.size(), request));
-  EXPECT_TRUE(request.data.empty());
-  EXPECT_TRUE(request.id.empty());
+  // A failed decode, which had read a field, leaves nothing of it behind.
+  EXPECT_EQ(decode_with(decoder, R"({"data":"x","subject":1})"), std::nullopt);
+  EXPECT_THAT(decode_with(decoder, R"({"id":"i"})"), HasFields("", "", "i"));
 }
 
 TEST(RequestDecoder, DecodesManyBodiesOfGrowingSize) {
@@ -614,10 +618,9 @@ std::optional<Batch> decode_batch(std::string_view body) {
   std::string padded(body);
   padded.append(kPadding, '\0');
   RequestDecoder decoder;
-  DecodedRequest request;
-  if (!decoder.decode(padded.data(), body.size(), padded.size(), request, true)) {
-    return std::nullopt;
-  }
+  const DecodedRequest* decoded = decoder.decode(padded.data(), body.size(), padded.size(), true);
+  if (decoded == nullptr) return std::nullopt;
+  const DecodedRequest& request = *decoded;
   Batch batch{
       std::string(request.subject), {}, request.has_batch_data, {}, request.has_batch_messages};
   for (std::string_view datum : request.batch_data) batch.data.emplace_back(datum);

@@ -68,18 +68,22 @@ struct DecodedRequest {
 // subject, data or id.
 class RequestDecoder {
  public:
+  // The request `body` holds, or nullptr when it holds none. It is the
+  // decoder's own, valid until its next decode, and rebuilt in place by each:
+  // a caller's own copy would cost a 260-byte fill per request.
   // `padded_capacity` counts the readable bytes from `body` on, which must be
   // at least size + simdjson::SIMDJSON_PADDING. With `batch`, the body of a
   // batch publish: `data` is a list and `messages` is read; otherwise
   // `messages` is an unknown field and a list as `data` is invalid.
-  bool decode(const char* body, std::size_t size, std::size_t padded_capacity,
-              DecodedRequest& request, bool batch = false);
+  const DecodedRequest* decode(const char* body, std::size_t size, std::size_t padded_capacity,
+                               bool batch = false);
 
  private:
+  // Fills request_, which it starts afresh.
   simdjson::error_code decode_document(const char* body, std::size_t size,
-                                       std::size_t padded_capacity, DecodedRequest& request,
-                                       bool batch);
+                                       std::size_t padded_capacity, bool batch);
 
+  DecodedRequest request_;  // what decode() returns
   simdjson::ondemand::parser parser_;
   std::vector<std::uint64_t> seqs_;  // what DecodedRequest::seqs views
   // What DecodedRequest::batch_data and batch_messages view.
