@@ -180,6 +180,115 @@ TEST_F(SubjectLogTest, CountWithinStopsAtTheByteBoundButTakesOneAtLeast) {
   EXPECT_EQ(log_.count_within(3, 15), 0u) << "nothing pending";
 }
 
+// Past one segment's worth, the log lives in segments: the messages are in
+// order across their edges, wherever in a segment the oldest one sat when
+// the ring was split.
+TEST_F(SubjectLogTest, SplittingTheRingKeepsOrderWhereverTheOldestSat) {
+  constexpr std::uint64_t kSegment = SubjectLog::kSegmentSlots;
+  for (const std::uint64_t offset :
+       {std::uint64_t{0}, std::uint64_t{1}, kSegment / 2 + 3, kSegment - 1}) {
+    SCOPED_TRACE(offset);
+    SubjectLog log;
+    std::vector<Message*> messages;
+    auto append_one = [&] {
+      Message* message = Message::create(label(messages.size()));
+      message->set_holders(1);
+      messages.push_back(message);
+      log.append(message);
+    };
+    SubjectLog::Sequence reader = log.add_reader();
+    for (std::uint64_t i = 0; i < offset; ++i) append_one();
+    log.advance(reader, offset);
+    reader = offset;
+    const std::uint64_t count = 3 * kSegment + 5;
+    for (std::uint64_t i = 0; i < count; ++i) append_one();
+    ASSERT_EQ(log.size(), count);
+    EXPECT_GE(log.slots(), count);
+    EXPECT_LE(log.slots(), count + 2 * kSegment) << "no more than the segments in use";
+    std::uint64_t seen = 0;
+    bool in_order = true;
+    log.for_each(reader, count, [&](const Message& message) {
+      in_order = in_order && message.payload() == label(offset + seen);
+      ++seen;
+    });
+    EXPECT_EQ(seen, count);
+    EXPECT_TRUE(in_order);
+    // A second reader joins at the end; the first takes it all in steps
+    // that straddle the segments' edges.
+    const SubjectLog::Sequence second = log.add_reader();
+    while (reader != log.end()) {
+      const SubjectLog::Sequence to = std::min<SubjectLog::Sequence>(reader + 333, log.end());
+      log.advance(reader, to);
+      reader = to;
+    }
+    EXPECT_EQ(log.size(), 0u);
+    EXPECT_EQ(log.slots(), 0u) << "an emptied log in segments gives them all back";
+    append_one();
+    std::string first_after;
+    log.for_each(second, 1, [&](const Message& message) { first_after = message.payload(); });
+    EXPECT_EQ(first_after, label(messages.size() - 1));
+    log.advance(second, log.end());
+    log.advance(reader, log.end());
+    EXPECT_EQ(log.size(), 0u);
+  }
+}
+
+TEST_F(SubjectLogTest, SegmentsAreFreedAsTheSlowestCursorPassesThem) {
+  constexpr std::uint64_t kSegment = SubjectLog::kSegmentSlots;
+  SubjectLog::Sequence slow = log_.add_reader();
+  SubjectLog::Sequence middle = log_.add_reader();
+  // Ten segments: more than the directory first holds, so it grows too.
+  for (std::uint64_t i = 0; i < 10 * kSegment; ++i) append();
+  EXPECT_EQ(log_.slots(), 10 * kSegment);
+  log_.advance(middle, 4 * kSegment + 7);
+  middle = 4 * kSegment + 7;
+  EXPECT_EQ(log_.slots(), 10 * kSegment) << "the slow cursor still holds the first segments";
+  // The slow cursor passes the middle one: what is behind the middle one
+  // goes, its own segment stays.
+  log_.advance(slow, 6 * kSegment);
+  slow = 6 * kSegment;
+  EXPECT_EQ(log_.begin(), middle);
+  EXPECT_FALSE(held(middle - 1));
+  EXPECT_TRUE(held(middle));
+  EXPECT_EQ(log_.slots(), 6 * kSegment);
+  log_.advance(middle, 10 * kSegment);
+  middle = 10 * kSegment;
+  EXPECT_EQ(log_.begin(), slow);
+  EXPECT_EQ(log_.slots(), 4 * kSegment);
+  EXPECT_EQ(read(slow, 2), (std::vector<std::string>{label(slow), label(slow + 1)}));
+  log_.advance(slow, 10 * kSegment);
+  EXPECT_EQ(log_.size(), 0u);
+  EXPECT_EQ(log_.slots(), 0u);
+  for (std::size_t i = 0; i < messages_.size(); ++i) ASSERT_FALSE(held(i)) << i;
+  // Empty again, it starts over with a small ring.
+  append();
+  EXPECT_LT(log_.slots(), kSegment);
+}
+
+TEST_F(SubjectLogTest, AReaderThatKeepsUpHoldsAFewSegmentsHoweverMuchPasses) {
+  // 3,000 messages behind the reader, 100,000 through: the segments are
+  // reused around the directory and the memory held stays flat.
+  constexpr std::uint64_t kSegment = SubjectLog::kSegmentSlots;
+  SubjectLog::Sequence reader = log_.add_reader();
+  std::size_t most_slots = 0;
+  bool in_order = true;
+  for (std::uint64_t i = 0; i < 100'000; ++i) {
+    append();
+    if (log_.size() > 3000) {
+      log_.for_each(reader, 1, [&](const Message& message) {
+        in_order = in_order && message.payload() == label(reader);
+      });
+      log_.advance(reader, reader + 1);
+      ++reader;
+    }
+    most_slots = std::max(most_slots, log_.slots());
+  }
+  EXPECT_TRUE(in_order);
+  EXPECT_LE(most_slots, 5 * kSegment);
+  EXPECT_FALSE(held(reader - 1));
+  EXPECT_TRUE(held(reader));
+}
+
 TEST(SubjectLog, DestructionReleasesWhatItStillHolds) {
   Message* kept = Message::create("kept");
   kept->set_holders(2);
