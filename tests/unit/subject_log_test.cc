@@ -2,6 +2,8 @@
 // freed exactly when the slowest cursor passes them.
 #include "gophermq/store/subject_log.h"
 
+#include "gophermq/store/sequence_slots.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -184,7 +186,7 @@ TEST_F(SubjectLogTest, CountWithinStopsAtTheByteBoundButTakesOneAtLeast) {
 // order across their edges, wherever in a segment the oldest one sat when
 // the ring was split.
 TEST_F(SubjectLogTest, SplittingTheRingKeepsOrderWhereverTheOldestSat) {
-  constexpr std::uint64_t kSegment = SubjectLog::kSegmentSlots;
+  constexpr std::uint64_t kSegment = SequenceSlots<true>::kSegmentSlots;
   for (const std::uint64_t offset :
        {std::uint64_t{0}, std::uint64_t{1}, kSegment / 2 + 3, kSegment - 1}) {
     SCOPED_TRACE(offset);
@@ -234,7 +236,7 @@ TEST_F(SubjectLogTest, SplittingTheRingKeepsOrderWhereverTheOldestSat) {
 }
 
 TEST_F(SubjectLogTest, SegmentsAreFreedAsTheSlowestCursorPassesThem) {
-  constexpr std::uint64_t kSegment = SubjectLog::kSegmentSlots;
+  constexpr std::uint64_t kSegment = SequenceSlots<true>::kSegmentSlots;
   SubjectLog::Sequence slow = log_.add_reader();
   SubjectLog::Sequence middle = log_.add_reader();
   // Ten segments: more than the directory first holds, so it grows too.
@@ -268,7 +270,7 @@ TEST_F(SubjectLogTest, SegmentsAreFreedAsTheSlowestCursorPassesThem) {
 TEST_F(SubjectLogTest, AReaderThatKeepsUpHoldsAFewSegmentsHoweverMuchPasses) {
   // 3,000 messages behind the reader, 100,000 through: the segments are
   // reused around the directory and the memory held stays flat.
-  constexpr std::uint64_t kSegment = SubjectLog::kSegmentSlots;
+  constexpr std::uint64_t kSegment = SequenceSlots<true>::kSegmentSlots;
   SubjectLog::Sequence reader = log_.add_reader();
   std::size_t most_slots = 0;
   bool in_order = true;

@@ -6,11 +6,12 @@
 #include <cstdint>
 
 #include "gophermq/store/message.h"
+#include "gophermq/store/sequence_slots.h"
 
 namespace gophermq {
 
-// Oldest first: a power-of-two ring of pointers (8 bytes a message; the
-// payload lives once, in the shared Message).
+// Oldest first: a pointer a message (8 bytes; the payload lives once, in the
+// shared Message), in SequenceSlots, so a long queue is never copied.
 class MessageQueue {
  public:
   MessageQueue() = default;
@@ -19,15 +20,15 @@ class MessageQueue {
   ~MessageQueue();
 
   void push(Message* message);
-  std::size_t size() const { return static_cast<std::size_t>(tail_ - head_); }
-  bool empty() const { return head_ == tail_; }
+  std::size_t size() const { return slots_.size(); }
+  bool empty() const { return size() == 0; }
   // Payload bytes of the messages held.
   std::uint64_t bytes() const { return bytes_; }
   // Messages ever pushed: the newest one's sequence number.
   std::uint64_t pushed() const { return pushed_; }
 
   // The `index`-th oldest.
-  const Message& at(std::size_t index) const { return *slots_[(head_ + index) & mask_]; }
+  const Message& at(std::size_t index) const { return *slots_.message(slots_.begin() + index); }
 
   // How many of the oldest messages fit in `max_bytes` of payload: at least
   // one, so a message larger than the bound still goes, alone.
@@ -36,7 +37,8 @@ class MessageQueue {
   // Visits the `count` oldest messages, oldest first.
   template <typename Visit>
   void for_each(std::size_t count, Visit&& visit) const {
-    for (std::uint64_t i = head_; i != head_ + count; ++i) visit(*slots_[i & mask_]);
+    const std::uint64_t first = slots_.begin();
+    for (std::uint64_t i = first; i != first + count; ++i) visit(*slots_.message(i));
   }
   template <typename Visit>
   void for_each(Visit&& visit) const {
@@ -47,11 +49,12 @@ class MessageQueue {
   std::uint64_t drain_front(std::size_t count);
   void drain() { drain_front(size()); }
 
+  // Message slots allocated now, used or not: for tests of what a queue
+  // gives back.
+  std::size_t slots() const { return slots_.slots(); }
+
  private:
-  Message** slots_ = nullptr;
-  std::uint64_t mask_ = 0;  // capacity - 1; capacity 0 while slots_ is null
-  std::uint64_t head_ = 0;
-  std::uint64_t tail_ = 0;
+  SequenceSlots<false> slots_;
   std::uint64_t bytes_ = 0;
   std::uint64_t pushed_ = 0;
 };
