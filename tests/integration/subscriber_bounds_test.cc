@@ -89,5 +89,79 @@ TEST_F(SubscriberBoundsTest, OutOfRangeBoundsAreAnInvalidBody) {
   EXPECT_FALSE(SubscribeWith("s", R"("max_pending":null,"discard":"new")").empty());
 }
 
+// Thousands of messages behind subscribers: the subject's log and a bounded
+// subscriber's own queue grow past a ring's 1,024 slots into segments, and
+// give them back as they are fetched. Every message comes out once, in
+// order, whether a fetch stops at a segment's edge or not.
+class LongBacklogTest : public BrokerTest {
+ protected:
+  std::optional<BrokerOptions> Options() const override { return MonitoredOptions({}); }
+
+  // A fetch of at most `max_messages`; its "pending" must count what is
+  // left.
+  std::vector<std::string> FetchAtMost(const std::string& subject, const std::string& id,
+                                       int max_messages, std::uint64_t pending_before) {
+    const HttpResponse response = Post(
+        "/api/fetch",
+        SubscriberBody(subject, id, Joined({R"("max_messages":)", std::to_string(max_messages)})));
+    const std::optional<JsonObject> reply = DecodeJsonObject(response.body);
+    std::vector<std::string> data;
+    std::uint64_t pending = 0;
+    if (response.status != 200 || !reply || !GetField(reply->string_arrays, "data", &data) ||
+        !GetField(reply->numbers, "pending", &pending)) {
+      ADD_FAILURE() << "fetch " << subject << " " << id << ":\n" << Describe(response);
+      return {};
+    }
+    EXPECT_EQ(pending + data.size(), pending_before);
+    return data;
+  }
+};
+
+TEST_F(LongBacklogTest, ThousandsPendingComeOutOnceAndInOrder) {
+  constexpr int kMessages = 2500;
+  for (int s = 0; s < 4; ++s) {  // subjects on both shards
+    const std::string subject = Numbered("backlog.s", s);
+    SCOPED_TRACE(subject);
+    const std::string plain = Subscribe(subject);
+    const std::string bounded = SubscribeWith(subject, R"("max_pending":2000,"discard":"old")");
+    ASSERT_FALSE(plain.empty());
+    ASSERT_FALSE(bounded.empty());
+    // In batches of 500, one subject each.
+    for (int from = 0; from < kMessages; from += 500) {
+      std::string body = R"({"subject":)" + JsonQuote(subject) + R"(,"data":[)";
+      for (int i = from; i < from + 500; ++i) {
+        if (i != from) body += ',';
+        body += JsonQuote(Numbered(subject + ".", i));
+      }
+      body += "]}";
+      ASSERT_EQ(Post("/api/publish/batch", body).status, 200);
+    }
+    // The plain subscriber has all of them; the bounded one the last 2,000.
+    std::vector<std::string> taken;
+    for (int fetches = 0; fetches < 10 && static_cast<int>(taken.size()) < kMessages; ++fetches) {
+      for (std::string& message : FetchAtMost(subject, plain, 700, kMessages - taken.size())) {
+        taken.push_back(std::move(message));
+      }
+    }
+    std::vector<std::string> expected;
+    for (int i = 0; i < kMessages; ++i) expected.push_back(Numbered(subject + ".", i));
+    EXPECT_EQ(taken, expected);
+    taken.clear();
+    for (int fetches = 0; fetches < 10 && taken.size() < 2000; ++fetches) {
+      for (std::string& message : FetchAtMost(subject, bounded, 333, 2000 - taken.size())) {
+        taken.push_back(std::move(message));
+      }
+    }
+    expected.erase(expected.begin(), expected.begin() + (kMessages - 2000));
+    EXPECT_EQ(taken, expected) << "discard old: the last 2,000";
+    EXPECT_TRUE(Fetch(subject, plain).empty());
+    EXPECT_TRUE(Fetch(subject, bounded).empty());
+    // Emptied, each takes new messages as before.
+    PublishOk(subject, "after");
+    EXPECT_EQ(Fetch(subject, plain), std::vector<std::string>{"after"});
+    EXPECT_EQ(Fetch(subject, bounded), std::vector<std::string>{"after"});
+  }
+}
+
 }  // namespace
 }  // namespace gophermq::testing
