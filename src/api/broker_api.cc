@@ -44,6 +44,26 @@ std::string_view fixed_body(Endpoint endpoint, std::uint16_t status) {
   }
 }
 
+// The two answers a publish storm meets, framed once.
+const FixedAnswer kOkAnswer(200, body::kOk);
+const FixedAnswer kOverflowAnswer(429, body::kBrokerOverflow);
+
+// The answer whose body its status fixes (a publish's, an unsubscribe's, a
+// refused call's).
+void append_fixed_answer(ByteBuffer& out, Endpoint endpoint, std::uint16_t status,
+                         const ResponseStyle& style) {
+  switch (status) {
+    case 200:
+      kOkAnswer.append_to(out, style);
+      break;
+    case 429:
+      kOverflowAnswer.append_to(out, style);
+      break;
+    default:
+      append_response(out, status, fixed_body(endpoint, status), style);
+  }
+}
+
 // The status and body of a refused subscribe.
 std::uint16_t subscribe_refusal_status(SubscribeOutcome outcome) {
   return outcome == SubscribeOutcome::group_options_differ ? 409 : 429;
@@ -280,7 +300,7 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   placement.owner = owner;
   if (route.endpoint == Endpoint::publish_async) {
     // Answered now; the owner stores it when the call arrives.
-    append_response(answers.answer_now(), 200, body::kOk, style);
+    kOkAnswer.append_to(answers.answer_now(), style);
     return 200;
   }
   return 0;  // complete_call() answers and counts it
@@ -463,8 +483,7 @@ std::uint16_t BrokerApi::answer_batch(const DecodedRequest& decoded, const Respo
     const PublishOutcome outcome = publish_batch(subject, decoded.batch_data);
     count_publish(outcome, false, size);
     const std::uint16_t status = publish_status(outcome);
-    append_response(answers.answer_now(), status, fixed_body(Endpoint::publish_batch, status),
-                    style);
+    append_fixed_answer(answers.answer_now(), Endpoint::publish_batch, status, style);
     return status;
   }
   // The whole batch goes to its owner in one call, and is stored there
@@ -806,11 +825,11 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
       const PublishOutcome outcome = publish(request.subject, request.data);
       count_publish(outcome, false);
       const std::uint16_t status = publish_status(outcome);
-      append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
+      append_fixed_answer(answers.answer_now(), endpoint, status, style);
       return status;
     }
     case Endpoint::publish_async:
-      append_response(answers.answer_now(), 200, body::kOk, style);
+      kOkAnswer.append_to(answers.answer_now(), style);
       count_publish(publish(request.subject, request.data), true);
       return 200;
     case Endpoint::subscribe: {
@@ -828,7 +847,7 @@ std::uint16_t BrokerApi::serve_locally(Endpoint endpoint, const DecodedRequest& 
     }
     case Endpoint::unsubscribe: {
       const std::uint16_t status = unsubscribe(request.subject, id) ? 200 : 404;
-      append_response(answers.answer_now(), status, fixed_body(endpoint, status), style);
+      append_fixed_answer(answers.answer_now(), endpoint, status, style);
       return status;
     }
     case Endpoint::ack:
@@ -969,10 +988,10 @@ void BrokerApi::complete_call(ShardCall& call, Answers& answers) {
     if (call.status == 200 && call.endpoint == Endpoint::subscribe) {
       append_subscribed(out, call.id, call.subject.view(), call.subscribe_options->group,
                         call.style);
+    } else if (call.refusal.empty()) {
+      append_fixed_answer(out, call.endpoint, call.status, call.style);
     } else {
-      const std::string_view body =
-          call.refusal.empty() ? fixed_body(call.endpoint, call.status) : call.refusal;
-      append_response(out, call.status, body, call.style);
+      append_response(out, call.status, call.refusal, call.style);
     }
     answers.finish_answer(sequence);
   }

@@ -95,6 +95,13 @@ void append_response(ByteBuffer& out, std::uint16_t status, std::string_view bod
                 style.head ? std::string_view() : body);
 }
 
+FixedAnswer::FixedAnswer(std::uint16_t status, std::string_view body)
+    : status_(status), body_(body) {
+  ByteBuffer framed;
+  append_response(framed, status, body, ResponseStyle{});
+  plain_ = framed.view();
+}
+
 void append_no_content(ByteBuffer& out, const ResponseStyle& style,
                        std::string_view extra_headers) {
   out.append(status_line(204));

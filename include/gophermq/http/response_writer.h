@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "gophermq/byte_buffer.h"
@@ -45,6 +46,34 @@ void append_response_head(ByteBuffer& out, std::uint16_t status, std::size_t con
 // A whole response with a fixed JSON body.
 void append_response(ByteBuffer& out, std::uint16_t status, std::string_view body,
                      const ResponseStyle& style, std::string_view extra_headers = {});
+
+// The framing nearly every request asks for: HTTP/1.1, kept alive, not HEAD,
+// no CORS.
+inline bool is_plain(const ResponseStyle& style) {
+  return style.keep_alive && !style.http_1_0 && !style.head && style.cors == 0;
+}
+
+// An answer whose status and body never change (a publish's 200 or 429),
+// framed once in the plain style: appending it is then one copy, where
+// append_response() makes seven. Any other style is framed as
+// append_response() frames it. `body` must outlive it (the bodies are
+// constants).
+class FixedAnswer {
+ public:
+  FixedAnswer(std::uint16_t status, std::string_view body);
+  void append_to(ByteBuffer& out, const ResponseStyle& style) const {
+    if (is_plain(style)) {
+      out.append(plain_);
+    } else {
+      append_response(out, status_, body_, style);
+    }
+  }
+
+ private:
+  std::uint16_t status_;
+  std::string_view body_;
+  std::string plain_;
+};
 
 // 204 No Content: no body, no Content-Type, no Content-Length.
 void append_no_content(ByteBuffer& out, const ResponseStyle& style,
