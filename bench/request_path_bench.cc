@@ -95,7 +95,8 @@ void BM_DecodePublishBody(benchmark::State& state) {
   RequestDecoder decoder;
   std::string body = padded(kPublishBody);
   for (auto _ : state) {
-    const DecodedRequest* request = decoder.decode(body.data(), body.size(), body.capacity());
+    const DecodedRequest* request = decoder.decode(body.data(), body.size(), body.capacity(),
+                                                   RequestFields::of(Endpoint::publish));
     benchmark::DoNotOptimize(request->data.data());
   }
 }

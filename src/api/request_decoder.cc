@@ -224,12 +224,81 @@ error_code read_batch_messages(simdjson::ondemand::value value, std::vector<Batc
   });
 }
 
+constexpr bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
 bool only_whitespace(const char* bytes, std::size_t size) {
   for (std::size_t i = 0; i < size; ++i) {
-    char c = bytes[i];
-    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return false;
+    if (!is_json_space(bytes[i])) return false;
   }
   return true;
+}
+
+// Go's json.Decoder, which Echo's binder reads a body with, decodes the
+// first JSON value and leaves whatever follows it unread: `{...}\0` from a C
+// client is a request. Where that value ends, for the two a request may be
+// (an object, by its brackets outside strings, or null); text.size() when
+// it is neither or never ends.
+std::size_t end_of_first_value(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && is_json_space(text[i])) ++i;
+  if (text.substr(i, 4) == "null") return i + 4;
+  if (i == text.size() || text[i] != '{') return text.size();
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped byte cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return text.size();
+}
+
+// The field `key` names, as Go matches a key to a struct tag (without
+// regard to ASCII case), if `fields` reads it; RequestField::unknown
+// otherwise. A publish's two fields are matched first, each against its
+// name as a constant (a comparison the compiler unrolls).
+inline RequestField read_as(std::string_view key, RequestFields fields) {
+  if (equals_ignoring_case(key, "subject")) return RequestField::subject;  // every endpoint's
+  if (equals_ignoring_case(key, "data")) {
+    // A batch publish reads it as a list.
+    if (fields.has(RequestField::data_list)) return RequestField::data_list;
+    return fields.has(RequestField::data) ? RequestField::data : RequestField::unknown;
+  }
+  static constexpr std::pair<std::string_view, RequestField> kNames[] = {
+      {"messages", RequestField::messages},
+      {"id", RequestField::id},
+      {"inactive_threshold_ms", RequestField::inactive_threshold_ms},
+      {"max_pending", RequestField::max_pending},
+      {"max_pending_bytes", RequestField::max_pending_bytes},
+      {"discard", RequestField::discard},
+      {"wait_ms", RequestField::wait_ms},
+      {"max_messages", RequestField::max_messages},
+      {"max_bytes", RequestField::max_bytes},
+      {"ack_wait_ms", RequestField::ack_wait_ms},
+      {"max_ack_pending", RequestField::max_ack_pending},
+      {"max_deliver", RequestField::max_deliver},
+      {"dead_letter_subject", RequestField::dead_letter_subject},
+      {"group", RequestField::group},
+      {"wildcard", RequestField::wildcard},
+      {"seqs", RequestField::seqs},
+      {"through", RequestField::through},
+      {"delay_ms", RequestField::delay_ms},
+  };
+  for (const auto& [name, field] : kNames) {
+    if (equals_ignoring_case(key, name)) return fields.has(field) ? field : RequestField::unknown;
+  }
+  return RequestField::unknown;
 }
 
 // Length of the valid UTF-8 sequence at `bytes` (RFC 3629: no overlongs, no
@@ -318,7 +387,7 @@ bool repair_like_go(std::string_view body, ByteBuffer& out) {
 }  // namespace
 
 error_code RequestDecoder::decode_document(const char* body, std::size_t size,
-                                           std::size_t padded_capacity, bool batch) {
+                                           std::size_t padded_capacity, RequestFields fields) {
   DecodedRequest& request = request_;
   // Built in place: `request = {}` would build the defaults in a temporary
   // and copy it, about 260 bytes moved twice with `rep movsq`. (Building
@@ -343,83 +412,108 @@ error_code RequestDecoder::decode_document(const char* body, std::size_t size,
     if (error_code error = document.get_object().get(object)) return error;
     const error_code error =
         read_fields(object, [&](std::string_view key, simdjson::ondemand::value value) {
-          error_code error;
-          // Go's encoding/json matches struct tags without regard to ASCII case,
-          // so {"Subject": ...} works against the original.
-          if (equals_ignoring_case(key, "subject")) {
-            error = read_string_field(value, request.subject);
-          } else if (equals_ignoring_case(key, "data")) {
-            if (batch) {
-              error = read_string_list(value, batch_data_, request.has_batch_data);
-            } else {
-              error = read_string_field(value, request.data);
-            }
-          } else if (batch && equals_ignoring_case(key, "messages")) {
-            error = read_batch_messages(value, batch_messages_, request.has_batch_messages);
-          } else if (equals_ignoring_case(key, "id")) {
-            error = read_string_field(value, request.id);
-          } else if (equals_ignoring_case(key, "inactive_threshold_ms")) {
-            error = read_count_field(value, request.inactive_threshold_ms);
-          } else if (equals_ignoring_case(key, "max_pending")) {
-            error = read_count_field(value, request.max_pending);
-          } else if (equals_ignoring_case(key, "max_pending_bytes")) {
-            error = read_count_field(value, request.max_pending_bytes);
-          } else if (equals_ignoring_case(key, "discard")) {
-            error = read_string_field(value, request.discard);
-          } else if (equals_ignoring_case(key, "wait_ms")) {
-            error = read_count_field(value, request.wait_ms);
-          } else if (equals_ignoring_case(key, "max_messages")) {
-            error = read_count_field(value, request.max_messages);
-          } else if (equals_ignoring_case(key, "max_bytes")) {
-            error = read_count_field(value, request.max_bytes);
-          } else if (equals_ignoring_case(key, "ack_wait_ms")) {
-            error = read_count_field(value, request.ack_wait_ms);
-          } else if (equals_ignoring_case(key, "max_ack_pending")) {
-            error = read_count_field(value, request.max_ack_pending);
-          } else if (equals_ignoring_case(key, "max_deliver")) {
-            error = read_count_field(value, request.max_deliver);
-          } else if (equals_ignoring_case(key, "dead_letter_subject")) {
-            error = read_string_field(value, request.dead_letter_subject);
-          } else if (equals_ignoring_case(key, "group")) {
-            error = read_string_field(value, request.group);
-          } else if (equals_ignoring_case(key, "wildcard")) {
-            error = read_flag_field(value, request.wildcard);
-          } else if (equals_ignoring_case(key, "seqs")) {
-            error = read_count_list(value, seqs_, request.has_seqs);
-          } else if (equals_ignoring_case(key, "through")) {
-            error = read_count_field(value, request.through);
-          } else if (equals_ignoring_case(key, "delay_ms")) {
-            error = read_count_field(value, request.delay_ms);
-          } else {
-            error = validate(value, 1);
+          switch (read_as(key, fields)) {
+            case RequestField::subject:
+              return read_string_field(value, request.subject);
+            case RequestField::data:
+              return read_string_field(value, request.data);
+            case RequestField::data_list:
+              return read_string_list(value, batch_data_, request.has_batch_data);
+            case RequestField::messages:
+              return read_batch_messages(value, batch_messages_, request.has_batch_messages);
+            case RequestField::id:
+              return read_string_field(value, request.id);
+            case RequestField::inactive_threshold_ms:
+              return read_count_field(value, request.inactive_threshold_ms);
+            case RequestField::max_pending:
+              return read_count_field(value, request.max_pending);
+            case RequestField::max_pending_bytes:
+              return read_count_field(value, request.max_pending_bytes);
+            case RequestField::discard:
+              return read_string_field(value, request.discard);
+            case RequestField::wait_ms:
+              return read_count_field(value, request.wait_ms);
+            case RequestField::max_messages:
+              return read_count_field(value, request.max_messages);
+            case RequestField::max_bytes:
+              return read_count_field(value, request.max_bytes);
+            case RequestField::ack_wait_ms:
+              return read_count_field(value, request.ack_wait_ms);
+            case RequestField::max_ack_pending:
+              return read_count_field(value, request.max_ack_pending);
+            case RequestField::max_deliver:
+              return read_count_field(value, request.max_deliver);
+            case RequestField::dead_letter_subject:
+              return read_string_field(value, request.dead_letter_subject);
+            case RequestField::group:
+              return read_string_field(value, request.group);
+            case RequestField::wildcard:
+              return read_flag_field(value, request.wildcard);
+            case RequestField::seqs:
+              return read_count_list(value, seqs_, request.has_seqs);
+            case RequestField::through:
+              return read_count_field(value, request.through);
+            case RequestField::delay_ms:
+              return read_count_field(value, request.delay_ms);
+            case RequestField::unknown:
+              break;
           }
-          return error;
+          return validate(value, 1);
         });
     if (error) return error;
   }
   request.seqs = seqs_;
   request.batch_data = batch_data_;
   request.batch_messages = batch_messages_;
-  // Nothing but whitespace may follow the value: Go refuses `{...} x`.
-  if (document.current_location().error() != simdjson::OUT_OF_BOUNDS) {
-    return simdjson::TRAILING_CONTENT;
-  }
-  return SUCCESS;
+  return SUCCESS;  // what follows the value is not read (see end_of_first_value)
 }
 
 const DecodedRequest* RequestDecoder::decode(const char* body, std::size_t size,
-                                             std::size_t padded_capacity, bool batch) {
+                                             std::size_t padded_capacity, RequestFields fields) {
   // Echo's binder skips an empty body: every field stays empty.
   if (size == 0) return std::construct_at(&request_);
   // Whitespace alone is "unexpected end of JSON input" in Go.
   if (only_whitespace(body, size)) return nullptr;
-  error_code error = decode_document(body, size, padded_capacity, batch);
+  error_code error = decode_document(body, size, padded_capacity, fields);
   if (error == SUCCESS) return &request_;
+  // simdjson's first pass reads the whole body, and refuses what Go never
+  // reads: an unclosed string or invalid UTF-8 after the value. The value
+  // alone is decoded again.
+  if (const std::size_t end = end_of_first_value({body, size}); end < size) {
+    size = end;
+    error = decode_document(body, size, padded_capacity, fields);
+    if (error == SUCCESS) return &request_;
+  }
   // Invalid UTF-8 or an unpaired surrogate: the slow path, off the hot one.
   if (error != simdjson::UTF8_ERROR && error != simdjson::STRING_ERROR) return nullptr;
   if (!repair_like_go({body, size}, repaired_)) return nullptr;
-  error = decode_document(repaired_.data(), repaired_.size(), repaired_.padded_capacity(), batch);
+  error = decode_document(repaired_.data(), repaired_.size(), repaired_.padded_capacity(), fields);
   return error == SUCCESS ? &request_ : nullptr;
+}
+
+RequestFields RequestFields::of(Endpoint endpoint) {
+  using enum RequestField;
+  switch (endpoint) {
+    case Endpoint::publish:
+    case Endpoint::publish_async:
+      return {subject, data};
+    case Endpoint::publish_batch:
+      return {subject, data_list, messages};
+    case Endpoint::subscribe:
+      return {subject,     inactive_threshold_ms, max_pending, max_pending_bytes,   discard,
+              ack_wait_ms, max_ack_pending,       max_deliver, dead_letter_subject, group,
+              wildcard};
+    case Endpoint::fetch:
+      return {subject, id, wait_ms, max_messages, max_bytes};
+    case Endpoint::unsubscribe:
+    case Endpoint::info:
+      return {subject, id};
+    case Endpoint::ack:
+    case Endpoint::nack:
+      return {subject, id, seqs, through, delay_ms};
+    default:
+      return {};
+  }
 }
 
 }  // namespace gophermq

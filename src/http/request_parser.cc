@@ -507,6 +507,7 @@ int RequestParser::on_message_complete(llhttp_t* parser) {
     request.body_size = 0;
     request.body_padded_capacity = sizeof(kEmptyBody);
   }
+  request.chunked = (parser->flags & F_CHUNKED) != 0;
   request.keep_alive = llhttp_should_keep_alive(parser) != 0;
   request.http_1_0 = parser->http_major == 1 && parser->http_minor == 0;
   // Two Origins name no one origin (a browser sends one at most).

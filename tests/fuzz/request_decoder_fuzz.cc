@@ -1,5 +1,5 @@
 // libFuzzer target: request bodies through the JSON decoder alone, read as
-// any request's body and as a batch publish's.
+// each endpoint's body.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -15,8 +15,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // buffers give it; exactly that much, so ASan sees any read beyond.
   std::vector<char> body(size + gophermq::ByteBuffer::kPadding);
   if (size != 0) std::memcpy(body.data(), data, size);
-  for (const bool batch : {false, true}) {
-    const gophermq::DecodedRequest* decoded = decoder.decode(body.data(), size, body.size(), batch);
+  using gophermq::Endpoint;
+  for (const Endpoint endpoint : {Endpoint::publish, Endpoint::publish_batch, Endpoint::subscribe,
+                                  Endpoint::fetch, Endpoint::ack}) {
+    const gophermq::DecodedRequest* decoded =
+        decoder.decode(body.data(), size, body.size(), gophermq::RequestFields::of(endpoint));
     if (decoded == nullptr) continue;
     const gophermq::DecodedRequest& request = *decoded;
     // What it decoded must be readable, whatever the input was.

@@ -80,7 +80,8 @@ TEST_F(SubscriberBoundsTest, APlainSubscriberBesideABoundedOneStillFillsTheSubje
 TEST_F(SubscriberBoundsTest, OutOfRangeBoundsAreAnInvalidBody) {
   for (std::string fields :
        {R"("max_pending":0)", R"("max_pending":-1)", R"("max_pending":"3")", R"("max_pending":1.5)",
-        R"("max_pending_bytes":0)", R"("discard":"oldest")", R"("discard":3)"}) {
+        R"("max_pending_bytes":0)", R"("discard":"oldest")", R"("discard":3)", R"("discard":"")",
+        R"("discard":"NEW")"}) {
     EXPECT_TRUE(IsJsonResponse(Post("/api/subscribe", R"({"subject":"s",)" + fields + "}"), 400,
                                kInvalidBodyBody))
         << fields;

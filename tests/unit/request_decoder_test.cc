@@ -23,6 +23,11 @@ using namespace std::string_view_literals;
 
 constexpr std::size_t kPadding = simdjson::SIMDJSON_PADDING;
 
+// Every field but a batch's: what most cases here decode.
+const RequestFields kEveryField =
+    RequestFields::of(Endpoint::publish) | RequestFields::of(Endpoint::subscribe) |
+    RequestFields::of(Endpoint::fetch) | RequestFields::of(Endpoint::ack);
+
 // What a decode produced, copied out of the decoder's buffer.
 struct Fields {
   std::string subject;
@@ -34,14 +39,15 @@ struct Fields {
 // then catches any read past the padding). The padding holds `after`
 // repeated, standing in for whatever follows the body in a receive buffer.
 std::optional<Fields> decode_with(RequestDecoder& decoder, std::string_view body,
-                                  std::string_view after = "\0"sv) {
+                                  std::string_view after = "\0"sv,
+                                  RequestFields fields = kEveryField) {
   const std::size_t capacity = body.size() + kPadding;
   auto buffer = std::make_unique<char[]>(capacity);
   std::memcpy(buffer.get(), body.data(), body.size());
   for (std::size_t i = body.size(); i < capacity; ++i) {
     buffer[i] = after[(i - body.size()) % after.size()];
   }
-  const DecodedRequest* decoded = decoder.decode(buffer.get(), body.size(), capacity);
+  const DecodedRequest* decoded = decoder.decode(buffer.get(), body.size(), capacity, fields);
   if (decoded == nullptr) return std::nullopt;
   const DecodedRequest& request = *decoded;
   return Fields{std::string(request.subject), std::string(request.data), std::string(request.id)};
@@ -121,7 +127,8 @@ TEST(RequestDecoder, AStringWithoutEscapesIsAViewOfTheBodyItself) {
   };
   std::string body = R"({"subject" : "orders.eu" , "data":"plain text \u00e9 \t"})";
   body.reserve(body.size() + kPadding);
-  const DecodedRequest* decoded = decoder.decode(body.data(), body.size(), body.capacity());
+  const DecodedRequest* decoded =
+      decoder.decode(body.data(), body.size(), body.capacity(), kEveryField);
   ASSERT_NE(decoded, nullptr);
   const DecodedRequest& request = *decoded;
   EXPECT_EQ(request.subject, "orders.eu");
@@ -131,7 +138,7 @@ TEST(RequestDecoder, AStringWithoutEscapesIsAViewOfTheBodyItself) {
 
   std::string spaced = "{\"data\": \"x\"  ,\"subject\":\"s\"\n}";
   spaced.reserve(spaced.size() + kPadding);
-  ASSERT_EQ(decoder.decode(spaced.data(), spaced.size(), spaced.capacity()), decoded)
+  ASSERT_EQ(decoder.decode(spaced.data(), spaced.size(), spaced.capacity(), kEveryField), decoded)
       << "the decoder's own request, decoded afresh";
   EXPECT_EQ(request.data, "x");
   EXPECT_TRUE(in_body(request.data, spaced));
@@ -303,7 +310,8 @@ std::optional<std::uint64_t> inactive_threshold_of(std::string_view body) {
   std::string padded(body);
   padded.append(kPadding, '\0');
   RequestDecoder decoder;
-  const DecodedRequest* decoded = decoder.decode(padded.data(), body.size(), padded.size());
+  const DecodedRequest* decoded =
+      decoder.decode(padded.data(), body.size(), padded.size(), kEveryField);
   if (decoded == nullptr) return std::nullopt;
   const DecodedRequest& request = *decoded;
   return request.inactive_threshold_ms;
@@ -348,7 +356,8 @@ struct AckFields {
 std::optional<AckFields> ack_fields_of(RequestDecoder& decoder, std::string_view body) {
   std::string padded(body);
   padded.append(kPadding, '\0');
-  const DecodedRequest* decoded = decoder.decode(padded.data(), body.size(), padded.size());
+  const DecodedRequest* decoded =
+      decoder.decode(padded.data(), body.size(), padded.size(), kEveryField);
   if (decoded == nullptr) return std::nullopt;
   const DecodedRequest& request = *decoded;
   return AckFields{{request.seqs.begin(), request.seqs.end()},
@@ -394,7 +403,8 @@ TEST(RequestDecoder, TellsAnEmptyGroupFromAnAbsentOne) {
   auto group_of = [&decoder](std::string_view body) {
     std::string padded(body);
     padded.append(kPadding, '\0');
-    const DecodedRequest* request = decoder.decode(padded.data(), body.size(), padded.size());
+    const DecodedRequest* request =
+        decoder.decode(padded.data(), body.size(), padded.size(), kEveryField);
     EXPECT_NE(request, nullptr) << body;
     if (request == nullptr) return std::pair(false, std::string("refused"));
     return std::pair(request->group.data() != nullptr, std::string(request->group));
@@ -411,7 +421,8 @@ TEST(RequestDecoder, ReadsTheWildcardFlag) {
   auto wildcard_of = [&decoder](std::string_view body) -> std::optional<bool> {
     std::string padded(body);
     padded.append(kPadding, '\0');
-    const DecodedRequest* decoded = decoder.decode(padded.data(), body.size(), padded.size());
+    const DecodedRequest* decoded =
+        decoder.decode(padded.data(), body.size(), padded.size(), kEveryField);
     if (decoded == nullptr) return std::nullopt;
     const DecodedRequest& request = *decoded;
     return request.wildcard;
@@ -461,7 +472,7 @@ TEST(RequestDecoder, AcceptsAnEmptyBodyAsEmpty) {
   ASSERT_THAT(decode_with(decoder, R"({"subject":"s","data":"d","id":"i"})"),
               HasFields("s", "d", "i"));
   alignas(64) static const char kPadding64[kPadding] = {};
-  const DecodedRequest* request = decoder.decode(kPadding64, 0, sizeof kPadding64);
+  const DecodedRequest* request = decoder.decode(kPadding64, 0, sizeof kPadding64, kEveryField);
   ASSERT_NE(request, nullptr);
   EXPECT_TRUE(request->subject.empty()) << "nothing of the request before";
   EXPECT_TRUE(request->data.empty());
@@ -518,23 +529,125 @@ TEST(RequestDecoder, RefusesAByteOrderMark) {
   EXPECT_EQ(decode("\xef\xbb\xbf{\"subject\":\"a\"}"), std::nullopt);
 }
 
-TEST(RequestDecoder, RefusesTrailingGarbage) {
+// Echo's binder reads a body with Go's json.Decoder, which decodes the first
+// value and leaves the rest unread, however broken: a C client's trailing
+// NUL, a second object, an unclosed string or invalid UTF-8 after it.
+TEST(RequestDecoder, WhatFollowsTheFirstValueIsLeftUnread) {
   for (std::string_view body : {
            R"({"subject":"a"}x)"sv,
            R"({"subject":"a"} x)"sv,
            R"({"subject":"a"}{})"sv,
            R"({"subject":"a"}})"sv,
+           R"({"subject":"a"}])"sv,
            R"({"subject":"a"},)"sv,
            R"({"subject":"a"}"x")"sv,
+           R"({"subject":"a"}"unclosed)"sv,
            R"({"subject":"a"} 1)"sv,
            R"({"subject":"a"} null)"sv,
-           R"({}[])"sv,
-           "null x"sv,
-           "null null"sv,
            "{\"subject\":\"a\"}\0"sv,
+           "{\"subject\":\"a\"}\x01\"\t\""sv,
+           "{\"subject\":\"a\"}\xff\xfe"sv,
+           R"( {"subject":"a","x":{"y":"}"}} tail)"sv,
+       }) {
+    EXPECT_THAT(decode(body), HasFields("a", "", "")) << body;
+  }
+  EXPECT_THAT(decode(R"({}[])"), HasFields("", "", ""));
+  EXPECT_THAT(decode("null x"), HasFields("", "", ""));
+  EXPECT_THAT(decode("null null"), HasFields("", "", ""));
+  EXPECT_THAT(decode("null\"open"), HasFields("", "", ""));
+  // Invalid UTF-8 inside the value is still repaired as Go repairs it.
+  EXPECT_THAT(decode("{\"subject\":\"a\",\"data\":\"\xff\"}\"open"),
+              HasFields("a", "\xef\xbf\xbd", ""));
+}
+
+TEST(RequestDecoder, AValueThatNeverEndsIsStillRefused) {
+  for (std::string_view body : {
+           R"({"subject":"a")"sv,
+           R"({"subject":"a}x)"sv,
+           R"({"subject":"a\"}x)"sv,
+           R"({"subject":"a","x":[1})"sv,
+           R"(x{"subject":"a"})"sv,
+           R"("x"{"subject":"a"})"sv,
+           "nul"sv,
        }) {
     EXPECT_EQ(decode(body), std::nullopt) << body;
   }
+}
+
+// --- Each endpoint's fields -------------------------------------------------
+
+// `body` decoded as `endpoint`'s: its subject, data and id, or nullopt.
+std::optional<Fields> decode_as(Endpoint endpoint, std::string_view body) {
+  RequestDecoder decoder;
+  return decode_with(decoder, body, "\0"sv, RequestFields::of(endpoint));
+}
+
+// Go decodes a body into the endpoint's own struct: a key it lacks is
+// ignored whatever its type (it must still be JSON).
+TEST(RequestDecoder, AFieldTheEndpointDoesNotReadIsIgnoredWhateverItsType) {
+  EXPECT_THAT(decode_as(Endpoint::publish, R"({"subject":"s","data":"d","id":7})"),
+              HasFields("s", "d", ""));
+  EXPECT_THAT(decode_as(Endpoint::publish,
+                        R"({"subject":"s","data":"d","wait_ms":"soon","group":[1],"seqs":-1})"),
+              HasFields("s", "d", ""));
+  EXPECT_THAT(decode_as(Endpoint::subscribe, R"({"subject":"s","data":5,"id":{"a":1}})"),
+              HasFields("s", "", ""));
+  EXPECT_THAT(decode_as(Endpoint::fetch, R"({"subject":"s","id":"i","data":[],"max_pending":-3})"),
+              HasFields("s", "", "i"));
+  EXPECT_THAT(decode_as(Endpoint::unsubscribe, R"({"subject":"s","id":"i","data":null})"),
+              HasFields("s", "", "i"));
+  EXPECT_THAT(decode_as(Endpoint::publish_batch, R"({"subject":"s","data":["a"],"id":1})"),
+              HasFields("s", "", ""));
+  // Ignored, but walked: it must be JSON.
+  EXPECT_EQ(decode_as(Endpoint::publish, R"({"subject":"s","id":[tru]})"), std::nullopt);
+  EXPECT_EQ(decode_as(Endpoint::subscribe, R"({"subject":"s","data":01})"), std::nullopt);
+}
+
+TEST(RequestDecoder, AFieldTheEndpointReadsMustHaveItsType) {
+  EXPECT_EQ(decode_as(Endpoint::publish, R"({"subject":"s","data":5})"), std::nullopt);
+  EXPECT_EQ(decode_as(Endpoint::publish, R"({"subject":1,"data":"d"})"), std::nullopt);
+  EXPECT_EQ(decode_as(Endpoint::fetch, R"({"subject":"s","id":7})"), std::nullopt);
+  EXPECT_EQ(decode_as(Endpoint::fetch, R"({"subject":"s","id":"i","wait_ms":"1"})"), std::nullopt);
+  EXPECT_EQ(decode_as(Endpoint::subscribe, R"({"subject":"s","max_pending":-1})"), std::nullopt);
+  EXPECT_EQ(decode_as(Endpoint::ack, R"({"subject":"s","id":"i","seqs":"1"})"), std::nullopt);
+}
+
+TEST(RequestDecoder, AFieldTheEndpointDoesNotReadStaysUnset) {
+  RequestDecoder decoder;
+  const std::string body =
+      R"({"subject":"s","data":"d","max_pending":3,"wait_ms":9,"group":"g","seqs":[1],)"
+      R"("wildcard":true,"id":"i"})" +
+      std::string(kPadding, '\0');
+  const std::size_t size = body.size() - kPadding;
+  const DecodedRequest* publish =
+      decoder.decode(body.data(), size, body.size(), RequestFields::of(Endpoint::publish));
+  ASSERT_NE(publish, nullptr);
+  EXPECT_EQ(publish->data, "d");
+  EXPECT_EQ(publish->max_pending, DecodedRequest::kUnset);
+  EXPECT_EQ(publish->wait_ms, DecodedRequest::kUnset);
+  EXPECT_EQ(publish->group.data(), nullptr);
+  EXPECT_FALSE(publish->has_seqs);
+  EXPECT_FALSE(publish->wildcard);
+  EXPECT_TRUE(publish->id.empty());
+  const DecodedRequest* subscribe =
+      decoder.decode(body.data(), size, body.size(), RequestFields::of(Endpoint::subscribe));
+  ASSERT_NE(subscribe, nullptr);
+  EXPECT_TRUE(subscribe->data.empty());
+  EXPECT_EQ(subscribe->max_pending, 3u);
+  EXPECT_EQ(subscribe->group, "g");
+  EXPECT_TRUE(subscribe->wildcard);
+  EXPECT_EQ(subscribe->wait_ms, DecodedRequest::kUnset);
+  const DecodedRequest* fetch =
+      decoder.decode(body.data(), size, body.size(), RequestFields::of(Endpoint::fetch));
+  ASSERT_NE(fetch, nullptr);
+  EXPECT_EQ(fetch->wait_ms, 9u);
+  EXPECT_EQ(fetch->id, "i");
+  EXPECT_EQ(fetch->max_pending, DecodedRequest::kUnset);
+  const DecodedRequest* ack =
+      decoder.decode(body.data(), size, body.size(), RequestFields::of(Endpoint::ack));
+  ASSERT_NE(ack, nullptr);
+  EXPECT_TRUE(ack->has_seqs);
+  EXPECT_EQ(ack->wait_ms, DecodedRequest::kUnset);
 }
 
 TEST(RequestDecoder, AcceptsSurroundingWhitespace) {
@@ -618,7 +731,8 @@ std::optional<Batch> decode_batch(std::string_view body) {
   std::string padded(body);
   padded.append(kPadding, '\0');
   RequestDecoder decoder;
-  const DecodedRequest* decoded = decoder.decode(padded.data(), body.size(), padded.size(), true);
+  const DecodedRequest* decoded = decoder.decode(padded.data(), body.size(), padded.size(),
+                                                 RequestFields::of(Endpoint::publish_batch));
   if (decoded == nullptr) return std::nullopt;
   const DecodedRequest& request = *decoded;
   Batch batch{

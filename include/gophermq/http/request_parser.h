@@ -25,6 +25,7 @@ struct HttpRequest {
   const char* body;
   std::size_t body_size;
   std::size_t body_padded_capacity;  // readable bytes from `body` on (>= size + 64)
+  bool chunked = false;              // the body came in chunks (Transfer-Encoding)
   bool keep_alive;                   // llhttp's reading of version and Connection
   bool http_1_0;
   // The Origin header, lower-cased, when it is read (see
