@@ -139,7 +139,9 @@ error_code read_string_field(simdjson::ondemand::value value, std::string_view& 
 
 // A known integer field of the extensions: a non-negative integer sets it,
 // null leaves it as it was, anything else (a fraction, a negative number, a
-// string) is an error.
+// string, a number past 64 bits) is an error. 2^64 - 1 reads as 2^64 - 2:
+// the largest value marks an absent field, and no count, sequence or
+// duration tells the two apart (each is clamped or checked far below).
 error_code read_count_field(simdjson::ondemand::value value, std::uint64_t& field) {
   json_type type;
   if (error_code error = value.type().get(type)) return error;
@@ -147,8 +149,7 @@ error_code read_count_field(simdjson::ondemand::value value, std::uint64_t& fiel
   if (type != json_type::number) return simdjson::INCORRECT_TYPE;
   std::uint64_t count;
   if (error_code error = value.get_uint64().get(count)) return error;
-  if (count == DecodedRequest::kUnset) return simdjson::NUMBER_OUT_OF_RANGE;
-  field = count;
+  field = count == DecodedRequest::kUnset ? count - 1 : count;
   return SUCCESS;
 }
 

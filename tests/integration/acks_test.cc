@@ -124,6 +124,15 @@ TEST_F(AcksTest, ThroughAcksEveryInFlightSeqUpToItAndCombinesWithSeqs) {
     // Nothing to do is still a 200.
     EXPECT_TRUE(IsJsonResponse(Ack(subject, id, R"("seqs":[])"), 200, AckedBody(0)));
     EXPECT_TRUE(IsJsonResponse(Ack(subject, id, R"("through":0)"), 200, AckedBody(0)));
+    // Sequences are unsigned 64-bit: the largest is a sequence an ack may
+    // name (none has it) and a through past every one.
+    PublishOk(subject, "m9");
+    PublishOk(subject, "m10");
+    ASSERT_EQ(Post("/api/fetch", SubscriberBody(subject, id, "")).status, 200);
+    EXPECT_TRUE(
+        IsJsonResponse(Ack(subject, id, R"("seqs":[18446744073709551615])"), 200, AckedBody(0)));
+    EXPECT_TRUE(
+        IsJsonResponse(Ack(subject, id, R"("through":18446744073709551615)"), 200, AckedBody(2)));
   }
   EXPECT_EQ(HealthzPending(), 0);
 }

@@ -112,6 +112,10 @@ TEST_F(LongPollTest, AWaitLongerThanTheBrokersMostIsClamped) {
   const HttpResponse response =
       Post("/api/fetch", SubscriberBody("lp.clamped", id, R"("wait_ms":3600000)"));
   EXPECT_TRUE(IsJsonResponse(response, 200, ExpectedExtendedBody({}, id, 0, 1, "lp.clamped")));
+  // The largest unsigned 64-bit value too: clamped, not refused.
+  EXPECT_TRUE(IsJsonResponse(
+      Post("/api/fetch", SubscriberBody("lp.clamped", id, R"("wait_ms":18446744073709551615)")),
+      200, ExpectedExtendedBody({}, id, 0, 2, "lp.clamped")));
 }
 
 TEST_F(LongPollTest, TheOldestWaitingFetchOfASubscriberIsAnsweredFirst) {
