@@ -15,6 +15,7 @@ void Connection::reset() {
   closing = discard_output = peer_closed = write_shut = input_held = false;
   linger_started_ms = 0;
   last_activity_ms = request_started_ms = last_send_progress_ms = write_timeout_ms = 0;
+  kernel_unsent = 0;
   out.output.clear();
   out.sending.clear();
   out.gather.reset();

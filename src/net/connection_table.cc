@@ -1,5 +1,6 @@
 #include "gophermq/net/connection_table.h"
 
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
@@ -231,7 +232,6 @@ void ConnectionTable::cancel_receive(Connection& connection) {
 
 void ConnectionTable::deliver(Connection& connection, const char* data, std::size_t size,
                               std::size_t padded) {
-  connection.last_activity_ms = now_ms_;
   read_requests(connection, [&] { protocol_.on_received(connection, data, size, padded); });
 }
 
@@ -240,6 +240,11 @@ void ConnectionTable::read_requests(Connection& connection, Parse&& parse) {
   const RequestProgress before = protocol_.progress(connection);
   parse();
   const RequestProgress after = protocol_.progress(connection);
+  // Bytes of a request are activity; blank lines between requests are not,
+  // or two bytes every few seconds would hold a connection for ever.
+  if (before.in_request || after.in_request || after.requests_read != before.requests_read) {
+    connection.last_activity_ms = now_ms_;
+  }
   // The read timeout runs from a request's first byte: restart it when a new
   // request began in these bytes.
   if (!after.in_request) {
@@ -506,6 +511,18 @@ void ConnectionTable::sweep() {
     const RequestProgress progress = protocol_.progress(connection);
     if (!progress.in_request && progress.answers_owed == 0 && connection.out.output.empty() &&
         quiet_ms > idle_timeout) {
+      // Our sends complete when the kernel takes the bytes, which may hold
+      // megabytes a slow client is still downloading: while that changes
+      // (down to its end), the connection is busy, and closing it would
+      // end the keep-alive the client is about to use. Held unchanged, or
+      // empty since, it is idle.
+      int unsent = 0;
+      if (::ioctl(connection.fd, SIOCOUTQ, &unsent) == 0 &&
+          static_cast<std::size_t>(unsent) != connection.kernel_unsent) {
+        connection.kernel_unsent = static_cast<std::size_t>(unsent);
+        connection.last_activity_ms = now_ms_;
+        continue;
+      }
       metrics_.connections_closed[static_cast<std::size_t>(CloseReason::idle_timeout)].add();
       connection.closing = true;
       close_when_done(connection);

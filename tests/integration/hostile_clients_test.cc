@@ -487,6 +487,63 @@ TEST_F(HostileTimeoutTest, IdleConnectionsAreClosedWithoutAResponse) {
   ExpectBrokerHealthy("idle connections were closed");
 }
 
+TEST_F(HostileTimeoutTest, BlankLinesAloneDoNotKeepAConnectionOpen) {
+  // An empty line before a request is allowed (RFC 9112 §2.2) but is no
+  // request: a client sending only those, two bytes every 100 ms, is idle.
+  RawSocket client;
+  ASSERT_TRUE(client.Connect(port())) << client.error();
+  const Clock::time_point start = Clock::now();
+  bool closed = false;
+  while (!closed && MillisecondsSince(start) < 4 * kIdleTimeoutMs + kTimeoutSlackMs) {
+    client.Send("\r\n", milliseconds(100));
+    std::string received;
+    const RawSocket::Read read = client.ReadSome(milliseconds(100), &received);
+    ASSERT_TRUE(received.empty()) << "the broker answered blank lines: " << received;
+    closed = read == RawSocket::Read::eof || read == RawSocket::Read::error;
+  }
+  const long long elapsed_ms = MillisecondsSince(start);
+  EXPECT_TRUE(closed) << "still open after " << elapsed_ms << " ms of blank lines";
+  EXPECT_GE(elapsed_ms, kIdleTimeoutMs - 50);
+  ExpectBrokerHealthy("blank lines were sent");
+}
+
+TEST_F(HostileTimeoutTest, AClientDownloadingSlowlyIsNotIdle) {
+  // A fetch answer of 2 MiB taken at about 0.5 MiB/s: the broker's sends
+  // complete long before (the kernel takes the bytes), but the client is
+  // busy until it has the last, and then uses its keep-alive.
+  const std::string subject = "slow.download";
+  const std::string id = Subscribe(subject);
+  ASSERT_FALSE(id.empty());
+  const std::string payload(128 << 10, 'p');
+  for (int i = 0; i < 16; ++i) PublishOk(subject, payload);
+  RawSocket client;
+  ASSERT_TRUE(client.Connect(port(), 16 << 10)) << client.error();
+  const std::string fetch = FetchBody(subject, id);
+  ASSERT_TRUE(client.SendAll(Joined({"POST /api/fetch HTTP/1.1\r\nHost: x\r\nContent-Length: ",
+                                     std::to_string(fetch.size()), "\r\n\r\n", fetch})));
+  std::string received;
+  ASSERT_TRUE(client.ReadUntil("\r\n\r\n", seconds(5), &received));
+  const std::size_t head_end = received.find("\r\n\r\n") + 4;
+  const std::size_t length_at = received.find("Content-Length: ");
+  ASSERT_NE(length_at, std::string::npos) << received.substr(0, head_end);
+  const std::size_t length = std::stoul(received.substr(length_at + 16));
+  ASSERT_GT(length, 16u * payload.size());
+  const Clock::time_point start = Clock::now();
+  while (received.size() < head_end + length) {
+    std::this_thread::sleep_for(milliseconds(30));
+    ASSERT_EQ(client.ReadSome(seconds(5), &received), RawSocket::Read::bytes)
+        << "the answer stopped after " << received.size() - head_end << " of " << length
+        << " body bytes, " << MillisecondsSince(start) << " ms in";
+  }
+  const long long download_ms = MillisecondsSince(start);
+  ASSERT_TRUE(client.SendAll("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"))
+      << "after a download of " << download_ms << " ms: " << client.error();
+  std::string next;
+  ASSERT_TRUE(client.ReadUntil("\r\n\r\n", seconds(5), &next))
+      << "the connection was closed after a download of " << download_ms << " ms";
+  EXPECT_TRUE(next.starts_with("HTTP/1.1 204")) << next;
+}
+
 TEST_F(HostileTimeoutTest, ConnectionWithRegularRequestsStaysOpen) {
   HttpClient busy(seconds(3));
   ASSERT_TRUE(busy.Connect(port())) << busy.error();

@@ -78,7 +78,12 @@ class Connection {
   ByteBuffer receive_buffer;
 
   // --- Timing, on the shard's loop-turn clock (milliseconds) ---
-  std::uint64_t last_activity_ms = 0;    // last bytes in, or out
+  // Last bytes of a request in, or of an answer out (blank lines between
+  // requests are not activity).
+  std::uint64_t last_activity_ms = 0;
+  // What the kernel held of our answers, not yet taken by the client, when
+  // the idle timeout last looked: a client downloading slowly is not idle.
+  std::size_t kernel_unsent = 0;
   std::uint64_t request_started_ms = 0;  // the request now arriving; 0 when none
   // While a send waits on the client: when it last took bytes (or the wait
   // began). Only the client's reading moves it, never its sending.
