@@ -25,12 +25,23 @@ constexpr std::size_t kMaxClients = 32;
 // A scraper that goes quiet this long is disconnected.
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
 constexpr RequestLimits kLimits{16 << 10, 4 << 10};
+// Answer bytes one read of pipelined requests may leave owed; past them the
+// rest of the read is dropped and the connection closes once they are sent
+// (no scraper pipelines: this bounds what a flood of requests costs).
+constexpr std::size_t kMaxOwedBytes = 1 << 20;
 
 class Client final : public RequestSink {
  public:
   Client(int fd, const MetricsSources& sources)
       : fd_(fd), sources_(sources), parser_(kLimits, *this) {}
-  ~Client() { ::close(fd_); }
+  ~Client() {
+    // Input left unread at close makes the kernel answer with a reset, which
+    // destroys answers still on their way: what has arrived is taken first.
+    char unread[4096];
+    for (int i = 0; i < 64 && ::recv(fd_, unread, sizeof unread, MSG_DONTWAIT) > 0; ++i) {
+    }
+    ::close(fd_);
+  }
 
   int fd() const { return fd_; }
   bool wants_to_write() const { return out_offset_ < out_.size(); }
@@ -44,6 +55,7 @@ class Client final : public RequestSink {
     ssize_t got = ::recv(fd_, buffer, 16 << 10, 0);
     if (got <= 0) return got < 0 && (errno == EAGAIN || errno == EINTR);
     if (closing_) return true;  // nothing more is read after a final request
+    rendered_.clear();          // requests read together share one rendering
     ParseStatus status = parser_.feed(buffer, static_cast<std::size_t>(got), in_.padded_capacity());
     if (status == ParseStatus::stopped) {
       closing_ = true;
@@ -69,6 +81,11 @@ class Client final : public RequestSink {
 
  private:
   void on_request(const HttpRequest& request) override {
+    if (closing_) return;  // after a final request, or past kMaxOwedBytes
+    if (out_.size() >= kMaxOwedBytes) {
+      closing_ = true;
+      return;
+    }
     const ResponseStyle style{request.keep_alive, request.http_1_0, request.method == HTTP_HEAD};
     if (!request.keep_alive) closing_ = true;
     if (request.path != "/metrics") {
@@ -79,13 +96,12 @@ class Client final : public RequestSink {
       append_response(out_, 405, body::kMethodNotAllowed, style, "Allow: GET, HEAD\r\n");
       return;
     }
-    std::string text;
-    render_metrics(sources_, text);
+    if (rendered_.empty()) render_metrics(sources_, rendered_);
     out_.append("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n");
-    out_.append("Content-Length: " + std::to_string(text.size()) + "\r\n");
+    out_.append("Content-Length: " + std::to_string(rendered_.size()) + "\r\n");
     if (!style.keep_alive) out_.append("Connection: close\r\n");
     out_.append("\r\n");
-    if (!style.head) out_.append(text);
+    if (!style.head) out_.append(rendered_);
   }
   void on_continue_expected() override { out_.append(kContinueResponse); }
 
@@ -94,6 +110,7 @@ class Client final : public RequestSink {
   RequestParser parser_;
   ByteBuffer in_;
   ByteBuffer out_;
+  std::string rendered_;  // the exposition as rendered for this read's requests
   std::size_t out_offset_ = 0;
   bool closing_ = false;
   std::chrono::steady_clock::time_point last_active_ = std::chrono::steady_clock::now();

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "raw_socket.h"
 #include "test_support.h"
 
 namespace gophermq::testing {
@@ -30,6 +31,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using std::chrono::seconds;
 using Labels = std::map<std::string, std::string>;
 
 constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -758,6 +760,47 @@ TEST_F(MetricsTest, CountsCrossShardCallsAndPerShardRequests) {
 }
 
 // --- Build and process ---
+
+// No scraper pipelines, but a client that does is answered in order, from
+// one rendering per read, and one that floods the port owes at most about a
+// mebibyte before it is closed: the next scraper is served.
+TEST_F(MetricsTest, PipelinedScrapesAreAnsweredWholeAndAFloodIsBounded) {
+  ASSERT_FALSE(Scrape().samples.empty());
+  const std::uint16_t metrics_port = broker_->metrics_port();
+  const std::string scrape = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  {
+    RawSocket three;
+    ASSERT_TRUE(three.Connect(metrics_port)) << three.error();
+    ASSERT_TRUE(three.SendAll(scrape + scrape + scrape));
+    std::string received;
+    for (SplitStream split; split.responses.size() < 3;) {
+      ASSERT_EQ(three.ReadSome(seconds(5), &received), RawSocket::Read::bytes)
+          << "after " << split.responses.size() << " answers";
+      split = SplitResponses(received);
+      ASSERT_TRUE(split.problem.empty()) << split.problem;
+      for (const RawResponse& response : split.responses) EXPECT_EQ(response.status, 200);
+      if (split.responses.size() == 3) {
+        EXPECT_EQ(split.responses[0].body, split.responses[2].body) << "one rendering";
+      }
+    }
+  }
+  // 16 KiB of pipelined scrapes, never read: answered up to about 1 MiB,
+  // then the connection closes.
+  std::string flood;
+  while (flood.size() < (16 << 10)) flood += scrape;
+  RawSocket flooder;
+  ASSERT_TRUE(flooder.Connect(metrics_port)) << flooder.error();
+  ASSERT_TRUE(flooder.SendAll(flood));
+  std::string received;
+  EXPECT_EQ(flooder.ReadToEnd(seconds(10), &received), RawSocket::End::eof);
+  const SplitStream split = SplitResponses(received);
+  EXPECT_TRUE(split.problem.empty()) << split.problem;
+  EXPECT_EQ(split.rest, 0u) << "every answer sent whole";
+  ASSERT_FALSE(split.responses.empty());
+  EXPECT_LT(split.responses.size(), flood.size() / scrape.size());
+  EXPECT_LE(received.size(), (1u << 20) + 2 * split.responses.front().body.size() + 1024);
+  EXPECT_FALSE(Scrape().samples.empty()) << "the next scraper is served";
+}
 
 TEST_F(MetricsTest, BuildInfoCarriesTheVersion) {
   const Exposition exposition = Scrape();
