@@ -149,30 +149,80 @@ std::string format_byte_size(std::uint64_t bytes) {
   return std::to_string(bytes);
 }
 
-// A duration as Go writes one, with a unit: 10s, 500ms, 1m, 1m30s is not
-// needed by anyone and not accepted. A plain number counts seconds.
+// A duration as Go's time.ParseDuration reads one: numbers, each with a
+// unit and maybe a fraction, summed (10s, 500ms, 1m30s, 1.5h, 2h45m); units
+// ns, us (or µs), ms, s, m, h, in any case. A plain number counts seconds.
+// Milliseconds, rounded up (a duration that is not zero stays so: 0 often
+// means never); nullopt for anything else, or past 2^63 ns.
 std::optional<std::uint64_t> parse_duration_ms(std::string_view text) {
-  struct Unit {
-    std::string_view suffix;
-    std::uint64_t milliseconds;
-  };
-  static constexpr std::array<Unit, 5> kUnits{{
-      {"", 1000},
-      {"ms", 1},
-      {"s", 1000},
-      {"m", 60'000},
-      {"h", 3'600'000},
-  }};
-  std::size_t digits = 0;
-  while (digits < text.size() && is_digit(text[digits])) ++digits;
-  std::optional<std::uint64_t> count =
-      parse_unsigned(text.substr(0, digits), std::numeric_limits<std::uint32_t>::max());
-  if (!count) return std::nullopt;
-  std::string_view suffix = text.substr(digits);
-  for (const Unit& unit : kUnits) {
-    if (equals_ignoring_case(suffix, unit.suffix)) return *count * unit.milliseconds;
+  if (!text.empty() && std::all_of(text.begin(), text.end(), is_digit)) {
+    std::optional<std::uint64_t> seconds =
+        parse_unsigned(text, std::numeric_limits<std::uint32_t>::max());
+    if (!seconds) return std::nullopt;
+    return *seconds * 1000;
   }
-  return std::nullopt;
+  struct Unit {
+    std::string_view name;
+    std::uint64_t nanoseconds;
+  };
+  // Two-letter units first: "ms" is not "m" then "s".
+  static constexpr std::array<Unit, 8> kUnits{{
+      {"ns", 1},
+      {"us", 1'000},
+      {"\u00b5s", 1'000},  // micro sign
+      {"\u03bcs", 1'000},  // Greek mu
+      {"ms", 1'000'000},
+      {"s", 1'000'000'000},
+      {"m", 60'000'000'000},
+      {"h", 3'600'000'000'000},
+  }};
+  constexpr std::uint64_t kMaxNanoseconds = std::uint64_t{1} << 63;
+  std::uint64_t total = 0;
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  if (text.empty()) return std::nullopt;
+  while (!text.empty()) {
+    std::uint64_t whole = 0;
+    std::size_t i = 0;
+    for (; i < text.size() && is_digit(text[i]); ++i) {
+      if (whole > kMaxNanoseconds / 10) return std::nullopt;
+      whole = whole * 10 + static_cast<std::uint64_t>(text[i] - '0');
+    }
+    const bool has_whole = i > 0;
+    // The fraction's first 18 digits (more cannot change a nanosecond).
+    std::uint64_t fraction = 0;
+    std::uint64_t scale = 1;
+    if (i < text.size() && text[i] == '.') {
+      const std::size_t first = ++i;
+      for (; i < text.size() && is_digit(text[i]); ++i) {
+        if (scale < 1'000'000'000'000'000'000ULL) {
+          fraction = fraction * 10 + static_cast<std::uint64_t>(text[i] - '0');
+          scale *= 10;
+        }
+      }
+      if (i == first && !has_whole) return std::nullopt;
+    } else if (!has_whole) {
+      return std::nullopt;
+    }
+    text.remove_prefix(i);
+    const Unit* unit = nullptr;
+    for (const Unit& candidate : kUnits) {
+      if (text.size() >= candidate.name.size() &&
+          equals_ignoring_case(text.substr(0, candidate.name.size()), candidate.name)) {
+        unit = &candidate;
+        break;
+      }
+    }
+    if (unit == nullptr) return std::nullopt;  // a number needs its unit
+    text.remove_prefix(unit->name.size());
+    if (whole > kMaxNanoseconds / unit->nanoseconds) return std::nullopt;
+    // fraction / scale < 1, and unit <= 3.6e12 ns: the product fits.
+    const auto part = whole * unit->nanoseconds +
+                      static_cast<std::uint64_t>(static_cast<unsigned __int128>(fraction) *
+                                                 unit->nanoseconds / scale);
+    if (part > kMaxNanoseconds - total) return std::nullopt;
+    total += part;
+  }
+  return total / 1'000'000 + (total % 1'000'000 != 0 ? 1 : 0);
 }
 
 // Whole hours as hours (a bound of 24h), else seconds (a default of 60s, not
@@ -383,7 +433,7 @@ struct Duration {
       std::string range = min == 0ms
                               ? "up to " + format_duration(max)
                               : "from " + format_duration(min) + " to " + format_duration(max);
-      return "must be a duration " + range + " (e.g. 10s, 500ms, 2m)";
+      return "must be a duration " + range + " (e.g. 10s, 500ms, 1m30s)";
     }
     config.*field = std::chrono::milliseconds(*milliseconds);
     return "";
