@@ -510,8 +510,9 @@ RequestFields RequestFields::of(Endpoint endpoint) {
     case Endpoint::info:
       return {subject, id};
     case Endpoint::ack:
+      return {subject, id, seqs, through};
     case Endpoint::nack:
-      return {subject, id, seqs, through, delay_ms};
+      return {subject, id, seqs, delay_ms};
     default:
       return {};
   }

@@ -103,7 +103,9 @@ class Client final : public RequestSink {
     out_.append("\r\n");
     if (!style.head) out_.append(rendered_);
   }
-  void on_continue_expected() override { out_.append(kContinueResponse); }
+  void on_continue_expected() override {
+    if (!closing_) out_.append(kContinueResponse);  // no answer follows past it
+  }
 
   int fd_;
   const MetricsSources& sources_;

@@ -244,6 +244,7 @@ void ConnectionTable::read_requests(Connection& connection, Parse&& parse) {
   // or two bytes every few seconds would hold a connection for ever.
   if (before.in_request || after.in_request || after.requests_read != before.requests_read) {
     connection.last_activity_ms = now_ms_;
+    connection.kernel_unsent = 0;
   }
   // The read timeout runs from a request's first byte: restart it when a new
   // request began in these bytes.
@@ -353,6 +354,7 @@ void ConnectionTable::on_send(const Completion& completion) {
   }
   out.sending_offset += static_cast<std::size_t>(completion.result);
   connection.last_activity_ms = now_ms_;
+  connection.kernel_unsent = 0;  // looked at afresh once idle again
   connection.last_send_progress_ms = now_ms_;
   if (out.sending_offset < out.sending.size()) {
     // A short send (the socket buffer is full), or a chain longer than one

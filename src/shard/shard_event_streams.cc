@@ -7,8 +7,10 @@
 // answer, and as the client takes bytes it gives the owner that much
 // credit back. A client that stops reading therefore stops the owner from
 // taking messages (they stay queued), and only its own connection's output
-// and a socket send buffer the size of the window hold what was already sent
-// to it.
+// and the window's worth of unsent bytes in the kernel hold what was already
+// sent to it.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -37,12 +39,15 @@ void Shard::begin_event_stream(HttpConnection& http, Connection& connection, uns
   outgoing_call_.stream.token = stream.token;
   http.begin_event_stream(stream.answer_sequence);
   // Credit comes back as the kernel takes bytes, and a plain subscriber's
-  // message is gone once sent. Left to autotuning, the send buffer of a
-  // client that stopped reading grows to tcp_wmem's maximum (megabytes of
-  // messages lost when it is cut off); held to the window, the messages
-  // stay queued instead. (Failing, it leaves the kernel's default.)
-  constexpr int kSendBuffer = static_cast<int>(StreamFeeds::kWindowBytes);
-  setsockopt(connection.fd, SOL_SOCKET, SO_SNDBUF, &kSendBuffer, sizeof kSendBuffer);
+  // message is gone once sent. Left alone, the kernel takes as much as its
+  // send buffer grows to (tcp_wmem's maximum, megabytes) for a client that
+  // stopped reading, and all of it is lost when that client is cut off. It
+  // now takes more only while less than the window waits unsent: the
+  // messages stay queued instead, and what is in flight (a fast remote
+  // client's bandwidth) is not capped, as a smaller send buffer would cap
+  // it. (Failing, it leaves the kernel's default.)
+  constexpr int kUnsentAtMost = static_cast<int>(StreamFeeds::kWindowBytes);
+  setsockopt(connection.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &kUnsentAtMost, sizeof kUnsentAtMost);
   // A stream whose client takes nothing is closed after the idle timeout
   // (or the write timeout, if shorter); its messages stay queued.
   connection.write_timeout_ms = static_cast<std::uint64_t>(

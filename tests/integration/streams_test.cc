@@ -241,9 +241,9 @@ TEST_F(StalledStreamTest, AClientThatStopsReadingLeavesItsMessagesQueuedAndIsCut
   ASSERT_FALSE(id.empty());
   auto stream = OpenStream(subject, id, {}, 4096);
   ASSERT_NE(stream, nullptr);
-  // The most the kernel may buffer towards this client: the broker holds a
-  // stream's send buffer to the window (which the kernel doubles), not to
-  // tcp_wmem's maximum of megabytes; our receive buffer is fixed.
+  // The most the kernel may buffer towards this client: the broker lets at
+  // most the window wait unsent (TCP_NOTSENT_LOWAT), not tcp_wmem's maximum
+  // of megabytes, with what our fixed receive buffer lets into flight.
   constexpr std::size_t kPayload = 1024;
   constexpr std::uint64_t kWindow = 64 << 10;  // StreamFeeds::kWindowBytes
   const std::uint64_t may_leave = kWindow + 2 * kWindow + 2 * 4096 + 2 * (64 << 10);

@@ -601,6 +601,10 @@ TEST(RequestDecoder, AFieldTheEndpointDoesNotReadIsIgnoredWhateverItsType) {
               HasFields("s", "", "i"));
   EXPECT_THAT(decode_as(Endpoint::publish_batch, R"({"subject":"s","data":["a"],"id":1})"),
               HasFields("s", "", ""));
+  EXPECT_THAT(decode_as(Endpoint::ack, R"({"subject":"s","id":"i","seqs":[1],"delay_ms":"x"})"),
+              HasFields("s", "", "i"));
+  EXPECT_THAT(decode_as(Endpoint::nack, R"({"subject":"s","id":"i","seqs":[1],"through":-1})"),
+              HasFields("s", "", "i"));
   // Ignored, but walked: it must be JSON.
   EXPECT_EQ(decode_as(Endpoint::publish, R"({"subject":"s","id":[tru]})"), std::nullopt);
   EXPECT_EQ(decode_as(Endpoint::subscribe, R"({"subject":"s","data":01})"), std::nullopt);
@@ -651,6 +655,18 @@ TEST(RequestDecoder, AFieldTheEndpointDoesNotReadStaysUnset) {
   ASSERT_NE(ack, nullptr);
   EXPECT_TRUE(ack->has_seqs);
   EXPECT_EQ(ack->wait_ms, DecodedRequest::kUnset);
+  const std::string settle =
+      R"({"seqs":[2],"through":5,"delay_ms":7})" + std::string(kPadding, '\0');
+  const std::size_t settle_size = settle.size() - kPadding;
+  ack = decoder.decode(settle.data(), settle_size, settle.size(), RequestFields::of(Endpoint::ack));
+  ASSERT_NE(ack, nullptr);
+  EXPECT_EQ(ack->through, 5u);
+  EXPECT_EQ(ack->delay_ms, DecodedRequest::kUnset);
+  const DecodedRequest* nack =
+      decoder.decode(settle.data(), settle_size, settle.size(), RequestFields::of(Endpoint::nack));
+  ASSERT_NE(nack, nullptr);
+  EXPECT_EQ(nack->delay_ms, 7u);
+  EXPECT_EQ(nack->through, DecodedRequest::kUnset);
 }
 
 TEST(RequestDecoder, AcceptsSurroundingWhitespace) {
