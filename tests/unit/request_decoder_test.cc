@@ -26,7 +26,8 @@ constexpr std::size_t kPadding = simdjson::SIMDJSON_PADDING;
 // Every field but a batch's: what most cases here decode.
 const RequestFields kEveryField =
     RequestFields::of(Endpoint::publish) | RequestFields::of(Endpoint::subscribe) |
-    RequestFields::of(Endpoint::fetch) | RequestFields::of(Endpoint::ack);
+    RequestFields::of(Endpoint::fetch) | RequestFields::of(Endpoint::ack) |
+    RequestFields::of(Endpoint::nack);
 
 // What a decode produced, copied out of the decoder's buffer.
 struct Fields {
@@ -451,10 +452,14 @@ TEST(RequestDecoder, RefusesSeqsThatAreNotAListOfNonNegativeIntegers) {
            R"({"seqs":[null]})"sv,
            R"({"seqs":[[1]]})"sv,
            R"({"seqs":[1,]})"sv,
-           R"({"seqs":[18446744073709551615]})"sv,
+           R"({"seqs":[18446744073709551616]})"sv,
        }) {
     EXPECT_EQ(ack_fields_of(decoder, body).has_value(), false) << body;
   }
+  // The largest unsigned 64-bit value is one (read as one less).
+  const auto largest = ack_fields_of(decoder, R"({"seqs":[18446744073709551615]})");
+  ASSERT_TRUE(largest.has_value());
+  EXPECT_EQ(largest->seqs, std::vector<std::uint64_t>{18446744073709551614u});
 }
 
 TEST(RequestDecoder, RefusesADocumentThatIsNotAnObject) {
