@@ -105,8 +105,8 @@ struct DecodedRequest {
   std::uint64_t through = kUnset;
   std::uint64_t delay_ms = kUnset;
   // Batch publish (§9): `data` as a list of strings (one subject), or
-  // `messages`, a list of {subject, data} objects. The flags tell an absent (or null) list from an
-  // empty one.
+  // `messages`, a list of {subject, data} objects. The flags tell an absent
+  // (or null) list from an empty one.
   std::span<const std::string_view> batch_data;
   bool has_batch_data = false;
   std::span<const BatchEntry> batch_messages;
