@@ -179,10 +179,15 @@ ParseStatus RequestParser::feed(const char* data, std::size_t size, std::size_t 
     if (ParseStatus status = advance(chunk_end_); status != ParseStatus::ok) {
       return failure_ = status;
     }
-    // The chunk is about to be recycled: keep the part of a body we hold by view.
+    // The chunk is about to be recycled: keep what we hold of it by view, the
+    // part of a body or of a header name.
     if (body_view_ != nullptr) {
       body_.append(body_view_, body_view_size_);
       body_view_ = nullptr;
+    }
+    if (field_size_ > 0 && field_at_ != field_) {
+      std::memcpy(field_, field_at_, std::min(field_size_, sizeof field_));
+      field_at_ = field_;
     }
     return ParseStatus::ok;
   }
@@ -353,8 +358,12 @@ int RequestParser::on_url(llhttp_t* parser, const char* at, std::size_t length) 
 int RequestParser::on_header_field(llhttp_t* parser, const char* at, std::size_t length) {
   RequestParser& p = self(parser);
   const std::size_t name = length_before_space(at, length);
-  // The name as sent, as much as fits: its case is folded only to compare it.
-  if (p.field_size_ < sizeof p.field_) {
+  // The name as sent: its case is folded only to compare it. Read in place
+  // (feed() keeps it if the chunk ends first); one that goes on from an
+  // earlier chunk is added to what feed() kept, as much as fits.
+  if (p.field_size_ == 0) {
+    p.field_at_ = at;
+  } else if (p.field_size_ < sizeof p.field_) {
     std::memcpy(p.field_ + p.field_size_, at, std::min(name, sizeof p.field_ - p.field_size_));
   }
   p.field_size_ += name;
@@ -373,7 +382,7 @@ int RequestParser::on_header_field_complete(llhttp_t* parser) {
   p.field_size_ = 0;  // no name goes on
   // Trailers are read past: what they say does not change how we serve.
   if (p.in_head_ && size <= sizeof p.field_) {
-    const std::string_view name(p.field_, size);
+    const std::string_view name(p.field_at_, size);
     if (equals_ignoring_case(name, "host")) {
       p.header_ = Header::host;
     } else if (equals_ignoring_case(name, "expect")) {

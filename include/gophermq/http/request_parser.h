@@ -166,8 +166,10 @@ class RequestParser {
   // The headers we act on or check. Names and values are collected as they
   // stream in (bounded; values lower-cased), so a header split across
   // receive buffers is still recognised. field_size_ is the length of the
-  // name being reported, whole (0 once it has ended), field_ its start.
+  // name being reported, whole (0 once it has ended); field_at_ its start,
+  // in the chunk being parsed or, once that chunk has ended, in field_.
   char field_[24];
+  const char* field_at_ = field_;
   std::size_t field_size_ = 0;
   char value_[16];
   std::size_t value_size_ = 0;
