@@ -268,10 +268,14 @@ std::size_t end_of_first_value(std::string_view text) {
 // The field `key` names, as Go matches a key to a struct tag (without
 // regard to ASCII case), if `fields` reads it; RequestField::unknown
 // otherwise. A publish's two fields are matched first, each against its
-// name as a constant (a comparison the compiler unrolls).
+// name as a constant, and as sent (two loads and a compare) before any case
+// is folded (a byte at a time): clients send the names as documented.
 inline RequestField read_as(std::string_view key, RequestFields fields) {
-  if (equals_ignoring_case(key, "subject")) return RequestField::subject;  // every endpoint's
-  if (equals_ignoring_case(key, "data")) {
+  const auto is = [key](std::string_view name) {
+    return key == name || equals_ignoring_case(key, name);
+  };
+  if (is("subject")) return RequestField::subject;  // every endpoint's
+  if (is("data")) {
     // A batch publish reads it as a list.
     if (fields.has(RequestField::data_list)) return RequestField::data_list;
     return fields.has(RequestField::data) ? RequestField::data : RequestField::unknown;
