@@ -139,13 +139,15 @@ struct ShardMetrics {
   ShardCounter ring_lost_completions;  // dropped by the kernel (cq.koverflow)
   ShardCounter ring_refused_submits;   // io_uring_enter said -EBUSY/-EAGAIN for now
 
-  void record_request(Endpoint endpoint, std::uint16_t status, std::uint64_t duration_ns) {
+  // `count` requests alike, each answered in `duration_ns`.
+  void record_request(Endpoint endpoint, std::uint16_t status, std::uint64_t duration_ns,
+                      std::uint64_t count = 1) {
     RequestStats& stats = requests[method_label(endpoint)][status_index(status)];
-    stats.count.add();
-    stats.duration_ns.add(duration_ns);
+    stats.count.add(count);
+    stats.duration_ns.add(duration_ns * count);
     std::size_t bucket = 0;
     while (bucket < kLatencyBucketsNs.size() && duration_ns > kLatencyBucketsNs[bucket]) ++bucket;
-    stats.buckets[bucket].add();
+    stats.buckets[bucket].add(count);
   }
 };
 
