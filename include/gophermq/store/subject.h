@@ -27,6 +27,7 @@ constexpr std::uint64_t subject_hash(std::string_view subject) {
 // bits of each byte ("a.x" and "A.x" agree modulo 16), so the hash is mixed
 // (the 64-bit finaliser of MurmurHash3) before taking the remainder.
 constexpr unsigned owner_shard(std::string_view subject, unsigned shard_count) {
+  if (shard_count == 1) return 0;  // no hash to pay for (broker.cores=1)
   std::uint64_t mixed = subject_hash(subject);
   mixed ^= mixed >> 33;
   mixed *= 0xff51afd7ed558ccdULL;
