@@ -244,10 +244,20 @@ ParseStatus RequestParser::pass_blank_line() {
 }
 
 inline ParseStatus RequestParser::advance(const char* to) {
-  if (in_head_) header_bytes_ += static_cast<std::size_t>(to - mark_);
+  const auto bytes = static_cast<std::size_t>(to - mark_);
   mark_ = to;
-  return in_head_ && header_bytes_ > limits_.max_header_bytes ? ParseStatus::headers_too_large
-                                                              : ParseStatus::ok;
+  if (in_head_) {
+    header_bytes_ += bytes;
+    return header_bytes_ > limits_.max_header_bytes ? ParseStatus::headers_too_large
+                                                    : ParseStatus::ok;
+  }
+  // In a body every byte not reported as data is framing. (body_size_ is
+  // bounded by max_body_bytes, far below where the product could wrap.)
+  if (!in_message_) return ParseStatus::ok;
+  framing_bytes_ += bytes;
+  return framing_bytes_ > limits_.max_header_bytes + kFramingPerByte * body_size_
+             ? ParseStatus::body_too_large
+             : ParseStatus::ok;
 }
 
 [[gnu::cold]] ParseStatus RequestParser::malformed_at(const char* at) {
@@ -311,6 +321,7 @@ int RequestParser::on_message_begin(llhttp_t* parser) {
   p.body_view_size_ = 0;
   p.body_.clear();
   p.body_size_ = 0;
+  p.framing_bytes_ = 0;
   return 0;
 }
 
@@ -468,6 +479,7 @@ int RequestParser::on_headers_complete(llhttp_t* parser) {
 int RequestParser::on_body(llhttp_t* parser, const char* at, std::size_t length) {
   RequestParser& p = self(parser);
   if (p.check_unreported(p.mark_, at) != nullptr) return p.fail(ParseStatus::malformed);
+  if (ParseStatus status = p.advance(at); status != ParseStatus::ok) return p.fail(status);
   p.mark_ = at + length;
   if (length > 0) p.line_ = kInLine;
   // llhttp zeroes the count when a chunk's data is all here, and then skips

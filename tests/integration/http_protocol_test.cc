@@ -561,6 +561,36 @@ TEST_F(LimitsTest, ChunkedBodyGrowingOverMaxBodyIs413) {
   ExpectNewConnectionsServed();
 }
 
+// A chunked body's framing gets the head's limit plus eight bytes per byte of
+// data: a client cannot stream endless chunk extensions or trailers.
+TEST_F(LimitsTest, EndlessChunkExtensionsAndTrailersAre413) {
+  const std::string id = Subscribe("limit.framing");
+  const std::string head =
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string body = PublishBody("limit.framing", "x");
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  for (const std::string& request :
+       {head + size + ";ext=" + std::string(16 << 10, 'e'),
+        head + size + "\r\n" + body + "\r\n0\r\nX-Trailer: " + std::string(16 << 10, 't')}) {
+    auto client = Connect();
+    ASSERT_TRUE(client->SendRaw(request));
+    HttpResponse response;
+    ASSERT_TRUE(client->ReadResponse(&response)) << client->error();
+    EXPECT_EQ(response.status, 413) << Describe(response);
+  }
+  EXPECT_TRUE(Fetch("limit.framing", id).empty());
+  // Within the room, extensions and trailers are fine.
+  auto client = Connect();
+  ASSERT_TRUE(client->SendRaw(head + size + ";ext=" + std::string(1000, 'e') + "\r\n" + body +
+                              "\r\n0\r\nX-Trailer: " + std::string(500, 't') + "\r\n\r\n"));
+  HttpResponse response;
+  ASSERT_TRUE(client->ReadResponse(&response)) << client->error();
+  EXPECT_TRUE(IsJsonResponse(response, 200, kOkBody));
+  EXPECT_EQ(Fetch("limit.framing", id), std::vector<std::string>{"x"});
+  ExpectNewConnectionsServed();
+}
+
 TEST_F(LimitsTest, HeadersUnderMaxHeaderBytesAreAccepted) {
   const std::string id = Subscribe("headers.ok");
   const HttpResponse response = Call("POST", "/api/publish", PublishBody("headers.ok", "h"),

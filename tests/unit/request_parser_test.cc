@@ -627,6 +627,54 @@ TEST(RequestParser, ChunkedBodyAtTheLimitIsAccepted) {
   EXPECT_EQ(outcome.requests[0].body, std::string(100, 'c'));
 }
 
+// A chunked body's framing (size lines, extensions, trailers) may take the
+// head's limit plus eight bytes per byte of data; past that it is refused as
+// a body too large would be, wherever the stream is cut.
+TEST(RequestParser, EndlessChunkExtensionsAndTrailersAreRefused) {
+  const RequestLimits limits{256, 1 << 20};
+  const std::string head =
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string long_extension =
+      head + "2;ext=" + std::string(400, 'e') + "\r\n{}\r\n0\r\n\r\n";
+  EXPECT_EQ(parse_however_cut(long_extension, limits).status, ParseStatus::body_too_large);
+  const std::string long_trailer =
+      head + "2\r\n{}\r\n0\r\nX-Trailer: " + std::string(400, 't') + "\r\n\r\n";
+  EXPECT_EQ(parse_however_cut(long_trailer, limits).status, ParseStatus::body_too_large);
+  std::string many_trailers = head + "0\r\n";
+  for (int i = 0; i < 40; ++i) many_trailers += "X-T" + std::to_string(i) + ": v\r\n";
+  EXPECT_EQ(parse(many_trailers + "\r\n", limits).status, ParseStatus::body_too_large);
+  // Streamed without end: refused once past the room, not when it ends.
+  RecordingSink sink;
+  RequestParser parser(limits, sink);
+  ParseStatus status = feed(parser, head + "1;");
+  for (int i = 0; i < 100 && status == ParseStatus::ok; ++i)
+    status = feed(parser, std::string(64, 'e'));
+  EXPECT_EQ(status, ParseStatus::body_too_large);
+}
+
+TEST(RequestParser, ChunkFramingWithinItsRoomIsAccepted) {
+  const RequestLimits limits{256, 1 << 20};
+  const std::string head =
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const Outcome extension = parse_however_cut(
+      head + "2;ext=" + std::string(150, 'e') + "\r\n{}\r\n0\r\nX-T: v\r\n\r\n", limits);
+  EXPECT_EQ(extension.status, ParseStatus::ok);
+  ASSERT_EQ(extension.requests.size(), 1u);
+  EXPECT_EQ(extension.requests[0].body, "{}");
+  // One-byte chunks, five bytes of framing each, however long the body.
+  const Outcome tiny_chunks = parse_in_pieces(chunked_post(20000, 1), 4096, limits);
+  EXPECT_EQ(tiny_chunks.status, ParseStatus::ok);
+  ASSERT_EQ(tiny_chunks.requests.size(), 1u);
+  EXPECT_EQ(tiny_chunks.requests[0].body, std::string(20000, 'c'));
+  // The next request's head is its own, not the last body's framing.
+  const Outcome pipelined =
+      parse(head + "0\r\nX-T: " + std::string(200, 't') + "\r\n\r\n" +
+                post("/api/publish", "{}", "X-Fill: "s + std::string(150, 'v') + "\r\n"),
+            limits);
+  EXPECT_EQ(pipelined.status, ParseStatus::ok);
+  EXPECT_EQ(pipelined.requests.size(), 2u);
+}
+
 TEST(RequestParser, HeadersOverTheLimitAreRefused) {
   const RequestLimits limits{1024, 1 << 20};
   const std::string big_value =

@@ -190,6 +190,15 @@ class RequestParser {
   std::size_t body_view_size_ = 0;
   ByteBuffer body_;
   std::size_t body_size_ = 0;
+  // A chunked body's framing: its size lines with their extensions, the
+  // line ends after its chunks, its trailers. At most the head's limit plus
+  // kFramingPerByte bytes for each byte of data (a body of one-byte chunks
+  // takes five), so a client cannot stream endless extension or trailer
+  // bytes through a shard where a body of them would be refused. The room
+  // grows only with data reported, so the bound does not depend on where
+  // receive buffers end.
+  static constexpr std::size_t kFramingPerByte = 8;
+  std::size_t framing_bytes_ = 0;
 };
 
 }  // namespace gophermq
