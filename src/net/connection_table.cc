@@ -25,6 +25,9 @@ constexpr std::size_t kMostHeldInputBytes = 64 << 10;
 // How long a closing connection waits for the client's own close after our
 // FIN (see close_when_done()).
 constexpr std::uint64_t kLingerMs = 1000;
+// Refused connections (over broker.max-connections) that may linger at once
+// on a shard; past that, a flood of them is closed at once.
+constexpr std::size_t kMostLingeringRefusals = 64;
 // A receive buffer's growth per receive, without provided buffers.
 constexpr std::size_t kReceiveChunk = 16 << 10;
 
@@ -129,10 +132,16 @@ void ConnectionTable::on_accept(const Completion& completion) {
     refuse_connection(fd);
     return;
   }
+  Connection& connection = take_slot(fd);
+  metrics_.connections_accepted.add();
+  metrics_.open_connections.add();
+  if (!receiving_paused_) arm_receive(connection);
+}
+
+Connection& ConnectionTable::take_slot(int fd) {
   // Answers leave in one send per loop turn; Nagle would only delay them.
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-
   std::uint32_t index;
   if (!free_connections_.empty()) {
     index = free_connections_.back();
@@ -144,20 +153,32 @@ void ConnectionTable::on_accept(const Completion& completion) {
   Connection& connection = *connections_[index];
   connection.open(fd, now_ms_);
   protocol_.on_open(connection);
-  metrics_.connections_accepted.add();
-  metrics_.open_connections.add();
-  if (!receiving_paused_) arm_receive(connection);
+  return connection;
 }
 
 void ConnectionTable::refuse_connection(int fd) {
-  // Over broker.max-connections: one clear answer, then the door. A
-  // non-blocking send into the fresh socket's empty buffer; if even that
-  // fails the client just sees the close.
-  const std::string_view refusal = protocol_.answer_refused();
-  [[maybe_unused]] ssize_t sent =
-      ::send(fd, refusal.data(), refusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-  ::close(fd);
+  // Over broker.max-connections: one clear answer, then the door.
   metrics_.connections_refused.add();
+  const std::string_view refusal = protocol_.answer_refused();
+  if (refusals_lingering_ >= kMostLingeringRefusals) {
+    // A flood: a non-blocking send into the fresh socket's empty buffer,
+    // and the close at once (a client already sending a body may then see
+    // a reset instead of the answer).
+    [[maybe_unused]] ssize_t sent =
+        ::send(fd, refusal.data(), refusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::close(fd);
+    return;
+  }
+  // A client that sends its request (a body, say) before reading would get
+  // a reset, not the answer, from a close with its bytes unread: the answer
+  // goes out, then a lingering close drops what it sends (close_when_done()).
+  ++refusals_lingering_;
+  Connection& connection = take_slot(fd);
+  connection.refused = true;
+  connection.closing = true;
+  connection.out.output.tail().append(refusal);
+  ++connection.out.answers_in_output;
+  mark_for_send(connection);
 }
 
 // --- Receive -----------------------------------------------------------------
@@ -384,7 +405,7 @@ void ConnectionTable::close_when_done(Connection& connection) {
     return;
   }
   if (!connection.peer_closed && !connection.discard_output &&
-      (connection.write_shut || client_still_sending(connection))) {
+      (connection.write_shut || connection.refused || client_still_sending(connection))) {
     // Lingering close. Closing a socket with unread input makes the kernel
     // send a reset, and a reset makes the client's kernel drop answers it
     // has received but not yet read. So: a FIN after the last answer, then
@@ -428,10 +449,14 @@ void ConnectionTable::on_close(const Completion& completion) {
   if (connection == nullptr) return;
   // The cancelled receive reported before the close (the link orders them);
   // the generation bump turns any later completion for this slot stale.
+  if (connection->refused) {
+    --refusals_lingering_;
+  } else {
+    metrics_.open_connections.subtract(1);
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
+  }
   connection->reset();
   free_connections_.push_back(connection->index());
-  metrics_.open_connections.subtract(1);
-  open_connections_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void ConnectionTable::close_all_when_done() {

@@ -864,6 +864,45 @@ TEST_F(HostileMaxConnectionsTest, ConnectionOverTheLimitGets503AndTheOthersKeepW
   EXPECT_TRUE(broker_->Running());
 }
 
+// Most clients send their request, body and all, before reading: a refusal
+// closed at once with those bytes unread would reach them as a reset, which
+// loses the 503 (curl: "Failed sending data to the peer"). The broker
+// answers, then lingers, dropping what comes, until the client closes.
+TEST_F(HostileMaxConnectionsTest, ARefusedClientSendingABodyGetsThe503NotAReset) {
+  std::vector<std::unique_ptr<HttpClient>> open;
+  for (int i = 0; i < kMax; ++i) {
+    open.push_back(ConnectServed());
+    ASSERT_NE(open.back(), nullptr) << "connection " << i;
+  }
+  // A body the kernel cannot take whole while the broker reads none of it:
+  // more than our send buffer (autotuned up to tcp_wmem[2]) and the broker's
+  // receive buffer, which does not grow from its start (tcp_rmem[1]) unread.
+  std::ifstream rmem("/proc/sys/net/ipv4/tcp_rmem");
+  std::size_t rmem_min = 0, rmem_default = 0;
+  if (!(rmem >> rmem_min >> rmem_default)) rmem_default = std::size_t{1} << 20;
+  const std::size_t body_bytes = KernelHoldsUnread() + 2 * rmem_default + (std::size_t{1} << 20);
+  const std::string request = FormatRequest(
+      "POST", "/api/publish", PublishBody("refused.body", std::string(body_bytes, 'b')));
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    SCOPED_TRACE(attempt);
+    HttpClient extra(seconds(5));
+    ASSERT_TRUE(extra.Connect(port())) << extra.error();
+    ASSERT_TRUE(extra.SendRaw(request)) << "the request did not go out: " << extra.error();
+    HttpResponse response;
+    ASSERT_TRUE(extra.ReadResponse(&response)) << "no 503: " << extra.error();
+    EXPECT_TRUE(IsJsonResponse(response, 503, kTooManyConnectionsBody));
+    EXPECT_TRUE(extra.WaitForClose()) << extra.error();
+  }
+  // The refused connections were never counted as open.
+  for (auto& client : open) {
+    HttpResponse response;
+    ASSERT_TRUE(client->Request("GET", "/ready", "", &response)) << client->error();
+    EXPECT_EQ(response.status, 204) << Describe(response);
+  }
+  open[0].reset();
+  ASSERT_NE(ConnectServed(), nullptr);
+}
+
 TEST_F(HostileMaxConnectionsTest, ManyRefusedConnectionsAtOnceLeakNoSlots) {
   std::vector<std::unique_ptr<HttpClient>> open;
   for (int i = 0; i < kMax; ++i) {

@@ -68,6 +68,9 @@ class Connection {
   bool discard_output = false;
   // The client closed its side, or the socket failed: nothing more to read.
   bool peer_closed = false;
+  // Over broker.max-connections: it gets the refusal, then a lingering
+  // close; it is not counted as open.
+  bool refused = false;
   // Our FIN is sent; input is read and dropped until the client closes.
   bool write_shut = false;
   // The protocol reads no more of this client's requests until it has taken

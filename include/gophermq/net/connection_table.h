@@ -132,6 +132,8 @@ class ConnectionTable {
   // gathered.
   void submit_send(Connection& connection);
   void close_when_done(Connection& connection);
+  // A slot for a freshly accepted socket.
+  Connection& take_slot(int fd);
   void refuse_connection(int fd);
   void cut_off(Connection& connection, CloseReason reason);
   void sweep();
@@ -154,6 +156,7 @@ class ConnectionTable {
 
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<std::uint32_t> free_connections_;
+  std::size_t refusals_lingering_ = 0;     // refused connections not yet closed
   std::vector<std::uint32_t> send_queue_;  // connections with output to flush this turn
 
   std::uint64_t now_ms_ = 0;
