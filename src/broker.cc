@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <latch>
 #include <memory>
 #include <thread>
@@ -53,6 +54,33 @@ std::uint64_t raise_open_files_limit() {
   return limit.rlim_cur;
 }
 
+// Every connection is a descriptor: past the open-files limit accepts fail,
+// and clients wait in the backlog with no answer, not even the 503. So
+// broker.max-connections is held under that limit, with room for the
+// broker's own descriptors (a ring, an eventfd and a listener per shard,
+// the monitoring port's connections) and for refusals, which hold one while
+// their 503 goes out.
+std::uint64_t connections_the_descriptors_allow(std::uint64_t max_connections,
+                                                std::uint64_t open_files_limit,
+                                                unsigned shard_count) {
+  const std::uint64_t reserved = 64 + 4 * static_cast<std::uint64_t>(shard_count);
+  if (open_files_limit == 0 || max_connections + reserved <= open_files_limit) {
+    return max_connections;
+  }
+  return open_files_limit > reserved + 1 ? open_files_limit - reserved : 1;
+}
+
+const char* signal_name(int signal_number) {
+  switch (signal_number) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "SIGTERM";
+  }
+}
+
 // The features in use (`present`) or the ones the kernel lacks (!present),
 // comma-separated.
 std::string features_text(const EventLoop::Features& f, bool present) {
@@ -73,25 +101,28 @@ std::string features_text(const EventLoop::Features& f, bool present) {
 
 }  // namespace
 
-int run_broker(const Config& config) {
-  log::set_level(config.log_level);
+int run_broker(const Config& given_config) {
+  log::set_level(given_config.log_level);
 
   // Signals are taken by this thread alone, with sigwait: shard threads
   // inherit the blocked mask. SIGPIPE never kills us (sends also pass
-  // MSG_NOSIGNAL).
+  // MSG_NOSIGNAL). SIGHUP (a closed terminal; there is no reload) stops the
+  // broker as SIGTERM does, rather than killing it with what it holds.
   signal(SIGPIPE, SIG_IGN);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   std::vector<int> cpus = allowed_cpus();
-  const unsigned shard_count = config.shards != 0
-                                   ? config.shards
+  const unsigned shard_count = given_config.shards != 0
+                                   ? given_config.shards
                                    : static_cast<unsigned>(std::max<std::size_t>(1, cpus.size()));
 
   const std::uint64_t open_files_limit = raise_open_files_limit();
+  Config config = given_config;
 
   Listeners listeners = open_listeners(config.api, shard_count);
   if (!listeners.error.empty()) {
@@ -107,6 +138,9 @@ int run_broker(const Config& config) {
       return 1;
     }
   }
+
+  config.max_connections =
+      connections_the_descriptors_allow(config.max_connections, open_files_limit, shard_count);
 
   // Before any shard exists: shards only read it.
   install_cors_origins(CorsOrigins(config.cors_origins));
@@ -138,7 +172,13 @@ int run_broker(const Config& config) {
     int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
     shards.push_back(std::make_unique<Shard>(i, cpu, listeners.fds[i], environment));
   }
-  for (auto& shard : shards) threads.emplace_back([&shard] { shard->run(); });
+  std::atomic<unsigned> shards_running{shard_count};
+  for (auto& shard : shards) {
+    threads.emplace_back([&shard, &shards_running] {
+      shard->run();
+      shards_running.fetch_sub(1);
+    });
+  }
 
   rings_ready.wait();
   std::string start_error;
@@ -178,6 +218,15 @@ int run_broker(const Config& config) {
       log::warn("io_uring fallback: this kernel lacks some features; slower paths are used",
                 {{"missing", missing}});
     }
+    // Said once the start has worked: a failed start stays one line.
+    if (config.max_connections < given_config.max_connections) {
+      log::warn(
+          "broker.max-connections lowered to fit the open-files limit (raise it: ulimit -n, "
+          "LimitNOFILE)",
+          {{"max_connections", std::to_string(given_config.max_connections)},
+           {"lowered_to", std::to_string(config.max_connections)},
+           {"open_files_limit", std::to_string(open_files_limit)}});
+    }
     log::info("listening",
               {{"api_port", std::to_string(listeners.port)},
                {"metrics_port",
@@ -190,9 +239,22 @@ int run_broker(const Config& config) {
                {"version", GOPHERMQ_VERSION}});
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
-    log::info("stopping", {{"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"}});
+    log::info("stopping", {{"signal", signal_name(signal_number)}});
     stop_requested.store(true);
     for (unsigned i = 0; i < shard_count; ++i) matrix.wake_by_event_fd(i);
+  }
+  // Ctrl-C again while the shards finish: the operator will not wait for
+  // broker.shutdown-timeout. Exit now, what is unanswered dropped. (A
+  // repeated SIGTERM, from a supervisor or a script, keeps the drain.)
+  sigset_t interrupt;
+  sigemptyset(&interrupt);
+  sigaddset(&interrupt, SIGINT);
+  while (shards_running.load() != 0) {
+    const timespec poll_interval{0, 50'000'000};
+    if (sigtimedwait(&interrupt, nullptr, &poll_interval) == SIGINT) {
+      log::warn("stopping at once: SIGINT again");
+      std::_Exit(1);
+    }
   }
   for (auto& thread : threads) thread.join();
   monitoring.stop();

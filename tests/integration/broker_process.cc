@@ -144,7 +144,7 @@ bool TempDir::WriteFile(const std::string& name, const std::string& contents) co
 
 bool Subprocess::Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                        const std::string& working_dir, std::string* error,
-                       const std::vector<int>& child_fds) {
+                       const std::vector<int>& child_fds, rlim_t open_files_limit) {
   int stdout_pipe[2];
   int stderr_pipe[2];
   // O_CLOEXEC: no other child (or test socket) inherits these ends.
@@ -194,6 +194,8 @@ bool Subprocess::Spawn(const std::vector<std::string>& argv, const std::vector<s
     for (std::size_t i = 0; i < child_fds.size(); ++i) {
       ::dup2(moved_fds[i], first_child_fd + static_cast<int>(i));
     }
+    const rlimit files{open_files_limit, open_files_limit};
+    if (open_files_limit != 0) ::setrlimit(RLIMIT_NOFILE, &files);
     if (::chdir(working_dir.c_str()) == 0) {
       ::execve(child_argv[0], child_argv.data(), child_env.data());
     }
@@ -339,7 +341,7 @@ std::unique_ptr<BrokerProcess> BrokerProcess::Start(const BrokerOptions& options
   }
   argv.insert(argv.end(), options.flags.begin(), options.flags.end());
   if (!broker->process_.Spawn(argv, ChildEnvironment(options.env), broker->working_dir_.path(),
-                              error)) {
+                              error, {}, options.open_files_limit)) {
     return nullptr;
   }
   if (options.api_port) {

@@ -6,6 +6,7 @@
 // resort). RunCommand runs the binary to completion for one-shot commands.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -61,9 +62,11 @@ class Subprocess {
   // argv[0] is the program path. `env` replaces the environment. The child
   // gets `child_fds` as its descriptors 3, 4, ... (a pipe protocol, such as
   // Chromium's --remote-debugging-pipe, reads and writes those numbers).
+  // `open_files_limit`, when not 0, is the child's RLIMIT_NOFILE, soft and
+  // hard (ours are left as they are).
   bool Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
              const std::string& working_dir, std::string* error,
-             const std::vector<int>& child_fds = {});
+             const std::vector<int>& child_fds = {}, rlim_t open_files_limit = 0);
 
   // Waits until `done(stderr so far)` holds, or both pipes reached EOF, or the
   // timeout. Returns whether `done` held.
@@ -115,6 +118,9 @@ struct BrokerOptions {
   // port accepts a connection instead of waiting for the `msg=listening` line
   // (which a quiet logger.level leaves out).
   std::optional<std::uint16_t> api_port;
+  // When not 0, the broker's open-files limit (soft and hard: it cannot
+  // raise it).
+  rlim_t open_files_limit = 0;
 };
 
 class BrokerProcess {

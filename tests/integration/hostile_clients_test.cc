@@ -903,6 +903,41 @@ TEST_F(HostileMaxConnectionsTest, ARefusedClientSendingABodyGetsThe503NotAReset)
   ASSERT_NE(ConnectServed(), nullptr);
 }
 
+// With fewer descriptors than broker.max-connections, accepts would fail and
+// clients past the descriptors wait in the backlog with no answer. The
+// broker lowers the bound to fit (keeping 64 + 4 per shard for itself), says
+// so, and a client past it gets the 503.
+TEST(HostileOpenFilesTest, MaxConnectionsIsLoweredToFitTheOpenFilesLimit) {
+  BrokerOptions options;
+  options.flags = {"--broker.cores=1", "--monitoring.enable=false"};
+  options.open_files_limit = 100;
+  constexpr int kAllowed = 100 - (64 + 4);
+  std::string error;
+  std::unique_ptr<BrokerProcess> broker = BrokerProcess::Start(options, &error);
+  ASSERT_NE(broker, nullptr) << error;
+  const std::string log = broker->log();
+  EXPECT_EQ(LogField(log,
+                     "broker.max-connections lowered to fit the open-files limit (raise it: "
+                     "ulimit -n, LimitNOFILE)",
+                     "lowered_to"),
+            Numbered("", kAllowed))
+      << log;
+  std::vector<std::unique_ptr<HttpClient>> open;
+  for (int i = 0; i < kAllowed; ++i) {
+    auto client = std::make_unique<HttpClient>(seconds(5));
+    ASSERT_TRUE(client->Connect(broker->port())) << client->error();
+    HttpResponse response;
+    ASSERT_TRUE(client->Request("GET", "/ready", "", &response)) << i << ": " << client->error();
+    ASSERT_EQ(response.status, 204) << i << ": " << Describe(response);
+    open.push_back(std::move(client));
+  }
+  HttpClient extra(seconds(5));
+  ASSERT_TRUE(extra.Connect(broker->port())) << extra.error();
+  HttpResponse response;
+  ASSERT_TRUE(extra.ReadResponse(&response)) << "no 503: " << extra.error();
+  EXPECT_TRUE(IsJsonResponse(response, 503, kTooManyConnectionsBody));
+}
+
 TEST_F(HostileMaxConnectionsTest, ManyRefusedConnectionsAtOnceLeakNoSlots) {
   std::vector<std::unique_ptr<HttpClient>> open;
   for (int i = 0; i < kMax; ++i) {

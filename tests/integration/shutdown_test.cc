@@ -79,6 +79,53 @@ TEST_F(ShutdownTest, IdleBrokerExitsZeroQuicklyOnSigint) {
   EXPECT_TRUE(client_->WaitForClose()) << client_->error();
 }
 
+// SIGHUP (a closed terminal) stops the broker as SIGTERM does: a waiting
+// fetch is answered, and the exit is clean.
+TEST_F(ShutdownTest, SighupStopsTheBrokerCleanly) {
+  ASSERT_NO_FATAL_FAILURE(StartBroker(MonitoredOptions()));
+  const std::string subject = UniqueSubject("shutdown.hup");
+  const std::string id = Subscribe(subject);
+  RawSocket waiting;
+  ASSERT_TRUE(waiting.Connect(port()));
+  ASSERT_TRUE(waiting.SendAll(
+      FormatRequest("POST", "/api/fetch",
+                    R"({"subject":")" + subject + R"(","id":")" + id + R"(","wait_ms":60000})")));
+  ASSERT_TRUE(MetricReaches("gophermq_waiting_fetches", 1));
+  SignalAndExpectCleanExit(SIGHUP, milliseconds(2'000));
+  std::string received;
+  EXPECT_TRUE(waiting.ReadUntil("\r\n\r\n", milliseconds(5'000), &received));
+  EXPECT_TRUE(received.starts_with("HTTP/1.1 200")) << "[" << received << "]";
+  EXPECT_EQ(LogField(broker_->log(), "stopping", "signal"), "SIGHUP") << broker_->log();
+}
+
+// Ctrl-C during the drain ends the wait for broker.shutdown-timeout: the
+// operator has chosen not to wait. The exit is then 1. A repeated SIGTERM
+// (a supervisor's, a script's) does not.
+TEST_F(ShutdownTest, ASecondSignalStopsAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(StartBroker(WithShutdownTimeout("60s")));
+  // A request half sent holds the shutdown until the timeout.
+  RawSocket half_head;
+  ASSERT_TRUE(half_head.Connect(port()));
+  ASSERT_TRUE(half_head.SendAll(FormatRequest("GET", "/ready", "")));
+  std::string received;
+  ASSERT_TRUE(half_head.ReadUntil("\r\n\r\n", milliseconds(5'000), &received));
+  ASSERT_TRUE(half_head.SendAll("POST /api/publish HTTP/1.1\r\nHost: 127.0"));
+  broker_->Signal(SIGTERM);
+  // Held up: still running a while after the signal.
+  EXPECT_FALSE(broker_->WaitForExit(milliseconds(500))) << "nothing held the shutdown up";
+  ASSERT_NE(broker_->log().find("msg=stopping"), std::string::npos) << broker_->log();
+  broker_->Signal(SIGTERM);
+  EXPECT_FALSE(broker_->WaitForExit(milliseconds(500))) << "a second SIGTERM cut the drain";
+  const auto signalled = Clock::now();
+  broker_->Signal(SIGINT);
+  ASSERT_TRUE(broker_->WaitForExit(milliseconds(5'000))) << "still running after a second signal";
+  EXPECT_LT(Clock::now() - signalled, milliseconds(5'000));
+  const int status = broker_->wait_status();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "wait status " << status;
+  EXPECT_NE(broker_->log().find("msg=\"stopping at once: SIGINT again\""), std::string::npos)
+      << broker_->log();
+}
+
 TEST_F(ShutdownTest, ExitsPromptlyWhenSignalledRightAfterStart) {
   // A signal that comes the moment the broker is up (its listening line just
   // printed, a connection just opened and perhaps not yet accepted) must

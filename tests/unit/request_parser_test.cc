@@ -666,6 +666,11 @@ TEST(RequestParser, ChunkFramingWithinItsRoomIsAccepted) {
   EXPECT_EQ(tiny_chunks.status, ParseStatus::ok);
   ASSERT_EQ(tiny_chunks.requests.size(), 1u);
   EXPECT_EQ(tiny_chunks.requests[0].body, std::string(20000, 'c'));
+  // Blank lines before a request are not a body's framing.
+  std::string blank_lines;
+  for (int i = 0; i < 300; ++i) blank_lines += "\r\n";
+  EXPECT_EQ(parse_however_cut(blank_lines + post("/api/publish", "{}"), limits).status,
+            ParseStatus::ok);
   // The next request's head is its own, not the last body's framing.
   const Outcome pipelined =
       parse(head + "0\r\nX-T: " + std::string(200, 't') + "\r\n\r\n" +
