@@ -251,10 +251,15 @@ inline ParseStatus RequestParser::advance(const char* to) {
     return header_bytes_ > limits_.max_header_bytes ? ParseStatus::headers_too_large
                                                     : ParseStatus::ok;
   }
-  // In a body every byte not reported as data is framing. (body_size_ is
-  // bounded by max_body_bytes, far below where the product could wrap.)
-  if (!in_message_) return ParseStatus::ok;
+  // In a body every byte not reported as data is framing; a body sent with
+  // Content-Length has none.
+  return in_message_ && bytes != 0 ? count_framing(bytes) : ParseStatus::ok;
+}
+
+ParseStatus RequestParser::count_framing(std::size_t bytes) {
   framing_bytes_ += bytes;
+  // (body_size_ is bounded by max_body_bytes, far below where the product
+  // could wrap.)
   return framing_bytes_ > limits_.max_header_bytes + kFramingPerByte * body_size_
              ? ParseStatus::body_too_large
              : ParseStatus::ok;

@@ -198,6 +198,8 @@ class RequestParser {
   // grows only with data reported, so the bound does not depend on where
   // receive buffers end.
   static constexpr std::size_t kFramingPerByte = 8;
+  // Adds `bytes` of framing; body_too_large past the room.
+  [[gnu::noinline]] ParseStatus count_framing(std::size_t bytes);
   std::size_t framing_bytes_ = 0;
 };
 
