@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <latch>
@@ -15,6 +16,7 @@
 #include "gophermq/io/listener.h"
 #include "gophermq/log.h"
 #include "gophermq/metrics/monitoring_server.h"
+#include "gophermq/net/connection_table.h"
 #include "gophermq/shard/cross_shard.h"
 #include "gophermq/shard/shard.h"
 #include "gophermq/store/pending_budget.h"
@@ -57,17 +59,27 @@ std::uint64_t raise_open_files_limit() {
 // Every connection is a descriptor: past the open-files limit accepts fail,
 // and clients wait in the backlog with no answer, not even the 503. So
 // broker.max-connections is held under that limit, with room for the
-// broker's own descriptors (a ring, an eventfd and a listener per shard,
-// the monitoring port's connections) and for refusals, which hold one while
-// their 503 goes out.
-std::uint64_t connections_the_descriptors_allow(std::uint64_t max_connections,
-                                                std::uint64_t open_files_limit,
-                                                unsigned shard_count) {
-  const std::uint64_t reserved = 64 + 4 * static_cast<std::uint64_t>(shard_count);
-  if (open_files_limit == 0 || max_connections + reserved <= open_files_limit) {
-    return max_connections;
+// broker's own descriptors (a ring, an eventfd and a listener per shard, the
+// monitoring port's connections) and for refusals, each of which holds one
+// while its 503 goes out and it lingers: up to kMostLingeringRefusals a
+// shard where the limit allows, otherwise an eighth of what is left.
+struct DescriptorBudget {
+  std::uint64_t max_connections;
+  std::uint64_t lingering_refusals;  // per shard
+};
+
+DescriptorBudget budget_descriptors(std::uint64_t max_connections, std::uint64_t open_files_limit,
+                                    unsigned shard_count) {
+  const std::uint64_t shards = shard_count;
+  const std::uint64_t own = 64 + 4 * shards;
+  if (open_files_limit == 0) return {max_connections, kMostLingeringRefusals};
+  const std::uint64_t left = open_files_limit > own ? open_files_limit - own : 0;
+  if (max_connections + kMostLingeringRefusals * shards <= left) {
+    return {max_connections, kMostLingeringRefusals};
   }
-  return open_files_limit > reserved + 1 ? open_files_limit - reserved : 1;
+  const std::uint64_t lingering =
+      std::min<std::uint64_t>(kMostLingeringRefusals, left / (8 * shards));
+  return {std::max<std::uint64_t>(1, left - lingering * shards), lingering};
 }
 
 const char* signal_name(int signal_number) {
@@ -107,13 +119,17 @@ int run_broker(const Config& given_config) {
   // Signals are taken by this thread alone, with sigwait: shard threads
   // inherit the blocked mask. SIGPIPE never kills us (sends also pass
   // MSG_NOSIGNAL). SIGHUP (a closed terminal; there is no reload) stops the
-  // broker as SIGTERM does, rather than killing it with what it holds.
+  // broker as SIGTERM does, rather than killing it with what it holds;
+  // unless it is ignored (nohup): sigwait would take even an ignored one.
   signal(SIGPIPE, SIG_IGN);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);
+  struct sigaction hangup {};
+  if (sigaction(SIGHUP, nullptr, &hangup) == 0 && hangup.sa_handler != SIG_IGN) {
+    sigaddset(&stop_signals, SIGHUP);
+  }
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   std::vector<int> cpus = allowed_cpus();
@@ -139,8 +155,9 @@ int run_broker(const Config& given_config) {
     }
   }
 
-  config.max_connections =
-      connections_the_descriptors_allow(config.max_connections, open_files_limit, shard_count);
+  const DescriptorBudget descriptors =
+      budget_descriptors(config.max_connections, open_files_limit, shard_count);
+  config.max_connections = std::min(config.max_connections, descriptors.max_connections);
 
   // Before any shard exists: shards only read it.
   install_cors_origins(CorsOrigins(config.cors_origins));
@@ -163,7 +180,8 @@ int run_broker(const Config& given_config) {
                                std::chrono::steady_clock::now(),
                                shards_with_connections,
                                shards_with_calls,
-                               open_connections};
+                               open_connections,
+                               descriptors.lingering_refusals};
 
   std::vector<std::unique_ptr<Shard>> shards;
   std::vector<std::thread> threads;

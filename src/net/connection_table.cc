@@ -25,9 +25,6 @@ constexpr std::size_t kMostHeldInputBytes = 64 << 10;
 // How long a closing connection waits for the client's own close after our
 // FIN (see close_when_done()).
 constexpr std::uint64_t kLingerMs = 1000;
-// Refused connections (over broker.max-connections) that may linger at once
-// on a shard; past that, a flood of them is closed at once.
-constexpr std::size_t kMostLingeringRefusals = 64;
 // A receive buffer's growth per receive, without provided buffers.
 constexpr std::size_t kReceiveChunk = 16 << 10;
 
@@ -160,7 +157,7 @@ void ConnectionTable::refuse_connection(int fd) {
   // Over broker.max-connections: one clear answer, then the door.
   metrics_.connections_refused.add();
   const std::string_view refusal = protocol_.answer_refused();
-  if (refusals_lingering_ >= kMostLingeringRefusals) {
+  if (refusals_lingering_ >= limits_.lingering_refusals) {
     // A flood: a non-blocking send into the fresh socket's empty buffer,
     // and the close at once (a client already sending a body may then see
     // a reset instead of the answer).

@@ -66,7 +66,8 @@ Shard::Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment)
            environment.started, metrics_),
       table_(id, loop_,
              ConnectionLimits{environment.config.max_connections, environment.config.read_timeout,
-                              environment.config.idle_timeout, environment.config.write_timeout},
+                              environment.config.idle_timeout, environment.config.write_timeout,
+                              environment.lingering_refusals},
              metrics_, environment.open_connections, *this),
       link_(id, environment.matrix, metrics_, &loop_) {}
 

@@ -39,6 +39,31 @@ class ShutdownTest : public BrokerTest {
     return options;
   }
 
+  // Leaves a fetch answer far larger than the socket buffers can hold on its
+  // way to `stalled`, a client that reads none of it: the broker's send stays
+  // in flight, and a shutdown waits on it. The broker's send buffer may
+  // autotune up to tcp_wmem's maximum; the client's receive buffer is pinned
+  // small.
+  void StallAFetchAnswer(RawSocket& stalled) {
+    std::size_t send_buffer_max = 4 << 20;
+    if (FILE* wmem = std::fopen("/proc/sys/net/ipv4/tcp_wmem", "r")) {
+      unsigned long low = 0, initial = 0, high = 0;
+      if (std::fscanf(wmem, "%lu %lu %lu", &low, &initial, &high) == 3) send_buffer_max = high;
+      std::fclose(wmem);
+    }
+    const std::string subject = UniqueSubject("shutdown.stalled");
+    const std::string id = Subscribe(subject);
+    ASSERT_FALSE(id.empty());
+    const std::string payload(512 << 10, 'x');
+    const std::size_t publishes = (send_buffer_max + (4 << 20)) / payload.size() + 1;
+    for (std::size_t i = 0; i < publishes; ++i) PublishOk(subject, payload);
+    ASSERT_TRUE(stalled.Connect(port(), 4096));
+    ASSERT_TRUE(stalled.SendAll(FormatRequest("POST", "/api/fetch", FetchBody(subject, id))));
+    // The answer has started to leave (the client could read its first
+    // byte), and the rest cannot: the client never reads.
+    ASSERT_TRUE(stalled.WaitReadable(milliseconds(5'000)));
+  }
+
   // Signals the broker and expects exit status 0 within `within` of the
   // signal. Returns how long it took.
   milliseconds SignalAndExpectCleanExit(int signal_number, milliseconds within) {
@@ -102,16 +127,13 @@ TEST_F(ShutdownTest, SighupStopsTheBrokerCleanly) {
 // operator has chosen not to wait. The exit is then 1. A repeated SIGTERM
 // (a supervisor's, a script's) does not.
 TEST_F(ShutdownTest, ASecondSignalStopsAtOnce) {
-  ASSERT_NO_FATAL_FAILURE(StartBroker(WithShutdownTimeout("60s")));
-  // A request half sent holds the shutdown until the timeout.
-  RawSocket half_head;
-  ASSERT_TRUE(half_head.Connect(port()));
-  ASSERT_TRUE(half_head.SendAll(FormatRequest("GET", "/ready", "")));
-  std::string received;
-  ASSERT_TRUE(half_head.ReadUntil("\r\n\r\n", milliseconds(5'000), &received));
-  ASSERT_TRUE(half_head.SendAll("POST /api/publish HTTP/1.1\r\nHost: 127.0"));
+  BrokerOptions options = WithShutdownTimeout("60s");
+  options.flags.push_back("--broker.write-timeout=60s");
+  ASSERT_NO_FATAL_FAILURE(StartBroker(options));
+  // A send that cannot finish holds the drain until the timeout.
+  RawSocket stalled;
+  ASSERT_NO_FATAL_FAILURE(StallAFetchAnswer(stalled));
   broker_->Signal(SIGTERM);
-  // Held up: still running a while after the signal.
   EXPECT_FALSE(broker_->WaitForExit(milliseconds(500))) << "nothing held the shutdown up";
   ASSERT_NE(broker_->log().find("msg=stopping"), std::string::npos) << broker_->log();
   broker_->Signal(SIGTERM);
@@ -124,6 +146,27 @@ TEST_F(ShutdownTest, ASecondSignalStopsAtOnce) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "wait status " << status;
   EXPECT_NE(broker_->log().find("msg=\"stopping at once: SIGINT again\""), std::string::npos)
       << broker_->log();
+}
+
+// Under nohup SIGHUP is ignored, and stays so: the broker keeps serving.
+TEST_F(ShutdownTest, AnIgnoredSighupStaysIgnored) {
+  // The child inherits an ignored signal across exec; ours is restored.
+  struct sigaction ignore {
+  }, ours{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGHUP, &ignore, &ours), 0);
+  std::string error;
+  broker_ = BrokerProcess::Start(BrokerOptions{}, &error);
+  ASSERT_EQ(::sigaction(SIGHUP, &ours, nullptr), 0);
+  ASSERT_NE(broker_, nullptr) << error;
+  broker_->Signal(SIGHUP);
+  EXPECT_FALSE(broker_->WaitForExit(milliseconds(500))) << broker_->log();
+  HttpClient client;
+  ASSERT_TRUE(client.Connect(port())) << client.error();
+  HttpResponse response;
+  ASSERT_TRUE(client.Request("GET", "/ready", "", &response)) << client.error();
+  EXPECT_EQ(response.status, 204);
+  SignalAndExpectCleanExit(SIGTERM, milliseconds(2'000));
 }
 
 TEST_F(ShutdownTest, ExitsPromptlyWhenSignalledRightAfterStart) {
@@ -465,28 +508,8 @@ TEST_F(ShutdownTest, ASendStillInFlightAtTheDeadlineIsCancelledAndReapedBeforeEx
   BrokerOptions options = WithShutdownTimeout("300ms");
   options.flags.push_back("--logger.level=debug");
   ASSERT_NO_FATAL_FAILURE(StartBroker(options));
-  // More than the kernel can buffer on both sides: the broker's send buffer
-  // may autotune up to tcp_wmem's maximum, the client's receive buffer is
-  // pinned small below.
-  std::size_t send_buffer_max = 4 << 20;
-  if (FILE* wmem = std::fopen("/proc/sys/net/ipv4/tcp_wmem", "r")) {
-    unsigned long low = 0, initial = 0, high = 0;
-    if (std::fscanf(wmem, "%lu %lu %lu", &low, &initial, &high) == 3) send_buffer_max = high;
-    std::fclose(wmem);
-  }
-  const std::string subject = UniqueSubject("shutdown.stalled");
-  const std::string id = Subscribe(subject);
-  ASSERT_FALSE(id.empty());
-  const std::string payload(512 << 10, 'x');
-  const std::size_t publishes = (send_buffer_max + (4 << 20)) / payload.size() + 1;
-  for (std::size_t i = 0; i < publishes; ++i) PublishOk(subject, payload);
-
   RawSocket stalled;
-  ASSERT_TRUE(stalled.Connect(port(), 4096));
-  ASSERT_TRUE(stalled.SendAll(FormatRequest("POST", "/api/fetch", FetchBody(subject, id))));
-  // The answer has started to leave (the client could read its first byte),
-  // and the rest cannot: the client never reads.
-  ASSERT_TRUE(stalled.WaitReadable(milliseconds(5'000)));
+  ASSERT_NO_FATAL_FAILURE(StallAFetchAnswer(stalled));
   SignalAndExpectCleanExit(SIGTERM, milliseconds(3'000));
   const std::string log = broker_->log();
   EXPECT_EQ(LogField(log, "cancelling connections' operations still in flight", "connections"), "1")

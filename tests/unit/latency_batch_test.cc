@@ -56,6 +56,7 @@ TEST(LatencyBatch, AnswersReadAtDifferentTimesKeepTheirOwnDurations) {
   ShardMetrics metrics;
   LatencyBatch batch(metrics);
   const std::uint64_t now = monotonic_ns();
+  ASSERT_GT(now, 30 * kSecond) << "the monotonic clock counts from boot";
   batch.begin_turn(now);
   // Two alike but read 30 s apart (a long-poll and a request of this
   // turn), each twice: never merged into one duration.

@@ -56,12 +56,18 @@ class ConnectionProtocol {
   ~ConnectionProtocol() = default;
 };
 
+// Refused connections (over max_connections) a shard lingers over at once
+// where descriptors allow: each is answered, then read and dropped until its
+// client closes. Past them, a flood is closed at once.
+inline constexpr std::uint64_t kMostLingeringRefusals = 64;
+
 struct ConnectionLimits {
   std::uint64_t max_connections;  // broker-wide
   std::chrono::milliseconds read_timeout;
   std::chrono::milliseconds idle_timeout;
   // A client that takes none of its answers for this long is cut off.
   std::chrono::milliseconds write_timeout;
+  std::uint64_t lingering_refusals = kMostLingeringRefusals;  // on this shard at once
 };
 
 class ConnectionTable {

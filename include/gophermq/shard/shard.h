@@ -48,6 +48,9 @@ struct ShardEnvironment {
   // Client connections open on all shards, against broker.max-connections
   // (touched once per accept and close, never per request).
   std::atomic<std::uint64_t>& open_connections;
+  // Refused connections a shard may linger over at once (see
+  // ConnectionLimits), as the open-files limit allows.
+  std::uint64_t lingering_refusals;
 };
 
 class Shard final : private ConnectionProtocol, private RequestHandler {
