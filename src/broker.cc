@@ -79,7 +79,8 @@ DescriptorBudget budget_descriptors(std::uint64_t max_connections, std::uint64_t
   }
   const std::uint64_t lingering =
       std::min<std::uint64_t>(kMostLingeringRefusals, left / (8 * shards));
-  return {std::max<std::uint64_t>(1, left - lingering * shards), lingering};
+  const std::uint64_t fit = std::max<std::uint64_t>(1, left - lingering * shards);
+  return {std::min(max_connections, fit), lingering};
 }
 
 const char* signal_name(int signal_number) {
@@ -157,7 +158,7 @@ int run_broker(const Config& given_config) {
 
   const DescriptorBudget descriptors =
       budget_descriptors(config.max_connections, open_files_limit, shard_count);
-  config.max_connections = std::min(config.max_connections, descriptors.max_connections);
+  config.max_connections = descriptors.max_connections;
 
   // Before any shard exists: shards only read it.
   install_cors_origins(CorsOrigins(config.cors_origins));
