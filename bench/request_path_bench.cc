@@ -316,8 +316,9 @@ class InProcessShard final : public RequestHandler {
   struct ClientConnection {
     ClientConnection(std::uint32_t index, RequestHandler& handler)
         : http(index, RequestLimits{16 << 10, 1 << 20, cors_origins().longest()},
-               PipelineLimits{8 << 20, 1024}, handler, out) {}
+               PipelineLimits{8 << 20, 1024}, shard_unsent, handler, out) {}
     OutgoingBytes out;
+    UnsentTotal shard_unsent;
     HttpConnection http;
   };
 

@@ -248,9 +248,14 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
     return 400;
   }
   FetchOptions fetch;
-  if (route.endpoint == Endpoint::fetch && !read_fetch_options(decoded, fetch)) {
-    append_response(answers.answer_now(), 400, body::kInvalidBody, style);
-    return 400;
+  if (route.endpoint == Endpoint::fetch) {
+    if (!read_fetch_options(decoded, fetch)) {
+      append_response(answers.answer_now(), 400, body::kInvalidBody, style);
+      return 400;
+    }
+    // What the answer may carry is settled here, where the client is: the
+    // rest stays queued for its next fetch.
+    fetch.max_bytes = std::min({fetch.max_bytes, limits_.max_fetch_bytes, answers.answer_room()});
   }
   const bool settles = route.endpoint == Endpoint::ack || route.endpoint == Endpoint::nack;
   if (settles && !valid_settle(route.endpoint, decoded)) {
@@ -297,9 +302,9 @@ std::uint16_t BrokerApi::answer(const HttpRequest& request, const Route& route, 
   if (route.endpoint == Endpoint::publish || route.endpoint == Endpoint::publish_async) {
     call.message.reset(Message::create(decoded.data));
   } else if (route.endpoint == Endpoint::fetch) {
-    // Its messages, each byte escaped at worst to six bytes of JSON,
-    // and its framing.
-    placement.answer_bytes_at_most = 6 * std::min(limits_.max_fetch_bytes, fetch.max_bytes) + 4096;
+    // Its messages and framing, as they usually are: escaping can make the
+    // answer larger, as one large message can, and each still goes whole.
+    placement.answer_bytes_at_most = fetch.max_bytes + 4096;
   }
   if (owner != shard_id_) metrics_.cross_shard_calls.add();
   placement.forward = true;
@@ -723,8 +728,7 @@ void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const Su
   const bool wildcard = subscriber.subject->pattern;
   if (subscriber.uses_acks()) {
     deliveries_.clear();
-    store_.hand_out(subscriber, fetch.max_messages,
-                    std::min(limits_.max_fetch_bytes, fetch.max_bytes), deliveries_);
+    store_.hand_out(subscriber, fetch.max_messages, fetch.max_bytes, deliveries_);
     const AckQueue& acks = *subscriber.queue->acks;
     const std::uint64_t pending = acks.size() - acks.in_flight();
     const std::size_t size = ack_fetch_body_size(deliveries_, pending, subject, wildcard);
@@ -735,9 +739,8 @@ void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const Su
     return;
   }
   const PendingMessages pending = subscriber.pending();
-  const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(
-      pending.count_within(std::min(limits_.max_fetch_bytes, fetch.max_bytes)),
-      fetch.max_messages));
+  const std::size_t count = static_cast<std::size_t>(
+      std::min<std::uint64_t>(pending.count_within(fetch.max_bytes), fetch.max_messages));
   const FetchAnswerExtras extras{pending.size() - count, pending.first_sequence()};
   const FetchAnswerExtras* with_extras = fetch.extended ? &extras : nullptr;
   const std::size_t size = fetch_body_size(pending, count, subject, with_extras, wildcard);

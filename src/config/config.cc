@@ -607,7 +607,7 @@ struct Setting {
   }
 };
 
-const std::array<Setting, 32> kSettings{{
+const std::array<Setting, 33> kSettings{{
     {"logger.level", "LEVEL", "log level: debug, info, warn or error",
      Choice<LogLevel>{&Config::log_level, kLogLevelNames}},
     {"broker.host", "HOST", "address the HTTP API listens on; empty = every interface",
@@ -658,6 +658,9 @@ const std::array<Setting, 32> kSettings{{
     {"broker.max-unsent-bytes", "SIZE",
      "unread answer bytes past which a connection's requests wait, 64KiB to 1GiB",
      ByteSize{number_field<&Config::max_unsent_bytes>(), 64 * kKiB, kGiB}},
+    {"broker.max-unsent-bytes-total", "SIZE",
+     "answer bytes all connections may owe before fetches shrink, 1MiB to 1PiB",
+     ByteSize{number_field<&Config::max_unsent_bytes_total>(), kMiB, kPiB}},
     {"broker.max-pipeline-depth", "N",
      "answers a connection may be owed before its requests wait, 1 to 65536",
      Count{number_field<&Config::max_pipeline_depth>(), 1, 65536}},

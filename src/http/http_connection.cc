@@ -1,5 +1,6 @@
 #include "gophermq/http/http_connection.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "gophermq/http/response_writer.h"
@@ -14,15 +15,20 @@ constexpr std::size_t kKeepHeldInputCapacity = 64 << 10;
 }  // namespace
 
 HttpConnection::HttpConnection(std::uint32_t index, const RequestLimits& limits,
-                               const PipelineLimits& pipeline, RequestHandler& handler,
-                               OutgoingBytes& out)
-    : index_(index), pipeline_(pipeline), handler_(handler), out_(out), parser_(limits, *this) {}
+                               const PipelineLimits& pipeline, const UnsentTotal& shard_unsent,
+                               RequestHandler& handler, OutgoingBytes& out)
+    : index_(index),
+      pipeline_(pipeline),
+      shard_unsent_(shard_unsent),
+      handler_(handler),
+      out_(out),
+      parser_(limits, *this) {}
 
 void HttpConnection::reset() {
   parser_.reset();
   slots_.clear();
   first_slot_sequence_ = 0;
-  reserved_bytes_ = 0;
+  out_.reserved = 0;
   input_held_ = false;
   event_stream_ = false;
   held_input_.clear();
@@ -102,14 +108,22 @@ ByteBuffer& HttpConnection::answer_now() {
 std::uint64_t HttpConnection::reserve_answer(std::uint64_t reserved_bytes) {
   slots_.push_back(Slot{});
   slots_.back().reserved_bytes = reserved_bytes;
-  reserved_bytes_ += reserved_bytes;
+  out_.reserved += reserved_bytes;
   return first_slot_sequence_ + slots_.size() - 1;
 }
 
 void HttpConnection::release_reservation(std::uint64_t sequence) {
   Slot& slot = slots_[sequence - first_slot_sequence_];
-  reserved_bytes_ -= slot.reserved_bytes;
+  out_.reserved -= slot.reserved_bytes;
   slot.reserved_bytes = 0;
+}
+
+std::uint64_t HttpConnection::answer_room() const {
+  // The shard's connections as last counted, with what this one added since.
+  const std::uint64_t shard_owed = shard_unsent_.owed - out_.counted + bytes_owed();
+  const std::uint64_t room =
+      shard_owed < shard_unsent_.limit ? shard_unsent_.limit - shard_owed : 0;
+  return std::max(room, kLeastAnswerRoom);
 }
 
 ByteBuffer& HttpConnection::reserved_buffer(std::uint64_t sequence) {

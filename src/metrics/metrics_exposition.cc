@@ -276,6 +276,10 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
                  "Times a connection's requests were left unread because it owed too many answers "
                  "(broker.max-unsent-bytes, broker.max-pipeline-depth) until the client read them.",
                  sum_shards(sources, [](const ShardMetrics& m) { return m.input_holds.read(); }));
+  append_gauge(out, "gophermq_unsent_bytes",
+               "Answer bytes owed to clients: not yet taken by the kernel, or on their way from "
+               "another shard. Past broker.max-unsent-bytes-total, fetches carry less.",
+               sum_shards(sources, [](const ShardMetrics& m) { return m.unsent_bytes.read(); }));
   append_counter(
       out, "gophermq_received_bytes_total", "Bytes received on the API port.",
       sum_shards(sources, [](const ShardMetrics& m) { return m.received_bytes.read(); }));

@@ -21,6 +21,7 @@ void Connection::reset() {
   out.gather.reset();
   out.sending_offset = 0;
   out.answers_in_output = out.answers_sending = 0;
+  out.reserved = out.counted = 0;
   // An idle slot keeps no large buffers.
   out.output.shrink_if_above(64 << 10);
   out.sending.shrink_if_above(64 << 10);

@@ -39,7 +39,8 @@ ConnectionTable::ConnectionTable(unsigned shard_id, EventLoop& loop, const Conne
       limits_(limits),
       metrics_(metrics),
       open_connections_(open_connections),
-      protocol_(protocol) {}
+      protocol_(protocol),
+      unsent_{0, limits.max_unsent_bytes} {}
 
 ConnectionTable::~ConnectionTable() {
   for (auto& connection : connections_) {
@@ -291,6 +292,9 @@ void ConnectionTable::read_requests(Connection& connection, Parse&& parse) {
       connection.receive_armed && multishot_receive_) {
     cancel_receive(connection);
   }
+  // Before the next connection's requests are read: a fetch there sees
+  // what this one's answers added.
+  count_owed(connection);
   mark_for_send(connection);
 }
 
@@ -311,9 +315,19 @@ void ConnectionTable::flush() {
     Connection& connection = *connections_[send_queue_[i]];
     connection.queued_for_send = false;
     if (!connection.send_in_flight && !connection.out.output.empty()) start_send(connection);
+    // Answers that came from other shards, or waited, are counted here.
+    count_owed(connection);
     close_when_done(connection);
   }
   send_queue_.clear();
+  metrics_.unsent_bytes.set(unsent_.owed);
+}
+
+void ConnectionTable::count_owed(Connection& connection) {
+  OutgoingBytes& out = connection.out;
+  const std::uint64_t owed = out.owed();
+  unsent_.owed = unsent_.owed - out.counted + owed;
+  out.counted = owed;
 }
 
 void ConnectionTable::start_send(Connection& connection) {
@@ -367,6 +381,7 @@ void ConnectionTable::on_send(const Completion& completion) {
     out.sending.clear();
     out.sending_offset = 0;
     out.output.clear();
+    count_owed(connection);
     close_when_done(connection);
     return;
   }
@@ -385,6 +400,7 @@ void ConnectionTable::on_send(const Completion& completion) {
     out.sending.shrink_if_above(256 << 10);
     if (!out.output.empty()) start_send(connection);
   }
+  count_owed(connection);
   // The client took answers: requests held back may be read now (also
   // while shutting down: they were received before the stop).
   if (connection.input_held && !connection.discard_output) {
@@ -452,6 +468,7 @@ void ConnectionTable::on_close(const Completion& completion) {
     metrics_.open_connections.subtract(1);
     open_connections_.fetch_sub(1, std::memory_order_relaxed);
   }
+  unsent_.owed -= connection->out.counted;
   connection->reset();
   free_connections_.push_back(connection->index());
 }

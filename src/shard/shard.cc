@@ -65,9 +65,11 @@ Shard::Shard(unsigned id, int cpu, int listen_fd, ShardEnvironment& environment)
                static_cast<std::uint64_t>(environment.config.stream_flush_interval.count())},
            environment.started, metrics_),
       table_(id, loop_,
-             ConnectionLimits{environment.config.max_connections, environment.config.read_timeout,
-                              environment.config.idle_timeout, environment.config.write_timeout,
-                              environment.lingering_refusals},
+             ConnectionLimits{
+                 environment.config.max_connections, environment.config.read_timeout,
+                 environment.config.idle_timeout, environment.config.write_timeout,
+                 environment.lingering_refusals,
+                 environment.config.max_unsent_bytes_total / environment.matrix.shard_count()},
              metrics_, environment.open_connections, *this),
       link_(id, environment.matrix, metrics_, &loop_) {}
 
@@ -317,8 +319,8 @@ void Shard::on_open(Connection& connection) {
   if (index >= http_.size()) http_.resize(index + 1);
   if (!http_[index]) {
     RequestHandler& handler = *this;  // a private base: converted here, where it is visible
-    http_[index] =
-        std::make_unique<HttpConnection>(index, limits_, pipeline_, handler, connection.out);
+    http_[index] = std::make_unique<HttpConnection>(index, limits_, pipeline_,
+                                                    table_.unsent_total(), handler, connection.out);
   }
   http_[index]->reset();
 }

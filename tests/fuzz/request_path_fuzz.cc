@@ -155,8 +155,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   InProcessShards shards;
   OutgoingBytes out;
+  const UnsentTotal shard_unsent;
   // Small bounds, so pipelined requests are held back and read again later.
-  HttpConnection connection(0, RequestLimits{2048, 4096}, PipelineLimits{1024, 3}, shards, out);
+  HttpConnection connection(0, RequestLimits{2048, 4096}, PipelineLimits{1024, 3}, shard_unsent,
+                            shards, out);
   std::string sent;
   // What a client reading everything would see: the output goes out, and
   // what was held back is read.

@@ -769,6 +769,71 @@ TEST_F(HostileBackPressureTest, ABigFetchAndTheRequestBehindItAreBothAnswered) {
   EXPECT_EQ(stream.responses[1].status, 204);
 }
 
+// Clients that fetch and read nothing cannot make the broker hold more than
+// broker.max-unsent-bytes-total of answers, and 64 KiB (or one message)
+// more per fetch: past it a fetch carries little, and the rest of each
+// subscriber's messages stays queued, every one delivered later. Without
+// the bound each of these fetches would carry 4 MiB more than the kernel can
+// take off its client.
+TEST_F(HostileBackPressureTest, ClientsThatReadNothingCannotMakeTheBrokerHoldPastTheUnsentTotal) {
+  constexpr int kClients = 3;
+  constexpr std::size_t kUnsentTotal = 1 << 20;
+  constexpr std::size_t kLeastAnswerRoom = 64 << 10;  // what a fetch may always carry
+  ASSERT_NO_FATAL_FAILURE(Start({"--broker.cores=1", "--broker.max-unsent-bytes-total=1MiB",
+                                 "--broker.max-fetch-bytes=1GiB"}));
+  const std::string subject = UniqueSubject("unsent.total");
+  std::vector<std::string> ids;
+  for (int i = 0; i < kClients; ++i) ids.push_back(Subscribe(subject));
+  std::vector<std::string> published;
+  for (int i = 0; i < AnswersPastTheKernel(kBigMessage, 4 << 20); ++i) {
+    published.push_back(Payload(Numbered("m", i), kBigMessage));
+    PublishOk(subject, published.back());
+  }
+  ASSERT_FALSE(HasFailure());
+
+  std::array<RawSocket, kClients> clients;
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_TRUE(clients[i].Connect(port(), kSmallReceiveBuffer)) << clients[i].error();
+    ASSERT_TRUE(clients[i].SendAll(PipelinedFetches(subject, {ids[i]}))) << clients[i].error();
+    ASSERT_TRUE(clients[i].ShutdownWrite());
+  }
+  ASSERT_TRUE(
+      WaitForCounter(R"(gophermq_requests_total{method="fetch",code="200"})", kClients, kSlowWork));
+  // What the broker holds for them, beyond what their kernels took (which
+  // may be everything: each fetch then found the whole room again).
+  const std::size_t most_held = kUnsentTotal + kClients * (kLeastAnswerRoom + kBigMessage + 4096);
+  EXPECT_LE(Sample("gophermq_unsent_bytes").value_or(0), most_held);
+
+  std::size_t delivered_bytes = 0;
+  std::vector<std::vector<std::string>> delivered(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    std::string received;
+    const RawSocket::End end = clients[i].ReadToEnd(kSlowWork, &received);
+    EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, clients[i]);
+    const SplitStream stream = SplitResponses(received);
+    ASSERT_EQ(stream.responses.size(), 1u) << DescribeEnd(end, received, clients[i]);
+    ASSERT_EQ(stream.responses[0].status, 200);
+    std::optional<FetchReply> reply = DecodeFetchReply(stream.responses[0].body);
+    ASSERT_TRUE(reply) << stream.responses[0].body.substr(0, 200);
+    EXPECT_FALSE(reply->data.empty()) << "a fetch carries at least one message";
+    for (const std::string& message : reply->data) delivered_bytes += message.size();
+    delivered[i] = std::move(reply->data);
+  }
+  EXPECT_LE(delivered_bytes, most_held + kClients * KernelHoldsUnread())
+      << "the fetches carried more than the bound and the kernels' buffers";
+
+  // Nothing was lost: the rest comes to fetches that read, in order.
+  for (int i = 0; i < kClients; ++i) {
+    for (int round = 0; delivered[i].size() < published.size() && round < 1000; ++round) {
+      const std::vector<std::string> more = Fetch(subject, ids[i]);
+      ASSERT_FALSE(HasFailure());
+      delivered[i].insert(delivered[i].end(), more.begin(), more.end());
+    }
+    EXPECT_TRUE(delivered[i] == published) << "subscriber " << i << " got " << delivered[i].size()
+                                           << " of " << published.size() << " messages";
+  }
+}
+
 TEST_F(HostileBackPressureTest, StalledReaderIsCutOffAfterTheWriteTimeout) {
   ExpectCutOffAfterTheWriteTimeout(false);
 }

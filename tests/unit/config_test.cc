@@ -100,6 +100,7 @@ Config non_default_config() {
   config.idle_timeout = std::chrono::milliseconds(5432);
   config.max_unsent_bytes = 1 << 17;
   config.max_pipeline_depth = 5;
+  config.max_unsent_bytes_total = 3 << 20;
   config.write_timeout = std::chrono::milliseconds(6543);
   config.max_fetch_bytes = 1 << 15;
   config.max_pending_total = 11;
@@ -137,6 +138,7 @@ void expect_same(const Config& actual, const Config& expected) {
   EXPECT_EQ(actual.idle_timeout, expected.idle_timeout);
   EXPECT_EQ(actual.max_unsent_bytes, expected.max_unsent_bytes);
   EXPECT_EQ(actual.max_pipeline_depth, expected.max_pipeline_depth);
+  EXPECT_EQ(actual.max_unsent_bytes_total, expected.max_unsent_bytes_total);
   EXPECT_EQ(actual.write_timeout, expected.write_timeout);
   EXPECT_EQ(actual.max_fetch_bytes, expected.max_fetch_bytes);
   EXPECT_EQ(actual.max_pending_total, expected.max_pending_total);
@@ -465,6 +467,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.max-pending-bytes", "2TiB"},
         ValueCase{"broker.max-pending-bytes", "1PiB"}, ValueCase{"broker.max-connections", "1"},
         ValueCase{"broker.max-unsent-bytes", "64KiB"}, ValueCase{"broker.max-pipeline-depth", "1"},
+        ValueCase{"broker.max-unsent-bytes-total", "1MiB"},
+        ValueCase{"broker.max-unsent-bytes-total", "1PiB"},
         ValueCase{"broker.max-pipeline-depth", "65536"}, ValueCase{"broker.write-timeout", "100ms"},
         ValueCase{"broker.write-timeout", "24h"}, ValueCase{"broker.max-fetch-bytes", "1KiB"},
         ValueCase{"broker.max-fetch-bytes", "1GiB"}, ValueCase{"broker.max-pending-total", "0"},
@@ -530,6 +534,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{"broker.idle-timeout", "25h"}, ValueCase{"broker.max-pending-bytes", "1023"},
         ValueCase{"broker.max-connections", "0"}, ValueCase{"broker.max-connections", "many"},
         ValueCase{"broker.max-unsent-bytes", "1KiB"}, ValueCase{"broker.max-pipeline-depth", "0"},
+        ValueCase{"broker.max-unsent-bytes-total", "1023KiB"},
+        ValueCase{"broker.max-unsent-bytes-total", "2PiB"},
         ValueCase{"broker.max-pipeline-depth", "65537"}, ValueCase{"broker.write-timeout", "99ms"},
         ValueCase{"broker.write-timeout", "25h"}, ValueCase{"broker.max-fetch-bytes", "1023"},
         ValueCase{"broker.max-fetch-bytes", "2GiB"}, ValueCase{"broker.max-pending-total", "-1"},
@@ -1202,7 +1208,7 @@ TEST(UsageTextTest, AgreesWithTheParser) {
     EXPECT_EQ(apply_setting(config, key, shown), "") << key;
     ++settings;
   }
-  EXPECT_EQ(settings, 32);
+  EXPECT_EQ(settings, 33);
   const Config defaults;  // named: GCC 12 at -O3 misreads a temporary as uninitialised
   expect_same(config, defaults);
 }

@@ -26,7 +26,9 @@ class HttpConnectionTest : public ::testing::Test {
  protected:
   NoRequests handler_;
   OutgoingBytes out_;
-  HttpConnection http_{0, RequestLimits{1024, 1024}, PipelineLimits{1 << 20, 64}, handler_, out_};
+  UnsentTotal shard_unsent_;
+  HttpConnection http_{
+      0, RequestLimits{1024, 1024}, PipelineLimits{1 << 20, 64}, shard_unsent_, handler_, out_};
 };
 
 TEST_F(HttpConnectionTest, AWholeAnswerHandedOverToAnEmptyOutputIsMovedNotCopied) {
@@ -95,6 +97,24 @@ TEST_F(HttpConnectionTest, AnEventStreamGoesOutAsWrittenOnceTheAnswersBeforeItAr
   EXPECT_EQ(out_.answers_in_output, 2u);
 }
 
+TEST_F(HttpConnectionTest, AnAnswerCarriesWhatTheShardHasRoomForAndAtLeast64KiB) {
+  shard_unsent_.limit = 1 << 20;
+  EXPECT_EQ(http_.answer_room(), 1u << 20) << "nothing owed anywhere";
+  // This connection's own answers count before the table has counted them.
+  http_.answer_now().append(std::string(300 << 10, 'a'));
+  EXPECT_EQ(http_.answer_room(), (1u << 20) - (300u << 10));
+  // Counted now, beside 500 KiB the shard's other connections owe.
+  out_.counted = out_.owed();
+  shard_unsent_.owed = out_.counted + (500 << 10);
+  EXPECT_EQ(http_.answer_room(), (1u << 20) - (800u << 10));
+  // An answer on its way from another shard counts as owed already.
+  const std::uint64_t sequence = http_.reserve_answer(200 << 10);
+  EXPECT_EQ(http_.answer_room(), kLeastAnswerRoom) << "24 KiB left: the floor";
+  // It came, smaller: only what it is counts.
+  http_.hand_over(sequence, buffer_of("small"));
+  EXPECT_EQ(http_.answer_room(), (1u << 20) - (800u << 10) - 5);
+}
+
 // Answers every request at once with its path and a ';'.
 class AnswersWithThePath final : public RequestHandler {
  public:
@@ -124,10 +144,12 @@ class BackPressureTest : public ::testing::Test {
 
   AnswersWithThePath handler_;
   OutgoingBytes out_;
+  UnsentTotal shard_unsent_;
 };
 
 TEST_F(BackPressureTest, PastThePipelineDepthRequestsWaitUnreadUntilAnswersAreTaken) {
-  HttpConnection http(0, RequestLimits{1024, 1024}, PipelineLimits{1 << 20, 2}, handler_, out_);
+  HttpConnection http(0, RequestLimits{1024, 1024}, PipelineLimits{1 << 20, 2}, shard_unsent_,
+                      handler_, out_);
   ASSERT_EQ(feed(http, get("/a") + get("/b") + get("/c") + get("/d") + get("/e")), ParseStatus::ok);
   EXPECT_TRUE(http.input_held());
   EXPECT_EQ(out_.output.flatten(), "/a;/b;") << "two answers owed: no more requests read";
@@ -150,7 +172,8 @@ TEST_F(BackPressureTest, PastThePipelineDepthRequestsWaitUnreadUntilAnswersAreTa
 
 TEST_F(BackPressureTest, PastTheUnsentBoundRequestsWaitUntilHalfOfItIsLeft) {
   // Answers of 4 bytes; held past 10 unsent bytes, read again at 5 or less.
-  HttpConnection http(0, RequestLimits{1024, 1024}, PipelineLimits{10, 100}, handler_, out_);
+  HttpConnection http(0, RequestLimits{1024, 1024}, PipelineLimits{10, 100}, shard_unsent_,
+                      handler_, out_);
   ASSERT_EQ(feed(http, get("/aa") + get("/bb") + get("/cc") + get("/dd") + get("/ee")),
             ParseStatus::ok);
   EXPECT_TRUE(http.input_held());
@@ -168,7 +191,8 @@ TEST_F(BackPressureTest, PastTheUnsentBoundRequestsWaitUntilHalfOfItIsLeft) {
 }
 
 TEST_F(BackPressureTest, ARequestCutAcrossTheHoldIsReadWhole) {
-  HttpConnection http(0, RequestLimits{1024, 1024}, PipelineLimits{1 << 20, 1}, handler_, out_);
+  HttpConnection http(0, RequestLimits{1024, 1024}, PipelineLimits{1 << 20, 1}, shard_unsent_,
+                      handler_, out_);
   const std::string stream = get("/a") + get("/b") + get("/c");
   const std::size_t cut = get("/a").size() + get("/b").size() + 7;  // inside the third
   ASSERT_EQ(feed(http, stream.substr(0, cut)), ParseStatus::ok);
@@ -182,7 +206,8 @@ TEST_F(BackPressureTest, ARequestCutAcrossTheHoldIsReadWhole) {
 }
 
 TEST_F(BackPressureTest, A100ContinueIsNotAnAnswerOwed) {
-  HttpConnection http(0, RequestLimits{1024, 1024}, PipelineLimits{1 << 20, 1}, handler_, out_);
+  HttpConnection http(0, RequestLimits{1024, 1024}, PipelineLimits{1 << 20, 1}, shard_unsent_,
+                      handler_, out_);
   ASSERT_EQ(
       feed(http,
            "POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"),

@@ -54,6 +54,9 @@ struct Config {
   // Back-pressure per connection: past either, its requests wait unread.
   std::size_t max_unsent_bytes = 8 << 20;  // broker.max-unsent-bytes
   std::size_t max_pipeline_depth = 1024;   // broker.max-pipeline-depth: answers owed
+  // broker.max-unsent-bytes-total: answer bytes every connection together
+  // may owe before fetches carry little (a share per shard).
+  std::uint64_t max_unsent_bytes_total = 256 << 20;
   // broker.write-timeout: a client that takes none of its answers this long is cut off.
   std::chrono::milliseconds write_timeout{60'000};
   std::size_t max_fetch_bytes = 16 << 20;  // broker.max-fetch-bytes: payload per fetch answer

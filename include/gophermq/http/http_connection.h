@@ -28,6 +28,10 @@ struct PipelineLimits {
 
 class HttpConnection;
 
+// An answer may always carry this much (or one message, if larger), however
+// much is owed: a consumer of small messages still gets them in batches.
+inline constexpr std::uint64_t kLeastAnswerRoom = 64 << 10;
+
 // Where complete requests go (the shard).
 class RequestHandler {
  public:
@@ -51,6 +55,11 @@ class Answers {
   // framed on another shard reaches the socket as it is, gathered after
   // whatever is before it.
   virtual void hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer) = 0;
+  // Message bytes the next answer may carry (a fetch's; the rest stays
+  // queued) without the shard's connections together owing more than their
+  // bound. Each connection's own bound (PipelineLimits) holds its requests
+  // back instead, so one answer past it still goes whole.
+  virtual std::uint64_t answer_room() const = 0;
 
  protected:
   ~Answers() = default;
@@ -58,9 +67,10 @@ class Answers {
 
 class HttpConnection final : public RequestSink, public Answers {
  public:
-  // `out` is the socket's outgoing bytes, where finished answers go.
+  // `out` is the socket's outgoing bytes, where finished answers go;
+  // `shard_unsent` what every connection of the shard owes together.
   HttpConnection(std::uint32_t index, const RequestLimits& limits, const PipelineLimits& pipeline,
-                 RequestHandler& handler, OutgoingBytes& out);
+                 const UnsentTotal& shard_unsent, RequestHandler& handler, OutgoingBytes& out);
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
@@ -96,6 +106,7 @@ class HttpConnection final : public RequestSink, public Answers {
   ByteBuffer& reserved_buffer(std::uint64_t sequence) override;
   void finish_answer(std::uint64_t sequence) override;
   void hand_over(std::uint64_t sequence, ByteBuffer&& whole_answer) override;
+  std::uint64_t answer_room() const override;
   // Answers reserved and not yet finished.
   std::size_t answers_outstanding() const { return slots_.size(); }
 
@@ -115,7 +126,7 @@ class HttpConnection final : public RequestSink, public Answers {
     return slots_.size() + out_.answers_in_output + out_.answers_sending;
   }
   // Bytes owed: unsent, and reserved for answers still to come.
-  std::uint64_t bytes_owed() const { return out_.unsent() + reserved_bytes_; }
+  std::uint64_t bytes_owed() const { return out_.owed(); }
   // The reserved answer `sequence` has come: its reservation ends.
   void release_reservation(std::uint64_t sequence);
   void release_finished_slots();
@@ -132,13 +143,13 @@ class HttpConnection final : public RequestSink, public Answers {
 
   std::uint32_t index_;
   PipelineLimits pipeline_;
+  const UnsentTotal& shard_unsent_;
   RequestHandler& handler_;
   OutgoingBytes& out_;
   RequestParser parser_;
   std::deque<Slot> slots_;
   std::uint64_t first_slot_sequence_ = 0;
   std::uint64_t requests_read_ = 0;
-  std::uint64_t reserved_bytes_ = 0;  // over every slot
   bool input_held_ = false;
   bool event_stream_ = false;  // see begin_event_stream(): held for good
   // What arrived after the request the parser stopped at, unread.

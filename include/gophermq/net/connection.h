@@ -22,9 +22,17 @@ struct OutgoingBytes {
   std::size_t sending_offset = 0;
   std::uint32_t answers_in_output = 0;
   std::uint32_t answers_sending = 0;
+  // Answers still to come (a fetch answered on another shard, say), as
+  // large as each may be (see HttpConnection::reserve_answer()).
+  std::uint64_t reserved = 0;
+  // What this connection owed when its shard last counted it (see
+  // UnsentTotal).
+  std::uint64_t counted = 0;
 
   // Bytes the kernel has not taken yet.
   std::size_t unsent() const { return output.size() + sending.size() - sending_offset; }
+  // Answer bytes the connection owes its client: unsent, and still to come.
+  std::uint64_t owed() const { return unsent() + reserved; }
 
   // A send of a chain of several buffers: the iovecs and message header the
   // kernel reads until it completes. Made on first need: most connections
@@ -35,6 +43,16 @@ struct OutgoingBytes {
     msghdr message;
   };
   std::unique_ptr<Gather> gather;
+};
+
+// The answer bytes a shard's connections owe together (each one's
+// OutgoingBytes::owed() as the table last counted it), against the shard's
+// share of broker.max-unsent-bytes-total. Past that share a fetch carries
+// little (see HttpConnection::answer_room()), so clients that do not read
+// cannot make the broker hold more than a bounded amount of answers.
+struct UnsentTotal {
+  std::uint64_t owed = 0;
+  std::uint64_t limit = UINT64_MAX;
 };
 
 class Connection {

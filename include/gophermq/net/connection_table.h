@@ -68,6 +68,9 @@ struct ConnectionLimits {
   // A client that takes none of its answers for this long is cut off.
   std::chrono::milliseconds write_timeout;
   std::uint64_t lingering_refusals = kMostLingeringRefusals;  // on this shard at once
+  // Answer bytes this shard's connections may owe together (its share of
+  // broker.max-unsent-bytes-total) before fetches carry little.
+  std::uint64_t max_unsent_bytes = UINT64_MAX;
 };
 
 class ConnectionTable {
@@ -97,6 +100,9 @@ class ConnectionTable {
   // The slot `index` when it still holds the socket of `generation`.
   Connection* find(std::uint32_t index, std::uint32_t generation);
   Connection& at(std::uint32_t index) { return *connections_[index]; }
+
+  // What the shard's connections owe together, as last counted.
+  const UnsentTotal& unsent_total() const { return unsent_; }
 
   // The connection has new output, or may now close: looked at in flush().
   void mark_for_send(Connection& connection);
@@ -132,6 +138,8 @@ class ConnectionTable {
   // and stops or restarts receiving as the protocol holds its input or not.
   template <typename Parse>
   void read_requests(Connection& connection, Parse&& parse);
+  // Brings the shard's total up to date with what `connection` owes now.
+  void count_owed(Connection& connection);
   // Moves the output to the wire, and sends it.
   void start_send(Connection& connection);
   // Sends what of `sending` is not sent yet: one buffer plainly, a chain
@@ -164,6 +172,7 @@ class ConnectionTable {
   std::vector<std::uint32_t> free_connections_;
   std::size_t refusals_lingering_ = 0;     // refused connections not yet closed
   std::vector<std::uint32_t> send_queue_;  // connections with output to flush this turn
+  UnsentTotal unsent_;
 
   std::uint64_t now_ms_ = 0;
   std::uint64_t next_sweep_ms_ = 0;

@@ -291,7 +291,9 @@ struct SubscribeOptions {
 struct FetchOptions {
   std::uint64_t wait_ms = 0;  // clamped to broker.max-fetch-wait
   std::uint64_t max_messages = UINT64_MAX;
-  std::uint64_t max_bytes = UINT64_MAX;  // and never past broker.max-fetch-bytes
+  // Clamped where the request is read: to broker.max-fetch-bytes, and to
+  // the answer's room (see Answers::answer_room()).
+  std::uint64_t max_bytes = UINT64_MAX;
   // One of the fields was given: the answer adds "pending" and "seqs".
   bool extended = false;
 };
