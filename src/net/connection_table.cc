@@ -525,7 +525,21 @@ void ConnectionTable::sweep() {
     if (connection.fd < 0 || connection.close_submitted) continue;
     const std::uint64_t quiet_ms = now_ms_ - connection.last_activity_ms;
     if (connection.send_in_flight) {
-      // Answers on their way but the client has not taken a byte of them,
+      // Our send completes only when the kernel has room for more, which a
+      // slow reader frees a sliver at a time: past a sweep without one, the
+      // bytes the kernel still holds say whether the client reads at all.
+      if (now_ms_ - connection.last_send_progress_ms > kSweepIntervalMs &&
+          !connection.discard_output) {
+        int unsent = 0;
+        if (::ioctl(connection.fd, SIOCOUTQ, &unsent) == 0) {
+          const auto held = static_cast<std::size_t>(unsent);
+          if (connection.kernel_unsent != 0 && held < connection.kernel_unsent) {
+            connection.last_send_progress_ms = now_ms_;
+          }
+          connection.kernel_unsent = held;
+        }
+      }
+      // Answers on their way but the client has taken no byte of them,
       // however much it sends meanwhile.
       const std::uint64_t stall_limit =
           connection.write_timeout_ms != 0 ? connection.write_timeout_ms : write_timeout;

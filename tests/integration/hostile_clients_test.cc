@@ -834,6 +834,43 @@ TEST_F(HostileBackPressureTest, ClientsThatReadNothingCannotMakeTheBrokerHoldPas
   }
 }
 
+// A client that reads a big answer slowly but steadily is not cut off,
+// however long the answer takes: the kernel takes our bytes only as the
+// client frees room, so the broker's send may wait far longer than
+// broker.write-timeout, while every sweep sees the client taking bytes.
+TEST_F(HostileBackPressureTest, ASlowButSteadyReaderIsNotCutOff) {
+  constexpr auto kWriteTimeout = seconds(2);
+  ASSERT_NO_FATAL_FAILURE(Start({"--broker.write-timeout=2s", "--broker.max-fetch-bytes=1GiB"}));
+  const std::string subject = UniqueSubject("slow.reader");
+  const std::string id = Subscribe(subject);
+  std::vector<std::string> published;
+  for (int i = 0; i < AnswersPastTheKernel(kBigMessage, 1 << 20); ++i) {
+    published.push_back(Payload(Numbered("m", i), kBigMessage));
+    PublishOk(subject, published.back());
+  }
+  ASSERT_FALSE(HasFailure());
+  const double stalls_before = CounterNow(kWriteStallClosed);
+
+  RawSocket client;
+  ASSERT_TRUE(client.Connect(port(), kSmallReceiveBuffer)) << client.error();
+  ASSERT_TRUE(client.SendAll(PipelinedFetches(subject, {id})));
+  ASSERT_TRUE(client.ShutdownWrite());
+  // A few KiB every 50 ms, for two and a half write timeouts.
+  std::string received;
+  const Clock::time_point slow_until = Clock::now() + kWriteTimeout * 5 / 2;
+  while (Clock::now() < slow_until) {
+    const RawSocket::Read read = client.ReadSome(seconds(5), &received);
+    ASSERT_EQ(read, RawSocket::Read::bytes) << "after " << received.size() << " bytes";
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  const RawSocket::End end = client.ReadToEnd(kSlowWork, &received);
+  EXPECT_EQ(end, RawSocket::End::eof) << DescribeEnd(end, received, client);
+  EXPECT_EQ(CounterNow(kWriteStallClosed), stalls_before) << "a reading client was cut off";
+  const SplitStream stream = SplitResponses(received);
+  ASSERT_EQ(stream.responses.size(), 1u) << DescribeEnd(end, received, client);
+  EXPECT_EQ(stream.responses[0].body, ExpectedFetchBody(published, id, subject));
+}
+
 TEST_F(HostileBackPressureTest, StalledReaderIsCutOffAfterTheWriteTimeout) {
   ExpectCutOffAfterTheWriteTimeout(false);
 }

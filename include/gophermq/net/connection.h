@@ -103,7 +103,8 @@ class Connection {
   // requests are not activity).
   std::uint64_t last_activity_ms = 0;
   // What the kernel held of our answers, not yet taken by the client, when
-  // the idle timeout last looked: a client downloading slowly is not idle.
+  // the sweep last looked: a client downloading slowly is neither idle nor
+  // stalled.
   std::size_t kernel_unsent = 0;
   std::uint64_t request_started_ms = 0;  // the request now arriving; 0 when none
   // While a send waits on the client: when it last took bytes (or the wait
