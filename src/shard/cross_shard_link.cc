@@ -18,6 +18,7 @@ CrossShardLink::CrossShardLink(unsigned shard_id, CrossShardMatrix& matrix, Shar
       to_drain_(matrix.doorbell_words(), 0) {}
 
 void CrossShardLink::send(unsigned to, ShardCall&& call) {
+  bytes_sent_ += carried_bytes(call);
   std::deque<ShardCall>& waiting = waiting_[to];
   // Calls already waiting go first: order between two shards is kept.
   if (waiting.empty() && matrix_.queue(id_, to).try_stage(std::move(call))) return;
@@ -63,6 +64,7 @@ void CrossShardLink::wake(unsigned shard) {
 }
 
 void CrossShardLink::collect_doorbell() {
+  bytes_taken_seen_ = mailbox_.taken.bytes.load(std::memory_order_relaxed);
   for (unsigned word = 0; word < to_drain_.size(); ++word) {
     // Also clears the sleep bit: we are awake.
     to_drain_[word] |= mailbox_.doorbell[word].bits.exchange(0, std::memory_order_acq_rel) &

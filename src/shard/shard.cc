@@ -39,10 +39,14 @@ constexpr unsigned kRetryWaitMicros = 100;
 constexpr unsigned kIdleWakeMicros = 100'000;
 // While shutting down, how often a shard looks at the other shards' progress.
 constexpr unsigned kDrainPollMicros = 1'000;
-// Back-pressure: calls waiting for room in full cross-shard queues at which
-// this shard stops receiving, and resumes.
+// Back-pressure: calls waiting for room in full cross-shard queues, or bytes
+// its calls carry that other shards have not taken yet (big messages, or a
+// publish copied to many wildcard patterns), at which this shard stops
+// receiving, and resumes.
 constexpr std::size_t kPauseReceivingAtCalls = 8192;
 constexpr std::size_t kResumeReceivingAtCalls = 1024;
+constexpr std::uint64_t kPauseReceivingAtBytes = 64 << 20;
+constexpr std::uint64_t kResumeReceivingAtBytes = 16 << 20;
 
 }  // namespace
 
@@ -126,13 +130,18 @@ void Shard::serve() {
     const bool calls_waiting = link_.flush();
     // Back-pressure: while calls pile up for a busy shard, stop receiving
     // (TCP then slows the clients down) until they drain.
-    if (link_.calls_waiting() >= kPauseReceivingAtCalls && !table_.receiving_paused()) {
+    const std::uint64_t bytes_in_flight = link_.bytes_in_flight();
+    if ((link_.calls_waiting() >= kPauseReceivingAtCalls ||
+         bytes_in_flight >= kPauseReceivingAtBytes) &&
+        !table_.receiving_paused()) {
       log::debug("receiving paused: cross-shard calls are backing up",
                  {{"shard", std::to_string(id_)},
-                  {"calls_waiting", std::to_string(link_.calls_waiting())}});
+                  {"calls_waiting", std::to_string(link_.calls_waiting())},
+                  {"bytes_in_flight", std::to_string(bytes_in_flight)}});
       table_.pause_receiving();
     }
-    if (link_.calls_waiting() <= kResumeReceivingAtCalls && table_.receiving_paused()) {
+    if (link_.calls_waiting() <= kResumeReceivingAtCalls &&
+        bytes_in_flight <= kResumeReceivingAtBytes && table_.receiving_paused()) {
       table_.resume_receiving();
     }
     send_heartbeats_if_due(now_ns / 1'000'000);
@@ -151,9 +160,10 @@ void Shard::serve() {
     // unless a call came in meanwhile (see cross_shard.h). While draining,
     // other shards' progress does not wake us: look often.
     const bool may_sleep = completions == 0 && calls == 0 && link_.prepare_sleep();
-    unsigned wait_us = calls_waiting ? kRetryWaitMicros
-                       : draining_   ? kDrainPollMicros
-                                     : kIdleWakeMicros;
+    // Paused, nothing rings when the other shards take our calls: look again soon.
+    unsigned wait_us = calls_waiting || table_.receiving_paused() ? kRetryWaitMicros
+                       : draining_                                ? kDrainPollMicros
+                                                                  : kIdleWakeMicros;
     // No later than the first waiting fetch's deadline (the clock is read
     // for it only when a fetch waits).
     if (const std::uint64_t due_ms = api_.next_wait_deadline_ms(); due_ms != UINT64_MAX) {
@@ -371,7 +381,15 @@ std::string_view Shard::answer_refused() {
 // --- Requests and cross-shard calls ----------------------------------------
 
 void Shard::handle(HttpConnection& http, const HttpRequest& request) {
+  // One turn may read a great many requests: once this shard's calls carry
+  // too many bytes the other shards have not taken, each connection reads
+  // no further than this request until its client takes an answer (and the
+  // turn's end stops receiving altogether).
+  if (link_.bytes_in_flight() >= kPauseReceivingAtBytes) http.hold_input();
   const Placement placement = api_.handle(request, http, outgoing_call_);
+  // A publish's copies for wildcard patterns on other shards leave now, in
+  // request order, and count in the bytes above.
+  send_pattern_calls();
   if (!placement.forward) return;
   if (placement.status == 0) {  // the owner answers: keep this answer's place
     Connection& connection = table_.at(http.index());
@@ -404,11 +422,15 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
   link_.send(placement.owner, std::move(outgoing_call_));
 }
 
+void Shard::send_pattern_calls() {
+  api_.take_pattern_calls(
+      [this](unsigned shard, ShardCall&& call) { link_.send(shard, std::move(call)); });
+}
+
 void Shard::route_answered_waits() {
   api_.take_dead_letter_calls(
       [this](unsigned owner, ShardCall&& call) { link_.send(owner, std::move(call)); });
-  api_.take_pattern_calls(
-      [this](unsigned shard, ShardCall&& call) { link_.send(shard, std::move(call)); });
+  send_pattern_calls();
   api_.wake_waiting();
   api_.take_answered_waits([this](ShardCall&& call) {
     if (call.origin_shard == id_) {
@@ -448,6 +470,12 @@ std::size_t Shard::drain_incoming_calls() {
     } else if (api_.serve_call(call)) {
       link_.send(call.origin_shard, std::move(call));
     }
+    // A publish served here may be copied to many wildcard patterns on
+    // other shards: while this shard's own calls carry too many bytes, it
+    // takes one call per queue per turn (never none: two shards that each
+    // waited for the other would wait for ever).
+    send_pattern_calls();
+    return link_.bytes_in_flight() < kPauseReceivingAtBytes;
   });
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -91,6 +92,63 @@ TEST(CrossShardLink, CallsBeyondTheQueuesCapacityWaitInOrderAndAllArrive) {
   EXPECT_EQ(sender.calls_waiting(), 0u);
   EXPECT_GT(turns, 1) << "a queue of 4 cannot carry 50 calls in one turn";
   EXPECT_EQ(owner.drain([](ShardCall&&) {}), 0u);
+}
+
+TEST(CrossShardLink, BytesInFlightCountWhatCallsCarryUntilTheOwnerTakesThem) {
+  CrossShardMatrix matrix(3, 4);
+  ShardMetrics metrics0, metrics1, metrics2;
+  CrossShardLink sender(0, matrix, metrics0, nullptr);
+  CrossShardLink owner(1, matrix, metrics1, nullptr);
+  CrossShardLink other(2, matrix, metrics2, nullptr);
+  // What the sender sees of its calls taken, read as it drains its own.
+  auto in_flight = [&] {
+    sender.drain([](ShardCall&&) {});
+    return sender.bytes_in_flight();
+  };
+  const std::string payload(1000, 'p');
+  // Ten to shard 1 (four queued, six waiting), one to shard 2.
+  for (int i = 0; i < 10; ++i) {
+    ShardCall call = publish_call(i);
+    call.message.reset(Message::create(payload));
+    sender.send(1, std::move(call));
+  }
+  ShardCall answer = publish_call(10);
+  answer.answer.append("an answer of 22 bytes.");
+  sender.send(2, std::move(answer));
+  EXPECT_EQ(sender.bytes_in_flight(), 10'000u + 22u);
+  sender.flush();
+  EXPECT_EQ(in_flight(), 10'022u) << "queued is not yet taken";
+  EXPECT_EQ(owner.drain([](ShardCall&&) {}), 4u);
+  EXPECT_EQ(sender.bytes_in_flight(), 10'022u) << "seen at the sender's next drain";
+  EXPECT_EQ(in_flight(), 6'022u);
+  EXPECT_EQ(other.drain([](ShardCall&&) {}), 1u);
+  EXPECT_EQ(in_flight(), 6'000u);
+  for (int turn = 0; in_flight() != 0; ++turn) {
+    ASSERT_LT(turn, 10) << "calls stopped moving";
+    sender.flush();
+    owner.drain([](ShardCall&&) {});
+  }
+  owner.drain([](ShardCall&&) {});
+  EXPECT_EQ(owner.bytes_in_flight(), 0u) << "each shard counts its own calls only";
+}
+
+TEST(CrossShardLink, ATakeThatSaysStopLeavesTheRestForTheNextDrainWithoutANewRing) {
+  CrossShardMatrix matrix(2, 8);
+  ShardMetrics metrics0, metrics1;
+  CrossShardLink sender(0, matrix, metrics0, nullptr);
+  CrossShardLink owner(1, matrix, metrics1, nullptr);
+  for (std::uint64_t i = 0; i < 5; ++i) sender.send(1, publish_call(i));
+  sender.flush();
+  std::vector<std::uint64_t> received;
+  auto take_two = [&](ShardCall&& call) {
+    received.push_back(call.answer_sequence);
+    return received.size() % 2 != 0;  // stops after every second call
+  };
+  EXPECT_EQ(owner.drain(take_two), 2u);
+  EXPECT_EQ(owner.drain(take_two), 2u) << "no ring since: the queue was left marked";
+  EXPECT_EQ(owner.drain(take_two), 1u);
+  EXPECT_EQ(owner.drain(take_two), 0u);
+  EXPECT_EQ(received, (std::vector<std::uint64_t>{0, 1, 2, 3, 4}));
 }
 
 TEST(CrossShardLink, NothingReachesTheOwnerUntilFlushed) {

@@ -91,6 +91,10 @@ class HttpConnection final : public RequestSink, public Answers {
   // The client has taken answers: reads what was held back, if the
   // connection now owes little enough. The status is that of the parse.
   ParseStatus resume();
+  // Reads no request after the one being handled until the client takes an
+  // answer, whatever the connection owes: for pressure from elsewhere (the
+  // shard's calls to other shards backing up).
+  void hold_input() { parser_.hold(); }
   // A request has begun arriving and is not complete yet.
   bool in_request() const { return parser_.in_request(); }
   std::uint64_t requests_read() const { return requests_read_; }

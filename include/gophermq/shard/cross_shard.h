@@ -29,6 +29,10 @@ struct alignas(64) DoorbellWord {
   std::atomic<std::uint64_t> bits{0};
 };
 
+struct alignas(64) TakenBytes {
+  std::atomic<std::uint64_t> bytes{0};
+};
+
 struct ShardMailbox {
   static constexpr unsigned kShardsPerWord = 63;
   static constexpr std::uint64_t kAsleep = std::uint64_t{1} << 63;
@@ -36,8 +40,11 @@ struct ShardMailbox {
   static std::uint64_t bit_of(unsigned shard) { return std::uint64_t{1} << shard % kShardsPerWord; }
 
   std::unique_ptr<DoorbellWord[]> doorbell;  // (shards + 62) / 63 words
-  std::atomic<int> ring_fd{-1};              // target of MSG_RING wake-ups
-  int event_fd = -1;                         // wake-ups without MSG_RING, and the stop signal
+  // Bytes of this shard's calls the other shards have taken (see
+  // CrossShardLink::bytes_in_flight()); each adds once per drained batch.
+  TakenBytes taken;
+  std::atomic<int> ring_fd{-1};  // target of MSG_RING wake-ups
+  int event_fd = -1;             // wake-ups without MSG_RING, and the stop signal
 };
 
 class CrossShardMatrix {

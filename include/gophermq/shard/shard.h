@@ -102,6 +102,8 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   // the answer to one we sent.
   std::size_t drain_incoming_calls();  // returns how many it took
   void complete_call(ShardCall& call);
+  // Wildcard deliveries and pattern notes the API made, to their shards.
+  void send_pattern_calls();
   // Waiting fetches the API answered: completed here, or sent back to the
   // shard of their connection.
   void route_answered_waits();

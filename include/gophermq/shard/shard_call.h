@@ -69,6 +69,8 @@ class BatchPublish {
     items_.reserve(entries);
     bytes_.reserve_tail(bytes);
   }
+  // The subjects' and payloads' bytes it carries.
+  std::size_t bytes() const { return bytes_.size(); }
   void add(std::uint32_t index, std::string_view subject, std::string_view payload) {
     items_.push_back({index, static_cast<std::uint32_t>(subject.size()),
                       static_cast<std::uint32_t>(payload.size())});
@@ -173,5 +175,12 @@ struct ShardCall {
   // subscribe's 429: too many subscribers, or subjects).
   std::string_view refusal;
 };
+
+// The payload bytes a call carries (messages, a batch's entries, an
+// answer): what it holds in memory until the other shard takes it.
+inline std::size_t carried_bytes(const ShardCall& call) {
+  return (call.message ? call.message->payload().size() : 0) +
+         (call.batch ? call.batch->bytes() : 0) + call.answer.size();
+}
 
 }  // namespace gophermq

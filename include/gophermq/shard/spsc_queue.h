@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace gophermq {
@@ -80,7 +81,8 @@ class SpscQueue {
   // Taking fewer than `max` means the queue was found empty after the call
   // began: its cached view of the tail is refreshed whenever it runs out, so
   // an item published before the call is never left behind (the doorbell
-  // protocol in cross_shard.h relies on it).
+  // protocol in cross_shard.h relies on it). A `take` that returns bool
+  // stops it early by returning false (after taking that item).
   template <typename Take>
   std::size_t consume(Take&& take, std::size_t max = static_cast<std::size_t>(-1)) {
     std::size_t head = head_.load(std::memory_order_relaxed);
@@ -91,10 +93,16 @@ class SpscQueue {
         if (head == consumer_.cached_tail) break;
       }
       T* item = std::launder(reinterpret_cast<T*>(slots_[head & mask_].storage));
-      take(std::move(*item));
+      bool more = true;
+      if constexpr (std::is_same_v<std::invoke_result_t<Take&, T&&>, bool>) {
+        more = take(std::move(*item));
+      } else {
+        take(std::move(*item));
+      }
       item->~T();
       ++head;
       ++taken;
+      if (!more) break;
     }
     if (taken != 0) head_.store(head, std::memory_order_release);
     return taken;
