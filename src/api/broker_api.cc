@@ -652,7 +652,11 @@ bool BrokerApi::read_subscribe_options(const DecodedRequest& decoded, SubscribeO
   }
   if (decoded.dead_letter_subject.data() != nullptr) {
     options.named |= Named::dead_letter_subject;
-    if (!valid_subject(decoded.dead_letter_subject)) return false;
+    // Its own subject would feed its dead letters back to itself, for ever.
+    if (!valid_subject(decoded.dead_letter_subject) ||
+        decoded.dead_letter_subject == decoded.subject) {
+      return false;
+    }
     queue.dead_letter_subject = decoded.dead_letter_subject;
   }
   if (decoded.group.data() != nullptr) {
@@ -754,7 +758,11 @@ void BrokerApi::append_fetched(ByteBuffer& out, Subscriber& subscriber, const Su
 void BrokerApi::append_info(ByteBuffer& out, Subscriber& subscriber, const SubscriberId& id,
                             std::string_view subject, const ResponseStyle& style) {
   SubscriberInfo info{};
-  info.idle_ms = subscriber.waiting_fetches != 0 ? 0 : store_.now_ms() - subscriber.last_active_ms;
+  // Active while a fetch of it waits or a stream feeds it (it does not
+  // expire meanwhile).
+  info.idle_ms = subscriber.waiting_fetches != 0 || subscriber.streamed
+                     ? 0
+                     : store_.now_ms() - subscriber.last_active_ms;
   info.waiting = subscriber.waiting_fetches;
   if (subscriber.uses_acks()) {
     // Pending: held and not in flight, as a fetch answer counts it.
@@ -798,11 +806,9 @@ std::uint16_t BrokerApi::settle(Endpoint endpoint, std::string_view subject, con
 }
 
 void BrokerApi::publish_dead_letter(std::string_view subject, MessagePtr message) {
-  // A normal message; when no one subscribes there (or it does not fit),
-  // it is dropped, counted only as dead-lettered.
-  if (publish(subject, message->payload()) == PublishOutcome::stored) {
-    metrics_.messages_published.add();
-  }
+  // A normal publish. Refused (no one subscribes there, or it does not
+  // fit), the message is dropped, and counted as that publish's refusal.
+  count_publish(publish(subject, message->payload()), false);
 }
 
 void BrokerApi::count_publish(PublishOutcome outcome, bool async, std::uint64_t messages) {

@@ -408,6 +408,9 @@ TEST_F(AcksTest, MaxDeliverDropsAMessageWithNowhereToGo) {
                                kSubscriberNotFoundBody));
   }
   EXPECT_EQ(Metric("gophermq_messages_dead_lettered_total"), 2 * kSubjects);
+  // Each dropped dead letter is a publish its subject refused, as the
+  // client's publish there above is.
+  EXPECT_EQ(Metric(R"(gophermq_messages_refused_total{reason="no_subscriber"})"), 2 * kSubjects);
   EXPECT_EQ(Metric("gophermq_messages_redelivered_total"), kSubjects);
   EXPECT_EQ(Metric("gophermq_inflight_messages"), 0);
 }
@@ -625,6 +628,8 @@ TEST_F(AcksTest, OutOfRangeSubscribeFieldsAreAnInvalidBody) {
       R"("ack_wait_ms":1000,"dead_letter_subject":true)",
       R"("ack_wait_ms":1000,"dead_letter_subject":["dlq"])",
       Joined({R"("ack_wait_ms":1000,"dead_letter_subject":)", JsonQuote(long_subject)}),
+      // Its own subject: its dead letters would come back to it for ever.
+      Joined({R"("ack_wait_ms":1000,"dead_letter_subject":)", JsonQuote(subject)}),
   };
   for (const std::string& fields : bad_fields) {
     SCOPED_TRACE(fields);

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ack_test_support.h"
@@ -83,6 +84,27 @@ TEST_F(StreamsTest, SendsWhatIsPendingThenEachMessageAsItArrives) {
   }
   EXPECT_TRUE(MetricReaches("gophermq_streams", 4));
   EXPECT_EQ(Metric(R"(gophermq_requests_total{method="stream",code="200"})"), 4);
+}
+
+// An open stream keeps its subscriber active (it never expires meanwhile),
+// and its info says so, as it does for a waiting fetch: idle_ms is 0.
+TEST_F(StreamsTest, ASubscriberWithAStreamOpenIsNotIdleInItsInfo) {
+  const std::string subject = UniqueSubject("stream.info");
+  const std::string id = Subscribe(subject);
+  auto stream = OpenStream(subject, id);
+  ASSERT_TRUE(stream);
+  // Long enough for an idle clock to show it (info restarts the clock).
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(GetInfo(subject, id).idle_ms, 0u);
+  stream.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::uint64_t idle = 0;
+  while ((idle = GetInfo(subject, id).idle_ms) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  }
+  EXPECT_GT(idle, 0u) << "the stream closed: its subscriber's idle clock runs again";
 }
 
 TEST_F(StreamsTest, SplitsDataIntoLinesAndRoundTripsJsonExactly) {
