@@ -107,7 +107,16 @@ TEST_F(ShutdownTest, IdleBrokerExitsZeroQuicklyOnSigint) {
 // SIGHUP (a closed terminal) stops the broker as SIGTERM does: a waiting
 // fetch is answered, and the exit is clean.
 TEST_F(ShutdownTest, SighupStopsTheBrokerCleanly) {
-  ASSERT_NO_FATAL_FAILURE(StartBroker(MonitoredOptions()));
+  // Whatever this test runs under (nohup, a runner that ignores SIGHUP),
+  // the broker starts with SIGHUP at its default, as from a terminal: an
+  // ignored one is inherited across exec, and stays ignored (see below).
+  struct sigaction default_action {
+  }, ours{};
+  default_action.sa_handler = SIG_DFL;
+  ASSERT_EQ(::sigaction(SIGHUP, &default_action, &ours), 0);
+  StartBroker(MonitoredOptions());
+  ASSERT_EQ(::sigaction(SIGHUP, &ours, nullptr), 0);
+  ASSERT_FALSE(HasFatalFailure());
   const std::string subject = UniqueSubject("shutdown.hup");
   const std::string id = Subscribe(subject);
   RawSocket waiting;
