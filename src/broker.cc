@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "gophermq/allocator.h"
 #include "gophermq/http/cors.h"
 #include "gophermq/io/listener.h"
 #include "gophermq/log.h"
@@ -21,10 +22,6 @@
 #include "gophermq/shard/shard.h"
 #include "gophermq/store/pending_budget.h"
 #include "gophermq_version.h"
-
-#ifdef GOPHERMQ_WITH_MIMALLOC
-#include <mimalloc.h>
-#endif
 
 namespace gophermq {
 namespace {
@@ -212,11 +209,6 @@ int run_broker(const Config& given_config) {
     log::error("cannot start", {{"error", start_error}});
     exit_code = 1;
   } else {
-#ifdef GOPHERMQ_WITH_MIMALLOC
-    std::string allocator = "mimalloc-" + std::to_string(mi_version());
-#else
-    std::string allocator = "libc";
-#endif
     if (config.monitoring_enabled) {
       MetricsSources sources;
       sources.budget = &budget;
@@ -253,7 +245,7 @@ int run_broker(const Config& given_config) {
                {"shards", std::to_string(shard_count)},
                {"max_pending", std::to_string(config.max_pending)},
                {"io_uring", basic_io_uring ? "basic" : in_use},
-               {"allocator", allocator},
+               {"allocator", allocator_name()},
                {"open_files_limit", std::to_string(open_files_limit)},
                {"version", GOPHERMQ_VERSION}});
     int signal_number = 0;

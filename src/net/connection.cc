@@ -11,8 +11,8 @@ void Connection::open(int socket, std::uint64_t now_ms) {
 void Connection::reset() {
   fd = -1;
   ++generation_;
-  receive_armed = send_in_flight = close_submitted = queued_for_send = false;
-  closing = discard_output = peer_closed = refused = write_shut = input_held = false;
+  receive_armed = hangup_watched = send_in_flight = close_submitted = queued_for_send = false;
+  closing = discard_output = peer_closed = hangup_seen = refused = write_shut = input_held = false;
   linger_started_ms = 0;
   last_activity_ms = request_started_ms = last_send_progress_ms = write_timeout_ms = 0;
   kernel_unsent = 0;

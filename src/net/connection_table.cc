@@ -3,6 +3,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -182,6 +183,12 @@ void ConnectionTable::refuse_connection(int fd) {
 // --- Receive -----------------------------------------------------------------
 
 void ConnectionTable::arm_receive(Connection& connection) {
+  if (connection.hangup_watched) {  // the receive will see the hangup itself
+    io_uring_sqe* cancel = loop_.next_sqe();
+    io_uring_prep_cancel64(cancel, connection_tag(Operation::hangup, connection), 0);
+    io_uring_sqe_set_data64(cancel, connection_tag(Operation::cancel, connection));
+    connection.hangup_watched = false;
+  }
   io_uring_sqe* sqe = loop_.next_sqe();
   if (multishot_receive_) {
     // One receive serves the connection for its lifetime; the kernel picks a
@@ -240,7 +247,37 @@ void ConnectionTable::on_receive(const Completion& completion) {
       !receiving_paused_ && may_receive_while_held(connection)) {
     arm_receive(connection);
   }
+  watch_for_hangup(connection);
   close_when_done(connection);
+}
+
+// A connection whose input is held receives nothing once a little waits
+// unread, for as long as its requests wait: a long-poll's, up to its
+// wait_ms. A client that went meanwhile would go unseen, and a message
+// could be handed to its dead connection and lost. A poll sees the FIN (or
+// a reset) without reading the bytes sent before it, which stay in the
+// kernel for when the hold ends.
+void ConnectionTable::watch_for_hangup(Connection& connection) {
+  if (!connection.input_held || connection.receive_armed || connection.hangup_watched ||
+      connection.hangup_seen || connection.peer_closed || connection.closing || connection.fd < 0) {
+    return;
+  }
+  io_uring_sqe* sqe = loop_.next_sqe();
+  io_uring_prep_poll_add(sqe, connection.fd, POLLRDHUP);  // POLLHUP and POLLERR come anyway
+  io_uring_sqe_set_data64(sqe, connection_tag(Operation::hangup, connection));
+  connection.hangup_watched = true;
+}
+
+void ConnectionTable::on_hangup(const Completion& completion) {
+  Connection* connection = connection_for(completion);
+  // Cancelled when a receive was armed instead (which cleared the flag).
+  if (connection == nullptr || completion.result == -ECANCELED) return;
+  connection->hangup_watched = false;
+  if (completion.result < 0 || connection->peer_closed || connection->hangup_seen) return;
+  // Its waiting answers end now; what it sent before the hangup is still
+  // read, and answered where the socket allows, once the hold ends.
+  connection->hangup_seen = true;
+  protocol_.on_peer_closed(*connection);
 }
 
 void ConnectionTable::cancel_receive(Connection& connection) {
@@ -292,6 +329,7 @@ void ConnectionTable::read_requests(Connection& connection, Parse&& parse) {
       connection.receive_armed && multishot_receive_) {
     cancel_receive(connection);
   }
+  watch_for_hangup(connection);
   // Before the next connection's requests are read: a fetch there sees
   // what this one's answers added.
   count_owed(connection);
@@ -434,11 +472,12 @@ void ConnectionTable::close_when_done(Connection& connection) {
     return;
   }
   connection.close_submitted = true;
-  // A multishot receive holds its own reference to the socket: closing the
-  // descriptor alone would not end it. Cancel it first; the close follows
-  // whether or not there was anything to cancel (a hard link).
+  // A multishot receive, or a poll for the hangup, holds its own reference
+  // to the socket: closing the descriptor alone would not end it. Cancel it
+  // first (never both are armed); the close follows whether or not there
+  // was anything to cancel (a hard link).
   io_uring_sqe* close;
-  if (connection.receive_armed) {
+  if (connection.receive_armed || connection.hangup_watched) {
     io_uring_sqe* cancel;
     std::tie(cancel, close) = loop_.next_sqe_pair();  // a submit must not cut the link
     io_uring_prep_cancel_fd(cancel, connection.fd, 0);
@@ -490,7 +529,7 @@ void ConnectionTable::cancel_all() {
     connection.discard_output = true;
     connection.peer_closed = true;  // no lingering: nothing more is read
     connection.out.output.clear();
-    if (connection.send_in_flight || connection.receive_armed) {
+    if (connection.send_in_flight || connection.receive_armed || connection.hangup_watched) {
       io_uring_sqe* cancel = loop_.next_sqe();
       io_uring_prep_cancel_fd(cancel, connection.fd, IORING_ASYNC_CANCEL_ALL);
       cancel->flags |= IOSQE_CQE_SKIP_SUCCESS;

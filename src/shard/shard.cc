@@ -9,6 +9,7 @@
 #include <cstring>
 #include <utility>
 
+#include "gophermq/allocator.h"
 #include "gophermq/clock.h"
 #include "gophermq/http/cors.h"
 #include "gophermq/http/response_writer.h"
@@ -39,6 +40,12 @@ constexpr unsigned kRetryWaitMicros = 100;
 constexpr unsigned kIdleWakeMicros = 100'000;
 // While shutting down, how often a shard looks at the other shards' progress.
 constexpr unsigned kDrainPollMicros = 1'000;
+// A shard gives its freed memory back on idle turns (see
+// return_freed_memory()), at most this often, for this long after it last
+// worked: other shards free into its pages after its work is done (answers
+// it built, taken apart where their connections are).
+constexpr std::uint64_t kReturnMemoryEveryMs = 1'000;
+constexpr std::uint64_t kReturnMemoryForMs = 10'000;
 // Back-pressure: calls waiting for room in full cross-shard queues, or bytes
 // its calls carry that other shards have not taken yet (big messages, or a
 // publish copied to many wildcard patterns), at which this shard stops
@@ -160,6 +167,8 @@ void Shard::serve() {
     // unless a call came in meanwhile (see cross_shard.h). While draining,
     // other shards' progress does not wake us: look often.
     const bool may_sleep = completions == 0 && calls == 0 && link_.prepare_sleep();
+    if (completions != 0 || calls != 0) last_worked_ms_ = now_ns / 1'000'000;
+    if (may_sleep) return_memory_if_due(now_ns / 1'000'000);
     // Paused, nothing rings when the other shards take our calls: look again soon.
     unsigned wait_us = calls_waiting || table_.receiving_paused() ? kRetryWaitMicros
                        : draining_                                ? kDrainPollMicros
@@ -177,6 +186,15 @@ void Shard::serve() {
   }
 }
 
+void Shard::return_memory_if_due(std::uint64_t now_ms) {
+  if (now_ms - last_worked_ms_ > kReturnMemoryForMs ||
+      now_ms - memory_returned_ms_ < kReturnMemoryEveryMs) {
+    return;
+  }
+  memory_returned_ms_ = now_ms;
+  return_freed_memory();
+}
+
 void Shard::dispatch(const Completion& completion) {
   switch (completion.operation) {
     case Operation::accept:
@@ -184,6 +202,9 @@ void Shard::dispatch(const Completion& completion) {
       break;
     case Operation::receive:
       table_.on_receive(completion);
+      break;
+    case Operation::hangup:
+      table_.on_hangup(completion);
       break;
     case Operation::send:
       table_.on_send(completion);
@@ -402,7 +423,9 @@ void Shard::handle(HttpConnection& http, const HttpRequest& request) {
     if (outgoing_call_.fetch_options.wait_ms != 0) {
       // A client already gone (its requests read after its close) waits for
       // nothing.
-      if (connection.peer_closed) outgoing_call_.fetch_options.wait_ms = 0;
+      if (connection.peer_closed || connection.hangup_seen) {
+        outgoing_call_.fetch_options.wait_ms = 0;
+      }
       if (placement.owner != id_) remote_waits_[http.index()].push_back(placement.owner);
     }
   }

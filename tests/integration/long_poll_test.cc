@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "raw_socket.h"
 #include "test_support.h"
 
 namespace gophermq::testing {
@@ -162,6 +163,37 @@ TEST_F(LongPollTest, AClientThatClosesWhileWaitingTakesNothing) {
     const std::string id = Subscribe(subject);
     auto waiting = StartWaiting(subject, id, 1);
     waiting->Close();
+    ASSERT_TRUE(WaitingFetchesReach(0)) << "the wait ends with its client";
+    PublishOk(subject, "kept");
+    EXPECT_EQ(Fetch(subject, id), std::vector<std::string>{"kept"});
+  }
+}
+
+// Requests pipelined behind a waiting fetch are held unread, and once 64 KiB
+// of them wait the broker reads nothing more from that client until the
+// fetch is answered: it still sees the client go (here with a reset, as a
+// crashed client's kernel sends), so the wait takes nothing.
+TEST_F(LongPollTest, AClientThatGoesWithRequestsHeldBehindItsWaitTakesNothing) {
+  std::string held;
+  while (held.size() < 1024 * 1024) held += FormatRequest("GET", "/ready", "");
+  for (int s = 0; s < kSubjects; ++s) {
+    SCOPED_TRACE(s);
+    const std::string subject = Numbered("lp.held.", s);
+    const std::string id = Subscribe(subject);
+    const double received_before = Metric("gophermq_received_bytes_total");
+    RawSocket socket;
+    ASSERT_TRUE(socket.Connect(port())) << socket.error();
+    ASSERT_TRUE(socket.SendAll(
+        FormatRequest("POST", "/api/fetch", SubscriberBody(subject, id, R"("wait_ms":20000)"))));
+    ASSERT_TRUE(WaitingFetchesReach(1));
+    // As much as the broker and the kernels take: the broker stops reading
+    // once 64 KiB wait behind the fetch.
+    socket.Send(held, milliseconds(300));
+    ASSERT_TRUE(MetricBecomes(
+        "gophermq_received_bytes_total",
+        [&](double received) { return received >= received_before + 64 * 1024; },
+        "64 KiB more received: the broker holds them and stopped reading"));
+    socket.AbortiveClose();
     ASSERT_TRUE(WaitingFetchesReach(0)) << "the wait ends with its client";
     PublishOk(subject, "kept");
     EXPECT_EQ(Fetch(subject, id), std::vector<std::string>{"kept"});

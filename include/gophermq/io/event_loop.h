@@ -19,6 +19,7 @@ namespace gophermq {
 enum class Operation : std::uint8_t {
   accept = 1,   // index: unused
   receive,      // index: connection
+  hangup,       // index: connection; a poll for the client's FIN or reset while nothing is received
   send,         // index: connection
   cancel,       // index: connection; only failures are reported, and ignored
   close,        // index: connection

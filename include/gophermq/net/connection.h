@@ -74,6 +74,7 @@ class Connection {
 
   int fd = -1;
   bool receive_armed = false;    // a receive is in the kernel
+  bool hangup_watched = false;   // a poll for the client's FIN or reset is in the kernel
   bool send_in_flight = false;   // a send is in the kernel
   bool close_submitted = false;  // the socket's close is in the kernel
   bool queued_for_send = false;  // on the table's list of connections to flush
@@ -86,6 +87,10 @@ class Connection {
   bool discard_output = false;
   // The client closed its side, or the socket failed: nothing more to read.
   bool peer_closed = false;
+  // Seen while its input was held (see ConnectionTable::watch_for_hangup()):
+  // the client closed its side or reset, and the bytes it sent before that
+  // may still wait in the kernel, unread.
+  bool hangup_seen = false;
   // Over broker.max-connections: it gets the refusal, then a lingering
   // close; it is not counted as open.
   bool refused = false;

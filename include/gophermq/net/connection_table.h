@@ -94,6 +94,7 @@ class ConnectionTable {
   // Completions of the operations the table submitted.
   void on_accept(const Completion& completion);
   void on_receive(const Completion& completion);
+  void on_hangup(const Completion& completion);
   void on_send(const Completion& completion);
   void on_close(const Completion& completion);
 
@@ -132,6 +133,9 @@ class ConnectionTable {
   void cancel_receive(Connection& connection);
   // Receiving goes on while requests wait, up to a little held unread.
   bool may_receive_while_held(const Connection& connection) const;
+  // While a held connection receives nothing, a poll watches for its
+  // client's FIN or reset (see the definition).
+  void watch_for_hangup(Connection& connection);
   // Received bytes, to the protocol.
   void deliver(Connection& connection, const char* data, std::size_t size, std::size_t padded);
   // Lets the protocol read (`parse`), then starts or stops the read timeout,

@@ -74,6 +74,9 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   void arm_stop_signal();
   void on_wake_failed(const Completion& completion);
   void copy_ring_counters();
+  // On an idle turn: freed memory goes back to the operating system, for a
+  // while after the shard last worked, at most once a second.
+  void return_memory_if_due(std::uint64_t now_ms);
 
   // Shutdown (see the comment above begin_draining()).
   void begin_draining();
@@ -173,6 +176,8 @@ class Shard final : private ConnectionProtocol, private RequestHandler {
   bool stop_signal_armed_ = false;                // the eventfd read will still report
   std::uint64_t ring_lost_completions_seen_ = 0;  // loop_'s counts already in metrics_
   std::uint64_t ring_refused_submits_seen_ = 0;
+  std::uint64_t last_worked_ms_ = 0;  // the last turn with completions or calls
+  std::uint64_t memory_returned_ms_ = 0;
 
   bool draining_ = false;
   bool connections_done_ = false;
