@@ -1,8 +1,43 @@
 #include "gophermq/store/pending_budget.h"
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
+
 #include <stdexcept>
 
 namespace gophermq {
+namespace {
+
+// Whether this process may use membarrier(2)'s expedited barrier (Linux 4.14;
+// a seccomp filter may forbid it): registered once, at start.
+const bool kMembarrier =
+    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+
+// The owner's half of the handshake (see Lease): with membarrier, only the
+// compiler may not reorder; the reclaimer's barrier orders the CPU.
+inline void light_barrier() {
+  if (kMembarrier) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+}
+
+// The reclaimer's half: every thread of the process passes a full barrier
+// before it returns (a sleeping one passed one when it was switched out).
+void heavy_barrier() {
+  if (kMembarrier) {
+    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);  // registered: cannot fail
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+}
+
+}  // namespace
 
 bool PendingBudget::try_reserve(std::uint64_t count, std::uint64_t bytes) {
   if (!messages_.try_add(count)) return false;
@@ -34,21 +69,26 @@ std::uint64_t PendingBudget::pending() const { return stored(messages_, &Lease::
 std::uint64_t PendingBudget::pending_bytes() const { return stored(bytes_, &Lease::bytes_); }
 
 bool PendingBudget::reclaim_leases() {
-  bool any = false;
+  // First every caching lease is marked, then one barrier serves them all.
+  std::vector<Lease*> revoking;
   const std::size_t slots = slots_used_.load(std::memory_order_acquire);
   for (std::size_t slot = 0; slot < slots; ++slot) {
     Lease* lease = leases_[slot].load(std::memory_order_acquire);
     if (lease == nullptr) continue;
-    // An exchange, so the owner's concurrent spend (a compare-exchange) sees
-    // the allowance gone instead of spending it twice.
-    if (const std::uint64_t messages = lease->messages_.exchange(0, std::memory_order_relaxed)) {
-      messages_.subtract(messages);
-      any = true;
+    Lease::State caching = Lease::State::caching;
+    if (lease->state_.compare_exchange_strong(caching, Lease::State::revoking,
+                                              std::memory_order_acq_rel)) {
+      revoking.push_back(lease);
     }
-    if (const std::uint64_t bytes = lease->bytes_.exchange(0, std::memory_order_relaxed)) {
-      bytes_.subtract(bytes);
-      any = true;
-    }
+  }
+  if (revoking.empty()) return false;
+  heavy_barrier();
+  bool any = false;
+  for (Lease* lease : revoking) {
+    const auto [messages, bytes] = lease->revoke();
+    if (messages != 0) messages_.subtract(messages);
+    if (bytes != 0) bytes_.subtract(bytes);
+    any = any || messages != 0 || bytes != 0;
   }
   return any;
 }
@@ -75,43 +115,106 @@ PendingBudget::Lease::~Lease() {
   budget_.bytes_.subtract(bytes_.exchange(0));
 }
 
-bool PendingBudget::Lease::spend(std::atomic<std::uint64_t>& allowance, std::uint64_t amount) {
-  std::uint64_t current = allowance.load(std::memory_order_relaxed);
-  do {
-    if (current < amount) return false;
-  } while (!allowance.compare_exchange_weak(current, current - amount, std::memory_order_relaxed));
-  return true;
-}
-
-bool PendingBudget::Lease::refill(SharedLimit& limit, std::atomic<std::uint64_t>& allowance,
-                                  std::uint64_t amount, std::uint64_t chunk) {
-  if (amount > limit.max()) return false;  // never fits (and amount + chunk could wrap)
-  // Far from the limit (room for a chunk per lease left over): take a chunk
-  // more than needed. Near it: exactly what is needed, so no lease sits on
-  // much allowance another shard could be refused for.
-  const std::uint64_t leases = budget_.lease_count_.load(std::memory_order_relaxed);
-  if (limit.try_add_leaving(amount + chunk, chunk * leases)) {
-    allowance.fetch_add(chunk, std::memory_order_relaxed);
-    return true;
-  }
-  return limit.try_add(amount);
+template <typename Change>
+bool PendingBudget::Lease::while_announced(Change&& change) {
+  if (state_.load(std::memory_order_relaxed) != State::caching) return false;
+  spending_.store(true, std::memory_order_relaxed);
+  light_barrier();
+  const bool changed = state_.load(std::memory_order_relaxed) == State::caching && change();
+  spending_.store(false, std::memory_order_release);
+  return changed;
 }
 
 bool PendingBudget::Lease::try_reserve(std::uint64_t count, std::uint64_t bytes) {
+  const bool spent = while_announced([&] {
+    const std::uint64_t messages = messages_.load(std::memory_order_relaxed);
+    const std::uint64_t payload = bytes_.load(std::memory_order_relaxed);
+    if (messages < count || payload < bytes) return false;
+    messages_.store(messages - count, std::memory_order_relaxed);
+    bytes_.store(payload - bytes, std::memory_order_relaxed);
+    return true;
+  });
+  return spent || reserve_from_budget(count, bytes);
+}
+
+void PendingBudget::Lease::release(std::uint64_t count, std::uint64_t bytes) {
+  const bool kept = while_announced([&] {
+    const std::uint64_t messages = messages_.load(std::memory_order_relaxed) + count;
+    const std::uint64_t payload = bytes_.load(std::memory_order_relaxed) + bytes;
+    if (messages > 2 * kChunkMessages || payload > 2 * kChunkBytes) return false;
+    messages_.store(messages, std::memory_order_relaxed);
+    bytes_.store(payload, std::memory_order_relaxed);
+    return true;
+  });
+  if (!kept) budget_.release(count, bytes);
+}
+
+bool PendingBudget::Lease::reserve_from_budget(std::uint64_t count, std::uint64_t bytes) {
+  // What is left goes back first, so no lease ever sits on more than a chunk.
+  while_announced([&] {
+    budget_.messages_.subtract(messages_.load(std::memory_order_relaxed));
+    budget_.bytes_.subtract(bytes_.load(std::memory_order_relaxed));
+    messages_.store(0, std::memory_order_relaxed);
+    bytes_.store(0, std::memory_order_relaxed);
+    return true;
+  });
   for (int attempt = 0; attempt < 2; ++attempt) {
-    const bool have_messages = spend(messages_, count);
-    const bool have_bytes = have_messages && spend(bytes_, bytes);
-    if (have_bytes) return true;
-    if (have_messages) messages_.fetch_add(count, std::memory_order_relaxed);
-    // Short locally: from the budget, the messages first.
-    if (refill(budget_.messages_, messages_, count, kChunkMessages)) {
-      if (refill(budget_.bytes_, bytes_, bytes, kChunkBytes)) return true;
-      budget_.messages_.subtract(count);
+    // The messages first, then the bytes.
+    if (const std::optional<std::uint64_t> messages =
+            take(budget_.messages_, count, kChunkMessages)) {
+      if (const std::optional<std::uint64_t> payload = take(budget_.bytes_, bytes, kChunkBytes)) {
+        keep(*messages, *payload);
+        return true;
+      }
+      budget_.messages_.subtract(count + *messages);
     }
     // No room: unless other leases held some back, this is the limit.
     if (!budget_.reclaim_leases()) return false;
   }
   return false;
+}
+
+std::optional<std::uint64_t> PendingBudget::Lease::take(SharedLimit& limit, std::uint64_t amount,
+                                                        std::uint64_t chunk) const {
+  if (amount > limit.max()) return std::nullopt;  // never fits (and amount + chunk could wrap)
+  // Far from the limit (room for a chunk per lease left over): a chunk more
+  // than needed. Near it: exactly what is needed, so no lease sits on much
+  // allowance another shard could be refused for.
+  const std::uint64_t leases = budget_.lease_count_.load(std::memory_order_relaxed);
+  if (limit.try_add_leaving(amount + chunk, chunk * leases)) return chunk;
+  if (limit.try_add(amount)) return 0;
+  return std::nullopt;
+}
+
+void PendingBudget::Lease::keep(std::uint64_t messages, std::uint64_t bytes) {
+  if (messages == 0 && bytes == 0) return;
+  const bool kept = while_announced([&] {
+    messages_.store(messages_.load(std::memory_order_relaxed) + messages,
+                    std::memory_order_relaxed);
+    bytes_.store(bytes_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+    return true;
+  });
+  if (kept) return;
+  if (state_.load(std::memory_order_acquire) == State::direct) {
+    // Nobody else touches a lease that does not cache: it caches again.
+    messages_.store(messages, std::memory_order_relaxed);
+    bytes_.store(bytes, std::memory_order_relaxed);
+    state_.store(State::caching, std::memory_order_release);
+    return;
+  }
+  // Being revoked: the chunk goes back with the rest.
+  budget_.messages_.subtract(messages);
+  budget_.bytes_.subtract(bytes);
+}
+
+std::pair<std::uint64_t, std::uint64_t> PendingBudget::Lease::revoke() {
+  // Past the barrier, a spend the owner announced is visible here; one it
+  // announces later sees the lease revoking. Wait for the one in progress.
+  while (spending_.load(std::memory_order_acquire)) std::this_thread::yield();
+  const std::uint64_t messages = messages_.exchange(0, std::memory_order_relaxed);
+  const std::uint64_t bytes = bytes_.exchange(0, std::memory_order_relaxed);
+  state_.store(State::direct, std::memory_order_release);
+  return {messages, bytes};
 }
 
 }  // namespace gophermq

@@ -55,6 +55,24 @@ TEST(PendingBudgetLease, AnotherLeasesUnspentAllowanceIsTakenBackBeforeARefusal)
   EXPECT_FALSE(second.try_reserve(1, 0));
 }
 
+TEST(PendingBudgetLease, ARevokedLeaseCachesAgainOnceThereIsRoom) {
+  constexpr std::uint64_t kMax = 1'000'000;
+  PendingBudget budget(kMax);
+  Lease first(budget), second(budget);
+  ASSERT_TRUE(first.try_reserve(1, 0));          // caches a chunk
+  ASSERT_TRUE(second.try_reserve(kMax - 1, 0));  // revokes it
+  EXPECT_FALSE(first.try_reserve(1, 0));
+  second.release(kMax - 1, 0);
+  // Far from the limit again: the first takes a chunk, spends from it, and
+  // only what it stored counts.
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(first.try_reserve(1, 0));
+  EXPECT_EQ(budget.pending(), 101u);
+  // And it gives that chunk up again for the other.
+  EXPECT_TRUE(second.try_reserve(kMax - 101, 0));
+  EXPECT_FALSE(first.try_reserve(1, 0));
+  EXPECT_EQ(budget.pending(), kMax);
+}
+
 TEST(PendingBudgetLease, ALeaseBehindAnEmptySlotIsStillReclaimed) {
   // Refusals walk only the slots leases have held, and leases come and go:
   // with the first slot empty again, the lease in the third must be reached
@@ -145,6 +163,90 @@ TEST(PendingBudgetLease, ConcurrentLeasesNeverHoldMoreThanMax) {
   for (std::thread& thread : threads) thread.join();
   EXPECT_LE(max_held.load(), kMax);
   EXPECT_GT(successes.load(), 0u);
+  EXPECT_EQ(budget.pending(), 0u);
+  EXPECT_EQ(budget.pending_bytes(), 0u);
+}
+
+TEST(PendingBudgetLease, ConcurrentLeasesRevokedWhileTheySpendNeverHoldMoreThanMax) {
+  // Far enough from the limit that leases cache chunks and spend them
+  // without a locked instruction, near enough that the others keep taking
+  // them back: what they hold at once never passes the limit, and all of it
+  // comes back.
+  constexpr std::uint64_t kMax = 6000;
+  constexpr int kThreads = 4;
+  constexpr int kIterations = 200'000;
+  constexpr std::size_t kMostHeld = 400;  // reservations per thread, up to 2,000 messages
+  PendingBudget budget(kMax);
+  std::atomic<std::uint64_t> held{0};
+  std::atomic<std::uint64_t> max_held{0};
+  std::atomic<std::uint64_t> successes{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Lease lease(budget);
+      std::vector<std::uint64_t> mine;
+      for (int i = 0; i < kIterations; ++i) {
+        const std::uint64_t count = 1 + static_cast<std::uint64_t>((i + t) % 5);
+        if (lease.try_reserve(count, count * 10)) {
+          successes.fetch_add(1, std::memory_order_relaxed);
+          const std::uint64_t now = held.fetch_add(count) + count;
+          std::uint64_t seen = max_held.load();
+          while (now > seen && !max_held.compare_exchange_weak(seen, now)) {
+          }
+          mine.push_back(count);
+        }
+        if (mine.size() > kMostHeld || (i % 3 == 0 && !mine.empty())) {
+          held.fetch_sub(mine.back());
+          lease.release(mine.back(), mine.back() * 10);
+          mine.pop_back();
+        }
+      }
+      for (std::uint64_t count : mine) {
+        held.fetch_sub(count);
+        lease.release(count, count * 10);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_LE(max_held.load(), kMax);
+  EXPECT_GT(successes.load(), 0u);
+  EXPECT_EQ(budget.pending(), 0u);
+  EXPECT_EQ(budget.pending_bytes(), 0u);
+}
+
+TEST(PendingBudgetLease, AnAllowanceTakenBackMidSpendIsNeverSpentTwice) {
+  // One lease spends from its cached chunk as fast as it can while another
+  // fills the budget to the limit over and over, each time taking that
+  // chunk back: a spend racing the take-back must either come before it or
+  // see the lease revoked. Were both to win, the budget would count less
+  // than was reserved, and end below zero once everything is released. (The
+  // window is a few instructions wide: this stresses the handshake, which
+  // the reasoning in pending_budget.h is what makes right.)
+  constexpr std::uint64_t kMax = 100'000;
+  constexpr int kRounds = 20'000;
+  PendingBudget budget(kMax);
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> spends{0};
+  std::thread spender([&] {
+    Lease lease(budget);
+    while (!done.load(std::memory_order_relaxed)) {
+      if (lease.try_reserve(1, 1)) {
+        spends.fetch_add(1, std::memory_order_relaxed);
+        lease.release(1, 1);
+      }
+    }
+  });
+  {
+    Lease filler(budget);
+    for (int round = 0; round < kRounds; ++round) {
+      // The spender caches a chunk again before each round takes it back.
+      const std::uint64_t before = spends.load();
+      while (spends.load() < before + 2) std::this_thread::yield();
+      if (filler.try_reserve(kMax - 1, kMax - 1)) filler.release(kMax - 1, kMax - 1);
+    }
+  }
+  done = true;
+  spender.join();
   EXPECT_EQ(budget.pending(), 0u);
   EXPECT_EQ(budget.pending_bytes(), 0u);
 }

@@ -4,11 +4,11 @@
 // state every shard shares.
 //
 // A shard does not touch it per publish: its Lease takes allowance from the
-// budget in chunks and spends it locally, so a publish costs an RMW on a
-// cache line only that shard writes. Near the limit the chunks shrink to
-// exactly what a publish needs, and a publish that finds no room takes back
-// every other lease's unspent allowance before it is refused: the 429 point
-// stays exact.
+// budget in chunks and spends it with plain loads and stores on a cache line
+// only that shard writes, no locked instruction. Near the limit the chunks
+// shrink to exactly what a publish needs, and a publish that finds no room
+// takes back every other lease's unspent allowance before it is refused:
+// the 429 point stays exact.
 #pragma once
 
 #include <array>
@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
+#include <utility>
 
 #include "gophermq/store/shared_limit.h"
 
@@ -69,6 +71,15 @@ class PendingBudget {
 
 // One shard's share of the budget. Only its shard reserves through it;
 // other shards may take back its unspent allowance at any time.
+//
+// How a spend stays exact without a locked instruction: the owner announces
+// it (spending_) and then checks that the lease still caches; a shard taking
+// the allowance back first marks the lease revoking, then makes every thread
+// of the process pass a full memory barrier (membarrier(2)), and then waits
+// until no spend is announced. Either the owner's announcement is visible to
+// it, or the owner sees the lease revoking and does not spend: the classic
+// two-flag handshake, with the owner's half of the fence paid by the rare
+// side. A kernel without membarrier gets an ordinary fence on both sides.
 class PendingBudget::Lease {
  public:
   // Allowance taken from the budget at once, while the budget has room for
@@ -84,21 +95,42 @@ class PendingBudget::Lease {
   ~Lease();
 
   bool try_reserve(std::uint64_t count, std::uint64_t bytes);
-  void release(std::uint64_t count, std::uint64_t bytes) { budget_.release(count, bytes); }
+  // What a fetch drained goes into the allowance while the lease caches (up
+  // to two chunks), so a fetch writes no shared line either.
+  void release(std::uint64_t count, std::uint64_t bytes);
 
  private:
   friend class PendingBudget;
-  // Spends from an allowance; false (and nothing spent) when short.
-  static bool spend(std::atomic<std::uint64_t>& allowance, std::uint64_t amount);
-  // Takes `amount` (and a chunk more, far from the limit) from `limit`.
-  bool refill(SharedLimit& limit, std::atomic<std::uint64_t>& allowance, std::uint64_t amount,
-              std::uint64_t chunk);
+
+  enum class State : std::uint8_t {
+    caching,   // the owner spends its allowance with plain stores
+    revoking,  // another shard is taking the allowance back
+    direct,    // no allowance: the owner reserves from the budget itself
+  };
+
+  // The owner's announced spend: applies `change` to the allowance when the
+  // lease still caches, and says whether it did.
+  template <typename Change>
+  bool while_announced(Change&& change);
+  // Not enough allowance: what is left goes back, and the reservation, with
+  // a chunk more far from the limit, comes from the budget.
+  bool reserve_from_budget(std::uint64_t count, std::uint64_t bytes);
+  // Takes `amount` from `limit`, and a chunk more far from it; the chunk
+  // taken (0 near the limit), or nullopt when even `amount` does not fit.
+  std::optional<std::uint64_t> take(SharedLimit& limit, std::uint64_t amount,
+                                    std::uint64_t chunk) const;
+  // The chunks take() gave beyond the reservation, as allowance.
+  void keep(std::uint64_t messages, std::uint64_t bytes);
+  // Another shard, in reclaim_leases(): the unspent allowance, taken.
+  std::pair<std::uint64_t, std::uint64_t> revoke();
 
   PendingBudget& budget_;
   std::size_t slot_ = 0;
-  // Unspent allowance, each on this shard's own cache line.
+  // Unspent allowance, and the handshake, on this shard's own cache line.
   alignas(64) std::atomic<std::uint64_t> messages_{0};
   std::atomic<std::uint64_t> bytes_{0};
+  std::atomic<bool> spending_{false};
+  std::atomic<State> state_{State::direct};
 };
 
 }  // namespace gophermq
