@@ -122,14 +122,15 @@ TEST(PendingBudgetLease, ADestroyedLeaseGivesItsAllowanceBack) {
   EXPECT_FALSE(other.try_reserve(1, 0));
 }
 
-TEST(PendingBudgetLease, ConcurrentLeasesNeverHoldMoreThanMax) {
-  // Threads, each with its own lease as each shard has, reserve and release
-  // against a small max: what they hold at once never passes it, and all of
-  // it comes back.
-  constexpr std::uint64_t kMax = 64;
+// Four threads, each with its own lease as each shard has, reserve 1 to 5
+// messages at a time against `max` and release them again, each holding at
+// most `most_held` reservations and releasing one every `release_every`
+// iterations besides: what they hold at once never passes `max`, and all of
+// it comes back.
+void ExpectLeasesNeverHoldMoreThanMax(std::uint64_t max, std::size_t most_held, int release_every,
+                                      int iterations) {
   constexpr int kThreads = 4;
-  constexpr int kIterations = 100'000;
-  PendingBudget budget(kMax);
+  PendingBudget budget(max);
   std::atomic<std::uint64_t> held{0};
   std::atomic<std::uint64_t> max_held{0};
   std::atomic<std::uint64_t> successes{0};
@@ -138,7 +139,7 @@ TEST(PendingBudgetLease, ConcurrentLeasesNeverHoldMoreThanMax) {
     threads.emplace_back([&, t] {
       Lease lease(budget);
       std::vector<std::uint64_t> mine;
-      for (int i = 0; i < kIterations; ++i) {
+      for (int i = 0; i < iterations; ++i) {
         const std::uint64_t count = 1 + static_cast<std::uint64_t>((i + t) % 5);
         if (lease.try_reserve(count, count * 10)) {
           successes.fetch_add(1, std::memory_order_relaxed);
@@ -148,7 +149,7 @@ TEST(PendingBudgetLease, ConcurrentLeasesNeverHoldMoreThanMax) {
           }
           mine.push_back(count);
         }
-        if (mine.size() > 3 || (i % 7 == 0 && !mine.empty())) {
+        if (mine.size() > most_held || (i % release_every == 0 && !mine.empty())) {
           held.fetch_sub(mine.back());
           lease.release(mine.back(), mine.back() * 10);
           mine.pop_back();
@@ -161,57 +162,22 @@ TEST(PendingBudgetLease, ConcurrentLeasesNeverHoldMoreThanMax) {
     });
   }
   for (std::thread& thread : threads) thread.join();
-  EXPECT_LE(max_held.load(), kMax);
+  EXPECT_LE(max_held.load(), max);
   EXPECT_GT(successes.load(), 0u);
   EXPECT_EQ(budget.pending(), 0u);
   EXPECT_EQ(budget.pending_bytes(), 0u);
 }
 
+TEST(PendingBudgetLease, ConcurrentLeasesNeverHoldMoreThanMax) {
+  // Near the limit all the time: no lease caches.
+  ExpectLeasesNeverHoldMoreThanMax(64, 3, 7, 100'000);
+}
+
 TEST(PendingBudgetLease, ConcurrentLeasesRevokedWhileTheySpendNeverHoldMoreThanMax) {
   // Far enough from the limit that leases cache chunks and spend them
-  // without a locked instruction, near enough that the others keep taking
-  // them back: what they hold at once never passes the limit, and all of it
-  // comes back.
-  constexpr std::uint64_t kMax = 6000;
-  constexpr int kThreads = 4;
-  constexpr int kIterations = 200'000;
-  constexpr std::size_t kMostHeld = 400;  // reservations per thread, up to 2,000 messages
-  PendingBudget budget(kMax);
-  std::atomic<std::uint64_t> held{0};
-  std::atomic<std::uint64_t> max_held{0};
-  std::atomic<std::uint64_t> successes{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      Lease lease(budget);
-      std::vector<std::uint64_t> mine;
-      for (int i = 0; i < kIterations; ++i) {
-        const std::uint64_t count = 1 + static_cast<std::uint64_t>((i + t) % 5);
-        if (lease.try_reserve(count, count * 10)) {
-          successes.fetch_add(1, std::memory_order_relaxed);
-          const std::uint64_t now = held.fetch_add(count) + count;
-          std::uint64_t seen = max_held.load();
-          while (now > seen && !max_held.compare_exchange_weak(seen, now)) {
-          }
-          mine.push_back(count);
-        }
-        if (mine.size() > kMostHeld || (i % 3 == 0 && !mine.empty())) {
-          held.fetch_sub(mine.back());
-          lease.release(mine.back(), mine.back() * 10);
-          mine.pop_back();
-        }
-      }
-      for (std::uint64_t count : mine) {
-        held.fetch_sub(count);
-        lease.release(count, count * 10);
-      }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
-  EXPECT_LE(max_held.load(), kMax);
-  EXPECT_GT(successes.load(), 0u);
-  EXPECT_EQ(budget.pending(), 0u);
-  EXPECT_EQ(budget.pending_bytes(), 0u);
+  // without a locked instruction, near enough (up to 400 reservations, 2,000
+  // messages, per thread) that the others keep taking them back.
+  ExpectLeasesNeverHoldMoreThanMax(6000, 400, 3, 200'000);
 }
 
 TEST(PendingBudgetLease, AnAllowanceTakenBackMidSpendIsNeverSpentTwice) {
