@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -190,6 +191,9 @@ TEST(PendingBudgetLease, AnAllowanceTakenBackMidSpendIsNeverSpentTwice) {
   // the reasoning in pending_budget.h is what makes right.)
   constexpr std::uint64_t kMax = 100'000;
   constexpr int kRounds = 20'000;
+  // Each round waits for the spender to cache again; on a busy machine that
+  // takes a scheduler's time slice, so the rounds stop at a deadline too.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   PendingBudget budget(kMax);
   std::atomic<bool> done{false};
   std::atomic<std::uint64_t> spends{0};
@@ -204,10 +208,12 @@ TEST(PendingBudgetLease, AnAllowanceTakenBackMidSpendIsNeverSpentTwice) {
   });
   {
     Lease filler(budget);
-    for (int round = 0; round < kRounds; ++round) {
+    for (int round = 0; round < kRounds && std::chrono::steady_clock::now() < deadline; ++round) {
       // The spender caches a chunk again before each round takes it back.
       const std::uint64_t before = spends.load();
-      while (spends.load() < before + 2) std::this_thread::yield();
+      while (spends.load() < before + 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
       if (filler.try_reserve(kMax - 1, kMax - 1)) filler.release(kMax - 1, kMax - 1);
     }
   }
