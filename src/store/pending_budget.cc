@@ -4,38 +4,22 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
-#include <stdexcept>
+#include "gophermq/sanitizers.h"
 
 namespace gophermq {
 namespace {
 
-// Whether this process may use membarrier(2)'s expedited barrier (Linux 4.14;
-// a seccomp filter may forbid it): registered once, at start.
+// Whether this process uses membarrier(2)'s expedited barrier (Linux 4.14;
+// a seccomp filter may forbid it): registered once, at start. Not under
+// ThreadSanitizer, which cannot see that barrier: there both sides of the
+// handshake are sequentially consistent operations it understands.
 const bool kMembarrier =
+    !kThreadSanitizer &&
     syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-
-// The owner's half of the handshake (see Lease): with membarrier, only the
-// compiler may not reorder; the reclaimer's barrier orders the CPU.
-inline void light_barrier() {
-  if (kMembarrier) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  }
-}
-
-// The reclaimer's half: every thread of the process passes a full barrier
-// before it returns (a sleeping one passed one when it was switched out).
-void heavy_barrier() {
-  if (kMembarrier) {
-    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);  // registered: cannot fail
-  } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  }
-}
 
 }  // namespace
 
@@ -77,12 +61,15 @@ bool PendingBudget::reclaim_leases() {
     if (lease == nullptr) continue;
     Lease::State caching = Lease::State::caching;
     if (lease->state_.compare_exchange_strong(caching, Lease::State::revoking,
-                                              std::memory_order_acq_rel)) {
+                                              std::memory_order_seq_cst)) {
       revoking.push_back(lease);
     }
   }
   if (revoking.empty()) return false;
-  heavy_barrier();
+  // Every thread of the process passes a full barrier before this returns
+  // (one that sleeps passed one when it was switched out). Without it, the
+  // compare-and-swap above is the reclaimer's half of the fence.
+  if (kMembarrier) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
   bool any = false;
   for (Lease* lease : revoking) {
     const auto [messages, bytes] = lease->revoke();
@@ -118,9 +105,15 @@ PendingBudget::Lease::~Lease() {
 template <typename Change>
 bool PendingBudget::Lease::while_announced(Change&& change) {
   if (state_.load(std::memory_order_relaxed) != State::caching) return false;
-  spending_.store(true, std::memory_order_relaxed);
-  light_barrier();
-  const bool changed = state_.load(std::memory_order_relaxed) == State::caching && change();
+  if (kMembarrier) {
+    // Only the compiler may not reorder the announcement and the check: a
+    // reclaimer's membarrier orders the CPU.
+    spending_.store(true, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    spending_.exchange(true, std::memory_order_seq_cst);  // a locked RMW: a full barrier
+  }
+  const bool changed = state_.load(std::memory_order_seq_cst) == State::caching && change();
   spending_.store(false, std::memory_order_release);
   return changed;
 }
@@ -210,7 +203,7 @@ void PendingBudget::Lease::keep(std::uint64_t messages, std::uint64_t bytes) {
 std::pair<std::uint64_t, std::uint64_t> PendingBudget::Lease::revoke() {
   // Past the barrier, a spend the owner announced is visible here; one it
   // announces later sees the lease revoking. Wait for the one in progress.
-  while (spending_.load(std::memory_order_acquire)) std::this_thread::yield();
+  while (spending_.load(std::memory_order_seq_cst)) std::this_thread::yield();
   const std::uint64_t messages = messages_.exchange(0, std::memory_order_relaxed);
   const std::uint64_t bytes = bytes_.exchange(0, std::memory_order_relaxed);
   state_.store(State::direct, std::memory_order_release);

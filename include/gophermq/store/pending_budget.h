@@ -79,7 +79,9 @@ class PendingBudget {
 // until no spend is announced. Either the owner's announcement is visible to
 // it, or the owner sees the lease revoking and does not spend: the classic
 // two-flag handshake, with the owner's half of the fence paid by the rare
-// side. A kernel without membarrier gets an ordinary fence on both sides.
+// side. Without membarrier (an old kernel, a seccomp filter, or
+// ThreadSanitizer, which cannot see it) both sides use sequentially
+// consistent operations, the announcement a locked exchange.
 class PendingBudget::Lease {
  public:
   // Allowance taken from the budget at once, while the budget has room for
