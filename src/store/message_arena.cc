@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <new>
 
+#include "gophermq/allocator.h"
+
 namespace gophermq {
 
 // A chunk's header; its messages follow it.
@@ -48,8 +50,7 @@ Message* MessageArena::create(std::string_view payload) {
     // large enough for this message (one larger than the largest chunk gets
     // a chunk of its own size).
     const std::size_t capacity = std::max(next_chunk_bytes_, kHeaderBytes + bytes);
-    void* memory = std::malloc(capacity);
-    if (memory == nullptr) throw std::bad_alloc();
+    void* memory = allocate_resident(capacity);
     auto* chunk = new (memory) Chunk;
     chunk->used = kHeaderBytes;
     chunk->capacity = static_cast<std::uint32_t>(capacity);
