@@ -212,10 +212,6 @@ int run_broker(const Config& given_config) {
     if (config.monitoring_enabled) {
       MetricsSources sources;
       sources.budget = &budget;
-      // The matrix outlives the monitoring thread (stopped before return).
-      sources.wake_shards = [&matrix, shard_count] {
-        for (unsigned i = 0; i < shard_count; ++i) matrix.wake_by_event_fd(i);
-      };
       for (auto& shard : shards) {
         sources.shards.push_back(&shard->metrics());
         sources.stores.push_back(&shard->store_gauges());

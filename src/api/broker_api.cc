@@ -116,7 +116,6 @@ void BrokerApi::begin_turn(std::uint64_t now_ns) {
   if (const std::size_t expired = store_.expire_idle()) metrics_.subscribers_expired.add(expired);
   announce_pattern_changes();
   store_.expire_acks(dead_letters_);
-  store_.answer_oldest_pending_age();
   for (SubjectStore::DeadLetter& letter : dead_letters_) {
     const unsigned owner = owner_shard(letter.subject, shard_count_);
     if (owner == shard_id_) {

@@ -5,13 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "gophermq/clock.h"
 #include "gophermq_version.h"
@@ -57,23 +54,8 @@ std::uint64_t sum_stores(const MetricsSources& sources, Read&& read) {
 }
 
 // How long the oldest message held on any shard has waited, in seconds; 0
-// when none is held. Each shard scans its subjects when asked, at its next
-// loop turn, which the question wakes it for: the scrape waits for their
-// answers, or uses the last ones after a while.
+// when none is held. Each shard keeps its oldest as it goes (PendingAges).
 std::uint64_t oldest_pending_age_seconds(const MetricsSources& sources) {
-  static std::atomic<std::uint64_t> question{0};
-  const std::uint64_t asked = question.fetch_add(1, std::memory_order_relaxed) + 1;
-  for (const SubjectStore::Gauges* store : sources.stores) {
-    store->oldest_asked.store(asked, std::memory_order_release);
-  }
-  if (sources.wake_shards) sources.wake_shards();
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-  for (const SubjectStore::Gauges* store : sources.stores) {
-    while (store->oldest_answered.load(std::memory_order_acquire) < asked &&
-           std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  }
   std::uint64_t oldest_s = UINT64_MAX;
   for (const SubjectStore::Gauges* store : sources.stores) {
     oldest_s = std::min(oldest_s, store->oldest_stored_s.read());

@@ -14,6 +14,8 @@ struct MessageArena::Chunk {
   std::uint32_t used;      // bytes from the chunk's start, header included
   std::uint32_t capacity;  // bytes, header included
   bool sealed = false;     // its arena moved on: the last message frees it
+  // The arena's, which a message freed after its arena still tells.
+  PendingAges* ages;
 };
 static_assert(sizeof(MessageArena::Chunk) % alignof(Message) == 0);
 
@@ -26,6 +28,7 @@ constexpr std::uint32_t kHeaderBytes = sizeof(MessageArena::Chunk);
 void Message::free_in_chunk() {
   auto* chunk =
       reinterpret_cast<MessageArena::Chunk*>(reinterpret_cast<char*>(this) - chunk_offset_);
+  if (chunk->ages != nullptr) chunk->ages->freed(stored_s_);
   if (--chunk->live != 0) return;
   if (chunk->sealed) {
     std::free(chunk);
@@ -43,7 +46,7 @@ MessageArena::~MessageArena() {
   }
 }
 
-Message* MessageArena::create(std::string_view payload) {
+Message* MessageArena::create(std::string_view payload, std::uint32_t stored_s) {
   const std::size_t bytes = Message::footprint(payload.size());
   if (current_ == nullptr || current_->capacity - current_->used < bytes) {
     // A new chunk: twice the last while the subject fills them, and always
@@ -54,6 +57,7 @@ Message* MessageArena::create(std::string_view payload) {
     auto* chunk = new (memory) Chunk;
     chunk->used = kHeaderBytes;
     chunk->capacity = static_cast<std::uint32_t>(capacity);
+    chunk->ages = ages_;
     if (current_ != nullptr) {
       if (current_->live == 0) {
         std::free(current_);
@@ -67,7 +71,10 @@ Message* MessageArena::create(std::string_view payload) {
   const std::uint32_t offset = current_->used;
   current_->used += static_cast<std::uint32_t>(bytes);
   ++current_->live;
-  return Message::place(reinterpret_cast<char*>(current_) + offset, payload, offset);
+  Message* message = Message::place(reinterpret_cast<char*>(current_) + offset, payload, offset);
+  message->set_stored_s(stored_s);
+  if (ages_ != nullptr) ages_->stored(stored_s);
+  return message;
 }
 
 }  // namespace gophermq

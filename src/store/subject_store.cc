@@ -51,7 +51,7 @@ Subscription SubjectStore::subscribe(std::string_view subject, const SubscribeOp
     return {SubscribeOutcome::too_many_subjects, {}};
   }
   bool added = false;
-  SubjectEntry& entry = existing != nullptr ? *existing : table.find_or_add(subject, added);
+  SubjectEntry& entry = existing != nullptr ? *existing : table.find_or_add(subject, added, ages_);
   if (added) {
     gauges_.subjects.add();
     if (options.wildcard) {
@@ -250,9 +250,8 @@ SubjectStore::NetChange SubjectStore::store_planned(SubjectEntry& entry, std::st
   const bool in_log = entry.log.readers() != 0;
   std::uint64_t freed = 0;
   // Allocated only now that someone takes it: a refused publish costs none.
-  Message* message = plan.takers != 0 ? entry.arena.create(payload) : nullptr;
+  Message* message = plan.takers != 0 ? entry.arena.create(payload, now_s()) : nullptr;
   if (message != nullptr) {
-    message->set_stored_s(static_cast<std::uint32_t>(now_ms_ / 1000));
     message->set_holders(static_cast<std::uint32_t>(plan.bounded_takers + in_log));
     if (in_log) entry.log.append(message);
   }
@@ -295,8 +294,7 @@ PublishOutcome SubjectStore::publish_to_log(SubjectEntry& entry, std::string_vie
 
 SubjectStore::NetChange SubjectStore::store_in_log(SubjectEntry& entry, std::string_view payload) {
   const std::uint64_t takers = entry.log.readers();
-  Message* message = entry.arena.create(payload);
-  message->set_stored_s(static_cast<std::uint32_t>(now_ms_ / 1000));
+  Message* message = entry.arena.create(payload, now_s());
   message->set_holders(1);
   entry.log.append(message);
   entry.pending += takers;
@@ -449,25 +447,6 @@ void SubjectStore::drain(Subscriber& subscriber, std::size_t count) {
   subscriber.subject->pending -= count;
   subscriber.subject->pending_bytes -= freed;
   budget_.release(count, freed);
-}
-
-void SubjectStore::answer_oldest_pending_age() {
-  const std::uint64_t asked = gauges_.oldest_asked.load(std::memory_order_acquire);
-  if (asked == gauges_.oldest_answered.load(std::memory_order_relaxed)) return;
-  // Every subject's oldest: its log's first message, and each fed queue's.
-  std::uint64_t oldest = UINT64_MAX;
-  auto consider = [&oldest](const Message& message) {
-    oldest = std::min<std::uint64_t>(oldest, message.stored_s());
-    return false;  // the first one visited is the oldest
-  };
-  auto consider_entry = [&](const SubjectEntry& entry) {
-    if (entry.log.begin() != entry.log.end()) entry.log.for_each(entry.log.begin(), 1, consider);
-    for (const DeliveryQueue* queue : entry.fed) queue->visit_oldest(consider);
-  };
-  subjects_.for_each(consider_entry);
-  patterns_.for_each(consider_entry);
-  gauges_.oldest_stored_s.set(oldest);
-  gauges_.oldest_answered.store(asked, std::memory_order_release);
 }
 
 void SubjectStore::hand_out(Subscriber& subscriber, std::size_t max_messages,

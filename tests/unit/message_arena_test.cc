@@ -12,7 +12,7 @@ namespace gophermq {
 namespace {
 
 Message* Held(MessageArena& arena, std::string_view payload) {
-  Message* message = arena.create(payload);
+  Message* message = arena.create(payload, 0);
   message->set_holders(1);
   return message;
 }

@@ -626,47 +626,78 @@ TEST_F(SubjectStoreTest, QueueGrowsPast1024DrainsAndGrowsAgain) {
   }
 }
 
-TEST_F(SubjectStoreTest, StoreDestructionFreesPendingMessages) {
-  // Messages still queued when the store goes must be released by it. The
-  // test keeps one holder of its own on each: once the store is gone, that
-  // one must be all that is left, and releasing it frees the message.
+TEST_F(SubjectStoreTest, TheOldestPendingSecondIsThatOfTheOldestMessageHeld) {
+  const auto oldest = [this] { return store_.gauges().oldest_stored_s.read(); };
+  EXPECT_EQ(oldest(), UINT64_MAX) << "nothing held";
+  const SubscriberId plain = store_.subscribe("logged").id;
+  // Its own queue, which drops its oldest to take a new one.
+  const SubscriberId own = store_.subscribe("queued", bounded(2, 0, Discard::old_messages)).id;
+  store_.set_now(5'000);
+  ASSERT_EQ(store_.publish("logged", "a"), PublishOutcome::stored);
+  store_.set_now(7'000);
+  ASSERT_EQ(store_.publish("queued", "b"), PublishOutcome::stored);
+  store_.set_now(9'000);
+  ASSERT_EQ(store_.publish("logged", "c"), PublishOutcome::stored);
+  EXPECT_EQ(oldest(), 5u);
+  store_.drain(subscriber("logged", plain), 1);
+  EXPECT_EQ(oldest(), 7u) << "the log's first message was fetched";
+  store_.set_now(11'000);
+  ASSERT_EQ(store_.publish("queued", "d"), PublishOutcome::stored);
+  ASSERT_EQ(store_.publish("queued", "e"), PublishOutcome::stored);
+  EXPECT_EQ(oldest(), 9u) << "the queue dropped b (second 7) for e";
+  store_.drain(subscriber("logged", plain));
+  EXPECT_EQ(oldest(), 11u);
+  store_.drain(subscriber("queued", own));
+  EXPECT_EQ(oldest(), UINT64_MAX);
+}
+
+TEST_F(SubjectStoreTest, ASubjectThatGoesFreesItsPendingMessages) {
+  // Messages still queued when their subject goes (its last subscriber
+  // leaves, or the store itself goes: both destroy the subject's entry) must
+  // be released with it. The test keeps one holder of its own on each: once
+  // the subject is gone, that one must be all that is left, and releasing it
+  // frees the message. (Not past the store itself, whose PendingAges counts
+  // every message it stored until the message is freed.)
   PendingBudget budget(100);
   SubscriberIdSource ids;
+  StoreCensus census(100, 100);
+  SubjectStore store(budget, census, ids);
+  const SubscriberId first = store.subscribe("s").id;
+  const SubscriberId second = store.subscribe("s").id;
+  // Copied by the store from each payload: each is pending for both
+  // subscribers.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(store.publish("s", name("copied", i)), PublishOutcome::stored);
+  }
   std::vector<Message*> held;
+  store.find("s", first)->pending().for_each([&](const Message& message) {
+    held.push_back(const_cast<Message*>(&message));
+  });
+  ASSERT_EQ(held.size(), 20u);
   std::vector<std::uint32_t> holders_in_store;
-  {
-    StoreCensus census(100, 100);
-    SubjectStore store(budget, census, ids);
-    const SubscriberId first = store.subscribe("s").id;
-    store.subscribe("s").id;
-    // Copied by the store from each payload: each is pending for both
-    // subscribers.
-    for (int i = 0; i < 20; ++i) {
-      ASSERT_EQ(store.publish("s", name("copied", i)), PublishOutcome::stored);
-    }
-    store.find("s", first)->pending().for_each([&](const Message& message) {
-      held.push_back(const_cast<Message*>(&message));
-    });
-    ASSERT_EQ(held.size(), 20u);
-    for (Message* message : held) {
-      holders_in_store.push_back(message->holders());
-      message->set_holders(message->holders() + 1);
-    }
-    // Then one subscriber's queue is drained: those messages stay in the other.
-    store.drain(*store.find("s", first));
-    for (int i = 0; i < 5; ++i) {
-      ASSERT_EQ(store.publish("s", name("late", i)), PublishOutcome::stored);
-    }
+  for (Message* message : held) {
+    holders_in_store.push_back(message->holders());
+    message->set_holders(message->holders() + 1);
   }
   EXPECT_EQ(holders_in_store, std::vector<std::uint32_t>(20, 1u))
       << "each message is held once, by the subject's log, however many subscribers read it";
+  // Then one subscriber's queue is drained: those messages stay in the other.
+  store.drain(*store.find("s", first));
+  ASSERT_TRUE(store.unsubscribe("s", first));
+  ASSERT_TRUE(store.unsubscribe("s", second));
+  ASSERT_EQ(store.subject_count(), 0u);
   for (Message* message : held) {
     EXPECT_EQ(message->holders(), 1u)
-        << std::string(message->payload()) << ": the store did not release it";
+        << std::string(message->payload()) << ": the subject did not release it";
     message->release();
   }
-  // The five late messages had no holder outside the store: LeakSanitizer
-  // checks they were freed with it.
+  EXPECT_EQ(store.gauges().oldest_stored_s.read(), UINT64_MAX) << "a freed message still counted";
+  // Messages with no holder outside the store, left when it goes:
+  // LeakSanitizer checks they are freed with it.
+  store.subscribe("s");
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(store.publish("s", name("late", i)), PublishOutcome::stored);
+  }
 }
 
 // --- MessageQueue alone -----------------------------------------------------------------

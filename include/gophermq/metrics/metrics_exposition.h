@@ -1,7 +1,6 @@
 // Rendering the shards' counters as Prometheus text (format 0.0.4).
 #pragma once
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,9 +16,6 @@ struct MetricsSources {
   std::vector<const ShardMetrics*> shards;
   std::vector<const SubjectStore::Gauges*> stores;
   const PendingBudget* budget = nullptr;
-  // Has every shard take a loop turn now (a question a shard answers at its
-  // next turn would otherwise wait for an idle one's timer).
-  std::function<void()> wake_shards;
 };
 
 // Appends the whole exposition: the broker's families summed over shards,

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "gophermq/store/message.h"
+#include "gophermq/store/pending_ages.h"
 
 namespace gophermq {
 
@@ -22,15 +23,19 @@ class MessageArena {
   static constexpr std::size_t kFirstChunkBytes = 256;
   static constexpr std::size_t kLargestChunkBytes = 64 * 1024;
 
-  MessageArena() = default;
+  // Counts each message it stores in `ages` until the message is freed;
+  // null for none (tests).
+  explicit MessageArena(PendingAges* ages = nullptr) : ages_(ages) {}
   MessageArena(const MessageArena&) = delete;
   MessageArena& operator=(const MessageArena&) = delete;
   // Its messages may outlive it (a test holding one, say): a chunk with live
-  // messages is freed by the last of them.
+  // messages is freed by the last of them. They must not outlive `ages`,
+  // which each tells when it is freed.
   ~MessageArena();
 
-  // A copy of `payload` in the arena, with no holders yet.
-  Message* create(std::string_view payload);
+  // A copy of `payload` in the arena, stored in second `stored_s` of the
+  // shard's clock, with no holders yet.
+  Message* create(std::string_view payload, std::uint32_t stored_s);
 
   // A chunk's header (laid out in message_arena.cc, where Message frees
   // into it).
@@ -39,6 +44,7 @@ class MessageArena {
   const Chunk* current_chunk() const { return current_; }
 
  private:
+  PendingAges* ages_;
   Chunk* current_ = nullptr;
   std::size_t next_chunk_bytes_ = kFirstChunkBytes;
 };

@@ -19,6 +19,7 @@
 #include "gophermq/store/message.h"
 #include "gophermq/store/message_arena.h"
 #include "gophermq/store/message_queue.h"
+#include "gophermq/store/pending_ages.h"
 #include "gophermq/store/pending_budget.h"
 #include "gophermq/store/store_census.h"
 #include "gophermq/store/subject_log.h"
@@ -190,6 +191,8 @@ struct Subscriber {
 };
 
 struct SubjectEntry {
+  explicit SubjectEntry(PendingAges& ages) : arena(&ages) {}
+
   // By the slot each id carries; a slot an unsubscribe freed is empty until
   // a later subscriber takes it (with a new id).
   std::vector<std::unique_ptr<Subscriber>> subscribers;
@@ -418,21 +421,17 @@ class SubjectStore {
     ShardCounter inflight;       // messages handed out and not yet acked
     ShardCounter redelivered;    // handed out again after a deadline or nack
     ShardCounter dead_lettered;  // past max_deliver
-    // gophermq_oldest_pending_age_seconds: the monitoring thread asks (a
-    // new number in oldest_asked) and the shard answers at its next turn
-    // (oldest_stored_s, UINT64_MAX when it holds nothing, then
-    // oldest_answered): a scan of its subjects per scrape, none per publish.
-    mutable std::atomic<std::uint64_t> oldest_asked{0};
-    std::atomic<std::uint64_t> oldest_answered{0};
+    // For gophermq_oldest_pending_age_seconds: the second of the shard's
+    // clock its oldest message held was stored in, UINT64_MAX when it holds
+    // none (kept by PendingAges).
     ShardCounter oldest_stored_s;
   };
   const Gauges& gauges() const { return gauges_; }
-  // Answers the monitoring thread's question for the oldest message held
-  // (see Gauges), when it asked one since the last answer.
-  void answer_oldest_pending_age();
 
  private:
   void mark_woken(SubjectEntry& entry);
+  // The clock in whole seconds, what a stored message is stamped with.
+  std::uint32_t now_s() const { return static_cast<std::uint32_t>(now_ms_ / 1000); }
   // publish() into `entry` (null: a subject with no subscriber).
   PublishOutcome publish_to(SubjectEntry* entry, std::string_view payload);
   static Subscriber* find_in(SubjectTable<SubjectEntry>& table, std::string_view subject,
@@ -502,12 +501,15 @@ class SubjectStore {
   StoreCensus& census_;
   SubscriberIdSource& ids_;
   const StoreLimits limits_;
+  Gauges gauges_;
+  // Every stored message by its second; before the subjects, whose messages
+  // it counts until the last is gone.
+  PendingAges ages_{gauges_.oldest_stored_s};
   SubjectTable<SubjectEntry> subjects_;
   // Wildcard patterns' entries, by pattern: a namespace of their own.
   SubjectTable<SubjectEntry> patterns_;
   std::vector<PatternChange> pattern_changes_;  // see take_pattern_changes()
   std::size_t subscriber_count_ = 0;
-  Gauges gauges_;
   std::uint64_t now_ms_ = 0;
   std::vector<SubjectEntry*> woken_;        // see take_woken()
   std::vector<ExpiryCheck> expiry_checks_;  // a heap, earliest due first

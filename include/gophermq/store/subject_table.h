@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "gophermq/store/subject_hasher.h"
 
@@ -37,15 +38,16 @@ class SubjectTable {
     return found == map.end() ? nullptr : &found->second;
   }
 
-  // The entry of `subject`, added (default-constructed) if there was none;
-  // `added` says which.
-  Entry& find_or_add(std::string_view subject, bool& added) {
+  // The entry of `subject`, added (constructed from `arguments`) if there
+  // was none; `added` says which.
+  template <typename... Arguments>
+  Entry& find_or_add(std::string_view subject, bool& added, Arguments&&... arguments) {
     const HashedName name = hashed(subject);
     Map& map = map_for(name);
     auto found = map.find(name);
     added = found == map.end();
     if (added) {
-      found = map.try_emplace(std::string(subject)).first;
+      found = map.try_emplace(std::string(subject), std::forward<Arguments>(arguments)...).first;
       ++size_;
     }
     return found->second;

@@ -1,0 +1,70 @@
+#include "gophermq/store/pending_ages.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace gophermq {
+
+namespace {
+
+constexpr std::uint64_t kNoneHeld = UINT64_MAX;
+
+}  // namespace
+
+PendingAges::PendingAges(ShardCounter& oldest_stored_s) : oldest_stored_s_(oldest_stored_s) {
+  oldest_stored_s_.set(kNoneHeld);
+}
+
+void PendingAges::stored(std::uint32_t second) {
+  // The shard's clock does not go back: nearly always the newest second.
+  if (!seconds_.empty() && seconds_.back().second == second) {
+    ++seconds_.back().messages;
+    return;
+  }
+  if (seconds_.empty() || seconds_.back().second < second) {
+    seconds_.push_back({second, 1});
+    if (seconds_.size() == 1) oldest_stored_s_.set(second);
+    return;
+  }
+  // An earlier second than the newest (a clock that did step back).
+  auto at = at_or_after(second);
+  if (at != seconds_.end() && at->second == second) {
+    if (at->messages++ == 0) --empty_seconds_;
+    return;
+  }
+  seconds_.insert(at, {second, 1});
+  oldest_stored_s_.set(seconds_.front().second);
+}
+
+void PendingAges::freed(std::uint32_t second) {
+  assert(!seconds_.empty());
+  if (seconds_.front().second == second) {
+    if (--seconds_.front().messages == 0) pop_empty_front();
+    return;
+  }
+  auto at = at_or_after(second);
+  assert(at != seconds_.end() && at->second == second && at->messages > 0);
+  if (--at->messages != 0) return;
+  // Behind the front: left in place (the deque's middle is slow to erase),
+  // and swept out once such seconds are half of them all.
+  if (++empty_seconds_ * 2 > seconds_.size()) {
+    std::erase_if(seconds_, [](const Second& kept) { return kept.messages == 0; });
+    empty_seconds_ = 0;
+  }
+}
+
+std::deque<PendingAges::Second>::iterator PendingAges::at_or_after(std::uint32_t second) {
+  return std::lower_bound(seconds_.begin(), seconds_.end(), second,
+                          [](const Second& kept, std::uint32_t s) { return kept.second < s; });
+}
+
+void PendingAges::pop_empty_front() {
+  while (!seconds_.empty() && seconds_.front().messages == 0) {
+    seconds_.pop_front();
+    // The front itself is never counted in empty_seconds_; those behind it are.
+    if (!seconds_.empty() && seconds_.front().messages == 0) --empty_seconds_;
+  }
+  oldest_stored_s_.set(seconds_.empty() ? kNoneHeld : seconds_.front().second);
+}
+
+}  // namespace gophermq
