@@ -1,12 +1,5 @@
 #include "gophermq/allocator.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <cstdint>
-#include <cstdlib>
-#include <new>
-
 #include "gophermq/sanitizers.h"
 
 #ifdef GOPHERMQ_WITH_MIMALLOC
@@ -25,20 +18,6 @@ std::string allocator_name() {
 #else
   return "libc";
 #endif
-}
-
-void* allocate_resident(std::size_t bytes) {
-  void* block = std::malloc(bytes);
-  if (block == nullptr) throw std::bad_alloc();
-  static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto start = reinterpret_cast<std::uintptr_t>(block);
-  const std::uintptr_t first = (start + page - 1) & ~(page - 1);
-  const std::uintptr_t end = (start + bytes) & ~(page - 1);
-  // Best effort: where the advice is refused, the pages fault in as before.
-  if (end > first && end - first >= 2 * page) {
-    madvise(reinterpret_cast<void*>(first), end - first, MADV_POPULATE_WRITE);
-  }
-  return block;
 }
 
 void return_freed_memory() {

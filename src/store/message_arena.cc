@@ -4,8 +4,6 @@
 #include <cstdlib>
 #include <new>
 
-#include "gophermq/allocator.h"
-
 namespace gophermq {
 
 // A chunk's header; its messages follow it.
@@ -53,7 +51,8 @@ Message* MessageArena::create(std::string_view payload, std::uint32_t stored_s) 
     // large enough for this message (one larger than the largest chunk gets
     // a chunk of its own size).
     const std::size_t capacity = std::max(next_chunk_bytes_, kHeaderBytes + bytes);
-    void* memory = allocate_resident(capacity);
+    void* memory = std::malloc(capacity);
+    if (memory == nullptr) throw std::bad_alloc();
     auto* chunk = new (memory) Chunk;
     chunk->used = kHeaderBytes;
     chunk->capacity = static_cast<std::uint32_t>(capacity);

@@ -4,8 +4,6 @@
 #include <cstring>
 #include <new>
 
-#include "gophermq/allocator.h"
-
 namespace gophermq {
 
 namespace {
@@ -13,10 +11,11 @@ namespace {
 constexpr std::uint64_t kFirstRingSlots = 8;
 constexpr std::uint64_t kFirstDirectorySlots = 8;
 
-// Slots are allocated as the run reaches them, to be filled next.
 template <typename T>
 T* allocate(std::uint64_t count, std::size_t bytes_each) {
-  return static_cast<T*>(allocate_resident(count * bytes_each));
+  void* block = std::malloc(count * bytes_each);
+  if (block == nullptr) throw std::bad_alloc();
+  return static_cast<T*>(block);
 }
 
 }  // namespace
