@@ -15,33 +15,26 @@ PendingAges::PendingAges(ShardCounter& oldest_stored_s) : oldest_stored_s_(oldes
   oldest_stored_s_.set(kNoneHeld);
 }
 
-void PendingAges::stored(std::uint32_t second) {
-  // The shard's clock does not go back: nearly always the newest second.
-  if (!seconds_.empty() && seconds_.back().second == second) {
-    ++seconds_.back().messages;
-    return;
-  }
-  if (seconds_.empty() || seconds_.back().second < second) {
+void PendingAges::count_in(std::uint32_t second) {
+  if (seconds_.empty() || newest_->second < second) {
     seconds_.push_back({second, 1});
+    newest_ = &seconds_.back();
     if (seconds_.size() == 1) oldest_stored_s_.set(second);
     return;
   }
-  // An earlier second than the newest (a clock that did step back).
+  // A second that had emptied behind the front, or an earlier second than
+  // the newest (a clock that did step back).
   auto at = at_or_after(second);
   if (at != seconds_.end() && at->second == second) {
     if (at->messages++ == 0) --empty_seconds_;
     return;
   }
   seconds_.insert(at, {second, 1});
+  newest_ = &seconds_.back();
   oldest_stored_s_.set(seconds_.front().second);
 }
 
-void PendingAges::freed(std::uint32_t second) {
-  assert(!seconds_.empty());
-  if (seconds_.front().second == second) {
-    if (--seconds_.front().messages == 0) pop_empty_front();
-    return;
-  }
+void PendingAges::uncount_later(std::uint32_t second) {
   auto at = at_or_after(second);
   assert(at != seconds_.end() && at->second == second && at->messages > 0);
   if (--at->messages != 0) return;
@@ -50,6 +43,7 @@ void PendingAges::freed(std::uint32_t second) {
   if (++empty_seconds_ * 2 > seconds_.size()) {
     std::erase_if(seconds_, [](const Second& kept) { return kept.messages == 0; });
     empty_seconds_ = 0;
+    newest_ = &seconds_.back();  // the front has messages: it stays
   }
 }
 
@@ -61,6 +55,7 @@ std::deque<PendingAges::Second>::iterator PendingAges::at_or_after(std::uint32_t
 void PendingAges::pop_empty_front() {
   while (!seconds_.empty() && seconds_.front().messages == 0) {
     seconds_.pop_front();
+    if (seconds_.empty()) newest_ = nullptr;
     // The front itself is never counted in empty_seconds_; those behind it are.
     if (!seconds_.empty() && seconds_.front().messages == 0) --empty_seconds_;
   }

@@ -43,6 +43,19 @@ TEST_F(PendingAgesTest, AMessageFreedOutOfOrderLeavesTheOldestAlone) {
   EXPECT_EQ(oldest(), 3u) << "second 2, emptied behind the front, is passed over";
 }
 
+TEST_F(PendingAgesTest, ASecondThatEmptiedTakesMessagesAgain) {
+  ages_.stored(1);
+  ages_.stored(5);
+  ages_.freed(5);  // second 5 is still the clock's: more come in it
+  ages_.stored(5);
+  ages_.freed(1);
+  EXPECT_EQ(oldest(), 5u);
+  ages_.freed(5);
+  EXPECT_EQ(oldest(), UINT64_MAX);
+  ages_.stored(6);
+  EXPECT_EQ(oldest(), 6u);
+}
+
 TEST_F(PendingAgesTest, SecondsEmptiedBehindAnOldMessageDoNotPileUp) {
   // One message stuck for good while every later one comes and goes: the
   // seconds kept stay a small multiple of those that hold messages.

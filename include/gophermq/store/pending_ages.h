@@ -26,10 +26,23 @@ class PendingAges {
   PendingAges(const PendingAges&) = delete;
   PendingAges& operator=(const PendingAges&) = delete;
 
-  // A message stored in `second`.
-  void stored(std::uint32_t second);
-  // A message stored in `second` was freed.
-  void freed(std::uint32_t second);
+  // A message stored in `second`. Per publish: inline, and nearly always
+  // the newest second (the shard's clock does not go back).
+  void stored(std::uint32_t second) {
+    if (newest_ != nullptr && newest_->second == second && newest_->messages != 0) {
+      ++newest_->messages;
+      return;
+    }
+    count_in(second);
+  }
+  // A message stored in `second` was freed. Per message fetched: inline,
+  // and nearly always the oldest second. (There is one: the message was
+  // counted.)
+  void freed(std::uint32_t second) {
+    Second& oldest = seconds_.front();
+    if (oldest.second != second) return uncount_later(second);
+    if (--oldest.messages == 0) pop_empty_front();
+  }
 
   // Seconds with a count kept, those whose messages are all gone but which
   // sit behind an older one included: for tests of the bound on them.
@@ -40,6 +53,10 @@ class PendingAges {
     std::uint32_t second;
     std::uint32_t messages;  // stored in it and not yet freed
   };
+  // stored() past its common case: a new second, or one that had emptied.
+  void count_in(std::uint32_t second);
+  // freed() of a message from a later second than the oldest.
+  void uncount_later(std::uint32_t second);
   // The first second kept that is `second` or later.
   std::deque<Second>::iterator at_or_after(std::uint32_t second);
   // Drops the seconds at the front with no message left and publishes the
@@ -51,6 +68,10 @@ class PendingAges {
   // they go in one pass): at most twice as many seconds as have messages.
   std::deque<Second> seconds_;
   std::size_t empty_seconds_ = 0;  // of those in seconds_, behind the front
+  // seconds_.back(), or null when it is empty. Its end keeps references
+  // valid as the deque grows and shrinks at its ends; only an insert or
+  // erase in the middle (count_in, uncount_later) moves it.
+  Second* newest_ = nullptr;
   ShardCounter& oldest_stored_s_;
 };
 
