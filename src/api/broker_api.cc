@@ -107,7 +107,8 @@ BrokerApi::BrokerApi(unsigned shard_id, unsigned shard_count, PendingBudget& bud
       latencies_(metrics),
       store_(budget, census, ids_, limits),
       feeds_(limits.stream_flush_interval_ms),
-      pattern_routes_(shard_count) {}
+      pattern_routes_(shard_count),
+      patterns_by_owner_(shard_count) {}
 
 void BrokerApi::begin_turn(std::uint64_t now_ns) {
   latencies_.begin_turn(now_ns);

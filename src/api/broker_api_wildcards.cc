@@ -19,9 +19,11 @@
 // then, only when some pattern exists anywhere, each pattern that matches S
 // gets a copy, framed with S (wildcard_message.h): stored here when its
 // queue is here, else sent to its owner as a call that needs no answer,
-// after the publish has been answered (as publish/async is). So a wildcard
-// subscriber on another shard sees the message a moment later (a fetch with
-// wait_ms waits for it), and in publish order for each subject.
+// after the publish has been answered (as publish/async is): one call per
+// owner shard, carrying the copy once for all of that shard's patterns that
+// matched. So a wildcard subscriber on another shard sees the message a
+// moment later (a fetch with wait_ms waits for it), and in publish order for
+// each subject.
 //
 // A copy is stored as any publish is, under the pattern's own bounds: its
 // subscribers' max_pending (and discard), its per-subject bounds and the
@@ -60,6 +62,13 @@ PublishOutcome BrokerApi::publish_batch(std::string_view subject,
   return matched ? PublishOutcome::stored : outcome;
 }
 
+namespace {
+
+// Between the patterns one call carries (see publish_to_patterns()).
+constexpr char kPatternSeparator = '\n';
+
+}  // namespace
+
 bool BrokerApi::publish_to_patterns(std::string_view subject, std::string_view payload) {
   bool matched = false;
   pattern_routes_.for_each_match(subject, [&](const PatternRoutes::Route& route) {
@@ -72,15 +81,26 @@ bool BrokerApi::publish_to_patterns(std::string_view subject, std::string_view p
       if (outcome != PublishOutcome::stored) count_publish(outcome, false);
       return;
     }
+    std::string& patterns = patterns_by_owner_[route.owner];
+    if (patterns.empty()) {
+      copy_owners_.push_back(route.owner);
+    } else {
+      patterns += kPatternSeparator;
+    }
+    patterns += route.pattern;
+  });
+  for (unsigned owner : copy_owners_) {
     ShardCall call{};
     call.endpoint = Endpoint::publish_async;
     call.pattern_note = PatternNote::delivery;
     call.origin_shard = static_cast<std::uint16_t>(shard_id_);
-    call.subject = SubjectCopy(route.pattern);
+    call.subject = SubjectCopy(patterns_by_owner_[owner]);
     call.message.reset(Message::create(wildcard_message_));
-    pattern_calls_.emplace_back(route.owner, std::move(call));
+    pattern_calls_.emplace_back(owner, std::move(call));
     metrics_.cross_shard_calls.add();
-  });
+    patterns_by_owner_[owner].clear();
+  }
+  copy_owners_.clear();
   return matched;
 }
 
@@ -119,10 +139,17 @@ void BrokerApi::serve_pattern_note(ShardCall& call) {
   const std::string_view pattern = call.subject.view();
   switch (call.pattern_note) {
     case PatternNote::delivery: {
-      // No subscriber: the pattern lost its last one after the copy was sent.
-      const PublishOutcome outcome = store_.publish_to_pattern(pattern, call.message->payload());
-      if (outcome != PublishOutcome::stored && outcome != PublishOutcome::no_subscriber) {
-        count_publish(outcome, false);
+      // The copy, for each of this shard's patterns that matched.
+      for (std::size_t from = 0; from <= pattern.size();) {
+        std::size_t end = pattern.find(kPatternSeparator, from);
+        if (end == std::string_view::npos) end = pattern.size();
+        const PublishOutcome outcome =
+            store_.publish_to_pattern(pattern.substr(from, end - from), call.message->payload());
+        // No subscriber: the pattern lost its last one after the copy was sent.
+        if (outcome != PublishOutcome::stored && outcome != PublishOutcome::no_subscriber) {
+          count_publish(outcome, false);
+        }
+        from = end + 1;
       }
       return;
     }

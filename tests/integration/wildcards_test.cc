@@ -179,6 +179,36 @@ TEST_F(WildcardsTest, SeveralPatternsAndExactSubscribersEachGetTheirCopy) {
                              ExpectedFetchBody({"wc.other.c.x"}, exact, "wc.other.c.x")));
 }
 
+TEST_F(WildcardsTest, PatternsOnOneOtherShardShareOneCallPerPublish) {
+  // grp.a.c is on shard 0; four patterns that match it on shard 1. Each
+  // publish sends that shard one call carrying the copy once for all four
+  // (and, from a connection on shard 1, the publish itself to shard 0): at
+  // most two calls, where a call per pattern would be four or five.
+  const std::vector<std::string> patterns = {"grp.>", "grp.a.*", "grp.*.*", "*.a.*"};
+  std::vector<std::string> ids;
+  for (const std::string& pattern : patterns) {
+    ids.push_back(SubscribePattern(pattern));
+    ASSERT_FALSE(ids.back().empty()) << pattern;
+  }
+  constexpr int kPublishes = 10;
+  const double calls_before = Metric("gophermq_cross_shard_calls_total");
+  std::vector<Delivered> expected;
+  for (int i = 0; i < kPublishes; ++i) {
+    const std::string data = Joined({"m", std::to_string(i)});
+    PublishOk("grp.a.c", data);
+    expected.emplace_back("grp.a.c", data);
+  }
+  // Counted as each publish is served, before it is answered.
+  EXPECT_TRUE(MetricBecomes(
+      "gophermq_cross_shard_calls_total",
+      [&](double calls) { return calls - calls_before >= kPublishes; }, ">= one per publish"));
+  EXPECT_LE(Metric("gophermq_cross_shard_calls_total") - calls_before, 2 * kPublishes)
+      << "a call per pattern";
+  for (std::size_t p = 0; p != patterns.size(); ++p) {
+    EXPECT_EQ(Collect(patterns[p], ids[p], kPublishes), expected) << patterns[p];
+  }
+}
+
 TEST_F(WildcardsTest, WithoutTheFlagStarAndGreaterThanAreLiteral) {
   // wc.lit.* (shard 0) as a literal subject, and as a pattern: two
   // subscribers that share nothing. wc.lit.a is on shard 1.

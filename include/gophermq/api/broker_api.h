@@ -265,6 +265,11 @@ class BrokerApi {
   std::vector<std::pair<unsigned, ShardCall>> pattern_calls_;  // see take_pattern_calls()
   std::vector<SubjectStore::PatternChange> pattern_changes_;   // reused
   std::string wildcard_message_;  // a message framed for the patterns, reused
+  // A publish's copies for patterns on other shards, while their matches are
+  // gathered: each owner's matching patterns, one line each (a subject holds
+  // no line feed), and the owners in the order they were first matched.
+  std::vector<std::string> patterns_by_owner_;
+  std::vector<unsigned> copy_owners_;
   // On a pattern's owner, while other shards have yet to learn of it: the
   // answers to its subscribes, held until they have (see hold_until_known()).
   struct PatternAnnouncement {
