@@ -70,10 +70,8 @@ Message* MessageArena::create(std::string_view payload, std::uint32_t stored_s) 
   const std::uint32_t offset = current_->used;
   current_->used += static_cast<std::uint32_t>(bytes);
   ++current_->live;
-  Message* message = Message::place(reinterpret_cast<char*>(current_) + offset, payload, offset);
-  message->set_stored_s(stored_s);
   if (ages_ != nullptr) ages_->stored(stored_s);
-  return message;
+  return Message::place(reinterpret_cast<char*>(current_) + offset, payload, offset, stored_s);
 }
 
 }  // namespace gophermq

@@ -36,7 +36,10 @@ void PendingAges::count_in(std::uint32_t second) {
 
 void PendingAges::uncount_later(std::uint32_t second) {
   auto at = at_or_after(second);
+  // Every message freed was counted in its second: a miss is a bug, which
+  // must not write past the deque in a release build either.
   assert(at != seconds_.end() && at->second == second && at->messages > 0);
+  if (at == seconds_.end() || at->second != second || at->messages == 0) return;
   if (--at->messages != 0) return;
   // Behind the front: left in place (the deque's middle is slow to erase),
   // and swept out once such seconds are half of them all.

@@ -34,16 +34,20 @@ class Message {
     return (sizeof(Message) + payload_size + alignof(Message) - 1) & ~(alignof(Message) - 1);
   }
   // Builds a message at `memory`, footprint(payload.size()) bytes that are
-  // `chunk_offset` bytes into their arena chunk (see MessageArena).
-  static Message* place(void* memory, std::string_view payload, std::uint32_t chunk_offset) {
-    return new (memory) Message(payload, chunk_offset);
+  // `chunk_offset` bytes into their arena chunk (see MessageArena), stored
+  // in second `stored_s`.
+  static Message* place(void* memory, std::string_view payload, std::uint32_t chunk_offset,
+                        std::uint32_t stored_s) {
+    Message* message = new (memory) Message(payload, chunk_offset);
+    message->stored_s_ = stored_s;
+    return message;
   }
 
   std::string_view payload() const { return {bytes(), size_}; }
 
   // When it was stored, in whole seconds of the monotonic clock (for
   // gophermq_oldest_pending_age_seconds; 32 bits last 136 years of uptime).
-  void set_stored_s(std::uint32_t seconds) { stored_s_ = seconds; }
+  // Set once, where it is placed: its arena counts it by this second.
   std::uint32_t stored_s() const { return stored_s_; }
 
   // Only the owner shard touches the holder count, so it is a plain integer.

@@ -36,12 +36,10 @@ class PendingAges {
     count_in(second);
   }
   // A message stored in `second` was freed. Per message fetched: inline,
-  // and nearly always the oldest second. (There is one: the message was
-  // counted.)
+  // and nearly always the oldest second.
   void freed(std::uint32_t second) {
-    Second& oldest = seconds_.front();
-    if (oldest.second != second) return uncount_later(second);
-    if (--oldest.messages == 0) pop_empty_front();
+    if (seconds_.empty() || seconds_.front().second != second) return uncount_later(second);
+    if (--seconds_.front().messages == 0) pop_empty_front();
   }
 
   // Seconds with a count kept, those whose messages are all gone but which
@@ -55,7 +53,8 @@ class PendingAges {
   };
   // stored() past its common case: a new second, or one that had emptied.
   void count_in(std::uint32_t second);
-  // freed() of a message from a later second than the oldest.
+  // freed() of a message from a later second than the oldest (or,
+  // wrongly, of one never counted).
   void uncount_later(std::uint32_t second);
   // The first second kept that is `second` or later.
   std::deque<Second>::iterator at_or_after(std::uint32_t second);
