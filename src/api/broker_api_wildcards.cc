@@ -139,12 +139,14 @@ void BrokerApi::serve_pattern_note(ShardCall& call) {
   const std::string_view pattern = call.subject.view();
   switch (call.pattern_note) {
     case PatternNote::delivery: {
-      // The copy, for each of this shard's patterns that matched.
-      for (std::size_t from = 0; from <= pattern.size();) {
-        std::size_t end = pattern.find(kPatternSeparator, from);
-        if (end == std::string_view::npos) end = pattern.size();
+      // The copy, for each of this shard's patterns that matched: the
+      // "subject" is their list, one a line.
+      const std::string_view patterns = pattern;
+      for (std::size_t from = 0; from <= patterns.size();) {
+        std::size_t end = patterns.find(kPatternSeparator, from);
+        if (end == std::string_view::npos) end = patterns.size();
         const PublishOutcome outcome =
-            store_.publish_to_pattern(pattern.substr(from, end - from), call.message->payload());
+            store_.publish_to_pattern(patterns.substr(from, end - from), call.message->payload());
         // No subscriber: the pattern lost its last one after the copy was sent.
         if (outcome != PublishOutcome::stored && outcome != PublishOutcome::no_subscriber) {
           count_publish(outcome, false);

@@ -45,11 +45,6 @@ class Message {
 
   std::string_view payload() const { return {bytes(), size_}; }
 
-  // When it was stored, in whole seconds of the monotonic clock (for
-  // gophermq_oldest_pending_age_seconds; 32 bits last 136 years of uptime).
-  // Set once, where it is placed: its arena counts it by this second.
-  std::uint32_t stored_s() const { return stored_s_; }
-
   // Only the owner shard touches the holder count, so it is a plain integer.
   void set_holders(std::uint32_t holders) { holders_ = holders; }
   std::uint32_t holders() const { return holders_; }
@@ -80,6 +75,10 @@ class Message {
   // Where its chunk starts, this many bytes before it; 0 for a message of
   // its own allocation.
   std::uint32_t chunk_offset_;
+  // When it was stored, in whole seconds of the monotonic clock (for
+  // gophermq_oldest_pending_age_seconds; 32 bits last 136 years of uptime).
+  // Set once, where it is placed: its arena counted it by this second, and
+  // uncounts it by the same when it is freed.
   std::uint32_t stored_s_ = 0;
 };
 static_assert(sizeof(Message) == 16, "the per-message header is part of the memory target");
