@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "gophermq/ascii.h"
+#include "gophermq/store/subject_hasher.h"
 
 namespace gophermq {
 namespace {
@@ -14,6 +15,10 @@ namespace {
 constexpr bool dash_before(std::size_t byte) {
   return byte == 4 || byte == 6 || byte == 8 || byte == 10;
 }
+
+// The slot mask's keyed hash: SipHash under a key drawn once per process, so
+// ids parse the same on every shard.
+const SubjectHasher slot_mask_hash;
 
 // A hex digit of the canonical, lower-case form, or -1.
 int lower_hex_value(char c) { return ascii_lower(c) == c ? hex_value(c) : -1; }
@@ -26,6 +31,11 @@ void SubscriberId::write_text(char* out) const {
     *out++ = kHexDigits[bytes[i] >> 4];
     *out++ = kHexDigits[bytes[i] & 0xf];
   }
+}
+
+std::uint32_t SubscriberId::slot_mask() const {
+  return static_cast<std::uint32_t>(
+      slot_mask_hash(std::string_view(reinterpret_cast<const char*>(bytes.data()), 4)));
 }
 
 std::optional<SubscriberId> SubscriberId::parse(std::string_view text) {
@@ -60,7 +70,7 @@ SubscriberId SubscriberIdSource::next(std::uint32_t slot) {
   used_ += id.bytes.size();
   id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0f) | 0x40);  // version 4
   id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  const std::uint32_t folded = slot ^ id.word(0);
+  const std::uint32_t folded = slot ^ id.slot_mask();
   std::memcpy(id.bytes.data() + 12, &folded, sizeof folded);
   return id;
 }

@@ -151,6 +151,28 @@ TEST(SubscriberId, SameSlotGivesDifferentIds) {
       << "the last group shows no plain counter";
 }
 
+TEST(SubscriberId, TheSlotDoesNotShowThroughTheOtherBytes) {
+  // The last group must not be the slot XORed with another group of the id:
+  // the first subscriber's id would end in its own first eight digits, and
+  // anyone could read how many subscribers a subject has. By chance a group
+  // matches once in 2^32; with 3 groups and 20000 ids, almost never.
+  constexpr std::uint32_t kIds = 20000;
+  SubscriberIdSource source;
+  int shown = 0;
+  for (std::uint32_t slot = 0; slot < kIds; ++slot) {
+    const SubscriberId id = source.next(slot);
+    const auto group = [&id](std::size_t at) {
+      return static_cast<std::uint32_t>(id.bytes[at]) | id.bytes[at + 1] << 8 |
+             id.bytes[at + 2] << 16 | static_cast<std::uint32_t>(id.bytes[at + 3]) << 24;
+    };
+    for (std::size_t at = 0; at < 12; at += 4) {
+      if ((group(12) ^ group(at)) == slot) ++shown;
+    }
+    ASSERT_EQ(id.slot(), slot);
+  }
+  EXPECT_LE(shown, 1) << "ids whose last group is the slot XOR another group";
+}
+
 TEST(SubscriberId, ParsesKnownText) {
   std::optional<SubscriberId> parsed = SubscriberId::parse("f47ac10b-58cc-4372-a567-0e02b2c3d479");
   ASSERT_TRUE(parsed.has_value());

@@ -5,9 +5,12 @@
 // subscribers, so a fetch finds the subscriber by indexing, with no id table
 // to search or to grow. A table of millions of ids grows by rehashing all of
 // them at once, which stalled the shard for tens of milliseconds. The last
-// four bytes hold the slot XORed with the first four, which are random, so the
-// id still looks random. The other 90 random bits are what a fetch must match:
-// guessing someone's id is as hopeless as before.
+// four bytes hold the slot XORed with a keyed hash of the first four, which
+// are random: with the key secret (drawn at start), the id still looks
+// random, and neither the slot nor how many subscribers a subject has shows
+// through (a plain XOR with the first four made the last group repeat them
+// for the first subscriber). The other 90 random bits are what a fetch must
+// match: guessing someone's id is as hopeless as before.
 #pragma once
 
 #include <array>
@@ -32,10 +35,12 @@ struct SubscriberId {
   static std::optional<SubscriberId> parse(std::string_view text);
 
   // The slot folded in by SubscriberIdSource::next().
-  std::uint32_t slot() const { return word(12) ^ word(0); }
+  std::uint32_t slot() const { return word(12) ^ slot_mask(); }
 
  private:
   friend class SubscriberIdSource;
+  // What the slot is XORed with: a keyed hash of bytes 0 to 3.
+  std::uint32_t slot_mask() const;
   std::uint32_t word(std::size_t at) const {
     std::uint32_t value;
     std::memcpy(&value, bytes.data() + at, sizeof value);
