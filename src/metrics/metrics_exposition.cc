@@ -341,6 +341,10 @@ void render_metrics(const MetricsSources& sources, std::string& out) {
       "Times a cross-shard call waited for room in a full queue (back-pressure).",
       sum_shards(sources, [](const ShardMetrics& m) { return m.cross_shard_queue_full.read(); }));
   append_counter(
+      out, "gophermq_receive_pauses_total",
+      "Times a shard stopped receiving from its clients because its cross-shard calls backed up.",
+      sum_shards(sources, [](const ShardMetrics& m) { return m.receive_pauses.read(); }));
+  append_counter(
       out, "gophermq_wake_fallbacks_total",
       "Wake-ups of another shard sent through its eventfd because MSG_RING failed.",
       sum_shards(sources, [](const ShardMetrics& m) { return m.wake_fallbacks.read(); }));

@@ -253,13 +253,21 @@ void ConnectionTable::on_receive(const Completion& completion) {
 
 // A connection whose input is held receives nothing once a little waits
 // unread, for as long as its requests wait: a long-poll's, up to its
-// wait_ms. A client that went meanwhile would go unseen, and a message
-// could be handed to its dead connection and lost. A poll sees the FIN (or
-// a reset) without reading the bytes sent before it, which stay in the
-// kernel for when the hold ends.
+// wait_ms. While a shard's receiving is paused (pause_receiving()), none of
+// its connections receives, held or not; one owed an answer may be a
+// long-poll's too (one whose small max_bytes held nothing). A client that
+// went meanwhile would go unseen, and a message could be handed to its dead
+// connection and lost. A poll sees the FIN (or a reset) without reading the
+// bytes sent before it, which stay in the kernel for when receiving resumes.
 void ConnectionTable::watch_for_hangup(Connection& connection) {
-  if (!connection.input_held || connection.receive_armed || connection.hangup_watched ||
-      connection.hangup_seen || connection.peer_closed || connection.closing || connection.fd < 0) {
+  if (connection.receive_armed || connection.hangup_watched || connection.hangup_seen ||
+      connection.peer_closed || connection.closing || connection.fd < 0) {
+    return;
+  }
+  // Paused, only a connection owed an answer can lose one to a hangup: the
+  // others are not watched, so a pause costs no submission for them.
+  if (!connection.input_held &&
+      !(receiving_paused_ && protocol_.progress(connection).answers_owed != 0)) {
     return;
   }
   io_uring_sqe* sqe = loop_.next_sqe();
@@ -636,6 +644,7 @@ void ConnectionTable::cut_off(Connection& connection, CloseReason reason) {
 
 void ConnectionTable::pause_receiving() {
   receiving_paused_ = true;
+  metrics_.receive_pauses.add();
   for (auto& connection : connections_) {
     if (connection->fd < 0 || !connection->receive_armed || connection->close_submitted) continue;
     cancel_receive(*connection);

@@ -6,11 +6,18 @@
 //
 // Nothing here sleeps to see that a fetch waits: a test waits until the
 // broker reports it (gophermq_waiting_fetches), then acts.
+#include <dirent.h>
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -41,6 +48,55 @@ std::string ExpectedExtendedBody(const std::vector<std::string>& data, std::stri
   return body;
 }
 
+// Stops one thread of the broker until destroyed: ptrace stops the thread it
+// is attached to and no other, so one shard stalls (as a swamped one would)
+// while the rest serve on.
+class StoppedThread {
+ public:
+  StoppedThread(pid_t pid, std::string_view name) {
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    DIR* dir = ::opendir(tasks.c_str());
+    if (dir == nullptr) {
+      error_ = "cannot list " + tasks;
+      return;
+    }
+    while (dirent* entry = ::readdir(dir)) {
+      std::string comm;
+      std::getline(std::ifstream(tasks + "/" + entry->d_name + "/comm"), comm);
+      if (comm == name) tid_ = static_cast<pid_t>(std::stoi(entry->d_name));
+    }
+    ::closedir(dir);
+    if (tid_ < 0) {
+      error_ = "no thread named " + std::string(name);
+      return;
+    }
+    if (::ptrace(PTRACE_SEIZE, tid_, nullptr, nullptr) != 0) {
+      error_ = std::string("ptrace(PTRACE_SEIZE): ") + std::strerror(errno);
+      tid_ = -1;
+      return;
+    }
+    int status = 0;
+    if (::ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0 ||
+        ::waitpid(tid_, &status, __WALL) != tid_ || !WIFSTOPPED(status)) {
+      error_ = "the thread did not stop";
+    }
+  }
+  ~StoppedThread() { Resume(); }
+  StoppedThread(const StoppedThread&) = delete;
+  StoppedThread& operator=(const StoppedThread&) = delete;
+
+  // Empty when the thread is stopped.
+  const std::string& error() const { return error_; }
+  void Resume() {
+    if (tid_ >= 0) ::ptrace(PTRACE_DETACH, tid_, nullptr, nullptr);
+    tid_ = -1;
+  }
+
+ private:
+  pid_t tid_ = -1;
+  std::string error_;
+};
+
 class LongPollTest : public BrokerTest {
  protected:
   std::optional<BrokerOptions> Options() const override {
@@ -60,6 +116,35 @@ class LongPollTest : public BrokerTest {
     std::unique_ptr<HttpClient> client = SendFetch(subject, id, R"("wait_ms":20000)");
     EXPECT_TRUE(WaitingFetchesReach(waiting));
     return client;
+  }
+
+  // Which shard answered what `probe` sent (one GET /ready): the one whose
+  // request count moved. -1 when none did.
+  int ShardThatAnswers(const std::function<void()>& probe, int shards) {
+    std::vector<double> before;
+    for (int shard = 0; shard < shards; ++shard) before.push_back(Metric(ShardRequests(shard)));
+    probe();
+    for (int shard = 0; shard < shards; ++shard) {
+      if (Metric(ShardRequests(shard)) != before[shard]) return shard;
+    }
+    return -1;
+  }
+  // A new connection that shard `shard` accepted: the kernel spreads them by
+  // the client's port, so a few tries find one.
+  std::unique_ptr<HttpClient> ConnectOnShard(int shard, int shards) {
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      std::unique_ptr<HttpClient> client = Connect();
+      HttpResponse ready;
+      const int answered = ShardThatAnswers(
+          [&] { EXPECT_TRUE(client->Request("GET", "/ready", "", &ready)) << client->error(); },
+          shards);
+      if (answered == shard) return client;
+    }
+    ADD_FAILURE() << "no connection landed on shard " << shard;
+    return nullptr;
+  }
+  static std::string ShardRequests(int shard) {
+    return Joined({"gophermq_shard_requests_total{shard=\"", std::to_string(shard), "\"}"});
   }
 };
 
@@ -198,6 +283,93 @@ TEST_F(LongPollTest, AClientThatGoesWithRequestsHeldBehindItsWaitTakesNothing) {
     PublishOk(subject, "kept");
     EXPECT_EQ(Fetch(subject, id), std::vector<std::string>{"kept"});
   }
+}
+
+// A shard whose calls to another shard back up (that shard is swamped, or
+// here stopped) stops receiving from all its clients until they drain. A
+// long-poll client that goes meanwhile must still be seen, or the next
+// message would be handed to its dead connection and lost.
+TEST_F(LongPollTest, AClientThatGoesWhileItsShardStopsReceivingTakesNothing) {
+  constexpr int kShards = 3;
+  // One connection may pipeline as many publishes as it takes to back up.
+  ASSERT_NO_FATAL_FAILURE(StartBroker(
+      MonitoredOptions({"--broker.cores=3", "--broker.max-pipeline-depth=65536",
+                        "--broker.max-waiting-fetches=3", "--broker.max-fetch-wait=20s"})));
+  // Shard 0 holds the long poll and will pause; shard 1 stalls; shard 2
+  // publishes. Which shard owns a subject: the one where subscribing to it
+  // is no cross-shard call.
+  std::unique_ptr<HttpClient> waiter = ConnectOnShard(0, kShards);
+  std::unique_ptr<HttpClient> on_stalled = ConnectOnShard(1, kShards);
+  std::unique_ptr<HttpClient> publisher = ConnectOnShard(2, kShards);
+  ASSERT_TRUE(waiter && on_stalled && publisher);
+  const auto owned_by = [&](HttpClient& local, std::string_view stem) {
+    for (int n = 0; n < 1000; ++n) {
+      const std::string subject = Numbered(stem, n);
+      const double calls = Metric("gophermq_cross_shard_calls_total");
+      HttpResponse subscribed;
+      EXPECT_TRUE(local.Request("POST", "/api/subscribe", SubscribeBody(subject), &subscribed));
+      const std::optional<SubscribeReply> reply = DecodeSubscribeReply(subscribed.body);
+      if (!reply) break;
+      if (Metric("gophermq_cross_shard_calls_total") == calls) {
+        return std::make_pair(subject, reply->id);
+      }
+    }
+    ADD_FAILURE() << "no subject " << stem << "N is owned by the connection's shard, or a "
+                  << "subscribe failed";
+    return std::make_pair(std::string(), std::string());
+  };
+  const auto [subject, id] = owned_by(*waiter, "lp.paused.");
+  const std::string stalled_subject = owned_by(*on_stalled, "lp.stalled.").first;
+
+  // A small max_bytes reserves little room for the answer, so the wait does
+  // not hold the connection's input (a large one would, and a held
+  // connection's hangup is watched for anyway): its receive is armed as
+  // usual, until the pause cancels it.
+  ASSERT_TRUE(waiter->SendRaw(FormatRequest(
+      "POST", "/api/fetch", SubscriberBody(subject, id, R"("wait_ms":20000,"max_bytes":1024)"))));
+  ASSERT_TRUE(WaitingFetchesReach(1));
+
+  // A connection on shard 0 for the flood, found before shard 1 stalls (a
+  // probe there would go unanswered).
+  std::unique_ptr<RawSocket> flood;
+  for (int attempt = 0; attempt < 200 && !flood; ++attempt) {
+    auto socket = std::make_unique<RawSocket>();
+    ASSERT_TRUE(socket->Connect(port())) << socket->error();
+    const int answered = ShardThatAnswers(
+        [&] {
+          std::string answer;
+          EXPECT_TRUE(socket->SendAll(FormatRequest("GET", "/ready", "")));
+          EXPECT_TRUE(socket->ReadUntil("\r\n\r\n", milliseconds(5000), &answer));
+        },
+        kShards);
+    if (answered == 0) flood = std::move(socket);
+  }
+  ASSERT_TRUE(flood) << "no connection landed on shard 0";
+
+  StoppedThread stalled(broker_->pid(), "shard-1");
+  ASSERT_EQ(stalled.error(), "");
+  // Publishes for the stalled shard, as many as shard 0 takes before it
+  // stops receiving.
+  std::string publishes;
+  const std::string one = FormatRequest("POST", "/api/publish", PublishBody(stalled_subject, "x"));
+  while (publishes.size() < 40'000 * one.size()) publishes += one;
+  flood->Send(publishes, milliseconds(300));
+  ASSERT_TRUE(MetricBecomes(
+      "gophermq_receive_pauses_total", [](double pauses) { return pauses >= 1; },
+      "shard 0 stopped receiving"));
+
+  waiter->Close();
+  EXPECT_TRUE(WaitingFetchesReach(0)) << "the wait ends with its client, though shard 0 is paused";
+  HttpResponse published;
+  ASSERT_TRUE(publisher->Request("POST", "/api/publish", PublishBody(subject, "kept"), &published));
+  EXPECT_TRUE(IsJsonResponse(published, 200, kOkBody));
+
+  stalled.Resume();
+  flood->Close();
+  HttpResponse fetched;
+  ASSERT_TRUE(publisher->Request("POST", "/api/fetch", FetchBody(subject, id), &fetched));
+  EXPECT_TRUE(IsJsonResponse(fetched, 200, ExpectedFetchBody({"kept"}, id, subject)))
+      << Describe(fetched);
 }
 
 TEST_F(LongPollTest, UnsubscribeAnswersItsWaitingFetches404) {

@@ -358,6 +358,7 @@ TEST_F(MetricsTest, DeclaresEveryFamilyOfTheContract) {
       {"gophermq_async_publish_failures_total", "counter"},
       {"gophermq_cross_shard_calls_total", "counter"},
       {"gophermq_cross_shard_queue_full_total", "counter"},
+      {"gophermq_receive_pauses_total", "counter"},
       {"gophermq_shard_requests_total", "counter"},
       {"gophermq_build_info", "gauge"},
       // api-extensions.md §11

@@ -120,8 +120,9 @@ struct ShardMetrics {
   std::array<ShardCounter, kCloseReasonNames.size()> connections_closed;
   ShardCounter received_bytes;
   ShardCounter sent_bytes;
-  ShardCounter input_holds;   // a connection owed too much: its requests wait unread
-  ShardCounter unsent_bytes;  // gauge: answer bytes owed to clients, set once a turn
+  ShardCounter input_holds;     // a connection owed too much: its requests wait unread
+  ShardCounter receive_pauses;  // the shard stopped receiving: its cross-shard calls backed up
+  ShardCounter unsent_bytes;    // gauge: answer bytes owed to clients, set once a turn
 
   ShardCounter unsubscribes;         // by POST /api/unsubscribe
   ShardCounter subscribers_expired;  // idle past their inactive threshold
