@@ -17,8 +17,12 @@ constexpr bool dash_before(std::size_t byte) {
 }
 
 // The slot mask's keyed hash: SipHash under a key drawn once per process, so
-// ids parse the same on every shard.
-const SubjectHasher slot_mask_hash;
+// ids parse the same on every shard. Made on first use, so no static
+// initialiser can meet it unkeyed.
+const SubjectHasher& slot_mask_hash() {
+  static const SubjectHasher hasher;
+  return hasher;
+}
 
 // A hex digit of the canonical, lower-case form, or -1.
 int lower_hex_value(char c) { return ascii_lower(c) == c ? hex_value(c) : -1; }
@@ -35,7 +39,7 @@ void SubscriberId::write_text(char* out) const {
 
 std::uint32_t SubscriberId::slot_mask() const {
   return static_cast<std::uint32_t>(
-      slot_mask_hash(std::string_view(reinterpret_cast<const char*>(bytes.data()), 4)));
+      slot_mask_hash()(std::string_view(reinterpret_cast<const char*>(bytes.data()), 4)));
 }
 
 std::optional<SubscriberId> SubscriberId::parse(std::string_view text) {
